@@ -1,0 +1,119 @@
+//! Settings, read once at cold start. A bad setting is an init error naming the variable.
+
+use serde::Deserialize;
+use std::collections::BTreeSet;
+
+pub const TABLE_VAR: &str = "PUSHDEPLOY_TABLE";
+pub const CLUSTERS_VAR: &str = "PUSHDEPLOY_CLUSTERS";
+pub const RULES_VAR: &str = "PUSHDEPLOY_RULES";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The DynamoDB deployment ledger.
+    pub table: String,
+    /// When set, only services in these clusters (by name) are deployed.
+    pub clusters: Option<BTreeSet<String>>,
+    /// Central follow rules, in addition to service tags.
+    pub rules: Vec<Rule>,
+}
+
+/// One entry of `PUSHDEPLOY_RULES`: service `cluster`/`service` follows `repository`:`tag`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub repository: String,
+    pub tag: String,
+    /// Cluster name or ARN.
+    pub cluster: String,
+    /// Service name or ARN.
+    pub service: String,
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{TABLE_VAR} is not set: it must name the DynamoDB deployment ledger table")]
+    MissingTable,
+    #[error("{RULES_VAR} is not a JSON array of {{\"repository\",\"tag\",\"cluster\",\"service\",\"container\"?}}: {0}")]
+    BadRules(String),
+    #[error("{RULES_VAR} entry {index} has an empty {field}")]
+    EmptyRuleField { index: usize, field: &'static str },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let set = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let table = set(TABLE_VAR).ok_or(ConfigError::MissingTable)?;
+        let clusters = set(CLUSTERS_VAR).map(|list| {
+            list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(|c| resource_name(c).to_string()).collect()
+        });
+        let rules = match set(RULES_VAR) {
+            None => Vec::new(),
+            Some(json) => parse_rules(&json)?,
+        };
+        Ok(Config { table, clusters, rules })
+    }
+}
+
+fn parse_rules(json: &str) -> Result<Vec<Rule>, ConfigError> {
+    let rules: Vec<Rule> = serde_json::from_str(json).map_err(|e| ConfigError::BadRules(e.to_string()))?;
+    for (index, rule) in rules.iter().enumerate() {
+        for (field, value) in [("repository", &rule.repository), ("tag", &rule.tag), ("cluster", &rule.cluster), ("service", &rule.service)] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::EmptyRuleField { index, field });
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// The last path segment of an ECS ARN (`…:cluster/prod` -> `prod`), or the name itself.
+pub fn resource_name(name_or_arn: &str) -> &str {
+    if name_or_arn.starts_with("arn:") {
+        name_or_arn.rsplit('/').next().unwrap_or(name_or_arn)
+    } else {
+        name_or_arn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn reads_table_clusters_and_rules() {
+        let c = config(&[
+            (TABLE_VAR, "ledger"),
+            (CLUSTERS_VAR, " prod, arn:aws:ecs:us-east-1:123456789012:cluster/staging ,"),
+            (RULES_VAR, r#"[{"repository":"web","tag":"latest","cluster":"prod","service":"web","container":"app"}]"#),
+        ])
+        .unwrap();
+        assert_eq!(c.table, "ledger");
+        assert_eq!(c.clusters.unwrap().into_iter().collect::<Vec<_>>(), ["prod", "staging"]);
+        assert_eq!(c.rules[0].container.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable() {
+        assert_eq!(config(&[]), Err(ConfigError::MissingTable));
+        let err = config(&[(TABLE_VAR, "t"), (RULES_VAR, r#"{"repository":"web"}"#)]).unwrap_err();
+        assert!(err.to_string().starts_with("PUSHDEPLOY_RULES is not a JSON array"), "{err}");
+        let err = config(&[(TABLE_VAR, "t"), (RULES_VAR, r#"[{"repository":"web","tag":"latest","cluster":"c","service":"s","contianer":"x"}]"#)]).unwrap_err();
+        assert!(err.to_string().contains("unknown field `contianer`"), "{err}");
+        assert_eq!(
+            config(&[(TABLE_VAR, "t"), (RULES_VAR, r#"[{"repository":"web","tag":"","cluster":"c","service":"s"}]"#)]),
+            Err(ConfigError::EmptyRuleField { index: 0, field: "tag" })
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! The edge: a raw invocation payload becomes a typed [`Push`] exactly once, or a typed
+//! [`NotDeployable`] reason. Code past this module never sees a half-valid event.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
+
+pub const ECR_SOURCE: &str = "aws.ecr";
+pub const ECR_IMAGE_ACTION: &str = "ECR Image Action";
+
+/// The `detail` of an ECR `ECR Image Action` event, as EventBridge delivers it.
+/// Every field is optional here so that a missing one becomes a precise reason, not a serde error.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EcrImageActionDetail {
+    pub action_type: Option<String>,
+    pub result: Option<String>,
+    pub repository_name: Option<String>,
+    pub image_digest: Option<String>,
+    pub image_tag: Option<String>,
+    pub manifest_media_type: Option<String>,
+    pub artifact_media_type: Option<String>,
+}
+
+/// An image digest that is exactly `sha256:` followed by 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(String);
+
+impl Digest {
+    pub fn parse(raw: &str) -> Result<Self, NotDeployable> {
+        let hex = raw
+            .strip_prefix("sha256:")
+            .ok_or_else(|| NotDeployable::BadDigest(raw.to_string()))?;
+        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            Ok(Digest(raw.to_string()))
+        } else {
+            Err(NotDeployable::BadDigest(raw.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A successful push of a tagged image: the only thing pushdeploy deploys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    pub event_id: String,
+    pub account: String,
+    pub region: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: Digest,
+    pub pushed_at: DateTime<Utc>,
+    pub manifest_media_type: Option<String>,
+    pub artifact_media_type: Option<String>,
+}
+
+impl Push {
+    /// A total order over pushes that every invocation computes the same way: push time first,
+    /// event id to break ties between pushes in the same second (EventBridge times have
+    /// one-second resolution). Its string form sorts the same way, so DynamoDB can compare it.
+    pub fn order_key(&self) -> String {
+        order_key(&self.pushed_at, &self.event_id)
+    }
+
+    pub fn pushed_at_text(&self) -> String {
+        timestamp_text(&self.pushed_at)
+    }
+}
+
+pub fn timestamp_text(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn order_key(pushed_at: &DateTime<Utc>, event_id: &str) -> String {
+    format!("{}#{}", timestamp_text(pushed_at), event_id)
+}
+
+/// Why an event is not a deployable push. Final: Lambda must not retry these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotDeployable {
+    #[error("the payload is not an EventBridge event: {0}")]
+    NotEventBridge(String),
+    #[error("the event is {event_source:?} / {detail_type:?}, not an ECR image action (aws.ecr / ECR Image Action)")]
+    NotEcrImageAction { event_source: String, detail_type: String },
+    #[error("the event has no {0}, so it cannot be traced or ordered")]
+    MissingEnvelopeField(&'static str),
+    #[error("the event's detail is not an ECR image action detail: {0}")]
+    BadDetail(String),
+    #[error("action-type is {0:?}; only PUSH deploys")]
+    NotAPush(String),
+    #[error("the push result is {0:?}; only SUCCESS deploys")]
+    NotSuccessful(String),
+    #[error("the push has no image-tag (an untagged push is never deployed)")]
+    Untagged,
+    #[error("the push has no {0}")]
+    MissingDetailField(&'static str),
+    #[error("image-digest {0:?} is not sha256: followed by 64 lowercase hex digits")]
+    BadDigest(String),
+    #[error("repository-name {0:?} is not a valid ECR repository name")]
+    BadRepository(String),
+    #[error("image-tag {0:?} is not a valid image tag")]
+    BadTag(String),
+}
+
+/// What the edge learned about an event that was not deployable: its id when it had one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub event_id: Option<String>,
+    pub reason: NotDeployable,
+}
+
+pub fn parse_push(payload: Value) -> Result<Push, Ignored> {
+    let envelope: EventBridgeEvent<Value> = serde_json::from_value(payload).map_err(|e| Ignored {
+        event_id: None,
+        reason: NotDeployable::NotEventBridge(e.to_string()),
+    })?;
+    let event_id = envelope.id.clone().filter(|id| !id.is_empty());
+    let ignored = |reason| Ignored { event_id: event_id.clone(), reason };
+    if envelope.source != ECR_SOURCE || envelope.detail_type != ECR_IMAGE_ACTION {
+        return Err(ignored(NotDeployable::NotEcrImageAction {
+            event_source: envelope.source,
+            detail_type: envelope.detail_type,
+        }));
+    }
+    let detail: EcrImageActionDetail = serde_json::from_value(envelope.detail)
+        .map_err(|e| ignored(NotDeployable::BadDetail(e.to_string())))?;
+    push_from(envelope.id, envelope.account, envelope.region, envelope.time, detail)
+        .map_err(ignored)
+}
+
+fn push_from(
+    id: Option<String>,
+    account: Option<String>,
+    region: Option<String>,
+    time: Option<DateTime<Utc>>,
+    detail: EcrImageActionDetail,
+) -> Result<Push, NotDeployable> {
+    let action = detail.action_type.ok_or(NotDeployable::MissingDetailField("action-type"))?;
+    if action != "PUSH" {
+        return Err(NotDeployable::NotAPush(action));
+    }
+    let result = detail.result.ok_or(NotDeployable::MissingDetailField("result"))?;
+    if result != "SUCCESS" {
+        return Err(NotDeployable::NotSuccessful(result));
+    }
+    let tag = detail.image_tag.filter(|t| !t.is_empty()).ok_or(NotDeployable::Untagged)?;
+    if !is_valid_tag(&tag) {
+        return Err(NotDeployable::BadTag(tag));
+    }
+    let repository = detail
+        .repository_name
+        .ok_or(NotDeployable::MissingDetailField("repository-name"))?;
+    if !is_valid_repository(&repository) {
+        return Err(NotDeployable::BadRepository(repository));
+    }
+    let digest = Digest::parse(
+        detail
+            .image_digest
+            .as_deref()
+            .ok_or(NotDeployable::MissingDetailField("image-digest"))?,
+    )?;
+    let non_empty = |v: Option<String>, name| v.filter(|s| !s.is_empty()).ok_or(NotDeployable::MissingEnvelopeField(name));
+    Ok(Push {
+        event_id: non_empty(id, "id")?,
+        account: non_empty(account, "account")?,
+        region: non_empty(region, "region")?,
+        pushed_at: time.ok_or(NotDeployable::MissingEnvelopeField("time"))?,
+        repository,
+        tag,
+        digest,
+        manifest_media_type: detail.manifest_media_type,
+        artifact_media_type: detail.artifact_media_type,
+    })
+}
+
+/// Docker's tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let mut bytes = tag.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric() || b == b'_')
+        && tag.len() <= 128
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+/// ECR's repository-name grammar: slash-separated components of lowercase alphanumerics
+/// joined by single `.`, `_` or `-`, 2 to 256 characters in all.
+pub fn is_valid_repository(name: &str) -> bool {
+    (2..=256).contains(&name.len())
+        && name.split('/').all(|component| {
+            !component.is_empty()
+                && component
+                    .split(['.', '_', '-'])
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(detail: Value) -> Value {
+        json!({
+            "version": "0", "id": "e-1", "detail-type": "ECR Image Action", "source": "aws.ecr",
+            "account": "123456789012", "time": "2026-11-26T12:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": detail
+        })
+    }
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn push_detail() -> Value {
+        json!({"action-type": "PUSH", "result": "SUCCESS", "repository-name": "team/web",
+               "image-digest": DIGEST, "image-tag": "latest",
+               "manifest-media-type": "application/vnd.oci.image.manifest.v1+json"})
+    }
+
+    #[test]
+    fn a_tagged_successful_push_is_deployable() {
+        let push = parse_push(event(push_detail())).unwrap();
+        assert_eq!(push.repository, "team/web");
+        assert_eq!(push.tag, "latest");
+        assert_eq!(push.digest.as_str(), DIGEST);
+        assert_eq!(push.event_id, "e-1");
+        assert_eq!(push.pushed_at_text(), "2026-11-26T12:00:00Z");
+        assert_eq!(push.order_key(), "2026-11-26T12:00:00Z#e-1");
+        assert_eq!(push.manifest_media_type.as_deref(), Some("application/vnd.oci.image.manifest.v1+json"));
+    }
+
+    fn reason_for(payload: Value) -> NotDeployable {
+        parse_push(payload).unwrap_err().reason
+    }
+
+    #[test]
+    fn everything_else_is_ignored_with_a_reason() {
+        let with = |key: &str, value: Value| {
+            let mut d = push_detail();
+            d[key] = value;
+            event(d)
+        };
+        let without = |key: &str| {
+            let mut d = push_detail();
+            d.as_object_mut().unwrap().remove(key);
+            event(d)
+        };
+        assert_eq!(reason_for(with("action-type", json!("DELETE"))), NotDeployable::NotAPush("DELETE".into()));
+        assert_eq!(reason_for(with("result", json!("FAILURE"))), NotDeployable::NotSuccessful("FAILURE".into()));
+        assert_eq!(reason_for(without("image-tag")), NotDeployable::Untagged);
+        assert_eq!(reason_for(with("image-tag", json!(""))), NotDeployable::Untagged);
+        assert_eq!(reason_for(without("image-digest")), NotDeployable::MissingDetailField("image-digest"));
+        assert_eq!(reason_for(with("image-digest", json!("sha256:abc"))), NotDeployable::BadDigest("sha256:abc".into()));
+        assert_eq!(
+            reason_for(with("image-digest", json!(DIGEST.to_uppercase().replace("SHA256", "sha256")))),
+            NotDeployable::BadDigest(DIGEST.to_uppercase().replace("SHA256", "sha256"))
+        );
+        assert_eq!(reason_for(with("repository-name", json!("Web"))), NotDeployable::BadRepository("Web".into()));
+        assert_eq!(reason_for(with("image-tag", json!("a b"))), NotDeployable::BadTag("a b".into()));
+        assert!(matches!(reason_for(with("image-tag", json!(7))), NotDeployable::BadDetail(_)));
+        let mut other = event(push_detail());
+        other["source"] = json!("aws.ecs");
+        assert!(matches!(reason_for(other), NotDeployable::NotEcrImageAction { .. }));
+        let mut no_time = event(push_detail());
+        no_time.as_object_mut().unwrap().remove("time");
+        assert_eq!(reason_for(no_time), NotDeployable::MissingEnvelopeField("time"));
+        for junk in [json!(null), json!([]), json!({}), json!("push")] {
+            assert!(matches!(reason_for(junk), NotDeployable::NotEventBridge(_)));
+        }
+    }
+
+    #[test]
+    fn ignored_events_keep_their_id_for_the_log() {
+        let mut d = push_detail();
+        d["action-type"] = json!("DELETE");
+        assert_eq!(parse_push(event(d)).unwrap_err().event_id.as_deref(), Some("e-1"));
+    }
+
+    #[test]
+    fn repository_and_tag_grammar() {
+        for ok in ["web", "team/web", "a.b-c_d/e2", "ab"] {
+            assert!(is_valid_repository(ok), "{ok}");
+        }
+        for bad in ["", "a", "Web", "team//web", "/web", "web/", "a..b", "-web", "web-"] {
+            assert!(!is_valid_repository(bad), "{bad}");
+        }
+        for ok in ["latest", "v1.4.2", "_x", "sha-3f2a1c", &"a".repeat(128)] {
+            assert!(is_valid_tag(ok), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a:b", "a/b", &"a".repeat(129)] {
+            assert!(!is_valid_tag(bad), "{bad}");
+        }
+    }
+}

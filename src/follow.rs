@@ -1,0 +1,239 @@
+//! Which services follow a push: service tags (the mapping lives with the service) merged with
+//! `PUSHDEPLOY_RULES` (central config), one entry per service.
+
+use crate::config::{resource_name, Config};
+use crate::event::Push;
+use std::collections::BTreeMap;
+
+pub const TAG_REPOSITORY: &str = "pushdeploy:repository";
+pub const TAG_TAG: &str = "pushdeploy:tag";
+pub const TAG_CONTAINER: &str = "pushdeploy:container";
+/// The tag a service follows when it does not say.
+pub const DEFAULT_TAG: &str = "latest";
+
+/// A service by cluster name and service name (unique within one account and region).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    pub cluster: String,
+    pub service: String,
+}
+
+/// A service found by the Resource Groups Tagging API, with all its tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedService {
+    pub arn: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A service that follows the pushed repository and tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follower {
+    pub key: ServiceKey,
+    /// The container to update, when the service or rule names one.
+    pub container: Option<String>,
+    /// Where the follow came from, for the log: "service tags", "PUSHDEPLOY_RULES[0]".
+    pub via: Vec<String>,
+}
+
+/// A service that matched the push but will not be deployed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excluded {
+    pub key: ServiceKey,
+    pub reason: String,
+    /// A configuration problem (fails) rather than a deliberate exclusion (skips).
+    pub is_error: bool,
+}
+
+/// `arn:<partition>:ecs:<region>:<account>:service/<cluster>/<service>` -> its key. The old
+/// ARN format without a cluster (retired by ECS in 2021) cannot be described, so it is rejected.
+pub fn service_key_from_arn(arn: &str) -> Option<ServiceKey> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    let mut parts = resource.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("service"), Some(cluster), Some(service), None) if !cluster.is_empty() && !service.is_empty() => {
+            Some(ServiceKey { cluster: cluster.to_string(), service: service.to_string() })
+        }
+        _ => None,
+    }
+}
+
+pub fn followers(push: &Push, tagged: &[TaggedService], config: &Config) -> Vec<Result<Follower, Excluded>> {
+    let mut by_key: BTreeMap<ServiceKey, Result<Follower, Excluded>> = BTreeMap::new();
+    let mut unusable_arns = Vec::new();
+    let mut add = |key: ServiceKey, container: Option<String>, via: String| {
+        let merged = match by_key.remove(&key) {
+            None => Ok(Follower { key: key.clone(), container, via: vec![via] }),
+            Some(Err(excluded)) => Err(excluded),
+            Some(Ok(mut f)) => match (&f.container, &container) {
+                (Some(a), Some(b)) if a != b => Err(Excluded {
+                    key: key.clone(),
+                    reason: format!("{} name container {a:?} but {via} names {b:?}; make them agree", f.via.join(" and ")),
+                    is_error: true,
+                }),
+                _ => {
+                    f.container = f.container.or(container);
+                    f.via.push(via);
+                    Ok(f)
+                }
+            },
+        };
+        by_key.insert(key, merged);
+    };
+
+    for service in tagged {
+        if service.tags.get(TAG_REPOSITORY) != Some(&push.repository) {
+            continue;
+        }
+        let followed_tag = service.tags.get(TAG_TAG).map(String::as_str).unwrap_or(DEFAULT_TAG);
+        if followed_tag != push.tag {
+            continue;
+        }
+        match service_key_from_arn(&service.arn) {
+            Some(key) => add(key, service.tags.get(TAG_CONTAINER).cloned(), "service tags".to_string()),
+            None => unusable_arns.push(Err(Excluded {
+                key: ServiceKey { cluster: String::new(), service: service.arn.clone() },
+                reason: "the service ARN has no cluster (old ARN format); opt the account into the long ECS ARN format".into(),
+                is_error: true,
+            })),
+        }
+    }
+    for (index, rule) in config.rules.iter().enumerate() {
+        if rule.repository == push.repository && rule.tag == push.tag {
+            let key = ServiceKey {
+                cluster: resource_name(&rule.cluster).to_string(),
+                service: resource_name(&rule.service).to_string(),
+            };
+            add(key, rule.container.clone(), format!("PUSHDEPLOY_RULES[{index}]"));
+        }
+    }
+
+    unusable_arns
+        .into_iter()
+        .chain(by_key.into_values())
+        .map(|selection| match (selection, &config.clusters) {
+            (Ok(f), Some(clusters)) if !clusters.contains(&f.key.cluster) => Err(Excluded {
+                reason: format!("cluster {:?} is not in PUSHDEPLOY_CLUSTERS", f.key.cluster),
+                key: f.key,
+                is_error: false,
+            }),
+            (selection, _) => selection,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Rule;
+    use crate::event::Digest;
+    use chrono::TimeZone;
+
+    fn push(repository: &str, tag: &str) -> Push {
+        Push {
+            event_id: "e".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            repository: repository.into(),
+            tag: tag.into(),
+            digest: Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+            pushed_at: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            manifest_media_type: None,
+            artifact_media_type: None,
+        }
+    }
+
+    fn tagged(cluster: &str, service: &str, tags: &[(&str, &str)]) -> TaggedService {
+        TaggedService {
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}"),
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn config(rules: Vec<Rule>, clusters: Option<&[&str]>) -> Config {
+        Config {
+            table: "t".into(),
+            clusters: clusters.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            rules,
+        }
+    }
+
+    fn rule(cluster: &str, service: &str, tag: &str, container: Option<&str>) -> Rule {
+        Rule {
+            repository: "web".into(),
+            tag: tag.into(),
+            cluster: cluster.into(),
+            service: service.into(),
+            container: container.map(Into::into),
+        }
+    }
+
+    fn keys(selection: &[Result<Follower, Excluded>]) -> Vec<String> {
+        selection
+            .iter()
+            .map(|s| match s {
+                Ok(f) => format!("{}/{}", f.key.cluster, f.key.service),
+                Err(e) => format!("!{}/{}", e.key.cluster, e.key.service),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tags_default_to_latest_and_must_match_exactly() {
+        let services = [
+            tagged("prod", "a", &[(TAG_REPOSITORY, "web")]),
+            tagged("prod", "b", &[(TAG_REPOSITORY, "web"), (TAG_TAG, "v1")]),
+            tagged("prod", "c", &[(TAG_REPOSITORY, "api")]),
+            tagged("prod", "d", &[(TAG_TAG, "latest")]),
+        ];
+        assert_eq!(keys(&followers(&push("web", "latest"), &services, &config(vec![], None))), ["prod/a"]);
+        assert_eq!(keys(&followers(&push("web", "v1"), &services, &config(vec![], None))), ["prod/b"]);
+    }
+
+    #[test]
+    fn rules_and_tags_merge_into_one_entry_per_service() {
+        let services = [tagged("prod", "a", &[(TAG_REPOSITORY, "web"), (TAG_CONTAINER, "app")])];
+        let rules = vec![
+            rule("arn:aws:ecs:us-east-1:123456789012:cluster/prod", "a", "latest", None),
+            rule("prod", "b", "latest", Some("app")),
+            rule("prod", "c", "v2", None),
+        ];
+        let selection = followers(&push("web", "latest"), &services, &config(rules, None));
+        assert_eq!(keys(&selection), ["prod/a", "prod/b"]);
+        let a = selection[0].as_ref().unwrap();
+        assert_eq!(a.container.as_deref(), Some("app"));
+        assert_eq!(a.via, ["service tags", "PUSHDEPLOY_RULES[0]"]);
+    }
+
+    #[test]
+    fn conflicting_containers_are_an_error_not_a_guess() {
+        let services = [tagged("prod", "a", &[(TAG_REPOSITORY, "web"), (TAG_CONTAINER, "app")])];
+        let selection = followers(&push("web", "latest"), &services, &config(vec![rule("prod", "a", "latest", Some("web"))], None));
+        let excluded = selection[0].as_ref().unwrap_err();
+        assert!(excluded.is_error);
+        assert!(excluded.reason.contains("\"app\"") && excluded.reason.contains("\"web\""), "{}", excluded.reason);
+    }
+
+    #[test]
+    fn clusters_setting_limits_both_sources() {
+        let services = [tagged("prod", "a", &[(TAG_REPOSITORY, "web")]), tagged("dev", "b", &[(TAG_REPOSITORY, "web")])];
+        let rules = vec![rule("dev", "c", "latest", None)];
+        let selection = followers(&push("web", "latest"), &services, &config(rules, Some(&["prod"])));
+        assert_eq!(keys(&selection), ["!dev/b", "!dev/c", "prod/a"]);
+        assert!(selection.iter().filter_map(|s| s.as_ref().err()).all(|e| !e.is_error && e.reason.contains("PUSHDEPLOY_CLUSTERS")));
+    }
+
+    #[test]
+    fn service_arns() {
+        assert_eq!(
+            service_key_from_arn("arn:aws:ecs:us-east-1:123456789012:service/prod/web"),
+            Some(ServiceKey { cluster: "prod".into(), service: "web".into() })
+        );
+        assert_eq!(service_key_from_arn("arn:aws:ecs:us-east-1:123456789012:service/web"), None);
+        assert_eq!(service_key_from_arn("garbage"), None);
+        let old = [tagged("x", "y", &[(TAG_REPOSITORY, "web")])].map(|mut t| {
+            t.arn = "arn:aws:ecs:us-east-1:123456789012:service/web".into();
+            t
+        });
+        assert!(followers(&push("web", "latest"), &old, &config(vec![], None))[0].as_ref().unwrap_err().is_error);
+    }
+}

@@ -1,0 +1,152 @@
+//! Container image references, and the one question pushdeploy asks of them: does this image
+//! come from the ECR repository that was pushed to?
+
+use crate::event::{Digest, Push};
+
+/// `[registry/]repository[:tag][@digest]`, split the way Docker splits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub registry: Option<String>,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    pub fn parse(image: &str) -> Option<ImageRef> {
+        let (name_and_tag, digest) = match image.split_once('@') {
+            Some((rest, digest)) => (rest, Some(digest.to_string())),
+            None => (image, None),
+        };
+        // A tag can only follow the last path component; a colon before that is a registry port.
+        let last_slash = name_and_tag.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match name_and_tag[last_slash..].rfind(':') {
+            Some(i) => (&name_and_tag[..last_slash + i], Some(name_and_tag[last_slash + i + 1..].to_string())),
+            None => (name_and_tag, None),
+        };
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+                (Some(first.to_string()), rest.to_string())
+            }
+            _ => (None, name.to_string()),
+        };
+        if repository.is_empty() || tag.as_deref() == Some("") || digest.as_deref() == Some("") {
+            return None;
+        }
+        Some(ImageRef { registry, repository, tag, digest })
+    }
+
+    /// True when this image lives in the ECR repository of the push: same account, same region,
+    /// same repository path. An image of the same name on another registry never matches.
+    pub fn is_from(&self, push: &Push) -> bool {
+        self.repository == push.repository
+            && self
+                .registry
+                .as_deref()
+                .and_then(EcrRegistry::parse)
+                .is_some_and(|r| r.account == push.account && r.region == push.region)
+    }
+
+    /// The same registry and repository, pinned to `digest` (any tag or old digest dropped).
+    pub fn pinned_to(&self, digest: &Digest) -> String {
+        match &self.registry {
+            Some(registry) => format!("{registry}/{}@{digest}", self.repository),
+            None => format!("{}@{digest}", self.repository),
+        }
+    }
+}
+
+/// A private ECR registry host: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrRegistry {
+    pub account: String,
+    pub region: String,
+}
+
+impl EcrRegistry {
+    pub fn parse(host: &str) -> Option<EcrRegistry> {
+        let rest = host
+            .strip_suffix(".amazonaws.com")
+            .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
+        let (account, rest) = rest.split_once('.')?;
+        let region = rest.strip_prefix("dkr.ecr.").or_else(|| rest.strip_prefix("dkr.ecr-fips."))?;
+        let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+        let valid_region = !region.is_empty() && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        (valid_account && valid_region).then(|| EcrRegistry { account: account.to_string(), region: region.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn push(repository: &str) -> Push {
+        Push {
+            event_id: "e".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            repository: repository.into(),
+            tag: "latest".into(),
+            digest: Digest::parse(D).unwrap(),
+            pushed_at: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            manifest_media_type: None,
+            artifact_media_type: None,
+        }
+    }
+
+    #[test]
+    fn parses_tag_digest_and_both() {
+        let r = ImageRef::parse(&format!("{REGISTRY}/team/web:1.2@{D}")).unwrap();
+        assert_eq!(r.registry.as_deref(), Some(REGISTRY));
+        assert_eq!(r.repository, "team/web");
+        assert_eq!(r.tag.as_deref(), Some("1.2"));
+        assert_eq!(r.digest.as_deref(), Some(D));
+        let r = ImageRef::parse("localhost:5000/web").unwrap();
+        assert_eq!((r.registry.as_deref(), r.repository.as_str(), r.tag), (Some("localhost:5000"), "web", None));
+        let r = ImageRef::parse("nginx:1.27").unwrap();
+        assert_eq!((r.registry, r.repository.as_str(), r.tag.as_deref()), (None, "nginx", Some("1.27")));
+        assert_eq!(ImageRef::parse("library/nginx").unwrap().registry, None);
+        assert!(ImageRef::parse("web:").is_none());
+        assert!(ImageRef::parse("web@").is_none());
+    }
+
+    #[test]
+    fn only_the_same_ecr_repository_matches() {
+        let p = push("web");
+        for image in [format!("{REGISTRY}/web"), format!("{REGISTRY}/web:latest"), format!("{REGISTRY}/web@{D}"), format!("{REGISTRY}/web:v1@{D}")] {
+            assert!(ImageRef::parse(&image).unwrap().is_from(&p), "{image}");
+        }
+        for image in [
+            "web:latest".to_string(),                                     // Docker Hub
+            "public.ecr.aws/team/web:latest".to_string(),                 // ECR Public
+            format!("{REGISTRY}/team/web:latest"),                        // another path
+            "210987654321.dkr.ecr.us-east-1.amazonaws.com/web".to_string(), // another account
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web".to_string(), // another region
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example/web".to_string(),
+        ] {
+            assert!(!ImageRef::parse(&image).unwrap().is_from(&p), "{image}");
+        }
+    }
+
+    #[test]
+    fn pinning_keeps_the_registry_and_drops_tag_and_old_digest() {
+        let old = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        let r = ImageRef::parse(&format!("{REGISTRY}/web:latest@{old}")).unwrap();
+        assert_eq!(r.pinned_to(&Digest::parse(D).unwrap()), format!("{REGISTRY}/web@{D}"));
+    }
+
+    #[test]
+    fn ecr_registry_hosts() {
+        assert_eq!(
+            EcrRegistry::parse("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com"),
+            Some(EcrRegistry { account: "123456789012".into(), region: "us-gov-west-1".into() })
+        );
+        assert!(EcrRegistry::parse("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn").is_some());
+        assert!(EcrRegistry::parse("1234.dkr.ecr.us-east-1.amazonaws.com").is_none());
+        assert!(EcrRegistry::parse("public.ecr.aws").is_none());
+    }
+}

@@ -1,0 +1,11 @@
+//! pushdeploy: an ECR push becomes a digest-pinned ECS deployment.
+//!
+//! The edge ([`event`]) turns a raw payload into a typed push; [`follow`] and [`plan`] decide,
+//! over plain data, which services move and how; [`revision`] builds the new task definition;
+//! [`aws`] and [`ledger`] own every AWS call; [`deploy`] puts them together for the handler.
+
+pub mod config;
+pub mod event;
+pub mod follow;
+pub mod image;
+pub mod revision;
