@@ -4,8 +4,12 @@
 //! over plain data, which services move and how; [`revision`] builds the new task definition;
 //! [`aws`] and [`ledger`] own every AWS call; [`deploy`] puts them together for the handler.
 
+pub mod aws;
 pub mod config;
+pub mod deploy;
 pub mod event;
 pub mod follow;
 pub mod image;
+pub mod ledger;
+pub mod plan;
 pub mod revision;

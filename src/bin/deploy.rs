@@ -1,1 +1,21 @@
-fn main() {}
+//! The deploy Lambda function: wiring only. The work is in `pushdeploy::deploy`.
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use pushdeploy::config::Config;
+use pushdeploy::deploy::{Deployer, Invocation};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    // The standard chain: AWS_REGION, credentials, and AWS_ENDPOINT_URL for an emulator.
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deployer = Deployer::new(&sdk, config);
+    let deployer = &deployer;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let invocation = Invocation { request_id: event.context.request_id, deadline_ms: event.context.deadline };
+        deployer.handle(event.payload, &invocation).await.map_err(Diagnostic::from)
+    }))
+    .await
+}

@@ -1,0 +1,244 @@
+//! Every AWS call of the deploy path: one place that maps SDK errors to sentences and decides
+//! which are worth a retry. Retries of single requests are the SDK's (standard mode, settable
+//! with AWS_MAX_ATTEMPTS / AWS_RETRY_MODE); Lambda retries the invocation on top.
+
+use crate::follow::TaggedService;
+use aws_config::SdkConfig;
+use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
+use aws_sdk_ecs::types::{Service, Tag, TaskDefinition, TaskDefinitionField};
+use aws_sdk_resourcegroupstagging::types::TagFilter;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// An AWS call that failed, said so that an operator can act on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} failed{}: {message}", if *.retryable { " (retryable)" } else { "" })]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+    pub retryable: bool,
+}
+
+const RETRYABLE_CODES: [&str; 9] = [
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottledException",
+    "ServerException",
+    "InternalServerError",
+    "ServiceUnavailable",
+];
+
+impl AwsError {
+    pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match &err {
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let code = service.err().code().map(str::to_string);
+                let retryable = status >= 500 || status == 429 || code.as_deref().is_some_and(|c| RETRYABLE_CODES.contains(&c));
+                AwsError {
+                    operation,
+                    message: format!(
+                        "{} (HTTP {status}): {}",
+                        code.as_deref().unwrap_or("UnknownError"),
+                        service.err().message().unwrap_or("no message")
+                    ),
+                    code,
+                    retryable,
+                }
+            }
+            // The request may never have reached AWS, or its answer was lost: safe to try again.
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => AwsError {
+                operation,
+                code: None,
+                message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                retryable: true,
+            },
+            _ => AwsError {
+                operation,
+                code: None,
+                message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                retryable: false,
+            },
+        }
+    }
+}
+
+/// Counts the AWS operations an invocation makes (not SDK-level retries), by `service.Operation`,
+/// so that each invocation can report what it cost.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<String, u32>>>);
+
+impl CallCounter {
+    /// The counts so far, and a fresh start.
+    pub fn take(&self) -> BTreeMap<String, u32> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "pushdeploy::CallCounter"
+    }
+
+    // Once per operation, after the operation's metadata is in the bag (not yet at before_execution).
+    fn read_before_serialization(&self, _: &BeforeSerializationInterceptorContextRef<'_>, _: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+        if let Some(metadata) = cfg.load::<Metadata>() {
+            let key = format!("{}.{}", metadata.service(), metadata.name());
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The AWS clients of the deploy path.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub ecs: aws_sdk_ecs::Client,
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub calls: CallCounter,
+}
+
+/// What DescribeServices found in one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct DescribedServices {
+    pub services: Vec<Service>,
+    /// (service ARN or name, reason) for each service ECS could not describe.
+    pub failures: Vec<(String, String)>,
+}
+
+/// The service's new primary deployment, when ECS reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdatedService {
+    pub deployment_id: Option<String>,
+}
+
+/// DescribeServices takes at most 10 services per call.
+pub const DESCRIBE_SERVICES_BATCH: usize = 10;
+
+impl Aws {
+    /// Clients from the standard configuration chain (AWS_ENDPOINT_URL, AWS_REGION, credentials).
+    pub fn new(sdk: &SdkConfig) -> Aws {
+        let calls = CallCounter::default();
+        Aws {
+            ecs: aws_sdk_ecs::Client::from_conf(aws_sdk_ecs::config::Builder::from(sdk).interceptor(calls.clone()).build()),
+            tagging: aws_sdk_resourcegroupstagging::Client::from_conf(
+                aws_sdk_resourcegroupstagging::config::Builder::from(sdk).interceptor(calls.clone()).build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(calls.clone()).build()),
+            calls,
+        }
+    }
+
+    /// Every ECS service tagged `pushdeploy:repository` = `repository`, in one paginated query.
+    pub async fn tagged_services(&self, repository: &str) -> Result<Vec<TaggedService>, AwsError> {
+        let pages: Vec<_> = self
+            .tagging
+            .get_resources()
+            .resource_type_filters("ecs:service")
+            .tag_filters(TagFilter::builder().key(crate::follow::TAG_REPOSITORY).values(repository).build())
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::from_sdk("tag:GetResources", e))?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|page| page.resource_tag_mapping_list.unwrap_or_default())
+            .filter_map(|mapping| {
+                Some(TaggedService {
+                    arn: mapping.resource_arn?,
+                    tags: mapping.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
+                })
+            })
+            .collect())
+    }
+
+    /// Describes up to [`DESCRIBE_SERVICES_BATCH`] services of one cluster, with their tags.
+    pub async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<DescribedServices, AwsError> {
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(services.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:DescribeServices", e))?;
+        Ok(DescribedServices {
+            failures: out
+                .failures()
+                .iter()
+                .map(|f| (f.arn().unwrap_or("?").to_string(), f.reason().unwrap_or("no reason given").to_string()))
+                .collect(),
+            services: out.services.unwrap_or_default(),
+        })
+    }
+
+    pub async fn describe_task_definition(&self, arn: &str) -> Result<(TaskDefinition, Vec<Tag>), AwsError> {
+        let out = self
+            .ecs
+            .describe_task_definition()
+            .task_definition(arn)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:DescribeTaskDefinition", e))?;
+        let definition = out.task_definition.ok_or_else(|| AwsError {
+            operation: "ecs:DescribeTaskDefinition",
+            code: None,
+            message: format!("ECS returned no task definition for {arn}"),
+            retryable: false,
+        })?;
+        Ok((definition, out.tags.unwrap_or_default()))
+    }
+
+    /// A request builder for [`crate::revision::revision_request`] to fill.
+    pub fn new_revision(&self) -> RegisterTaskDefinitionFluentBuilder {
+        self.ecs.register_task_definition()
+    }
+
+    /// Registers the revision and returns its ARN.
+    pub async fn register_task_definition(&self, request: RegisterTaskDefinitionFluentBuilder) -> Result<String, AwsError> {
+        let out = request.send().await.map_err(|e| AwsError::from_sdk("ecs:RegisterTaskDefinition", e))?;
+        out.task_definition.and_then(|td| td.task_definition_arn).ok_or_else(|| AwsError {
+            operation: "ecs:RegisterTaskDefinition",
+            code: None,
+            message: "ECS returned no task definition ARN".into(),
+            retryable: false,
+        })
+    }
+
+    pub async fn update_service(&self, cluster: &str, service: &str, task_definition: &str) -> Result<UpdatedService, AwsError> {
+        let out = self
+            .ecs
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:UpdateService", e))?;
+        let deployment_id = out.service().and_then(|s| {
+            s.deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY") && d.task_definition() == Some(task_definition))
+                .and_then(|d| d.id().map(str::to_string))
+        });
+        Ok(UpdatedService { deployment_id })
+    }
+}

@@ -1,0 +1,355 @@
+//! The deployment ledger (DynamoDB). Keys, for the readers that come later (rollback,
+//! quarantine, history):
+//!
+//! | item | pk | sk | what it is |
+//! |---|---|---|---|
+//! | head | service ARN | `HEAD` | the service's newest accepted push and its lease: serialises deployments of one service |
+//! | deployment | service ARN | `DEPLOY#<pushed-at>#<event-id>` | one record per (service, deployment); newest last |
+//!
+//! "Latest deployments of service X" is a Query on pk = X, sk begins_with `DEPLOY#`, backwards.
+//! "Has digest D been deployed to X" is a Query of the `by-digest` index on
+//! `service_digest` = `X#D`.
+
+use crate::aws::AwsError;
+use crate::event::Push;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+
+pub const HEAD_SK: &str = "HEAD";
+pub const DEPLOY_PREFIX: &str = "DEPLOY#";
+pub const BY_DIGEST_INDEX: &str = "by-digest";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Claimed; UpdateService not yet confirmed.
+    Deploying,
+    /// UpdateService accepted the new revision.
+    Deployed,
+    /// Gave up for a reason a retry cannot fix.
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Deploying => "deploying",
+            Status::Deployed => "deployed",
+            Status::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Status> {
+        [Status::Deploying, Status::Deployed, Status::Failed].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// One deployment of one push to one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRecord {
+    pub service_arn: String,
+    pub cluster: String,
+    pub service: String,
+    pub event_id: String,
+    pub order_key: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub pushed_at: String,
+    pub container: String,
+    pub previous_task_definition: String,
+    pub new_task_definition: Option<String>,
+    pub deployment_id: Option<String>,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The outcome of trying to take a service for a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The push owns the service until its lease ends. `resumed` is what an earlier, interrupted
+    /// delivery of the same event had recorded.
+    Acquired { resumed: Option<DeploymentRecord> },
+    /// Not now: `retryable` says whether this invocation must fail so Lambda tries again later.
+    Busy { reason: String, retryable: bool },
+    /// A newer push already owns the service.
+    Stale { reason: String },
+    /// This very push was already handled by an earlier delivery.
+    Finished { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the deployment ledger is unavailable: {0}")]
+    Aws(#[from] AwsError),
+    #[error("deployment ledger item {pk} / {sk} is malformed: {problem}")]
+    Malformed { pk: String, sk: String, problem: String },
+    #[error("the ledger head of {0} no longer belongs to this push (taken over after the lease ended)")]
+    LostLease(String),
+}
+
+impl LedgerError {
+    pub fn retryable(&self) -> bool {
+        match self {
+            LedgerError::Aws(e) => e.retryable,
+            LedgerError::Malformed { .. } => false,
+            // Another delivery of the same push took over; it finishes the work.
+            LedgerError::LostLease(_) => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    client: Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn text(item: &Item, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn number(item: &Item, key: &str) -> Option<u64> {
+    item.get(key).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
+
+fn is_condition_failure<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> bool {
+    err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+pub fn deploy_sk(order_key: &str) -> String {
+    format!("{DEPLOY_PREFIX}{order_key}")
+}
+
+impl DeploymentRecord {
+    fn to_item(&self) -> Item {
+        let mut item: Item = [
+            ("pk", &self.service_arn),
+            ("cluster", &self.cluster),
+            ("service", &self.service),
+            ("event_id", &self.event_id),
+            ("order_key", &self.order_key),
+            ("repository", &self.repository),
+            ("tag", &self.tag),
+            ("digest", &self.digest),
+            ("pushed_at", &self.pushed_at),
+            ("container", &self.container),
+            ("previous_task_definition", &self.previous_task_definition),
+            ("created_at", &self.created_at),
+            ("updated_at", &self.updated_at),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), s(v)))
+        .collect();
+        item.insert("sk".into(), s(deploy_sk(&self.order_key)));
+        item.insert("service_digest".into(), s(format!("{}#{}", self.service_arn, self.digest)));
+        item.insert("status".into(), s(self.status.as_str()));
+        for (k, v) in [("new_task_definition", &self.new_task_definition), ("deployment_id", &self.deployment_id), ("reason", &self.reason)] {
+            if let Some(v) = v {
+                item.insert(k.into(), s(v));
+            }
+        }
+        item
+    }
+
+    fn from_item(item: &Item) -> Result<DeploymentRecord, LedgerError> {
+        let malformed = |problem: String| LedgerError::Malformed {
+            pk: text(item, "pk").unwrap_or_default(),
+            sk: text(item, "sk").unwrap_or_default(),
+            problem,
+        };
+        let get = |key: &str| text(item, key).ok_or_else(|| malformed(format!("no {key}")));
+        let status = get("status")?;
+        Ok(DeploymentRecord {
+            service_arn: get("pk")?,
+            cluster: get("cluster")?,
+            service: get("service")?,
+            event_id: get("event_id")?,
+            order_key: get("order_key")?,
+            repository: get("repository")?,
+            tag: get("tag")?,
+            digest: get("digest")?,
+            pushed_at: get("pushed_at")?,
+            container: get("container")?,
+            previous_task_definition: get("previous_task_definition")?,
+            new_task_definition: text(item, "new_task_definition"),
+            deployment_id: text(item, "deployment_id"),
+            status: Status::parse(&status).ok_or_else(|| malformed(format!("unknown status {status:?}")))?,
+            reason: text(item, "reason"),
+            created_at: get("created_at")?,
+            updated_at: get("updated_at")?,
+        })
+    }
+}
+
+impl Ledger {
+    pub fn new(client: Client, table: impl Into<String>) -> Ledger {
+        Ledger { client, table: table.into() }
+    }
+
+    /// Takes `service_arn` for `push` until `lease_until_ms`, atomically: only when no push owns
+    /// it, an older push is done with it (or its lease ended), or an interrupted delivery of this
+    /// same push left it behind.
+    pub async fn claim(&self, service_arn: &str, push: &Push, lease_until_ms: u64, now_ms: u64, now_text: &str) -> Result<Claim, LedgerError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(service_arn))
+            .key("sk", s(HEAD_SK))
+            .update_expression("SET order_key = :order, event_id = :event, digest = :digest, #state = :deploying, lease_until = :lease, updated_at = :now_text REMOVE reason")
+            .condition_expression(
+                "attribute_not_exists(pk) \
+                 OR (order_key < :order AND (#state <> :deploying OR lease_until < :now)) \
+                 OR (event_id = :event AND #state = :deploying AND lease_until < :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":order", s(push.order_key()))
+            .expression_attribute_values(":event", s(&push.event_id))
+            .expression_attribute_values(":digest", s(push.digest.as_str()))
+            .expression_attribute_values(":deploying", s(Status::Deploying.as_str()))
+            .expression_attribute_values(":lease", AttributeValue::N(lease_until_ms.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(":now_text", s(now_text))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let previous = out.attributes.unwrap_or_default();
+                let resumed = if text(&previous, "event_id").as_deref() == Some(push.event_id.as_str()) {
+                    self.record(service_arn, &push.order_key()).await?
+                } else {
+                    None
+                };
+                Ok(Claim::Acquired { resumed })
+            }
+            Err(e) if is_condition_failure(&e) => self.why_not(service_arn, push, now_ms).await,
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
+        }
+    }
+
+    /// Reads the head that refused a claim and says why, in the terms of [`Claim`].
+    async fn why_not(&self, service_arn: &str, push: &Push, now_ms: u64) -> Result<Claim, LedgerError> {
+        let head = self.get(service_arn, HEAD_SK).await?.unwrap_or_default();
+        let state = text(&head, "state").unwrap_or_default();
+        let lease_until = number(&head, "lease_until").unwrap_or(0);
+        let holder_digest = text(&head, "digest").unwrap_or_default();
+        let holder_order = text(&head, "order_key").unwrap_or_default();
+        let leased = state == Status::Deploying.as_str() && lease_until >= now_ms;
+        Ok(if text(&head, "event_id").as_deref() == Some(push.event_id.as_str()) {
+            if leased {
+                Claim::Busy { reason: "a concurrent delivery of this push is deploying it".into(), retryable: false }
+            } else {
+                let why = text(&head, "reason").map(|r| format!(": {r}")).unwrap_or_default();
+                Claim::Finished { reason: format!("an earlier delivery of this push already ended as {state}{why}") }
+            }
+        } else if holder_order > push.order_key() {
+            Claim::Stale { reason: format!("stale push: a newer push ({holder_digest}, {}) already took this service", holder_order.split('#').next().unwrap_or_default()) }
+        } else if leased {
+            Claim::Busy { reason: format!("an older push ({holder_digest}) is still being deployed to this service; retry once it is done"), retryable: true }
+        } else {
+            Claim::Busy { reason: "the ledger head changed while claiming; retry".into(), retryable: true }
+        })
+    }
+
+    /// Ends this push's hold on the service. A `Deploying` end keeps the claim but ends its lease,
+    /// so that the retry of the same event can resume at once.
+    pub async fn release(&self, service_arn: &str, push: &Push, status: Status, reason: Option<&str>, now_text: &str) -> Result<(), LedgerError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(service_arn))
+            .key("sk", s(HEAD_SK))
+            .condition_expression("event_id = :event")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":event", s(&push.event_id))
+            .expression_attribute_values(":state", s(status.as_str()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":now_text", s(now_text));
+        update = match reason {
+            Some(reason) => update
+                .update_expression("SET #state = :state, lease_until = :zero, updated_at = :now_text, reason = :reason")
+                .expression_attribute_values(":reason", s(reason)),
+            None => update.update_expression("SET #state = :state, lease_until = :zero, updated_at = :now_text REMOVE reason"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(LedgerError::LostLease(service_arn.to_string())),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
+        }
+    }
+
+    /// Writes the whole record; the same record written twice is the same item.
+    pub async fn put(&self, record: &DeploymentRecord) -> Result<(), LedgerError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record.to_item()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn record(&self, service_arn: &str, order_key: &str) -> Result<Option<DeploymentRecord>, LedgerError> {
+        self.get(service_arn, &deploy_sk(order_key)).await?.as_ref().map(DeploymentRecord::from_item).transpose()
+    }
+
+    /// The service's deployments, newest first.
+    pub async fn latest(&self, service_arn: &str, limit: i32) -> Result<Vec<DeploymentRecord>, LedgerError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(service_arn))
+            .expression_attribute_values(":prefix", s(DEPLOY_PREFIX))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
+        out.items().iter().map(DeploymentRecord::from_item).collect()
+    }
+
+    /// Every deployment of `digest` to the service, oldest first.
+    pub async fn deployments_of_digest(&self, service_arn: &str, digest: &str) -> Result<Vec<DeploymentRecord>, LedgerError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_DIGEST_INDEX)
+            .key_condition_expression("service_digest = :sd")
+            .expression_attribute_values(":sd", s(format!("{service_arn}#{digest}")))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
+        out.items().iter().map(DeploymentRecord::from_item).collect()
+    }
+
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, LedgerError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:GetItem", e))?;
+        Ok(out.item)
+    }
+}

@@ -1,0 +1,119 @@
+//! The per-service decision, over plain data: skip, fail, or deploy which container to which image.
+
+use crate::event::{order_key, Push};
+use crate::image::ImageRef;
+use crate::revision::{tag_value, TAG_EVENT_ID, TAG_PUSHED_AT};
+use aws_sdk_ecs::types::{DeploymentControllerType, Service, Tag, TaskDefinition};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Deploy(Change),
+    /// The service already runs this push's revision: an earlier delivery of the same event
+    /// deployed it, and only the ledger may still need to say so.
+    AlreadyDeployedByThisEvent,
+    Skip(String),
+    /// A configuration problem that a retry cannot fix.
+    Fail(String),
+}
+
+/// One container moves from one image to another; nothing else changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub container: String,
+    pub from_image: String,
+    pub to_image: String,
+}
+
+pub fn decide(push: &Push, named_container: Option<&str>, service: &Service, task_definition: &TaskDefinition, task_definition_tags: &[Tag]) -> Decision {
+    let status = service.status().unwrap_or("UNKNOWN");
+    if status != "ACTIVE" {
+        return Decision::Skip(format!("the service is {status}, not ACTIVE"));
+    }
+    if let Some(controller) = service.deployment_controller().map(|c| c.r#type()) {
+        if *controller != DeploymentControllerType::Ecs {
+            return Decision::Skip(format!(
+                "the service uses the {controller} deployment controller; UpdateService cannot change its task definition, so deploy it through that controller"
+            ));
+        }
+    }
+    let arn = task_definition.task_definition_arn().unwrap_or("(unknown)");
+    let (container, current) = match pick_container(push, named_container, task_definition) {
+        Ok(found) => found,
+        Err(reason) => return Decision::Fail(reason),
+    };
+
+    if current.digest.as_deref() == Some(push.digest.as_str()) {
+        return if tag_value(task_definition_tags, TAG_EVENT_ID) == Some(push.event_id.as_str()) {
+            Decision::AlreadyDeployedByThisEvent
+        } else {
+            Decision::Skip(format!("container {container} already runs {}", push.digest))
+        };
+    }
+    if let Some(running) = running_push_order(task_definition_tags) {
+        if running > push.order_key() {
+            return Decision::Skip(format!(
+                "stale push: {arn} was deployed from a push made at {}, later than this one ({})",
+                tag_value(task_definition_tags, TAG_PUSHED_AT).unwrap_or_default(),
+                push.pushed_at_text()
+            ));
+        }
+    }
+    let from_image = task_definition
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some(container.as_str()))
+        .and_then(|c| c.image())
+        .unwrap_or_default()
+        .to_string();
+    Decision::Deploy(Change { to_image: current.pinned_to(&push.digest), container, from_image })
+}
+
+/// The order key of the push that produced the running revision, when pushdeploy made it.
+fn running_push_order(tags: &[Tag]) -> Option<String> {
+    let pushed_at = chrono::DateTime::parse_from_rfc3339(tag_value(tags, TAG_PUSHED_AT)?).ok()?;
+    Some(order_key(&pushed_at.to_utc(), tag_value(tags, TAG_EVENT_ID).unwrap_or_default()))
+}
+
+/// The name of the one container of `task_definition` that runs an image of the push's repository.
+pub fn container_running(task_definition: &TaskDefinition, push: &Push) -> Option<String> {
+    pick_container(push, None, task_definition).ok().map(|(name, _)| name)
+}
+
+/// The container that runs the pushed repository: the named one, or the only one whose image
+/// comes from it. Never a guess between several, never an image from elsewhere.
+fn pick_container(push: &Push, named: Option<&str>, task_definition: &TaskDefinition) -> Result<(String, ImageRef), String> {
+    let arn = task_definition.task_definition_arn().unwrap_or("(unknown)");
+    let from_push = |image: Option<&str>| image.and_then(ImageRef::parse).filter(|r| r.is_from(push));
+    let containers = task_definition.container_definitions();
+    if let Some(name) = named {
+        let container = containers
+            .iter()
+            .find(|c| c.name() == Some(name))
+            .ok_or_else(|| format!("pushdeploy:container names {name:?}, which is not a container of {arn}"))?;
+        return from_push(container.image()).map(|r| (name.to_string(), r)).ok_or_else(|| {
+            format!(
+                "container {name} runs {}, not an image of ECR repository {} in account {} region {}; pushdeploy only moves a container to a newer image of the repository it already runs",
+                container.image().unwrap_or("no image"),
+                push.repository,
+                push.account,
+                push.region
+            )
+        });
+    }
+    let mut matching = containers.iter().filter_map(|c| Some((c.name()?.to_string(), from_push(c.image())?)));
+    match (matching.next(), matching.next()) {
+        (Some(only), None) => Ok(only),
+        (None, _) => Err(format!("no container of {arn} runs an image of ECR repository {} in account {} region {}", push.repository, push.account, push.region)),
+        (Some(a), Some(b)) => Err(format!(
+            "containers {}, {}{} all run repository {}; set the service tag pushdeploy:container to the one to update",
+            a.0,
+            b.0,
+            matching.map(|(n, _)| format!(", {n}")).collect::<String>(),
+            push.repository
+        )),
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,436 @@
+#!/usr/bin/env python3
+"""Check the DeployFunction's EventBridge rule against the sample ECR events.
+
+Run from the repository root:
+
+    .venv/bin/python tests/event_pattern_check.py
+
+The rule pattern is read from template.yaml (with cfn-lint's YAML decoder, so
+!Ref / !If short forms load), its RepositoryFilter condition is resolved for a
+few parameter values, and each resolved pattern is installed as a real rule on
+an in-process moto server. The samples in events/ are sent with PutEvents and
+the rule's SQS target is drained to see which of them were delivered.
+(moto's TestEventPattern is a stub, so it is not used.)
+
+Prints one line per check and ends with "N passed, M failed"; exits 0 only
+when every check passed.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+EVENTS_DIR = ROOT / "events"
+FUNCTION = "DeployFunction"
+REGION = "us-east-1"
+DEADLINE_SECONDS = 30.0
+
+PUSHES = {"ecr-push.json", "ecr-push-second-tag.json", "ecr-push-untagged.json"}
+
+# Which samples must reach the function, per RepositoryFilter value.
+# Every events/ecr-*.json must appear in every scenario.
+SCENARIOS: dict[str, dict[str, bool]] = {
+    "": {
+        "ecr-push.json": True,
+        "ecr-push-second-tag.json": True,
+        "ecr-push-untagged.json": True,
+        "ecr-push-failed.json": False,
+        "ecr-delete.json": False,
+    },
+    "pushdeploy-demo": {
+        "ecr-push.json": True,
+        "ecr-push-second-tag.json": True,
+        "ecr-push-untagged.json": True,
+        "ecr-push-failed.json": False,
+        "ecr-delete.json": False,
+    },
+    "other-repo": {
+        "ecr-push.json": False,
+        "ecr-push-second-tag.json": False,
+        "ecr-push-untagged.json": False,
+        "ecr-push-failed.json": False,
+        "ecr-delete.json": False,
+    },
+}
+
+RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class Report:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok: bool, what: str, why: str = "") -> bool:
+        if ok:
+            self.passed += 1
+            print(f"PASS {what}")
+        else:
+            self.failed += 1
+            print(f"FAIL {what}" + (f": {why}" if why else ""))
+        sys.stdout.flush()
+        return ok
+
+
+# --------------------------------------------------------------------------
+# Template loading and intrinsic resolution
+# --------------------------------------------------------------------------
+
+NO_VALUE = object()
+
+
+class Unresolvable(Exception):
+    pass
+
+
+def load_template() -> dict:
+    from cfnlint.decode import decode
+
+    template, matches = decode(str(TEMPLATE))
+    if matches:
+        raise Unresolvable("; ".join(str(m) for m in matches))
+    if not isinstance(template, dict):
+        raise Unresolvable("template is not a mapping")
+    return template
+
+
+def resolve(node, template: dict, params: dict[str, str]):
+    """Resolve the intrinsics an event pattern may use against `params`."""
+    if isinstance(node, list):
+        out = [resolve(v, template, params) for v in node]
+        return [v for v in out if v is not NO_VALUE]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        (key, arg), = node.items()
+        if key == "Ref":
+            if arg == "AWS::NoValue":
+                return NO_VALUE
+            if arg in params:
+                return params[arg]
+            raise Unresolvable(f"Ref {arg}")
+        if key == "Fn::If":
+            cond, if_true, if_false = arg
+            branch = if_true if condition(cond, template, params) else if_false
+            return resolve(branch, template, params)
+        if key.startswith("Fn::") or key == "Condition":
+            raise Unresolvable(f"intrinsic {key} not supported in a pattern")
+    out = {}
+    for k, v in node.items():
+        r = resolve(v, template, params)
+        if r is not NO_VALUE:
+            out[str(k)] = r
+    return out
+
+
+def condition(name: str, template: dict, params: dict[str, str]) -> bool:
+    conditions = template.get("Conditions", {})
+    if name not in conditions:
+        raise Unresolvable(f"unknown condition {name}")
+    return cond_value(conditions[name], template, params)
+
+
+def cond_value(node, template: dict, params: dict[str, str]):
+    if isinstance(node, dict) and len(node) == 1:
+        (key, arg), = node.items()
+        if key == "Fn::Equals":
+            a, b = (cond_value(x, template, params) for x in arg)
+            return a == b
+        if key == "Fn::Not":
+            return not cond_value(arg[0], template, params)
+        if key == "Fn::And":
+            return all(cond_value(x, template, params) for x in arg)
+        if key == "Fn::Or":
+            return any(cond_value(x, template, params) for x in arg)
+        if key == "Condition":
+            return condition(arg, template, params)
+        if key == "Ref":
+            if arg in params:
+                return params[arg]
+            raise Unresolvable(f"Ref {arg}")
+        raise Unresolvable(f"condition function {key}")
+    return node
+
+
+def parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str]:
+    values = {}
+    for name, spec in template.get("Parameters", {}).items():
+        if "Default" in spec:
+            values[str(name)] = str(spec["Default"])
+    values.update(overrides)
+    return values
+
+
+def rule_patterns(template: dict) -> list:
+    fn = template.get("Resources", {}).get(FUNCTION, {})
+    events = fn.get("Properties", {}).get("Events", {}) or {}
+    return [
+        ev.get("Properties", {}).get("Pattern")
+        for ev in events.values()
+        if isinstance(ev, dict) and ev.get("Type") == "EventBridgeRule"
+    ]
+
+
+# --------------------------------------------------------------------------
+# Samples
+# --------------------------------------------------------------------------
+
+
+def load_samples(report: Report) -> dict[str, dict]:
+    samples = {}
+    for path in sorted(EVENTS_DIR.glob("ecr-*.json")):
+        try:
+            samples[path.name] = json.loads(path.read_text())
+        except ValueError as exc:
+            report.check(False, f"{path.name} is JSON", str(exc))
+    return samples
+
+
+def check_sample_shape(report: Report, name: str, ev: dict) -> None:
+    problems = []
+    want = {
+        "version": "0",
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": "123456789012",
+        "region": REGION,
+        "resources": [],
+    }
+    for key, value in want.items():
+        if ev.get(key) != value:
+            problems.append(f"{key}={ev.get(key)!r}")
+    try:
+        uuid.UUID(str(ev.get("id")))
+    except ValueError:
+        problems.append(f"id={ev.get('id')!r} is not a UUID")
+    if not RFC3339_Z.match(str(ev.get("time", ""))):
+        problems.append(f"time={ev.get('time')!r}")
+    detail = ev.get("detail")
+    if not isinstance(detail, dict):
+        problems.append("detail is not an object")
+    else:
+        if detail.get("repository-name") != "pushdeploy-demo":
+            problems.append("repository-name")
+        if detail.get("result") not in ("SUCCESS", "FAILURE"):
+            problems.append("result")
+        if detail.get("action-type") not in ("PUSH", "DELETE"):
+            problems.append("action-type")
+        if "image-digest" in detail and not DIGEST.match(str(detail["image-digest"])):
+            problems.append("image-digest")
+    report.check(not problems, f"{name} has the documented ECR event shape",
+                 ", ".join(problems))
+
+
+# --------------------------------------------------------------------------
+# moto
+# --------------------------------------------------------------------------
+
+
+def clients(endpoint: str):
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        aws_session_token="testing",
+        region_name=REGION,
+    )
+    return (session.client("events", endpoint_url=endpoint),
+            session.client("sqs", endpoint_url=endpoint))
+
+
+def put_entry(ev: dict) -> dict:
+    return {
+        "Source": ev["source"],
+        "DetailType": ev["detail-type"],
+        "Detail": json.dumps(ev["detail"]),
+        "Resources": ev.get("resources", []),
+        "Time": dt.datetime.fromisoformat(ev["time"].replace("Z", "+00:00")),
+    }
+
+
+def run_scenario(report: Report, events, sqs, label: str, pattern: dict,
+                 samples: dict[str, dict], expected: dict[str, bool],
+                 sentinel: dict) -> None:
+    tag = uuid.uuid4().hex[:8]
+    queue_url = sqs.create_queue(QueueName=f"pushdeploy-check-{tag}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = f"pushdeploy-check-{tag}"
+    try:
+        events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
+        events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+        names = sorted(samples)
+        by_event_id: dict[str, str] = {}
+        for start in range(0, len(names), 10):
+            batch = names[start:start + 10]
+            resp = events.put_events(Entries=[put_entry(samples[n]) for n in batch])
+            if not report.check(resp.get("FailedEntryCount", 0) == 0,
+                                f"[{label}] PutEvents accepted {len(batch)} samples",
+                                json.dumps(resp.get("Entries"))):
+                return
+            for n, entry in zip(batch, resp["Entries"]):
+                by_event_id[entry["EventId"]] = n
+        # The sentinel is sent last and matches the rule by construction: once
+        # it is in the queue, everything sent before it has been routed.
+        resp = events.put_events(Entries=[put_entry(sentinel)])
+        sentinel_id = resp["Entries"][0].get("EventId")
+
+        received: dict[str, dict] = {}
+        unknown: list[str] = []
+        want = {n for n, ok in expected.items() if ok}
+        seen_sentinel = False
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            msgs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=1).get("Messages", [])
+            for msg in msgs:
+                sqs.delete_message(QueueUrl=queue_url,
+                                   ReceiptHandle=msg["ReceiptHandle"])
+                body = json.loads(msg["Body"])
+                if body.get("id") == sentinel_id:
+                    seen_sentinel = True
+                elif body.get("id") in by_event_id:
+                    received[by_event_id[body["id"]]] = body
+                else:
+                    unknown.append(msg["Body"][:200])
+            if seen_sentinel and want <= set(received):
+                break
+
+        report.check(seen_sentinel,
+                     f"[{label}] rule delivers a matching event (sentinel)",
+                     f"no sentinel within {DEADLINE_SECONDS:.0f}s")
+        report.check(not unknown, f"[{label}] no unexpected messages", "; ".join(unknown))
+        for name in names:
+            should = expected[name]
+            got = name in received
+            verb = "arrives" if should else "does not arrive"
+            why = "arrived" if got else "did not arrive"
+            ok = got == should
+            if ok and got:
+                ok, why = delivered_matches(received[name], samples[name])
+            report.check(ok, f"[{label}] {name} {verb}", why)
+    finally:
+        try:
+            events.remove_targets(Rule=rule, Ids=["queue"])
+            events.delete_rule(Name=rule)
+            sqs.delete_queue(QueueUrl=queue_url)
+        except Exception as exc:  # cleanup only; the server is discarded anyway
+            print(f"note: cleanup of {rule} failed: {exc}")
+
+
+def delivered_matches(body: dict, sample: dict) -> tuple[bool, str]:
+    """The delivered envelope must carry the fields the pattern matches on.
+
+    moto's default target input drops "account" (it is set on the event it
+    matches, from the caller's credentials, but not copied into the message),
+    and the pattern does not use it, so "account" is not compared.
+    """
+    diffs = [k for k in ("source", "detail-type", "detail", "region", "resources", "time")
+             if body.get(k) != sample.get(k)]
+    return (not diffs, "delivered event differs in " + ", ".join(f"{k}: {body.get(k)!r} != {sample.get(k)!r}" for k in diffs))
+
+
+# --------------------------------------------------------------------------
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    # Loopback traffic to the in-process server must not go through a proxy.
+    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy
+    report = Report()
+
+    try:
+        template = load_template()
+        report.check(True, "template.yaml loads with cfn-lint's decoder")
+    except Exception as exc:
+        report.check(False, "template.yaml loads with cfn-lint's decoder", str(exc))
+        return finish(report)
+
+    patterns = rule_patterns(template)
+    if not report.check(len(patterns) == 1 and isinstance(patterns[0], dict),
+                        f"{FUNCTION} has exactly one EventBridgeRule event with a Pattern",
+                        f"found {len(patterns)}"):
+        return finish(report)
+    raw_pattern = patterns[0]
+
+    samples = load_samples(report)
+    report.check(bool(samples), "events/ has ecr-*.json samples")
+    for name in sorted(samples):
+        check_sample_shape(report, name, samples[name])
+    ids = [str(s.get("id")) for s in samples.values()]
+    report.check(len(ids) == len(set(ids)), "sample ids are unique")
+    for value, table in SCENARIOS.items():
+        label = f"RepositoryFilter={value!r}"
+        missing = sorted(set(samples) - set(table))
+        stale = sorted(set(table) - set(samples))
+        report.check(not missing, f"[{label}] every events/ecr-*.json has an expectation",
+                     "add to SCENARIOS: " + ", ".join(missing))
+        report.check(not stale, f"[{label}] every expectation has a sample file",
+                     "missing files: " + ", ".join(stale))
+
+    resolved: dict[str, dict] = {}
+    for value in SCENARIOS:
+        label = f"RepositoryFilter={value!r}"
+        try:
+            params = parameter_values(template, {"RepositoryFilter": value})
+            pattern = resolve(copy.deepcopy(raw_pattern), template, params)
+        except Unresolvable as exc:
+            report.check(False, f"[{label}] pattern resolves", str(exc))
+            continue
+        repo = pattern.get("detail", {}).get("repository-name")
+        want_repo = [value] if value else None
+        report.check(repo == want_repo,
+                     f"[{label}] pattern resolves, repository-name {want_repo}: "
+                     + json.dumps(pattern, sort_keys=True),
+                     f"got {repo!r}")
+        resolved[value] = pattern
+
+    if not resolved or "ecr-push.json" not in samples:
+        return finish(report)
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        report.check(True, f"moto server listening on {endpoint}")
+        events, sqs = clients(endpoint)
+        for value, pattern in resolved.items():
+            label = f"RepositoryFilter={value!r}"
+            sentinel = copy.deepcopy(samples["ecr-push.json"])
+            sentinel["detail"]["repository-name"] = value or "pushdeploy-sentinel"
+            present = {n: SCENARIOS[value].get(n, False) for n in samples}
+            run_scenario(report, events, sqs, label, pattern, samples, present, sentinel)
+    except Exception as exc:
+        report.check(False, "moto scenarios ran", f"{type(exc).__name__}: {exc}")
+    finally:
+        server.stop()
+    return finish(report)
+
+
+def finish(report: Report) -> int:
+    print(f"{report.passed} passed, {report.failed} failed")
+    return 0 if report.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
