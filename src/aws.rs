@@ -49,7 +49,11 @@ impl AwsError {
             SdkError::ServiceError(service) => {
                 let status = service.raw().status().as_u16();
                 let code = service.err().code().map(str::to_string);
-                let retryable = status >= 500 || status == 429 || code.as_deref().is_some_and(|c| RETRYABLE_CODES.contains(&c));
+                let retryable = status >= 500
+                    || status == 429
+                    || code
+                        .as_deref()
+                        .is_some_and(|c| RETRYABLE_CODES.contains(&c));
                 AwsError {
                     operation,
                     message: format!(
@@ -62,7 +66,9 @@ impl AwsError {
                 }
             }
             // The request may never have reached AWS, or its answer was lost: safe to try again.
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => AwsError {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => AwsError {
                 operation,
                 code: None,
                 message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
@@ -96,10 +102,20 @@ impl Intercept for CallCounter {
     }
 
     // Once per operation, after the operation's metadata is in the bag (not yet at before_execution).
-    fn read_before_serialization(&self, _: &BeforeSerializationInterceptorContextRef<'_>, _: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_before_serialization(
+        &self,
+        _: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         if let Some(metadata) = cfg.load::<Metadata>() {
             let key = format!("{}.{}", metadata.service(), metadata.name());
-            *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key)
+                .or_default() += 1;
         }
         Ok(())
     }
@@ -136,11 +152,21 @@ impl Aws {
     pub fn new(sdk: &SdkConfig) -> Aws {
         let calls = CallCounter::default();
         Aws {
-            ecs: aws_sdk_ecs::Client::from_conf(aws_sdk_ecs::config::Builder::from(sdk).interceptor(calls.clone()).build()),
-            tagging: aws_sdk_resourcegroupstagging::Client::from_conf(
-                aws_sdk_resourcegroupstagging::config::Builder::from(sdk).interceptor(calls.clone()).build(),
+            ecs: aws_sdk_ecs::Client::from_conf(
+                aws_sdk_ecs::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
             ),
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(calls.clone()).build()),
+            tagging: aws_sdk_resourcegroupstagging::Client::from_conf(
+                aws_sdk_resourcegroupstagging::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             calls,
         }
     }
@@ -151,7 +177,12 @@ impl Aws {
             .tagging
             .get_resources()
             .resource_type_filters("ecs:service")
-            .tag_filters(TagFilter::builder().key(crate::follow::TAG_REPOSITORY).values(repository).build())
+            .tag_filters(
+                TagFilter::builder()
+                    .key(crate::follow::TAG_REPOSITORY)
+                    .values(repository)
+                    .build(),
+            )
             .into_paginator()
             .send()
             .try_collect()
@@ -163,14 +194,23 @@ impl Aws {
             .filter_map(|mapping| {
                 Some(TaggedService {
                     arn: mapping.resource_arn?,
-                    tags: mapping.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
+                    tags: mapping
+                        .tags
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|t| (t.key, t.value))
+                        .collect(),
                 })
             })
             .collect())
     }
 
     /// Describes up to [`DESCRIBE_SERVICES_BATCH`] services of one cluster, with their tags.
-    pub async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<DescribedServices, AwsError> {
+    pub async fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<DescribedServices, AwsError> {
         let out = self
             .ecs
             .describe_services()
@@ -183,13 +223,21 @@ impl Aws {
             failures: out
                 .failures()
                 .iter()
-                .map(|f| (f.arn().unwrap_or("?").to_string(), f.reason().unwrap_or("no reason given").to_string()))
+                .map(|f| {
+                    (
+                        f.arn().unwrap_or("?").to_string(),
+                        f.reason().unwrap_or("no reason given").to_string(),
+                    )
+                })
                 .collect(),
             services: out.services.unwrap_or_default(),
         })
     }
 
-    pub async fn describe_task_definition(&self, arn: &str) -> Result<(TaskDefinition, Vec<Tag>), AwsError> {
+    pub async fn describe_task_definition(
+        &self,
+        arn: &str,
+    ) -> Result<(TaskDefinition, Vec<Tag>), AwsError> {
         let out = self
             .ecs
             .describe_task_definition()
@@ -213,17 +261,30 @@ impl Aws {
     }
 
     /// Registers the revision and returns its ARN.
-    pub async fn register_task_definition(&self, request: RegisterTaskDefinitionFluentBuilder) -> Result<String, AwsError> {
-        let out = request.send().await.map_err(|e| AwsError::from_sdk("ecs:RegisterTaskDefinition", e))?;
-        out.task_definition.and_then(|td| td.task_definition_arn).ok_or_else(|| AwsError {
-            operation: "ecs:RegisterTaskDefinition",
-            code: None,
-            message: "ECS returned no task definition ARN".into(),
-            retryable: false,
-        })
+    pub async fn register_task_definition(
+        &self,
+        request: RegisterTaskDefinitionFluentBuilder,
+    ) -> Result<String, AwsError> {
+        let out = request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:RegisterTaskDefinition", e))?;
+        out.task_definition
+            .and_then(|td| td.task_definition_arn)
+            .ok_or_else(|| AwsError {
+                operation: "ecs:RegisterTaskDefinition",
+                code: None,
+                message: "ECS returned no task definition ARN".into(),
+                retryable: false,
+            })
     }
 
-    pub async fn update_service(&self, cluster: &str, service: &str, task_definition: &str) -> Result<UpdatedService, AwsError> {
+    pub async fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<UpdatedService, AwsError> {
         let out = self
             .ecs
             .update_service()
@@ -236,7 +297,9 @@ impl Aws {
         let deployment_id = out.service().and_then(|s| {
             s.deployments()
                 .iter()
-                .find(|d| d.status() == Some("PRIMARY") && d.task_definition() == Some(task_definition))
+                .find(|d| {
+                    d.status() == Some("PRIMARY") && d.task_definition() == Some(task_definition)
+                })
                 .and_then(|d| d.id().map(str::to_string))
         });
         Ok(UpdatedService { deployment_id })

@@ -47,23 +47,41 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let set = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let set = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let table = set(TABLE_VAR).ok_or(ConfigError::MissingTable)?;
         let clusters = set(CLUSTERS_VAR).map(|list| {
-            list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(|c| resource_name(c).to_string()).collect()
+            list.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(|c| resource_name(c).to_string())
+                .collect()
         });
         let rules = match set(RULES_VAR) {
             None => Vec::new(),
             Some(json) => parse_rules(&json)?,
         };
-        Ok(Config { table, clusters, rules })
+        Ok(Config {
+            table,
+            clusters,
+            rules,
+        })
     }
 }
 
 fn parse_rules(json: &str) -> Result<Vec<Rule>, ConfigError> {
-    let rules: Vec<Rule> = serde_json::from_str(json).map_err(|e| ConfigError::BadRules(e.to_string()))?;
+    let rules: Vec<Rule> =
+        serde_json::from_str(json).map_err(|e| ConfigError::BadRules(e.to_string()))?;
     for (index, rule) in rules.iter().enumerate() {
-        for (field, value) in [("repository", &rule.repository), ("tag", &rule.tag), ("cluster", &rule.cluster), ("service", &rule.service)] {
+        for (field, value) in [
+            ("repository", &rule.repository),
+            ("tag", &rule.tag),
+            ("cluster", &rule.cluster),
+            ("service", &rule.service),
+        ] {
             if value.trim().is_empty() {
                 return Err(ConfigError::EmptyRuleField { index, field });
             }
@@ -87,7 +105,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| vars.get(k).cloned())
     }
 
@@ -100,7 +121,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.table, "ledger");
-        assert_eq!(c.clusters.unwrap().into_iter().collect::<Vec<_>>(), ["prod", "staging"]);
+        assert_eq!(
+            c.clusters.unwrap().into_iter().collect::<Vec<_>>(),
+            ["prod", "staging"]
+        );
         assert_eq!(c.rules[0].container.as_deref(), Some("app"));
     }
 
@@ -108,12 +132,28 @@ mod tests {
     fn bad_settings_name_the_variable() {
         assert_eq!(config(&[]), Err(ConfigError::MissingTable));
         let err = config(&[(TABLE_VAR, "t"), (RULES_VAR, r#"{"repository":"web"}"#)]).unwrap_err();
-        assert!(err.to_string().starts_with("PUSHDEPLOY_RULES is not a JSON array"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("PUSHDEPLOY_RULES is not a JSON array"),
+            "{err}"
+        );
         let err = config(&[(TABLE_VAR, "t"), (RULES_VAR, r#"[{"repository":"web","tag":"latest","cluster":"c","service":"s","contianer":"x"}]"#)]).unwrap_err();
-        assert!(err.to_string().contains("unknown field `contianer`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `contianer`"),
+            "{err}"
+        );
         assert_eq!(
-            config(&[(TABLE_VAR, "t"), (RULES_VAR, r#"[{"repository":"web","tag":"","cluster":"c","service":"s"}]"#)]),
-            Err(ConfigError::EmptyRuleField { index: 0, field: "tag" })
+            config(&[
+                (TABLE_VAR, "t"),
+                (
+                    RULES_VAR,
+                    r#"[{"repository":"web","tag":"","cluster":"c","service":"s"}]"#
+                )
+            ]),
+            Err(ConfigError::EmptyRuleField {
+                index: 0,
+                field: "tag"
+            })
         );
     }
 }

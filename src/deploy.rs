@@ -78,7 +78,10 @@ impl Outcome {
     }
 
     fn failed(key: &ServiceKey, reason: impl Into<String>, retryable: bool) -> Outcome {
-        Outcome { retryable, ..Outcome::new(key, OutcomeKind::Failed, Some(reason.into())) }
+        Outcome {
+            retryable,
+            ..Outcome::new(key, OutcomeKind::Failed, Some(reason.into()))
+        }
     }
 
     fn on(mut self, service: &Service) -> Outcome {
@@ -110,7 +113,10 @@ pub struct RetryableFailure {
 
 impl From<RetryableFailure> for lambda_runtime::Diagnostic {
     fn from(failure: RetryableFailure) -> Self {
-        lambda_runtime::Diagnostic { error_type: "pushdeploy.Retryable".into(), error_message: failure.summary }
+        lambda_runtime::Diagnostic {
+            error_type: "pushdeploy.Retryable".into(),
+            error_message: failure.summary,
+        }
     }
 }
 
@@ -139,30 +145,71 @@ fn now_text() -> String {
 impl Deployer {
     pub fn new(sdk: &SdkConfig, config: Config) -> Deployer {
         let aws = Aws::new(sdk);
-        Deployer { ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()), aws, config }
+        Deployer {
+            ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
+            aws,
+            config,
+        }
     }
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
-    pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Report, RetryableFailure> {
+    pub async fn handle(
+        &self,
+        payload: Value,
+        invocation: &Invocation,
+    ) -> Result<Report, RetryableFailure> {
         self.aws.calls.take();
         let push = match parse_push(payload) {
             Ok(push) => push,
             Err(ignored) => {
                 let reason = ignored.reason.to_string();
-                tracing::info!(event_id = ignored.event_id.as_deref(), outcome = "ignored", reason = reason.as_str(), "event ignored");
-                return Ok(Report { event_id: ignored.event_id, outcomes: vec![], reason: Some(reason), aws_calls: self.aws.calls.take() });
+                tracing::info!(
+                    event_id = ignored.event_id.as_deref(),
+                    outcome = "ignored",
+                    reason = reason.as_str(),
+                    "event ignored"
+                );
+                return Ok(Report {
+                    event_id: ignored.event_id,
+                    outcomes: vec![],
+                    reason: Some(reason),
+                    aws_calls: self.aws.calls.take(),
+                });
             }
         };
         let tagged = match self.aws.tagged_services(&push.repository).await {
             Ok(tagged) => tagged,
             Err(e) => {
-                let reason = format!("could not find the services that follow {}: {e}", push.repository);
-                tracing::error!(event_id = push.event_id.as_str(), repository = push.repository.as_str(), tag = push.tag.as_str(), digest = push.digest.as_str(), outcome = "failed", reason = reason.as_str(), "discovery failed");
-                let report = Report { event_id: Some(push.event_id.clone()), outcomes: vec![], reason: Some(reason.clone()), aws_calls: self.aws.calls.take() };
-                return if e.retryable { Err(RetryableFailure { summary: reason, report }) } else { Ok(report) };
+                let reason = format!(
+                    "could not find the services that follow {}: {e}",
+                    push.repository
+                );
+                tracing::error!(
+                    event_id = push.event_id.as_str(),
+                    repository = push.repository.as_str(),
+                    tag = push.tag.as_str(),
+                    digest = push.digest.as_str(),
+                    outcome = "failed",
+                    reason = reason.as_str(),
+                    "discovery failed"
+                );
+                let report = Report {
+                    event_id: Some(push.event_id.clone()),
+                    outcomes: vec![],
+                    reason: Some(reason.clone()),
+                    aws_calls: self.aws.calls.take(),
+                };
+                return if e.retryable {
+                    Err(RetryableFailure {
+                        summary: reason,
+                        report,
+                    })
+                } else {
+                    Ok(report)
+                };
             }
         };
 
@@ -171,18 +218,34 @@ impl Deployer {
         for selection in followers(&push, &tagged, &self.config) {
             match selection {
                 Ok(follower) => following.push(follower),
-                Err(excluded) if excluded.is_error => outcomes.push(Outcome::failed(&excluded.key, excluded.reason, false)),
+                Err(excluded) if excluded.is_error => {
+                    outcomes.push(Outcome::failed(&excluded.key, excluded.reason, false))
+                }
                 Err(excluded) => outcomes.push(Outcome::skipped(&excluded.key, excluded.reason)),
             }
         }
-        let deadline = if invocation.deadline_ms > 0 { invocation.deadline_ms } else { now_ms() + DEFAULT_LEASE_MS };
+        let deadline = if invocation.deadline_ms > 0 {
+            invocation.deadline_ms
+        } else {
+            now_ms() + DEFAULT_LEASE_MS
+        };
         outcomes.extend(self.deploy_all(&push, following, deadline).await);
 
         for outcome in &outcomes {
             log_outcome(&push, outcome);
         }
-        let report = Report { event_id: Some(push.event_id.clone()), outcomes, reason: None, aws_calls: self.aws.calls.take() };
-        let retryable: Vec<_> = report.outcomes.iter().filter(|o| o.retryable).map(|o| format!("{}/{}", o.cluster, o.service)).collect();
+        let report = Report {
+            event_id: Some(push.event_id.clone()),
+            outcomes,
+            reason: None,
+            aws_calls: self.aws.calls.take(),
+        };
+        let retryable: Vec<_> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.retryable)
+            .map(|o| format!("{}/{}", o.cluster, o.service))
+            .collect();
         if retryable.is_empty() {
             Ok(report)
         } else {
@@ -193,31 +256,61 @@ impl Deployer {
         }
     }
 
-    async fn deploy_all(&self, push: &Push, following: Vec<Follower>, deadline_ms: u64) -> Vec<Outcome> {
+    async fn deploy_all(
+        &self,
+        push: &Push,
+        following: Vec<Follower>,
+        deadline_ms: u64,
+    ) -> Vec<Outcome> {
         // DescribeServices takes 10 services of one cluster per call.
         let mut by_cluster: BTreeMap<&str, Vec<&Follower>> = BTreeMap::new();
         for follower in &following {
-            by_cluster.entry(follower.key.cluster.as_str()).or_default().push(follower);
+            by_cluster
+                .entry(follower.key.cluster.as_str())
+                .or_default()
+                .push(follower);
         }
-        let batches: Vec<(&str, Vec<&Follower>)> =
-            by_cluster.into_iter().flat_map(|(cluster, fs)| fs.chunks(DESCRIBE_SERVICES_BATCH).map(|c| (cluster, c.to_vec())).collect::<Vec<_>>()).collect();
-        let described = futures::future::join_all(batches.into_iter().map(|(cluster, batch)| async move {
-            let names: Vec<String> = batch.iter().map(|f| f.key.service.clone()).collect();
-            (batch, self.aws.describe_services(cluster, &names).await)
-        }))
-        .await;
+        let batches: Vec<(&str, Vec<&Follower>)> = by_cluster
+            .into_iter()
+            .flat_map(|(cluster, fs)| {
+                fs.chunks(DESCRIBE_SERVICES_BATCH)
+                    .map(|c| (cluster, c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let described =
+            futures::future::join_all(batches.into_iter().map(|(cluster, batch)| async move {
+                let names: Vec<String> = batch.iter().map(|f| f.key.service.clone()).collect();
+                (batch, self.aws.describe_services(cluster, &names).await)
+            }))
+            .await;
 
         let mut outcomes = Vec::new();
         let mut ready: Vec<(&Follower, Service)> = Vec::new();
         for (batch, result) in described {
             match result {
-                Err(e) => outcomes.extend(batch.iter().map(|f| Outcome::failed(&f.key, e.to_string(), e.retryable))),
+                Err(e) => outcomes.extend(
+                    batch
+                        .iter()
+                        .map(|f| Outcome::failed(&f.key, e.to_string(), e.retryable)),
+                ),
                 Ok(found) => {
                     for follower in batch {
-                        match found.services.iter().find(|s| s.service_name() == Some(follower.key.service.as_str())) {
+                        match found
+                            .services
+                            .iter()
+                            .find(|s| s.service_name() == Some(follower.key.service.as_str()))
+                        {
                             Some(service) => ready.push((follower, service.clone())),
                             None => {
-                                let why = found.failures.iter().find(|(arn, _)| arn.ends_with(&format!("/{}", follower.key.service))).map(|(_, r)| r.as_str()).unwrap_or("not returned");
+                                let why = found
+                                    .failures
+                                    .iter()
+                                    .find(|(arn, _)| {
+                                        arn.ends_with(&format!("/{}", follower.key.service))
+                                    })
+                                    .map(|(_, r)| r.as_str())
+                                    .unwrap_or("not returned");
                                 outcomes.push(Outcome::failed(&follower.key, format!("ECS cannot describe the service ({why}); check the cluster and service names in {}", follower.via.join(" and ")), false));
                             }
                         }
@@ -227,19 +320,37 @@ impl Deployer {
         }
 
         // Each distinct task definition is described once, however many services run it.
-        let mut arns: Vec<&str> = ready.iter().filter_map(|(_, s)| s.task_definition()).collect();
+        let mut arns: Vec<&str> = ready
+            .iter()
+            .filter_map(|(_, s)| s.task_definition())
+            .collect();
         arns.sort_unstable();
         arns.dedup();
-        let definitions: HashMap<&str, _> =
-            futures::future::join_all(arns.into_iter().map(|arn| async move { (arn, self.aws.describe_task_definition(arn).await) })).await.into_iter().collect();
+        let definitions: HashMap<&str, _> = futures::future::join_all(
+            arns.into_iter()
+                .map(|arn| async move { (arn, self.aws.describe_task_definition(arn).await) }),
+        )
+        .await
+        .into_iter()
+        .collect();
 
         let deployments = stream::iter(ready.iter().map(|(follower, service)| {
-            let definition = service.task_definition().and_then(|arn| definitions.get(arn));
+            let definition = service
+                .task_definition()
+                .and_then(|arn| definitions.get(arn));
             async move {
                 match definition {
-                    None => Outcome::failed(&follower.key, "the service has no task definition", false).on(service),
-                    Some(Err(e)) => Outcome::failed(&follower.key, e.to_string(), e.retryable).on(service),
-                    Some(Ok((definition, tags))) => self.deploy_one(push, follower, service, definition, tags, deadline_ms).await,
+                    None => {
+                        Outcome::failed(&follower.key, "the service has no task definition", false)
+                            .on(service)
+                    }
+                    Some(Err(e)) => {
+                        Outcome::failed(&follower.key, e.to_string(), e.retryable).on(service)
+                    }
+                    Some(Ok((definition, tags))) => {
+                        self.deploy_one(push, follower, service, definition, tags, deadline_ms)
+                            .await
+                    }
                 }
             }
         }))
@@ -251,17 +362,44 @@ impl Deployer {
         outcomes
     }
 
-    async fn deploy_one(&self, push: &Push, follower: &Follower, service: &Service, definition: &TaskDefinition, tags: &[Tag], deadline_ms: u64) -> Outcome {
+    async fn deploy_one(
+        &self,
+        push: &Push,
+        follower: &Follower,
+        service: &Service,
+        definition: &TaskDefinition,
+        tags: &[Tag],
+        deadline_ms: u64,
+    ) -> Outcome {
         let key = &follower.key;
-        match decide(push, follower.container.as_deref(), service, definition, tags) {
+        match decide(
+            push,
+            follower.container.as_deref(),
+            service,
+            definition,
+            tags,
+        ) {
             Decision::Skip(reason) => Outcome::skipped(key, reason).on(service),
             Decision::Fail(reason) => Outcome::failed(key, reason, false).on(service),
-            Decision::AlreadyDeployedByThisEvent => self.confirm_earlier_delivery(push, key, service, definition, tags, deadline_ms).await,
-            Decision::Deploy(change) => self.deploy_change(push, key, service, definition, tags, change, deadline_ms).await,
+            Decision::AlreadyDeployedByThisEvent => {
+                self.confirm_earlier_delivery(push, key, service, definition, tags, deadline_ms)
+                    .await
+            }
+            Decision::Deploy(change) => {
+                self.deploy_change(push, key, service, definition, tags, change, deadline_ms)
+                    .await
+            }
         }
     }
 
-    fn new_record(&self, push: &Push, key: &ServiceKey, service: &Service, container: &str, previous: &str) -> DeploymentRecord {
+    fn new_record(
+        &self,
+        push: &Push,
+        key: &ServiceKey,
+        service: &Service,
+        container: &str,
+        previous: &str,
+    ) -> DeploymentRecord {
         let now = now_text();
         DeploymentRecord {
             service_arn: service.service_arn().unwrap_or_default().to_string(),
@@ -285,27 +423,76 @@ impl Deployer {
     }
 
     /// Claims the service in the ledger; `Err` is the outcome to report when it cannot be had.
-    async fn claim(&self, push: &Push, key: &ServiceKey, service: &Service, deadline_ms: u64) -> Result<Option<DeploymentRecord>, Outcome> {
+    async fn claim(
+        &self,
+        push: &Push,
+        key: &ServiceKey,
+        service: &Service,
+        deadline_ms: u64,
+    ) -> Result<Option<DeploymentRecord>, Outcome> {
         let service_arn = service.service_arn().unwrap_or_default();
-        match self.ledger.claim(service_arn, push, deadline_ms, now_ms(), &now_text()).await {
+        match self
+            .ledger
+            .claim(service_arn, push, deadline_ms, now_ms(), &now_text())
+            .await
+        {
             Ok(Claim::Acquired { resumed }) => Ok(resumed),
-            Ok(Claim::Busy { reason, retryable: true }) => Err(Outcome::failed(key, reason, true).on(service)),
-            Ok(Claim::Busy { reason, retryable: false } | Claim::Stale { reason } | Claim::Finished { reason }) => Err(Outcome::skipped(key, reason).on(service)),
-            Err(e) => Err(Outcome::failed(key, format!("not deployed, because {e}"), e.retryable()).on(service)),
+            Ok(Claim::Busy {
+                reason,
+                retryable: true,
+            }) => Err(Outcome::failed(key, reason, true).on(service)),
+            Ok(
+                Claim::Busy {
+                    reason,
+                    retryable: false,
+                }
+                | Claim::Stale { reason }
+                | Claim::Finished { reason },
+            ) => Err(Outcome::skipped(key, reason).on(service)),
+            Err(e) => {
+                Err(
+                    Outcome::failed(key, format!("not deployed, because {e}"), e.retryable())
+                        .on(service),
+                )
+            }
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn deploy_change(&self, push: &Push, key: &ServiceKey, service: &Service, definition: &TaskDefinition, tags: &[Tag], change: Change, deadline_ms: u64) -> Outcome {
+    async fn deploy_change(
+        &self,
+        push: &Push,
+        key: &ServiceKey,
+        service: &Service,
+        definition: &TaskDefinition,
+        tags: &[Tag],
+        change: Change,
+        deadline_ms: u64,
+    ) -> Outcome {
         let previous = service.task_definition().unwrap_or_default().to_string();
         let mut record = match self.claim(push, key, service, deadline_ms).await {
-            Ok(resumed) => resumed.unwrap_or_else(|| self.new_record(push, key, service, &change.container, &previous)),
+            Ok(resumed) => resumed.unwrap_or_else(|| {
+                self.new_record(push, key, service, &change.container, &previous)
+            }),
             Err(outcome) => return outcome,
         };
-        let mut outcome = Outcome { container: Some(change.container.clone()), image: Some(change.to_image.clone()), ..Outcome::new(key, OutcomeKind::Failed, None) }.on(service);
+        let mut outcome = Outcome {
+            container: Some(change.container.clone()),
+            image: Some(change.to_image.clone()),
+            ..Outcome::new(key, OutcomeKind::Failed, None)
+        }
+        .on(service);
         record.updated_at = now_text();
         if let Err(e) = self.ledger.put(&record).await {
-            return self.abandon(push, record, outcome, format!("not deployed, because {e}"), e.retryable()).await;
+            return self
+                .abandon(
+                    push,
+                    record,
+                    outcome,
+                    format!("not deployed, because {e}"),
+                    e.retryable(),
+                )
+                .await;
         }
 
         let new_definition = match record.new_task_definition.clone() {
@@ -318,18 +505,41 @@ impl Deployer {
                     event_id: push.event_id.clone(),
                     previous_task_definition: previous.clone(),
                 };
-                let request = match revision_request(self.aws.new_revision(), definition, tags, &change.container, &change.to_image, &provenance) {
+                let request = match revision_request(
+                    self.aws.new_revision(),
+                    definition,
+                    tags,
+                    &change.container,
+                    &change.to_image,
+                    &provenance,
+                ) {
                     Ok(request) => request,
-                    Err(e) => return self.abandon(push, record, outcome, e.to_string(), false).await,
+                    Err(e) => {
+                        return self
+                            .abandon(push, record, outcome, e.to_string(), false)
+                            .await
+                    }
                 };
                 let arn = match self.aws.register_task_definition(request).await {
                     Ok(arn) => arn,
-                    Err(e) => return self.abandon(push, record, outcome, e.to_string(), e.retryable).await,
+                    Err(e) => {
+                        return self
+                            .abandon(push, record, outcome, e.to_string(), e.retryable)
+                            .await
+                    }
                 };
                 record.new_task_definition = Some(arn.clone());
                 record.updated_at = now_text();
                 if let Err(e) = self.ledger.put(&record).await {
-                    return self.abandon(push, record, outcome, format!("registered {arn} but could not record it: {e}"), true).await;
+                    return self
+                        .abandon(
+                            push,
+                            record,
+                            outcome,
+                            format!("registered {arn} but could not record it: {e}"),
+                            true,
+                        )
+                        .await;
                 }
                 arn
             }
@@ -337,9 +547,17 @@ impl Deployer {
         outcome.task_definition = Some(new_definition.clone());
 
         let cluster = service.cluster_arn().unwrap_or(&key.cluster);
-        let updated = match self.aws.update_service(cluster, &key.service, &new_definition).await {
+        let updated = match self
+            .aws
+            .update_service(cluster, &key.service, &new_definition)
+            .await
+        {
             Ok(updated) => updated,
-            Err(e) => return self.abandon(push, record, outcome, e.to_string(), e.retryable).await,
+            Err(e) => {
+                return self
+                    .abandon(push, record, outcome, e.to_string(), e.retryable)
+                    .await
+            }
         };
         record.deployment_id = updated.deployment_id.clone();
         record.status = Status::Deployed;
@@ -347,24 +565,57 @@ impl Deployer {
         outcome.deployment_id = updated.deployment_id;
         outcome.outcome = OutcomeKind::Deployed;
         let recorded = match self.ledger.put(&record).await {
-            Ok(()) => self.ledger.release(&record.service_arn, push, Status::Deployed, None, &record.updated_at).await,
+            Ok(()) => {
+                self.ledger
+                    .release(
+                        &record.service_arn,
+                        push,
+                        Status::Deployed,
+                        None,
+                        &record.updated_at,
+                    )
+                    .await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = recorded {
             // ECS has the new revision; the retry finds it running and only completes the ledger.
-            outcome.reason = Some(format!("deployed, but the ledger could not record it ({e}); a retry will"));
+            outcome.reason = Some(format!(
+                "deployed, but the ledger could not record it ({e}); a retry will"
+            ));
             outcome.retryable = true;
         }
         outcome
     }
 
     /// Records why a claimed deployment stopped. A retryable stop leaves the claim for the retry.
-    async fn abandon(&self, push: &Push, mut record: DeploymentRecord, mut outcome: Outcome, reason: String, retryable: bool) -> Outcome {
-        record.status = if retryable { Status::Deploying } else { Status::Failed };
+    async fn abandon(
+        &self,
+        push: &Push,
+        mut record: DeploymentRecord,
+        mut outcome: Outcome,
+        reason: String,
+        retryable: bool,
+    ) -> Outcome {
+        record.status = if retryable {
+            Status::Deploying
+        } else {
+            Status::Failed
+        };
         record.reason = Some(reason.clone());
         record.updated_at = now_text();
         let recorded = match self.ledger.put(&record).await {
-            Ok(()) => self.ledger.release(&record.service_arn, push, record.status, Some(&reason), &record.updated_at).await,
+            Ok(()) => {
+                self.ledger
+                    .release(
+                        &record.service_arn,
+                        push,
+                        record.status,
+                        Some(&reason),
+                        &record.updated_at,
+                    )
+                    .await
+            }
             Err(e) => Err(e),
         };
         outcome.outcome = OutcomeKind::Failed;
@@ -378,30 +629,68 @@ impl Deployer {
 
     /// The service already runs the revision an earlier delivery of this push registered; make
     /// sure the ledger says so, and touch nothing in ECS.
-    async fn confirm_earlier_delivery(&self, push: &Push, key: &ServiceKey, service: &Service, definition: &TaskDefinition, tags: &[Tag], deadline_ms: u64) -> Outcome {
+    async fn confirm_earlier_delivery(
+        &self,
+        push: &Push,
+        key: &ServiceKey,
+        service: &Service,
+        definition: &TaskDefinition,
+        tags: &[Tag],
+        deadline_ms: u64,
+    ) -> Outcome {
         let running = service.task_definition().unwrap_or_default().to_string();
-        let previous = tag_value(tags, TAG_PREVIOUS).unwrap_or_default().to_string();
-        let mut outcome = Outcome::skipped(key, "an earlier delivery of this push already deployed it").on(service);
+        let previous = tag_value(tags, TAG_PREVIOUS)
+            .unwrap_or_default()
+            .to_string();
+        let mut outcome =
+            Outcome::skipped(key, "an earlier delivery of this push already deployed it")
+                .on(service);
         outcome.task_definition = Some(running.clone());
         outcome.previous_task_definition = Some(previous.clone());
         let resumed = match self.claim(push, key, service, deadline_ms).await {
             Ok(resumed) => resumed,
-            Err(skipped_or_failed) => return Outcome { task_definition: Some(running), previous_task_definition: Some(previous), ..skipped_or_failed },
+            Err(skipped_or_failed) => {
+                return Outcome {
+                    task_definition: Some(running),
+                    previous_task_definition: Some(previous),
+                    ..skipped_or_failed
+                }
+            }
         };
         let container = crate::plan::container_running(definition, push).unwrap_or_default();
-        let mut record = resumed.unwrap_or_else(|| self.new_record(push, key, service, &container, &previous));
+        let mut record =
+            resumed.unwrap_or_else(|| self.new_record(push, key, service, &container, &previous));
         record.new_task_definition = Some(running.clone());
         record.deployment_id = record.deployment_id.or_else(|| {
-            service.deployments().iter().find(|d| d.task_definition() == Some(running.as_str())).and_then(|d| d.id().map(str::to_string))
+            service
+                .deployments()
+                .iter()
+                .find(|d| d.task_definition() == Some(running.as_str()))
+                .and_then(|d| d.id().map(str::to_string))
         });
         record.status = Status::Deployed;
         record.updated_at = now_text();
         let recorded = match self.ledger.put(&record).await {
-            Ok(()) => self.ledger.release(&record.service_arn, push, Status::Deployed, None, &record.updated_at).await,
+            Ok(()) => {
+                self.ledger
+                    .release(
+                        &record.service_arn,
+                        push,
+                        Status::Deployed,
+                        None,
+                        &record.updated_at,
+                    )
+                    .await
+            }
             Err(e) => Err(e),
         };
         match recorded {
-            Ok(()) => outcome.reason = Some("an earlier delivery of this push deployed it; the ledger now records it".into()),
+            Ok(()) => {
+                outcome.reason = Some(
+                    "an earlier delivery of this push deployed it; the ledger now records it"
+                        .into(),
+                )
+            }
             Err(e) => {
                 outcome.reason = Some(format!("an earlier delivery of this push deployed it, but the ledger could not record it ({e})"));
                 outcome.retryable = e.retryable();

@@ -33,7 +33,11 @@ impl Digest {
         let hex = raw
             .strip_prefix("sha256:")
             .ok_or_else(|| NotDeployable::BadDigest(raw.to_string()))?;
-        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Digest(raw.to_string()))
         } else {
             Err(NotDeployable::BadDigest(raw.to_string()))
@@ -92,7 +96,10 @@ pub enum NotDeployable {
     #[error("the payload is not an EventBridge event: {0}")]
     NotEventBridge(String),
     #[error("the event is {event_source:?} / {detail_type:?}, not an ECR image action (aws.ecr / ECR Image Action)")]
-    NotEcrImageAction { event_source: String, detail_type: String },
+    NotEcrImageAction {
+        event_source: String,
+        detail_type: String,
+    },
     #[error("the event has no {0}, so it cannot be traced or ordered")]
     MissingEnvelopeField(&'static str),
     #[error("the event's detail is not an ECR image action detail: {0}")]
@@ -121,12 +128,16 @@ pub struct Ignored {
 }
 
 pub fn parse_push(payload: Value) -> Result<Push, Ignored> {
-    let envelope: EventBridgeEvent<Value> = serde_json::from_value(payload).map_err(|e| Ignored {
-        event_id: None,
-        reason: NotDeployable::NotEventBridge(e.to_string()),
-    })?;
+    let envelope: EventBridgeEvent<Value> =
+        serde_json::from_value(payload).map_err(|e| Ignored {
+            event_id: None,
+            reason: NotDeployable::NotEventBridge(e.to_string()),
+        })?;
     let event_id = envelope.id.clone().filter(|id| !id.is_empty());
-    let ignored = |reason| Ignored { event_id: event_id.clone(), reason };
+    let ignored = |reason| Ignored {
+        event_id: event_id.clone(),
+        reason,
+    };
     if envelope.source != ECR_SOURCE || envelope.detail_type != ECR_IMAGE_ACTION {
         return Err(ignored(NotDeployable::NotEcrImageAction {
             event_source: envelope.source,
@@ -135,8 +146,14 @@ pub fn parse_push(payload: Value) -> Result<Push, Ignored> {
     }
     let detail: EcrImageActionDetail = serde_json::from_value(envelope.detail)
         .map_err(|e| ignored(NotDeployable::BadDetail(e.to_string())))?;
-    push_from(envelope.id, envelope.account, envelope.region, envelope.time, detail)
-        .map_err(ignored)
+    push_from(
+        envelope.id,
+        envelope.account,
+        envelope.region,
+        envelope.time,
+        detail,
+    )
+    .map_err(ignored)
 }
 
 fn push_from(
@@ -146,15 +163,22 @@ fn push_from(
     time: Option<DateTime<Utc>>,
     detail: EcrImageActionDetail,
 ) -> Result<Push, NotDeployable> {
-    let action = detail.action_type.ok_or(NotDeployable::MissingDetailField("action-type"))?;
+    let action = detail
+        .action_type
+        .ok_or(NotDeployable::MissingDetailField("action-type"))?;
     if action != "PUSH" {
         return Err(NotDeployable::NotAPush(action));
     }
-    let result = detail.result.ok_or(NotDeployable::MissingDetailField("result"))?;
+    let result = detail
+        .result
+        .ok_or(NotDeployable::MissingDetailField("result"))?;
     if result != "SUCCESS" {
         return Err(NotDeployable::NotSuccessful(result));
     }
-    let tag = detail.image_tag.filter(|t| !t.is_empty()).ok_or(NotDeployable::Untagged)?;
+    let tag = detail
+        .image_tag
+        .filter(|t| !t.is_empty())
+        .ok_or(NotDeployable::Untagged)?;
     if !is_valid_tag(&tag) {
         return Err(NotDeployable::BadTag(tag));
     }
@@ -170,7 +194,10 @@ fn push_from(
             .as_deref()
             .ok_or(NotDeployable::MissingDetailField("image-digest"))?,
     )?;
-    let non_empty = |v: Option<String>, name| v.filter(|s| !s.is_empty()).ok_or(NotDeployable::MissingEnvelopeField(name));
+    let non_empty = |v: Option<String>, name| {
+        v.filter(|s| !s.is_empty())
+            .ok_or(NotDeployable::MissingEnvelopeField(name))
+    };
     Ok(Push {
         event_id: non_empty(id, "id")?,
         account: non_empty(account, "account")?,
@@ -198,9 +225,12 @@ pub fn is_valid_repository(name: &str) -> bool {
     (2..=256).contains(&name.len())
         && name.split('/').all(|component| {
             !component.is_empty()
-                && component
-                    .split(['.', '_', '-'])
-                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+                && component.split(['.', '_', '-']).all(|part| {
+                    !part.is_empty()
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                })
         })
 }
 
@@ -234,7 +264,10 @@ mod tests {
         assert_eq!(push.event_id, "e-1");
         assert_eq!(push.pushed_at_text(), "2026-11-26T12:00:00Z");
         assert_eq!(push.order_key(), "2026-11-26T12:00:00Z#e-1");
-        assert_eq!(push.manifest_media_type.as_deref(), Some("application/vnd.oci.image.manifest.v1+json"));
+        assert_eq!(
+            push.manifest_media_type.as_deref(),
+            Some("application/vnd.oci.image.manifest.v1+json")
+        );
     }
 
     fn reason_for(payload: Value) -> NotDeployable {
@@ -253,25 +286,58 @@ mod tests {
             d.as_object_mut().unwrap().remove(key);
             event(d)
         };
-        assert_eq!(reason_for(with("action-type", json!("DELETE"))), NotDeployable::NotAPush("DELETE".into()));
-        assert_eq!(reason_for(with("result", json!("FAILURE"))), NotDeployable::NotSuccessful("FAILURE".into()));
-        assert_eq!(reason_for(without("image-tag")), NotDeployable::Untagged);
-        assert_eq!(reason_for(with("image-tag", json!(""))), NotDeployable::Untagged);
-        assert_eq!(reason_for(without("image-digest")), NotDeployable::MissingDetailField("image-digest"));
-        assert_eq!(reason_for(with("image-digest", json!("sha256:abc"))), NotDeployable::BadDigest("sha256:abc".into()));
         assert_eq!(
-            reason_for(with("image-digest", json!(DIGEST.to_uppercase().replace("SHA256", "sha256")))),
+            reason_for(with("action-type", json!("DELETE"))),
+            NotDeployable::NotAPush("DELETE".into())
+        );
+        assert_eq!(
+            reason_for(with("result", json!("FAILURE"))),
+            NotDeployable::NotSuccessful("FAILURE".into())
+        );
+        assert_eq!(reason_for(without("image-tag")), NotDeployable::Untagged);
+        assert_eq!(
+            reason_for(with("image-tag", json!(""))),
+            NotDeployable::Untagged
+        );
+        assert_eq!(
+            reason_for(without("image-digest")),
+            NotDeployable::MissingDetailField("image-digest")
+        );
+        assert_eq!(
+            reason_for(with("image-digest", json!("sha256:abc"))),
+            NotDeployable::BadDigest("sha256:abc".into())
+        );
+        assert_eq!(
+            reason_for(with(
+                "image-digest",
+                json!(DIGEST.to_uppercase().replace("SHA256", "sha256"))
+            )),
             NotDeployable::BadDigest(DIGEST.to_uppercase().replace("SHA256", "sha256"))
         );
-        assert_eq!(reason_for(with("repository-name", json!("Web"))), NotDeployable::BadRepository("Web".into()));
-        assert_eq!(reason_for(with("image-tag", json!("a b"))), NotDeployable::BadTag("a b".into()));
-        assert!(matches!(reason_for(with("image-tag", json!(7))), NotDeployable::BadDetail(_)));
+        assert_eq!(
+            reason_for(with("repository-name", json!("Web"))),
+            NotDeployable::BadRepository("Web".into())
+        );
+        assert_eq!(
+            reason_for(with("image-tag", json!("a b"))),
+            NotDeployable::BadTag("a b".into())
+        );
+        assert!(matches!(
+            reason_for(with("image-tag", json!(7))),
+            NotDeployable::BadDetail(_)
+        ));
         let mut other = event(push_detail());
         other["source"] = json!("aws.ecs");
-        assert!(matches!(reason_for(other), NotDeployable::NotEcrImageAction { .. }));
+        assert!(matches!(
+            reason_for(other),
+            NotDeployable::NotEcrImageAction { .. }
+        ));
         let mut no_time = event(push_detail());
         no_time.as_object_mut().unwrap().remove("time");
-        assert_eq!(reason_for(no_time), NotDeployable::MissingEnvelopeField("time"));
+        assert_eq!(
+            reason_for(no_time),
+            NotDeployable::MissingEnvelopeField("time")
+        );
         for junk in [json!(null), json!([]), json!({}), json!("push")] {
             assert!(matches!(reason_for(junk), NotDeployable::NotEventBridge(_)));
         }
@@ -281,7 +347,10 @@ mod tests {
     fn ignored_events_keep_their_id_for_the_log() {
         let mut d = push_detail();
         d["action-type"] = json!("DELETE");
-        assert_eq!(parse_push(event(d)).unwrap_err().event_id.as_deref(), Some("e-1"));
+        assert_eq!(
+            parse_push(event(d)).unwrap_err().event_id.as_deref(),
+            Some("e-1")
+        );
     }
 
     #[test]
@@ -289,7 +358,17 @@ mod tests {
         for ok in ["web", "team/web", "a.b-c_d/e2", "ab"] {
             assert!(is_valid_repository(ok), "{ok}");
         }
-        for bad in ["", "a", "Web", "team//web", "/web", "web/", "a..b", "-web", "web-"] {
+        for bad in [
+            "",
+            "a",
+            "Web",
+            "team//web",
+            "/web",
+            "web/",
+            "a..b",
+            "-web",
+            "web-",
+        ] {
             assert!(!is_valid_repository(bad), "{bad}");
         }
         for ok in ["latest", "v1.4.2", "_x", "sha-3f2a1c", &"a".repeat(128)] {

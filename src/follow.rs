@@ -50,24 +50,40 @@ pub fn service_key_from_arn(arn: &str) -> Option<ServiceKey> {
     let resource = arn.splitn(6, ':').nth(5)?;
     let mut parts = resource.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("service"), Some(cluster), Some(service), None) if !cluster.is_empty() && !service.is_empty() => {
-            Some(ServiceKey { cluster: cluster.to_string(), service: service.to_string() })
+        (Some("service"), Some(cluster), Some(service), None)
+            if !cluster.is_empty() && !service.is_empty() =>
+        {
+            Some(ServiceKey {
+                cluster: cluster.to_string(),
+                service: service.to_string(),
+            })
         }
         _ => None,
     }
 }
 
-pub fn followers(push: &Push, tagged: &[TaggedService], config: &Config) -> Vec<Result<Follower, Excluded>> {
+pub fn followers(
+    push: &Push,
+    tagged: &[TaggedService],
+    config: &Config,
+) -> Vec<Result<Follower, Excluded>> {
     let mut by_key: BTreeMap<ServiceKey, Result<Follower, Excluded>> = BTreeMap::new();
     let mut unusable_arns = Vec::new();
     let mut add = |key: ServiceKey, container: Option<String>, via: String| {
         let merged = match by_key.remove(&key) {
-            None => Ok(Follower { key: key.clone(), container, via: vec![via] }),
+            None => Ok(Follower {
+                key: key.clone(),
+                container,
+                via: vec![via],
+            }),
             Some(Err(excluded)) => Err(excluded),
             Some(Ok(mut f)) => match (&f.container, &container) {
                 (Some(a), Some(b)) if a != b => Err(Excluded {
                     key: key.clone(),
-                    reason: format!("{} name container {a:?} but {via} names {b:?}; make them agree", f.via.join(" and ")),
+                    reason: format!(
+                        "{} name container {a:?} but {via} names {b:?}; make them agree",
+                        f.via.join(" and ")
+                    ),
                     is_error: true,
                 }),
                 _ => {
@@ -84,7 +100,11 @@ pub fn followers(push: &Push, tagged: &[TaggedService], config: &Config) -> Vec<
         if service.tags.get(TAG_REPOSITORY) != Some(&push.repository) {
             continue;
         }
-        let followed_tag = service.tags.get(TAG_TAG).map(String::as_str).unwrap_or(DEFAULT_TAG);
+        let followed_tag = service
+            .tags
+            .get(TAG_TAG)
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_TAG);
         if followed_tag != push.tag {
             continue;
         }
@@ -103,7 +123,11 @@ pub fn followers(push: &Push, tagged: &[TaggedService], config: &Config) -> Vec<
                 cluster: resource_name(&rule.cluster).to_string(),
                 service: resource_name(&rule.service).to_string(),
             };
-            add(key, rule.container.clone(), format!("PUSHDEPLOY_RULES[{index}]"));
+            add(
+                key,
+                rule.container.clone(),
+                format!("PUSHDEPLOY_RULES[{index}]"),
+            );
         }
     }
 
@@ -145,7 +169,10 @@ mod tests {
     fn tagged(cluster: &str, service: &str, tags: &[(&str, &str)]) -> TaggedService {
         TaggedService {
             arn: format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}"),
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -185,15 +212,38 @@ mod tests {
             tagged("prod", "c", &[(TAG_REPOSITORY, "api")]),
             tagged("prod", "d", &[(TAG_TAG, "latest")]),
         ];
-        assert_eq!(keys(&followers(&push("web", "latest"), &services, &config(vec![], None))), ["prod/a"]);
-        assert_eq!(keys(&followers(&push("web", "v1"), &services, &config(vec![], None))), ["prod/b"]);
+        assert_eq!(
+            keys(&followers(
+                &push("web", "latest"),
+                &services,
+                &config(vec![], None)
+            )),
+            ["prod/a"]
+        );
+        assert_eq!(
+            keys(&followers(
+                &push("web", "v1"),
+                &services,
+                &config(vec![], None)
+            )),
+            ["prod/b"]
+        );
     }
 
     #[test]
     fn rules_and_tags_merge_into_one_entry_per_service() {
-        let services = [tagged("prod", "a", &[(TAG_REPOSITORY, "web"), (TAG_CONTAINER, "app")])];
+        let services = [tagged(
+            "prod",
+            "a",
+            &[(TAG_REPOSITORY, "web"), (TAG_CONTAINER, "app")],
+        )];
         let rules = vec![
-            rule("arn:aws:ecs:us-east-1:123456789012:cluster/prod", "a", "latest", None),
+            rule(
+                "arn:aws:ecs:us-east-1:123456789012:cluster/prod",
+                "a",
+                "latest",
+                None,
+            ),
             rule("prod", "b", "latest", Some("app")),
             rule("prod", "c", "v2", None),
         ];
@@ -206,34 +256,67 @@ mod tests {
 
     #[test]
     fn conflicting_containers_are_an_error_not_a_guess() {
-        let services = [tagged("prod", "a", &[(TAG_REPOSITORY, "web"), (TAG_CONTAINER, "app")])];
-        let selection = followers(&push("web", "latest"), &services, &config(vec![rule("prod", "a", "latest", Some("web"))], None));
+        let services = [tagged(
+            "prod",
+            "a",
+            &[(TAG_REPOSITORY, "web"), (TAG_CONTAINER, "app")],
+        )];
+        let selection = followers(
+            &push("web", "latest"),
+            &services,
+            &config(vec![rule("prod", "a", "latest", Some("web"))], None),
+        );
         let excluded = selection[0].as_ref().unwrap_err();
         assert!(excluded.is_error);
-        assert!(excluded.reason.contains("\"app\"") && excluded.reason.contains("\"web\""), "{}", excluded.reason);
+        assert!(
+            excluded.reason.contains("\"app\"") && excluded.reason.contains("\"web\""),
+            "{}",
+            excluded.reason
+        );
     }
 
     #[test]
     fn clusters_setting_limits_both_sources() {
-        let services = [tagged("prod", "a", &[(TAG_REPOSITORY, "web")]), tagged("dev", "b", &[(TAG_REPOSITORY, "web")])];
+        let services = [
+            tagged("prod", "a", &[(TAG_REPOSITORY, "web")]),
+            tagged("dev", "b", &[(TAG_REPOSITORY, "web")]),
+        ];
         let rules = vec![rule("dev", "c", "latest", None)];
-        let selection = followers(&push("web", "latest"), &services, &config(rules, Some(&["prod"])));
+        let selection = followers(
+            &push("web", "latest"),
+            &services,
+            &config(rules, Some(&["prod"])),
+        );
         assert_eq!(keys(&selection), ["!dev/b", "!dev/c", "prod/a"]);
-        assert!(selection.iter().filter_map(|s| s.as_ref().err()).all(|e| !e.is_error && e.reason.contains("PUSHDEPLOY_CLUSTERS")));
+        assert!(selection
+            .iter()
+            .filter_map(|s| s.as_ref().err())
+            .all(|e| !e.is_error && e.reason.contains("PUSHDEPLOY_CLUSTERS")));
     }
 
     #[test]
     fn service_arns() {
         assert_eq!(
             service_key_from_arn("arn:aws:ecs:us-east-1:123456789012:service/prod/web"),
-            Some(ServiceKey { cluster: "prod".into(), service: "web".into() })
+            Some(ServiceKey {
+                cluster: "prod".into(),
+                service: "web".into()
+            })
         );
-        assert_eq!(service_key_from_arn("arn:aws:ecs:us-east-1:123456789012:service/web"), None);
+        assert_eq!(
+            service_key_from_arn("arn:aws:ecs:us-east-1:123456789012:service/web"),
+            None
+        );
         assert_eq!(service_key_from_arn("garbage"), None);
         let old = [tagged("x", "y", &[(TAG_REPOSITORY, "web")])].map(|mut t| {
             t.arn = "arn:aws:ecs:us-east-1:123456789012:service/web".into();
             t
         });
-        assert!(followers(&push("web", "latest"), &old, &config(vec![], None))[0].as_ref().unwrap_err().is_error);
+        assert!(
+            followers(&push("web", "latest"), &old, &config(vec![], None))[0]
+                .as_ref()
+                .unwrap_err()
+                .is_error
+        );
     }
 }

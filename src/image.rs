@@ -21,11 +21,16 @@ impl ImageRef {
         // A tag can only follow the last path component; a colon before that is a registry port.
         let last_slash = name_and_tag.rfind('/').map_or(0, |i| i + 1);
         let (name, tag) = match name_and_tag[last_slash..].rfind(':') {
-            Some(i) => (&name_and_tag[..last_slash + i], Some(name_and_tag[last_slash + i + 1..].to_string())),
+            Some(i) => (
+                &name_and_tag[..last_slash + i],
+                Some(name_and_tag[last_slash + i + 1..].to_string()),
+            ),
             None => (name_and_tag, None),
         };
         let (registry, repository) = match name.split_once('/') {
-            Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
                 (Some(first.to_string()), rest.to_string())
             }
             _ => (None, name.to_string()),
@@ -33,7 +38,12 @@ impl ImageRef {
         if repository.is_empty() || tag.as_deref() == Some("") || digest.as_deref() == Some("") {
             return None;
         }
-        Some(ImageRef { registry, repository, tag, digest })
+        Some(ImageRef {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// True when this image lives in the ECR repository of the push: same account, same region,
@@ -69,10 +79,18 @@ impl EcrRegistry {
             .strip_suffix(".amazonaws.com")
             .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
         let (account, rest) = rest.split_once('.')?;
-        let region = rest.strip_prefix("dkr.ecr.").or_else(|| rest.strip_prefix("dkr.ecr-fips."))?;
+        let region = rest
+            .strip_prefix("dkr.ecr.")
+            .or_else(|| rest.strip_prefix("dkr.ecr-fips."))?;
         let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
-        let valid_region = !region.is_empty() && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        (valid_account && valid_region).then(|| EcrRegistry { account: account.to_string(), region: region.to_string() })
+        let valid_region = !region.is_empty()
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        (valid_account && valid_region).then(|| EcrRegistry {
+            account: account.to_string(),
+            region: region.to_string(),
+        })
     }
 }
 
@@ -106,9 +124,15 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("1.2"));
         assert_eq!(r.digest.as_deref(), Some(D));
         let r = ImageRef::parse("localhost:5000/web").unwrap();
-        assert_eq!((r.registry.as_deref(), r.repository.as_str(), r.tag), (Some("localhost:5000"), "web", None));
+        assert_eq!(
+            (r.registry.as_deref(), r.repository.as_str(), r.tag),
+            (Some("localhost:5000"), "web", None)
+        );
         let r = ImageRef::parse("nginx:1.27").unwrap();
-        assert_eq!((r.registry, r.repository.as_str(), r.tag.as_deref()), (None, "nginx", Some("1.27")));
+        assert_eq!(
+            (r.registry, r.repository.as_str(), r.tag.as_deref()),
+            (None, "nginx", Some("1.27"))
+        );
         assert_eq!(ImageRef::parse("library/nginx").unwrap().registry, None);
         assert!(ImageRef::parse("web:").is_none());
         assert!(ImageRef::parse("web@").is_none());
@@ -117,13 +141,18 @@ mod tests {
     #[test]
     fn only_the_same_ecr_repository_matches() {
         let p = push("web");
-        for image in [format!("{REGISTRY}/web"), format!("{REGISTRY}/web:latest"), format!("{REGISTRY}/web@{D}"), format!("{REGISTRY}/web:v1@{D}")] {
+        for image in [
+            format!("{REGISTRY}/web"),
+            format!("{REGISTRY}/web:latest"),
+            format!("{REGISTRY}/web@{D}"),
+            format!("{REGISTRY}/web:v1@{D}"),
+        ] {
             assert!(ImageRef::parse(&image).unwrap().is_from(&p), "{image}");
         }
         for image in [
-            "web:latest".to_string(),                                     // Docker Hub
-            "public.ecr.aws/team/web:latest".to_string(),                 // ECR Public
-            format!("{REGISTRY}/team/web:latest"),                        // another path
+            "web:latest".to_string(),                                       // Docker Hub
+            "public.ecr.aws/team/web:latest".to_string(),                   // ECR Public
+            format!("{REGISTRY}/team/web:latest"),                          // another path
             "210987654321.dkr.ecr.us-east-1.amazonaws.com/web".to_string(), // another account
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web".to_string(), // another region
             "123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example/web".to_string(),
@@ -136,14 +165,20 @@ mod tests {
     fn pinning_keeps_the_registry_and_drops_tag_and_old_digest() {
         let old = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
         let r = ImageRef::parse(&format!("{REGISTRY}/web:latest@{old}")).unwrap();
-        assert_eq!(r.pinned_to(&Digest::parse(D).unwrap()), format!("{REGISTRY}/web@{D}"));
+        assert_eq!(
+            r.pinned_to(&Digest::parse(D).unwrap()),
+            format!("{REGISTRY}/web@{D}")
+        );
     }
 
     #[test]
     fn ecr_registry_hosts() {
         assert_eq!(
             EcrRegistry::parse("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com"),
-            Some(EcrRegistry { account: "123456789012".into(), region: "us-gov-west-1".into() })
+            Some(EcrRegistry {
+                account: "123456789012".into(),
+                region: "us-gov-west-1".into()
+            })
         );
         assert!(EcrRegistry::parse("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn").is_some());
         assert!(EcrRegistry::parse("1234.dkr.ecr.us-east-1.amazonaws.com").is_none());

@@ -40,7 +40,9 @@ impl Status {
     }
 
     fn parse(s: &str) -> Option<Status> {
-        [Status::Deploying, Status::Deployed, Status::Failed].into_iter().find(|v| v.as_str() == s)
+        [Status::Deploying, Status::Deployed, Status::Failed]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 
@@ -85,8 +87,14 @@ pub enum LedgerError {
     #[error("the deployment ledger is unavailable: {0}")]
     Aws(#[from] AwsError),
     #[error("deployment ledger item {pk} / {sk} is malformed: {problem}")]
-    Malformed { pk: String, sk: String, problem: String },
-    #[error("the ledger head of {0} no longer belongs to this push (taken over after the lease ended)")]
+    Malformed {
+        pk: String,
+        sk: String,
+        problem: String,
+    },
+    #[error(
+        "the ledger head of {0} no longer belongs to this push (taken over after the lease ended)"
+    )]
     LostLease(String),
 }
 
@@ -118,11 +126,16 @@ fn text(item: &Item, key: &str) -> Option<String> {
 }
 
 fn number(item: &Item, key: &str) -> Option<u64> {
-    item.get(key).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
 }
 
 fn is_condition_failure<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
-    err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
 ) -> bool {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
@@ -152,9 +165,16 @@ impl DeploymentRecord {
         .map(|(k, v)| (k.to_string(), s(v)))
         .collect();
         item.insert("sk".into(), s(deploy_sk(&self.order_key)));
-        item.insert("service_digest".into(), s(format!("{}#{}", self.service_arn, self.digest)));
+        item.insert(
+            "service_digest".into(),
+            s(format!("{}#{}", self.service_arn, self.digest)),
+        );
         item.insert("status".into(), s(self.status.as_str()));
-        for (k, v) in [("new_task_definition", &self.new_task_definition), ("deployment_id", &self.deployment_id), ("reason", &self.reason)] {
+        for (k, v) in [
+            ("new_task_definition", &self.new_task_definition),
+            ("deployment_id", &self.deployment_id),
+            ("reason", &self.reason),
+        ] {
             if let Some(v) = v {
                 item.insert(k.into(), s(v));
             }
@@ -184,7 +204,8 @@ impl DeploymentRecord {
             previous_task_definition: get("previous_task_definition")?,
             new_task_definition: text(item, "new_task_definition"),
             deployment_id: text(item, "deployment_id"),
-            status: Status::parse(&status).ok_or_else(|| malformed(format!("unknown status {status:?}")))?,
+            status: Status::parse(&status)
+                .ok_or_else(|| malformed(format!("unknown status {status:?}")))?,
             reason: text(item, "reason"),
             created_at: get("created_at")?,
             updated_at: get("updated_at")?,
@@ -194,13 +215,23 @@ impl DeploymentRecord {
 
 impl Ledger {
     pub fn new(client: Client, table: impl Into<String>) -> Ledger {
-        Ledger { client, table: table.into() }
+        Ledger {
+            client,
+            table: table.into(),
+        }
     }
 
     /// Takes `service_arn` for `push` until `lease_until_ms`, atomically: only when no push owns
     /// it, an older push is done with it (or its lease ended), or an interrupted delivery of this
     /// same push left it behind.
-    pub async fn claim(&self, service_arn: &str, push: &Push, lease_until_ms: u64, now_ms: u64, now_text: &str) -> Result<Claim, LedgerError> {
+    pub async fn claim(
+        &self,
+        service_arn: &str,
+        push: &Push,
+        lease_until_ms: u64,
+        now_ms: u64,
+        now_text: &str,
+    ) -> Result<Claim, LedgerError> {
         let result = self
             .client
             .update_item()
@@ -227,11 +258,12 @@ impl Ledger {
         match result {
             Ok(out) => {
                 let previous = out.attributes.unwrap_or_default();
-                let resumed = if text(&previous, "event_id").as_deref() == Some(push.event_id.as_str()) {
-                    self.record(service_arn, &push.order_key()).await?
-                } else {
-                    None
-                };
+                let resumed =
+                    if text(&previous, "event_id").as_deref() == Some(push.event_id.as_str()) {
+                        self.record(service_arn, &push.order_key()).await?
+                    } else {
+                        None
+                    };
                 Ok(Claim::Acquired { resumed })
             }
             Err(e) if is_condition_failure(&e) => self.why_not(service_arn, push, now_ms).await,
@@ -240,32 +272,63 @@ impl Ledger {
     }
 
     /// Reads the head that refused a claim and says why, in the terms of [`Claim`].
-    async fn why_not(&self, service_arn: &str, push: &Push, now_ms: u64) -> Result<Claim, LedgerError> {
+    async fn why_not(
+        &self,
+        service_arn: &str,
+        push: &Push,
+        now_ms: u64,
+    ) -> Result<Claim, LedgerError> {
         let head = self.get(service_arn, HEAD_SK).await?.unwrap_or_default();
         let state = text(&head, "state").unwrap_or_default();
         let lease_until = number(&head, "lease_until").unwrap_or(0);
         let holder_digest = text(&head, "digest").unwrap_or_default();
         let holder_order = text(&head, "order_key").unwrap_or_default();
         let leased = state == Status::Deploying.as_str() && lease_until >= now_ms;
-        Ok(if text(&head, "event_id").as_deref() == Some(push.event_id.as_str()) {
-            if leased {
-                Claim::Busy { reason: "a concurrent delivery of this push is deploying it".into(), retryable: false }
+        Ok(
+            if text(&head, "event_id").as_deref() == Some(push.event_id.as_str()) {
+                if leased {
+                    Claim::Busy {
+                        reason: "a concurrent delivery of this push is deploying it".into(),
+                        retryable: false,
+                    }
+                } else {
+                    let why = text(&head, "reason")
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default();
+                    Claim::Finished {
+                        reason: format!(
+                            "an earlier delivery of this push already ended as {state}{why}"
+                        ),
+                    }
+                }
+            } else if holder_order > push.order_key() {
+                Claim::Stale {
+                    reason: format!(
+                        "stale push: a newer push ({holder_digest}, {}) already took this service",
+                        holder_order.split('#').next().unwrap_or_default()
+                    ),
+                }
+            } else if leased {
+                Claim::Busy { reason: format!("an older push ({holder_digest}) is still being deployed to this service; retry once it is done"), retryable: true }
             } else {
-                let why = text(&head, "reason").map(|r| format!(": {r}")).unwrap_or_default();
-                Claim::Finished { reason: format!("an earlier delivery of this push already ended as {state}{why}") }
-            }
-        } else if holder_order > push.order_key() {
-            Claim::Stale { reason: format!("stale push: a newer push ({holder_digest}, {}) already took this service", holder_order.split('#').next().unwrap_or_default()) }
-        } else if leased {
-            Claim::Busy { reason: format!("an older push ({holder_digest}) is still being deployed to this service; retry once it is done"), retryable: true }
-        } else {
-            Claim::Busy { reason: "the ledger head changed while claiming; retry".into(), retryable: true }
-        })
+                Claim::Busy {
+                    reason: "the ledger head changed while claiming; retry".into(),
+                    retryable: true,
+                }
+            },
+        )
     }
 
     /// Ends this push's hold on the service. A `Deploying` end keeps the claim but ends its lease,
     /// so that the retry of the same event can resume at once.
-    pub async fn release(&self, service_arn: &str, push: &Push, status: Status, reason: Option<&str>, now_text: &str) -> Result<(), LedgerError> {
+    pub async fn release(
+        &self,
+        service_arn: &str,
+        push: &Push,
+        status: Status,
+        reason: Option<&str>,
+        now_text: &str,
+    ) -> Result<(), LedgerError> {
         let mut update = self
             .client
             .update_item()
@@ -286,7 +349,9 @@ impl Ledger {
         };
         match update.send().await {
             Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(LedgerError::LostLease(service_arn.to_string())),
+            Err(e) if is_condition_failure(&e) => {
+                Err(LedgerError::LostLease(service_arn.to_string()))
+            }
             Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
         }
     }
@@ -303,12 +368,24 @@ impl Ledger {
         Ok(())
     }
 
-    pub async fn record(&self, service_arn: &str, order_key: &str) -> Result<Option<DeploymentRecord>, LedgerError> {
-        self.get(service_arn, &deploy_sk(order_key)).await?.as_ref().map(DeploymentRecord::from_item).transpose()
+    pub async fn record(
+        &self,
+        service_arn: &str,
+        order_key: &str,
+    ) -> Result<Option<DeploymentRecord>, LedgerError> {
+        self.get(service_arn, &deploy_sk(order_key))
+            .await?
+            .as_ref()
+            .map(DeploymentRecord::from_item)
+            .transpose()
     }
 
     /// The service's deployments, newest first.
-    pub async fn latest(&self, service_arn: &str, limit: i32) -> Result<Vec<DeploymentRecord>, LedgerError> {
+    pub async fn latest(
+        &self,
+        service_arn: &str,
+        limit: i32,
+    ) -> Result<Vec<DeploymentRecord>, LedgerError> {
         let out = self
             .client
             .query()
@@ -321,11 +398,18 @@ impl Ledger {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
-        out.items().iter().map(DeploymentRecord::from_item).collect()
+        out.items()
+            .iter()
+            .map(DeploymentRecord::from_item)
+            .collect()
     }
 
     /// Every deployment of `digest` to the service, oldest first.
-    pub async fn deployments_of_digest(&self, service_arn: &str, digest: &str) -> Result<Vec<DeploymentRecord>, LedgerError> {
+    pub async fn deployments_of_digest(
+        &self,
+        service_arn: &str,
+        digest: &str,
+    ) -> Result<Vec<DeploymentRecord>, LedgerError> {
         let out = self
             .client
             .query()
@@ -336,7 +420,10 @@ impl Ledger {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
-        out.items().iter().map(DeploymentRecord::from_item).collect()
+        out.items()
+            .iter()
+            .map(DeploymentRecord::from_item)
+            .collect()
     }
 
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, LedgerError> {

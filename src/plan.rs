@@ -24,7 +24,13 @@ pub struct Change {
     pub to_image: String,
 }
 
-pub fn decide(push: &Push, named_container: Option<&str>, service: &Service, task_definition: &TaskDefinition, task_definition_tags: &[Tag]) -> Decision {
+pub fn decide(
+    push: &Push,
+    named_container: Option<&str>,
+    service: &Service,
+    task_definition: &TaskDefinition,
+    task_definition_tags: &[Tag],
+) -> Decision {
     let status = service.status().unwrap_or("UNKNOWN");
     if status != "ACTIVE" {
         return Decision::Skip(format!("the service is {status}, not ACTIVE"));
@@ -46,7 +52,10 @@ pub fn decide(push: &Push, named_container: Option<&str>, service: &Service, tas
         return if tag_value(task_definition_tags, TAG_EVENT_ID) == Some(push.event_id.as_str()) {
             Decision::AlreadyDeployedByThisEvent
         } else {
-            Decision::Skip(format!("container {container} already runs {}", push.digest))
+            Decision::Skip(format!(
+                "container {container} already runs {}",
+                push.digest
+            ))
         };
     }
     if let Some(running) = running_push_order(task_definition_tags) {
@@ -65,31 +74,47 @@ pub fn decide(push: &Push, named_container: Option<&str>, service: &Service, tas
         .and_then(|c| c.image())
         .unwrap_or_default()
         .to_string();
-    Decision::Deploy(Change { to_image: current.pinned_to(&push.digest), container, from_image })
+    Decision::Deploy(Change {
+        to_image: current.pinned_to(&push.digest),
+        container,
+        from_image,
+    })
 }
 
 /// The order key of the push that produced the running revision, when pushdeploy made it.
 fn running_push_order(tags: &[Tag]) -> Option<String> {
     let pushed_at = chrono::DateTime::parse_from_rfc3339(tag_value(tags, TAG_PUSHED_AT)?).ok()?;
-    Some(order_key(&pushed_at.to_utc(), tag_value(tags, TAG_EVENT_ID).unwrap_or_default()))
+    Some(order_key(
+        &pushed_at.to_utc(),
+        tag_value(tags, TAG_EVENT_ID).unwrap_or_default(),
+    ))
 }
 
 /// The name of the one container of `task_definition` that runs an image of the push's repository.
 pub fn container_running(task_definition: &TaskDefinition, push: &Push) -> Option<String> {
-    pick_container(push, None, task_definition).ok().map(|(name, _)| name)
+    pick_container(push, None, task_definition)
+        .ok()
+        .map(|(name, _)| name)
 }
 
 /// The container that runs the pushed repository: the named one, or the only one whose image
 /// comes from it. Never a guess between several, never an image from elsewhere.
-fn pick_container(push: &Push, named: Option<&str>, task_definition: &TaskDefinition) -> Result<(String, ImageRef), String> {
+fn pick_container(
+    push: &Push,
+    named: Option<&str>,
+    task_definition: &TaskDefinition,
+) -> Result<(String, ImageRef), String> {
     let arn = task_definition.task_definition_arn().unwrap_or("(unknown)");
-    let from_push = |image: Option<&str>| image.and_then(ImageRef::parse).filter(|r| r.is_from(push));
+    let from_push =
+        |image: Option<&str>| image.and_then(ImageRef::parse).filter(|r| r.is_from(push));
     let containers = task_definition.container_definitions();
     if let Some(name) = named {
         let container = containers
             .iter()
             .find(|c| c.name() == Some(name))
-            .ok_or_else(|| format!("pushdeploy:container names {name:?}, which is not a container of {arn}"))?;
+            .ok_or_else(|| {
+                format!("pushdeploy:container names {name:?}, which is not a container of {arn}")
+            })?;
         return from_push(container.image()).map(|r| (name.to_string(), r)).ok_or_else(|| {
             format!(
                 "container {name} runs {}, not an image of ECR repository {} in account {} region {}; pushdeploy only moves a container to a newer image of the repository it already runs",
@@ -100,7 +125,9 @@ fn pick_container(push: &Push, named: Option<&str>, task_definition: &TaskDefini
             )
         });
     }
-    let mut matching = containers.iter().filter_map(|c| Some((c.name()?.to_string(), from_push(c.image())?)));
+    let mut matching = containers
+        .iter()
+        .filter_map(|c| Some((c.name()?.to_string(), from_push(c.image())?)));
     match (matching.next(), matching.next()) {
         (Some(only), None) => Ok(only),
         (None, _) => Err(format!("no container of {arn} runs an image of ECR repository {} in account {} region {}", push.repository, push.account, push.region)),

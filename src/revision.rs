@@ -9,7 +9,13 @@ pub const TAG_DIGEST: &str = "pushdeploy:digest";
 pub const TAG_PUSHED_AT: &str = "pushdeploy:pushed-at";
 pub const TAG_EVENT_ID: &str = "pushdeploy:event-id";
 pub const TAG_PREVIOUS: &str = "pushdeploy:previous-task-definition";
-const PROVENANCE: [&str; 5] = [TAG_PUSHED_TAG, TAG_DIGEST, TAG_PUSHED_AT, TAG_EVENT_ID, TAG_PREVIOUS];
+const PROVENANCE: [&str; 5] = [
+    TAG_PUSHED_TAG,
+    TAG_DIGEST,
+    TAG_PUSHED_AT,
+    TAG_EVENT_ID,
+    TAG_PREVIOUS,
+];
 
 /// ECS accepts at most 50 user tags on a task definition.
 const MAX_TAGS: usize = 50;
@@ -65,7 +71,9 @@ impl Provenance {
 
 /// The value of tag `key` among `tags`, if set.
 pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
 }
 
 /// Fills `request` with a copy of `current` whose container `container` runs `image`.
@@ -89,7 +97,10 @@ pub fn revision_request(
     // `aws:` keys are reserved (RegisterTaskDefinition rejects them); old provenance is replaced.
     let mut tags: Vec<Tag> = current_tags
         .iter()
-        .filter(|t| t.key().is_some_and(|k| !k.starts_with("aws:") && !PROVENANCE.contains(&k)))
+        .filter(|t| {
+            t.key()
+                .is_some_and(|k| !k.starts_with("aws:") && !PROVENANCE.contains(&k))
+        })
         .cloned()
         .collect();
     tags.extend(provenance.tags());

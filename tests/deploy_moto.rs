@@ -19,97 +19,252 @@ const ENVOY: &str = "public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29.6.0-prod";
 async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_five_calls() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
-    let old = bed.task_definition("web", &[("app", &app_image("latest")), ("envoy", ENVOY)]).await;
-    let service_arn = bed.service("prod", "web", &old, &[("pushdeploy:repository", "web")]).await;
+    let old = bed
+        .task_definition("web", &[("app", &app_image("latest")), ("envoy", ENVOY)])
+        .await;
+    let service_arn = bed
+        .service("prod", "web", &old, &[("pushdeploy:repository", "web")])
+        .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let report = deployer.handle(push_event("ev-1", "web", "latest", &digest('b'), "2026-11-26T12:00:00Z"), &Invocation::default()).await.unwrap();
+    let report = deployer
+        .handle(
+            push_event(
+                "ev-1",
+                "web",
+                "latest",
+                &digest('b'),
+                "2026-11-26T12:00:00Z",
+            ),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
 
     assert_eq!(report.outcomes.len(), 1, "{report:?}");
     let outcome = &report.outcomes[0];
-    assert_eq!((outcome.outcome, outcome.cluster.as_str(), outcome.service.as_str()), (OutcomeKind::Deployed, "prod", "web"), "{outcome:?}");
-    assert_eq!(outcome.previous_task_definition.as_deref(), Some(old.as_str()));
+    assert_eq!(
+        (
+            outcome.outcome,
+            outcome.cluster.as_str(),
+            outcome.service.as_str()
+        ),
+        (OutcomeKind::Deployed, "prod", "web"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome.previous_task_definition.as_deref(),
+        Some(old.as_str())
+    );
     let new = outcome.task_definition.clone().unwrap();
     assert_ne!(new, old);
     assert_eq!(bed.running("prod", "web").await, new);
-    assert_eq!(bed.image(&new, "app").await, format!("{REGISTRY}/web@{}", digest('b')));
-    assert_eq!(bed.image(&new, "envoy").await, ENVOY, "the sidecar must not move");
+    assert_eq!(
+        bed.image(&new, "app").await,
+        format!("{REGISTRY}/web@{}", digest('b'))
+    );
+    assert_eq!(
+        bed.image(&new, "envoy").await,
+        ENVOY,
+        "the sidecar must not move"
+    );
 
     // Provenance on the new revision.
     let tags = bed.describe(&new).await.1;
-    let tag = |k: &str| tags.iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_string);
+    let tag = |k: &str| {
+        tags.iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .map(str::to_string)
+    };
     assert_eq!(tag("pushdeploy:digest"), Some(digest('b')));
     assert_eq!(tag("pushdeploy:pushed-tag").as_deref(), Some("latest"));
-    assert_eq!(tag("pushdeploy:pushed-at").as_deref(), Some("2026-11-26T12:00:00Z"));
+    assert_eq!(
+        tag("pushdeploy:pushed-at").as_deref(),
+        Some("2026-11-26T12:00:00Z")
+    );
     assert_eq!(tag("pushdeploy:event-id").as_deref(), Some("ev-1"));
-    assert_eq!(tag("pushdeploy:previous-task-definition"), Some(old.clone()));
-    assert_eq!(tag("team").as_deref(), Some("web"), "the definition's own tags are kept");
+    assert_eq!(
+        tag("pushdeploy:previous-task-definition"),
+        Some(old.clone())
+    );
+    assert_eq!(
+        tag("team").as_deref(),
+        Some("web"),
+        "the definition's own tags are kept"
+    );
 
     // The AWS calls of a single-service deploy, ledger excluded: discovery, one describe of
     // the service, one of its task definition, one registration, one UpdateService.
-    let non_ledger: Vec<(String, u32)> = report.aws_calls.iter().filter(|(k, _)| !k.starts_with("DynamoDB")).map(|(k, v)| (k.clone(), *v)).collect();
+    let non_ledger: Vec<(String, u32)> = report
+        .aws_calls
+        .iter()
+        .filter(|(k, _)| !k.starts_with("DynamoDB"))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     assert_eq!(
         non_ledger,
-        [("ECS.DescribeServices", 1), ("ECS.DescribeTaskDefinition", 1), ("ECS.RegisterTaskDefinition", 1), ("ECS.UpdateService", 1), ("Resource Groups Tagging API.GetResources", 1)]
-            .map(|(k, v)| (k.to_string(), v)),
+        [
+            ("ECS.DescribeServices", 1),
+            ("ECS.DescribeTaskDefinition", 1),
+            ("ECS.RegisterTaskDefinition", 1),
+            ("ECS.UpdateService", 1),
+            ("Resource Groups Tagging API.GetResources", 1)
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
         "all calls: {:?}",
         report.aws_calls
     );
-    println!("AWS calls for one single-service deploy: {:?}", report.aws_calls);
+    println!(
+        "AWS calls for one single-service deploy: {:?}",
+        report.aws_calls
+    );
 
     // The ledger says what happened.
     let history = deployer.ledger().latest(&service_arn, 10).await.unwrap();
     assert_eq!(history.len(), 1);
     let record = &history[0];
-    assert_eq!((record.status, record.digest.as_str(), record.event_id.as_str()), (Status::Deployed, digest('b').as_str(), "ev-1"));
+    assert_eq!(
+        (
+            record.status,
+            record.digest.as_str(),
+            record.event_id.as_str()
+        ),
+        (Status::Deployed, digest('b').as_str(), "ev-1")
+    );
     assert_eq!(record.previous_task_definition, old);
     assert_eq!(record.new_task_definition.as_deref(), Some(new.as_str()));
     assert_eq!(record.container, "app");
-    let by_digest = deployer.ledger().deployments_of_digest(&service_arn, &digest('b')).await.unwrap();
+    let by_digest = deployer
+        .ledger()
+        .deployments_of_digest(&service_arn, &digest('b'))
+        .await
+        .unwrap();
     assert_eq!(by_digest, history);
-    assert!(deployer.ledger().deployments_of_digest(&service_arn, &digest('c')).await.unwrap().is_empty());
+    assert!(deployer
+        .ledger()
+        .deployments_of_digest(&service_arn, &digest('c'))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_services_tagged_for_the_repository_and_tag_move() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
-    let td = bed.task_definition("web", &[("app", &app_image("latest"))]).await;
-    bed.service("prod", "follows", &td, &[("pushdeploy:repository", "web")]).await;
+    let td = bed
+        .task_definition("web", &[("app", &app_image("latest"))])
+        .await;
+    bed.service("prod", "follows", &td, &[("pushdeploy:repository", "web")])
+        .await;
     // Runs an image of the pushed repository, but never opted in: must stay put.
     bed.service("prod", "untagged", &td, &[]).await;
-    bed.service("prod", "other-repo", &td, &[("pushdeploy:repository", "api")]).await;
-    bed.service("prod", "other-tag", &td, &[("pushdeploy:repository", "web"), ("pushdeploy:tag", "stable")]).await;
+    bed.service(
+        "prod",
+        "other-repo",
+        &td,
+        &[("pushdeploy:repository", "api")],
+    )
+    .await;
+    bed.service(
+        "prod",
+        "other-tag",
+        &td,
+        &[
+            ("pushdeploy:repository", "web"),
+            ("pushdeploy:tag", "stable"),
+        ],
+    )
+    .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let report = deployer.handle(push_event("ev-1", "web", "latest", &digest('b'), "2026-11-26T12:00:00Z"), &Invocation::default()).await.unwrap();
+    let report = deployer
+        .handle(
+            push_event(
+                "ev-1",
+                "web",
+                "latest",
+                &digest('b'),
+                "2026-11-26T12:00:00Z",
+            ),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
 
-    let touched: Vec<_> = report.outcomes.iter().map(|o| (o.service.as_str(), o.outcome)).collect();
+    let touched: Vec<_> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.service.as_str(), o.outcome))
+        .collect();
     assert_eq!(touched, [("follows", OutcomeKind::Deployed)]);
     for untouched in ["untagged", "other-repo", "other-tag"] {
-        assert_eq!(bed.running("prod", untouched).await, td, "{untouched} must not move");
+        assert_eq!(
+            bed.running("prod", untouched).await,
+            td,
+            "{untouched} must not move"
+        );
     }
-    assert_eq!(bed.revisions("web").await.len(), 2, "one new revision, for the one follower");
+    assert_eq!(
+        bed.revisions("web").await.len(),
+        2,
+        "one new revision, for the one follower"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_push_after_a_newer_one_is_skipped_as_stale() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
-    let td = bed.task_definition("web", &[("app", &app_image("latest"))]).await;
-    bed.service("prod", "web", &td, &[("pushdeploy:repository", "web")]).await;
+    let td = bed
+        .task_definition("web", &[("app", &app_image("latest"))])
+        .await;
+    bed.service("prod", "web", &td, &[("pushdeploy:repository", "web")])
+        .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let newer = deployer.handle(push_event("ev-new", "web", "latest", &digest('c'), "2026-11-26T12:05:00Z"), &Invocation::default()).await.unwrap();
+    let newer = deployer
+        .handle(
+            push_event(
+                "ev-new",
+                "web",
+                "latest",
+                &digest('c'),
+                "2026-11-26T12:05:00Z",
+            ),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(newer.outcomes[0].outcome, OutcomeKind::Deployed);
     let running = bed.running("prod", "web").await;
 
-    let older = deployer.handle(push_event("ev-old", "web", "latest", &digest('b'), "2026-11-26T12:00:00Z"), &Invocation::default()).await.unwrap();
+    let older = deployer
+        .handle(
+            push_event(
+                "ev-old",
+                "web",
+                "latest",
+                &digest('b'),
+                "2026-11-26T12:00:00Z",
+            ),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
     let outcome = &older.outcomes[0];
     assert_eq!(outcome.outcome, OutcomeKind::Skipped, "{outcome:?}");
-    assert!(outcome.reason.as_deref().unwrap().starts_with("stale push"), "{outcome:?}");
+    assert!(
+        outcome.reason.as_deref().unwrap().starts_with("stale push"),
+        "{outcome:?}"
+    );
     assert_eq!(bed.running("prod", "web").await, running);
-    assert_eq!(bed.revisions("web").await.len(), 2, "no revision for the stale push");
+    assert_eq!(
+        bed.revisions("web").await.len(),
+        2,
+        "no revision for the stale push"
+    );
     assert!(!older.aws_calls.contains_key("ECS.RegisterTaskDefinition"));
 }
 
@@ -117,41 +272,100 @@ async fn an_older_push_after_a_newer_one_is_skipped_as_stale() {
 async fn rules_deploy_services_without_tags_and_report_missing_ones() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
-    let td = bed.task_definition("web", &[("app", &app_image("latest"))]).await;
+    let td = bed
+        .task_definition("web", &[("app", &app_image("latest"))])
+        .await;
     bed.service("prod", "web", &td, &[]).await;
     let mut config = bed.config();
     config.rules = serde_json::from_str(r#"[{"repository":"web","tag":"latest","cluster":"prod","service":"web"},{"repository":"web","tag":"latest","cluster":"prod","service":"gone"}]"#).unwrap();
     let deployer = Deployer::new(&bed.sdk, config);
 
-    let report = deployer.handle(push_event("ev-1", "web", "latest", &digest('b'), "2026-11-26T12:00:00Z"), &Invocation::default()).await.unwrap();
+    let report = deployer
+        .handle(
+            push_event(
+                "ev-1",
+                "web",
+                "latest",
+                &digest('b'),
+                "2026-11-26T12:00:00Z",
+            ),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
 
-    let gone = report.outcomes.iter().find(|o| o.service == "gone").unwrap();
+    let gone = report
+        .outcomes
+        .iter()
+        .find(|o| o.service == "gone")
+        .unwrap();
     assert_eq!(gone.outcome, OutcomeKind::Failed);
-    assert!(gone.reason.as_deref().unwrap().contains("PUSHDEPLOY_RULES[1]"), "{gone:?}");
-    assert_eq!(report.outcomes.iter().find(|o| o.service == "web").unwrap().outcome, OutcomeKind::Deployed);
+    assert!(
+        gone.reason
+            .as_deref()
+            .unwrap()
+            .contains("PUSHDEPLOY_RULES[1]"),
+        "{gone:?}"
+    );
+    assert_eq!(
+        report
+            .outcomes
+            .iter()
+            .find(|o| o.service == "web")
+            .unwrap()
+            .outcome,
+        OutcomeKind::Deployed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_on_other_deployment_controllers_are_skipped() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
-    let td = bed.task_definition("web", &[("app", &app_image("latest"))]).await;
+    let td = bed
+        .task_definition("web", &[("app", &app_image("latest"))])
+        .await;
     bed.ecs
         .create_service()
         .cluster("prod")
         .service_name("blue-green")
         .task_definition(&td)
-        .deployment_controller(aws_sdk_ecs::types::DeploymentController::builder().r#type(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy).build().unwrap())
-        .tags(aws_sdk_ecs::types::Tag::builder().key("pushdeploy:repository").value("web").build())
+        .deployment_controller(
+            aws_sdk_ecs::types::DeploymentController::builder()
+                .r#type(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
+                .build()
+                .unwrap(),
+        )
+        .tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key("pushdeploy:repository")
+                .value("web")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let report = deployer.handle(push_event("ev-1", "web", "latest", &digest('b'), "2026-11-26T12:00:00Z"), &Invocation::default()).await.unwrap();
+    let report = deployer
+        .handle(
+            push_event(
+                "ev-1",
+                "web",
+                "latest",
+                &digest('b'),
+                "2026-11-26T12:00:00Z",
+            ),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
 
     let outcome = &report.outcomes[0];
     assert_eq!(outcome.outcome, OutcomeKind::Skipped);
-    assert!(outcome.reason.as_deref().unwrap().contains("CODE_DEPLOY"), "{outcome:?}");
+    assert!(
+        outcome.reason.as_deref().unwrap().contains("CODE_DEPLOY"),
+        "{outcome:?}"
+    );
     assert_eq!(bed.running("prod", "blue-green").await, td);
 }

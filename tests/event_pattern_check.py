@@ -36,8 +36,6 @@ FUNCTION = "DeployFunction"
 REGION = "us-east-1"
 DEADLINE_SECONDS = 30.0
 
-PUSHES = {"ecr-push.json", "ecr-push-second-tag.json", "ecr-push-untagged.json"}
-
 # Which samples must reach the function, per RepositoryFilter value.
 # Every events/ecr-*.json must appear in every scenario.
 SCENARIOS: dict[str, dict[str, bool]] = {

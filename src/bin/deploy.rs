@@ -8,14 +8,23 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
+    let config = Config::from_env().map_err(|e| {
+        tracing::error!(reason = %e, "pushdeploy cannot start");
+        e.to_string()
+    })?;
     // The standard chain: AWS_REGION, credentials, and AWS_ENDPOINT_URL for an emulator.
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deployer = Deployer::new(&sdk, config);
     let deployer = &deployer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let invocation = Invocation { request_id: event.context.request_id, deadline_ms: event.context.deadline };
-        deployer.handle(event.payload, &invocation).await.map_err(Diagnostic::from)
+        let invocation = Invocation {
+            request_id: event.context.request_id,
+            deadline_ms: event.context.deadline,
+        };
+        deployer
+            .handle(event.payload, &invocation)
+            .await
+            .map_err(Diagnostic::from)
     }))
     .await
 }

@@ -6,7 +6,10 @@
 pub mod moto;
 pub mod runtime_api;
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
 use aws_sdk_ecs::types::{ContainerDefinition, Tag, TaskDefinitionField};
 use serde_json::{json, Value};
 
@@ -32,17 +35,28 @@ impl TestBed {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(moto.url())
             .region(aws_config::Region::new(REGION))
-            .credentials_provider(aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "moto"))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
             .load()
             .await;
-        let bed = TestBed { ecs: aws_sdk_ecs::Client::new(&sdk), dynamodb: aws_sdk_dynamodb::Client::new(&sdk), sdk, moto };
+        let bed = TestBed {
+            ecs: aws_sdk_ecs::Client::new(&sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            sdk,
+            moto,
+        };
         bed.create_ledger_table().await;
         bed
     }
 
     /// The function's configuration for this bed.
     pub fn config(&self) -> pushdeploy::config::Config {
-        pushdeploy::config::Config { table: TABLE.into(), clusters: None, rules: vec![] }
+        pushdeploy::config::Config {
+            table: TABLE.into(),
+            clusters: None,
+            rules: vec![],
+        }
     }
 
     /// The environment a function process needs to reach this bed, the standard way.
@@ -62,8 +76,20 @@ impl TestBed {
 
     /// The ledger table exactly as template.yaml declares it.
     async fn create_ledger_table(&self) {
-        let attribute = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap();
-        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap()
+        };
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .unwrap()
+        };
         self.dynamodb
             .create_table()
             .table_name(TABLE)
@@ -78,7 +104,11 @@ impl TestBed {
                     .index_name(pushdeploy::ledger::BY_DIGEST_INDEX)
                     .key_schema(key("service_digest", KeyType::Hash))
                     .key_schema(key("sk", KeyType::Range))
-                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
                     .build()
                     .unwrap(),
             )
@@ -88,47 +118,114 @@ impl TestBed {
     }
 
     pub async fn cluster(&self, name: &str) {
-        self.ecs.create_cluster().cluster_name(name).send().await.expect("create cluster");
+        self.ecs
+            .create_cluster()
+            .cluster_name(name)
+            .send()
+            .await
+            .expect("create cluster");
     }
 
     /// Registers a task definition with these (name, image) containers; returns its ARN.
     pub async fn task_definition(&self, family: &str, containers: &[(&str, &str)]) -> String {
-        let mut request = self.ecs.register_task_definition().family(family).tags(Tag::builder().key("team").value("web").build());
+        let mut request = self
+            .ecs
+            .register_task_definition()
+            .family(family)
+            .tags(Tag::builder().key("team").value("web").build());
         for (name, image) in containers {
-            request = request.container_definitions(ContainerDefinition::builder().name(*name).image(*image).memory(128).essential(true).build());
+            request = request.container_definitions(
+                ContainerDefinition::builder()
+                    .name(*name)
+                    .image(*image)
+                    .memory(128)
+                    .essential(true)
+                    .build(),
+            );
         }
-        request.send().await.expect("register task definition").task_definition.unwrap().task_definition_arn.unwrap()
+        request
+            .send()
+            .await
+            .expect("register task definition")
+            .task_definition
+            .unwrap()
+            .task_definition_arn
+            .unwrap()
     }
 
     /// Creates a service on `task_definition` with these tags; returns its ARN.
-    pub async fn service(&self, cluster: &str, name: &str, task_definition: &str, tags: &[(&str, &str)]) -> String {
-        let mut request = self.ecs.create_service().cluster(cluster).service_name(name).task_definition(task_definition).desired_count(1);
+    pub async fn service(
+        &self,
+        cluster: &str,
+        name: &str,
+        task_definition: &str,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let mut request = self
+            .ecs
+            .create_service()
+            .cluster(cluster)
+            .service_name(name)
+            .task_definition(task_definition)
+            .desired_count(1);
         for (k, v) in tags {
             request = request.tags(Tag::builder().key(*k).value(*v).build());
         }
-        request.send().await.expect("create service").service.unwrap().service_arn.unwrap()
+        request
+            .send()
+            .await
+            .expect("create service")
+            .service
+            .unwrap()
+            .service_arn
+            .unwrap()
     }
 
     /// The task definition the service runs now.
     pub async fn running(&self, cluster: &str, service: &str) -> String {
-        let out = self.ecs.describe_services().cluster(cluster).services(service).send().await.expect("describe service");
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .expect("describe service");
         out.services()[0].task_definition().unwrap().to_string()
     }
 
     /// The image of `container` in task definition `arn`.
     pub async fn image(&self, arn: &str, container: &str) -> String {
         let td = self.describe(arn).await.0;
-        td.container_definitions().iter().find(|c| c.name() == Some(container)).and_then(|c| c.image()).unwrap().to_string()
+        td.container_definitions()
+            .iter()
+            .find(|c| c.name() == Some(container))
+            .and_then(|c| c.image())
+            .unwrap()
+            .to_string()
     }
 
     pub async fn describe(&self, arn: &str) -> (aws_sdk_ecs::types::TaskDefinition, Vec<Tag>) {
-        let out = self.ecs.describe_task_definition().task_definition(arn).include(TaskDefinitionField::Tags).send().await.expect("describe task definition");
+        let out = self
+            .ecs
+            .describe_task_definition()
+            .task_definition(arn)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+            .expect("describe task definition");
         (out.task_definition.unwrap(), out.tags.unwrap_or_default())
     }
 
     /// Every revision of `family`, in registration order (moto ignores `sort`, so sort here).
     pub async fn revisions(&self, family: &str) -> Vec<String> {
-        let out = self.ecs.list_task_definitions().family_prefix(family).send().await.expect("list task definitions");
+        let out = self
+            .ecs
+            .list_task_definitions()
+            .family_prefix(family)
+            .send()
+            .await
+            .expect("list task definitions");
         let mut arns = out.task_definition_arns().to_vec();
         arns.sort_by_key(|a| a.rsplit(':').next().and_then(|r| r.parse::<u32>().ok()));
         arns
@@ -150,6 +247,11 @@ pub fn push_event(id: &str, repository: &str, tag: &str, digest: &str, time: &st
 
 /// A sample event of `events/`.
 pub fn sample_event(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events").join(name);
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join(name);
+    serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }

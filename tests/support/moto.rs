@@ -22,11 +22,18 @@ pub fn moto_server_path() -> PathBuf {
 impl Moto {
     pub fn start() -> Moto {
         let server = moto_server_path();
-        assert!(server.exists(), "{} is missing: run `make venv` (or `make test`, which makes it)", server.display());
+        assert!(
+            server.exists(),
+            "{} is missing: run `make venv` (or `make test`, which makes it)",
+            server.display()
+        );
         // A port freed by the OS can be taken by someone else before moto binds it: try again then.
         let mut last_words = Vec::new();
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
             let mut child = Command::new(&server)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
@@ -47,14 +54,20 @@ impl Moto {
             while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(60)) {
                 if line.contains(&ready) {
                     std::thread::spawn(move || lines_rx.iter().for_each(drop));
-                    return Moto { child, address: ([127, 0, 0, 1], port).into() };
+                    return Moto {
+                        child,
+                        address: ([127, 0, 0, 1], port).into(),
+                    };
                 }
                 last_words.push(line);
             }
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("moto_server did not start; it said:\n{}", last_words.join("\n"));
+        panic!(
+            "moto_server did not start; it said:\n{}",
+            last_words.join("\n")
+        );
     }
 
     pub fn url(&self) -> String {

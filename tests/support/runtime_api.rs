@@ -28,7 +28,9 @@ impl Answer {
     pub fn response(self) -> Value {
         match self {
             Answer::Response(v) => v,
-            Answer::Error { error_type, body } => panic!("the function failed: {error_type}: {body}"),
+            Answer::Error { error_type, body } => {
+                panic!("the function failed: {error_type}: {body}")
+            }
         }
     }
 }
@@ -50,7 +52,9 @@ pub struct RuntimeApi {
 
 impl RuntimeApi {
     pub async fn start() -> RuntimeApi {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let address = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
         let shared = state.clone();
@@ -59,11 +63,17 @@ impl RuntimeApi {
                 let state = shared.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| route(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
-        RuntimeApi { address, state, server }
+        RuntimeApi {
+            address,
+            state,
+            server,
+        }
     }
 
     /// Hands `event` to the function and waits (up to `within`) for its answer.
@@ -71,13 +81,23 @@ impl RuntimeApi {
         let id = format!("req-{}", self.state.ids.fetch_add(1, Ordering::SeqCst) + 1);
         let (tx, rx) = oneshot::channel();
         self.state.waiting.lock().unwrap().insert(id.clone(), tx);
-        self.state.queue.lock().unwrap().push_back((id.clone(), event));
+        self.state
+            .queue
+            .lock()
+            .unwrap()
+            .push_back((id.clone(), event));
         self.state.arrived.notify_one();
         match tokio::time::timeout(within, rx).await {
             Ok(Ok(answer)) => answer,
             _ => panic!(
                 "no answer to {id} within {within:?}{}",
-                self.state.init_error.lock().unwrap().as_deref().map(|e| format!(" (init error: {e})")).unwrap_or_default()
+                self.state
+                    .init_error
+                    .lock()
+                    .unwrap()
+                    .as_deref()
+                    .map(|e| format!(" (init error: {e})"))
+                    .unwrap_or_default()
             ),
         }
     }
@@ -97,23 +117,50 @@ fn reply(status: u16, headers: &[(&str, String)], body: impl Into<Bytes>) -> Res
     response.body(Full::new(body.into())).unwrap()
 }
 
-async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+async fn route(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let path = req.uri().path().to_string();
-    let error_type = req.headers().get("Lambda-Runtime-Function-Error-Type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let json = || serde_json::from_slice::<Value>(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let error_type = req
+        .headers()
+        .get("Lambda-Runtime-Function-Error-Type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let json = || {
+        serde_json::from_slice::<Value>(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
 
     if path == format!("{PREFIX}/invocation/next") {
         loop {
             let arrived = state.arrived.notified();
             let next = state.queue.lock().unwrap().pop_front();
             if let Some((id, event)) = next {
-                let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 60_000;
+                let deadline = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+                    + 60_000;
                 let headers = [
                     ("Lambda-Runtime-Aws-Request-Id", id),
                     ("Lambda-Runtime-Deadline-Ms", deadline.to_string()),
-                    ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:pushdeploy-deploy".to_string()),
-                    ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0".to_string()),
+                    (
+                        "Lambda-Runtime-Invoked-Function-Arn",
+                        "arn:aws:lambda:us-east-1:123456789012:function:pushdeploy-deploy"
+                            .to_string(),
+                    ),
+                    (
+                        "Lambda-Runtime-Trace-Id",
+                        "Root=1-00000000-000000000000000000000000;Sampled=0".to_string(),
+                    ),
                     ("Content-Type", "application/json".to_string()),
                 ];
                 return Ok(reply(200, &headers, serde_json::to_vec(&event).unwrap()));
@@ -129,7 +176,10 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ful
         if let Some((id, kind)) = rest.split_once('/') {
             let answer = match kind {
                 "response" => Some(Answer::Response(json())),
-                "error" => Some(Answer::Error { error_type: error_type.clone(), body: json() }),
+                "error" => Some(Answer::Error {
+                    error_type: error_type.clone(),
+                    body: json(),
+                }),
                 _ => None,
             };
             if let Some(answer) = answer {
@@ -152,7 +202,11 @@ pub struct FunctionProcess {
 
 impl FunctionProcess {
     /// Starts `binary` with a clean environment: only Lambda's variables and `env`.
-    pub fn spawn(binary: &std::path::Path, api: &RuntimeApi, env: &[(String, String)]) -> FunctionProcess {
+    pub fn spawn(
+        binary: &std::path::Path,
+        api: &RuntimeApi,
+        env: &[(String, String)],
+    ) -> FunctionProcess {
         let mut command = tokio::process::Command::new(binary);
         command
             .env_clear()
@@ -166,9 +220,20 @@ impl FunctionProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let logs = Arc::new(Mutex::new(Vec::new()));
-        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>), child.stderr.take().map(|s| Box::new(s) as _)].into_iter().flatten() {
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let logs = logs.clone();
             tokio::spawn(async move {
                 use tokio::io::AsyncBufReadExt;
@@ -187,5 +252,15 @@ impl FunctionProcess {
 
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+}
+
+impl FunctionProcess {
+    /// Waits (up to `within`) for the process to end by itself; its exit status.
+    pub async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("the process did not exit in time")
+            .expect("wait for the process")
     }
 }

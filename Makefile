@@ -1,0 +1,52 @@
+# pushdeploy: the two commands a newcomer runs are `make demo` and `make test`.
+# Each installs what it needs (a project-local Python virtualenv with moto and cfn-lint).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+CARGO ?= cargo
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: demo test venv fmt-check clippy cargo-test template-check build build-DeployFunction clean
+
+## demo: build, start a local AWS (moto), push-deploy a two-container service, show before/after
+demo: venv
+	$(CARGO) test --test demo
+
+## test: formatting, clippy (warnings denied), every test against moto and mocks, template checks
+test: venv fmt-check clippy cargo-test template-check
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+# --all-targets with the test features on, so clippy shares the test build's dependency set.
+clippy:
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+cargo-test: venv
+	$(CARGO) test --locked
+
+template-check: venv
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/python tests/event_pattern_check.py
+
+## build: the release binary Lambda runs (x86_64; see README for arm64)
+build:
+	$(CARGO) build --release --locked --bin deploy
+
+# Called by `sam build` (BuildMethod: makefile) with ARTIFACTS_DIR set.
+build-DeployFunction:
+	$(CARGO) build --release --locked --bin deploy
+	cp target/release/deploy $(ARTIFACTS_DIR)/bootstrap
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) .aws-sam

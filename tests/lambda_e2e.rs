@@ -1,0 +1,338 @@
+//! The compiled `deploy` binary, run exactly as Lambda runs it: through the Runtime API (a
+//! stand-in on loopback) with its AWS endpoint taken from AWS_ENDPOINT_URL, against moto.
+
+mod support;
+
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use support::runtime_api::{Answer, FunctionProcess, RuntimeApi};
+use support::{digest, push_event, sample_event, TestBed, REGISTRY};
+
+const INVOKE_WITHIN: Duration = Duration::from_secs(60);
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_deploy"))
+}
+
+async fn demo_service(bed: &TestBed) -> String {
+    bed.cluster("prod").await;
+    let td = bed
+        .task_definition(
+            "demo",
+            &[
+                ("app", &format!("{REGISTRY}/pushdeploy-demo:latest")),
+                (
+                    "log-router",
+                    "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+                ),
+            ],
+        )
+        .await;
+    bed.service(
+        "prod",
+        "demo",
+        &td,
+        &[("pushdeploy:repository", "pushdeploy-demo")],
+    )
+    .await;
+    td
+}
+
+fn calls(response: &Value, operation: &str) -> u64 {
+    response["aws_calls"][operation].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_deploys_the_sample_push_and_logs_one_line_per_outcome() {
+    let bed = TestBed::start().await;
+    let old = demo_service(&bed).await;
+    let api = RuntimeApi::start().await;
+    let function = FunctionProcess::spawn(binary(), &api, &bed.function_env());
+
+    let response = api
+        .invoke(sample_event("ecr-push.json"), INVOKE_WITHIN)
+        .await
+        .response();
+
+    let event = sample_event("ecr-push.json");
+    assert_eq!(response["event_id"], event["id"]);
+    let outcome = &response["outcomes"][0];
+    assert_eq!(outcome["outcome"], "deployed", "{response}");
+    assert_eq!(
+        (outcome["cluster"].as_str(), outcome["service"].as_str()),
+        (Some("prod"), Some("demo"))
+    );
+    assert_eq!(outcome["previous_task_definition"], old.as_str());
+    let new = outcome["task_definition"].as_str().unwrap();
+    assert_eq!(bed.running("prod", "demo").await, new);
+    let pushed = event["detail"]["image-digest"].as_str().unwrap();
+    assert_eq!(
+        bed.image(new, "app").await,
+        format!("{REGISTRY}/pushdeploy-demo@{pushed}")
+    );
+    assert_eq!(
+        bed.image(new, "log-router").await,
+        "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"
+    );
+
+    // One JSON log line for the decision, with the shared field names.
+    let lines: Vec<Value> = function
+        .log_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let decisions: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["outcome"].is_string())
+        .collect();
+    assert_eq!(decisions.len(), 1, "{lines:#?}");
+    let fields = &decisions[0]["fields"];
+    for (field, value) in [
+        ("outcome", "deployed"),
+        ("cluster", "prod"),
+        ("service", "demo"),
+        ("repository", "pushdeploy-demo"),
+        ("tag", "latest"),
+        ("digest", pushed),
+        ("task_definition", new),
+    ] {
+        assert_eq!(fields[field], value, "log field {field} in {fields}");
+    }
+    function.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_push_delivered_three_times_deploys_once() {
+    let bed = TestBed::start().await;
+    demo_service(&bed).await;
+    let api = RuntimeApi::start().await;
+    let function = FunctionProcess::spawn(binary(), &api, &bed.function_env());
+
+    let mut responses = Vec::new();
+    for _ in 0..3 {
+        responses.push(
+            api.invoke(sample_event("ecr-push.json"), INVOKE_WITHIN)
+                .await
+                .response(),
+        );
+    }
+
+    let outcomes: Vec<&str> = responses
+        .iter()
+        .map(|r| r["outcomes"][0]["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["deployed", "skipped", "skipped"],
+        "{responses:#?}"
+    );
+    assert_eq!(
+        responses
+            .iter()
+            .map(|r| calls(r, "ECS.RegisterTaskDefinition"))
+            .sum::<u64>(),
+        1
+    );
+    assert_eq!(
+        responses
+            .iter()
+            .map(|r| calls(r, "ECS.UpdateService"))
+            .sum::<u64>(),
+        1
+    );
+    assert_eq!(
+        bed.revisions("demo").await.len(),
+        2,
+        "exactly one new revision"
+    );
+    assert_eq!(
+        bed.running("prod", "demo").await,
+        responses[0]["outcomes"][0]["task_definition"]
+            .as_str()
+            .unwrap()
+    );
+    function.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_deliveries_to_two_function_instances_deploy_once() {
+    let bed = TestBed::start().await;
+    demo_service(&bed).await;
+    // Two Lambda execution environments, each with its own process and Runtime API.
+    let (api_a, api_b) = (RuntimeApi::start().await, RuntimeApi::start().await);
+    let function_a = FunctionProcess::spawn(binary(), &api_a, &bed.function_env());
+    let function_b = FunctionProcess::spawn(binary(), &api_b, &bed.function_env());
+
+    let (a, b) = tokio::join!(
+        api_a.invoke(sample_event("ecr-push.json"), INVOKE_WITHIN),
+        api_b.invoke(sample_event("ecr-push.json"), INVOKE_WITHIN)
+    );
+    let responses = [a.response(), b.response()];
+
+    let mut outcomes: Vec<&str> = responses
+        .iter()
+        .map(|r| r["outcomes"][0]["outcome"].as_str().unwrap())
+        .collect();
+    outcomes.sort_unstable();
+    assert_eq!(outcomes, ["deployed", "skipped"], "{responses:#?}");
+    for r in &responses {
+        println!(
+            "concurrent delivery: {} ({})",
+            r["outcomes"][0]["outcome"], r["outcomes"][0]["reason"]
+        );
+    }
+    assert_eq!(
+        responses
+            .iter()
+            .map(|r| calls(r, "ECS.RegisterTaskDefinition"))
+            .sum::<u64>(),
+        1,
+        "{responses:#?}"
+    );
+    assert_eq!(
+        responses
+            .iter()
+            .map(|r| calls(r, "ECS.UpdateService"))
+            .sum::<u64>(),
+        1,
+        "{responses:#?}"
+    );
+    assert_eq!(
+        bed.revisions("demo").await.len(),
+        2,
+        "exactly one new revision"
+    );
+    function_a.stop().await;
+    function_b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_events_that_are_not_deployable_pushes_are_answered_without_touching_aws() {
+    let bed = TestBed::start().await;
+    let td = demo_service(&bed).await;
+    let api = RuntimeApi::start().await;
+    let function = FunctionProcess::spawn(binary(), &api, &bed.function_env());
+
+    for (sample, reason) in [
+        ("ecr-push-untagged.json", "no image-tag"),
+        ("ecr-push-failed.json", "only SUCCESS deploys"),
+        ("ecr-delete.json", "only PUSH deploys"),
+    ] {
+        let response = api
+            .invoke(sample_event(sample), INVOKE_WITHIN)
+            .await
+            .response();
+        assert_eq!(response["event_id"], sample_event(sample)["id"], "{sample}");
+        assert_eq!(response["outcomes"], serde_json::json!([]), "{sample}");
+        assert!(
+            response["reason"].as_str().unwrap().contains(reason),
+            "{sample}: {response}"
+        );
+        assert_eq!(response["aws_calls"], serde_json::json!({}), "{sample}");
+    }
+    // A second tag of the same image: the service follows `latest` only.
+    let response = api
+        .invoke(sample_event("ecr-push-second-tag.json"), INVOKE_WITHIN)
+        .await
+        .response();
+    assert_eq!(response["outcomes"], serde_json::json!([]));
+    // Garbage gets an answer too, and the process keeps serving.
+    let response = api
+        .invoke(serde_json::json!([1, 2, 3]), INVOKE_WITHIN)
+        .await
+        .response();
+    assert!(response["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("the payload is not an EventBridge event"));
+    let response = api
+        .invoke(
+            push_event(
+                "ev-after",
+                "pushdeploy-demo",
+                "latest",
+                &digest('e'),
+                "2026-11-26T13:00:00Z",
+            ),
+            INVOKE_WITHIN,
+        )
+        .await
+        .response();
+    assert_eq!(response["outcomes"][0]["outcome"], "deployed");
+    assert_ne!(bed.running("prod", "demo").await, td);
+    function.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_setting_stops_the_function_at_start_with_a_sentence() {
+    let api = RuntimeApi::start().await;
+    let env: Vec<(String, String)> = vec![("AWS_REGION".into(), "us-east-1".into())];
+    let mut function = FunctionProcess::spawn(binary(), &api, &env);
+    let status = function.exit_status(Duration::from_secs(30)).await;
+    assert!(!status.success());
+    let logs = function.log_lines().join("\n");
+    assert!(logs.contains("PUSHDEPLOY_TABLE is not set"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_answer_reaches_the_runtime_api_as_a_retryable_error() {
+    // The ledger table does not exist on this moto: DynamoDB answers ResourceNotFoundException,
+    // which is final, so the function answers with a failed outcome, not an error...
+    let bed = TestBed::start().await;
+    demo_service(&bed).await;
+    let api = RuntimeApi::start().await;
+    let mut env = bed.function_env();
+    env.retain(|(k, _)| k != "PUSHDEPLOY_TABLE");
+    env.push(("PUSHDEPLOY_TABLE".into(), "no-such-table".into()));
+    let function = FunctionProcess::spawn(binary(), &api, &env);
+    let response = api
+        .invoke(sample_event("ecr-push.json"), INVOKE_WITHIN)
+        .await
+        .response();
+    assert_eq!(response["outcomes"][0]["outcome"], "failed", "{response}");
+    assert!(
+        response["outcomes"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ledger"),
+        "{response}"
+    );
+    assert_eq!(calls(&response, "ECS.UpdateService"), 0);
+    function.stop().await;
+
+    // ...while an unreachable AWS endpoint is retryable: Lambda gets an error to retry.
+    let api = RuntimeApi::start().await;
+    let mut env = bed.function_env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL" && k != "AWS_MAX_ATTEMPTS");
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.push((
+        "AWS_ENDPOINT_URL".into(),
+        format!("http://127.0.0.1:{closed_port}"),
+    ));
+    env.push(("AWS_MAX_ATTEMPTS".into(), "1".into()));
+    let function = FunctionProcess::spawn(binary(), &api, &env);
+    match api
+        .invoke(sample_event("ecr-push.json"), INVOKE_WITHIN)
+        .await
+    {
+        Answer::Error { error_type, body } => {
+            // lambda_runtime always sends the header "unhandled"; the type is in the body.
+            assert_eq!(error_type, "unhandled");
+            assert_eq!(body["errorType"], "pushdeploy.Retryable");
+            assert!(
+                body["errorMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains("tag:GetResources"),
+                "{body}"
+            );
+        }
+        other => panic!("expected a retryable error, got {other:?}"),
+    }
+    function.stop().await;
+}

@@ -1,0 +1,260 @@
+//! A rich task definition goes through a real deploy against moto and comes back identical but
+//! for the one image. moto stores and returns every field used here (checked first, so the
+//! comparison cannot pass vacuously); it does not validate them as AWS would, which the pure
+//! field-coverage tests in src/revision_tests.rs do not need.
+
+mod support;
+
+use aws_sdk_ecs::types::*;
+use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+use support::{digest, push_event, TestBed, REGISTRY};
+
+async fn register_rich_definition(bed: &TestBed) -> String {
+    let app = ContainerDefinition::builder()
+        .name("app")
+        .image(format!("{REGISTRY}/web:latest"))
+        .cpu(256)
+        .memory(512)
+        .memory_reservation(256)
+        .essential(true)
+        .port_mappings(
+            PortMapping::builder()
+                .container_port(8080)
+                .host_port(8080)
+                .protocol(TransportProtocol::Tcp)
+                .name("http")
+                .build(),
+        )
+        .environment(
+            KeyValuePair::builder()
+                .name("DATABASE_URL")
+                .value("postgres://app:s3cr3t@db:5432/app")
+                .build(),
+        )
+        .environment(
+            KeyValuePair::builder()
+                .name("LOG_LEVEL")
+                .value("info")
+                .build(),
+        )
+        .secrets(
+            Secret::builder()
+                .name("API_KEY")
+                .value_from("arn:aws:secretsmanager:us-east-1:123456789012:secret:api-key")
+                .build()
+                .unwrap(),
+        )
+        .depends_on(
+            ContainerDependency::builder()
+                .container_name("envoy")
+                .condition(ContainerCondition::Healthy)
+                .build()
+                .unwrap(),
+        )
+        .health_check(
+            HealthCheck::builder()
+                .command("CMD-SHELL")
+                .command("curl -f http://localhost:8080/health || exit 1")
+                .interval(15)
+                .timeout(5)
+                .retries(3)
+                .start_period(30)
+                .build()
+                .unwrap(),
+        )
+        .ulimits(
+            Ulimit::builder()
+                .name(UlimitName::Nofile)
+                .soft_limit(65536)
+                .hard_limit(65536)
+                .build()
+                .unwrap(),
+        )
+        .log_configuration(
+            LogConfiguration::builder()
+                .log_driver(LogDriver::Awslogs)
+                .options("awslogs-group", "/ecs/web")
+                .options("awslogs-region", "us-east-1")
+                .options("awslogs-stream-prefix", "app")
+                .build()
+                .unwrap(),
+        )
+        .mount_points(
+            MountPoint::builder()
+                .source_volume("data")
+                .container_path("/var/data")
+                .read_only(false)
+                .build(),
+        )
+        .mount_points(
+            MountPoint::builder()
+                .source_volume("scratch")
+                .container_path("/tmp/scratch")
+                .build(),
+        )
+        .docker_labels("team", "web")
+        .command("serve")
+        .entry_point("/app/bin")
+        .working_directory("/app")
+        .stop_timeout(30)
+        .build();
+    let envoy = ContainerDefinition::builder()
+        .name("envoy")
+        .image("public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29.6.0-prod")
+        .essential(true)
+        .memory(128)
+        .environment(
+            KeyValuePair::builder()
+                .name("APPMESH_RESOURCE_ARN")
+                .value("mesh/web")
+                .build(),
+        )
+        .health_check(
+            HealthCheck::builder()
+                .command("CMD-SHELL")
+                .command("curl -s http://localhost:9901/server_info")
+                .build()
+                .unwrap(),
+        )
+        .user("1337")
+        .build();
+    bed.ecs
+        .register_task_definition()
+        .family("web")
+        .task_role_arn("arn:aws:iam::123456789012:role/web-task")
+        .execution_role_arn("arn:aws:iam::123456789012:role/web-execution")
+        .network_mode(NetworkMode::Awsvpc)
+        .container_definitions(app)
+        .container_definitions(envoy)
+        .volumes(
+            Volume::builder()
+                .name("data")
+                .efs_volume_configuration(
+                    EfsVolumeConfiguration::builder()
+                        .file_system_id("fs-0123456789abcdef0")
+                        .root_directory("/web")
+                        .transit_encryption(EfsTransitEncryption::Enabled)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .volumes(Volume::builder().name("scratch").build())
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu("1024")
+        .memory("2048")
+        .runtime_platform(
+            RuntimePlatform::builder()
+                .cpu_architecture(CpuArchitecture::Arm64)
+                .operating_system_family(OsFamily::Linux)
+                .build(),
+        )
+        .ephemeral_storage(EphemeralStorage::builder().size_in_gib(40).build())
+        .pid_mode(PidMode::Task)
+        .tags(Tag::builder().key("team").value("web").build())
+        .tags(Tag::builder().key("cost-center").value("1234").build())
+        .send()
+        .await
+        .expect("register the rich definition")
+        .task_definition
+        .unwrap()
+        .task_definition_arn
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rich_task_definition_comes_back_identical_except_the_one_image() {
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    let old_arn = register_rich_definition(&bed).await;
+    bed.service("prod", "web", &old_arn, &[("pushdeploy:repository", "web")])
+        .await;
+    let (old, old_tags) = bed.describe(&old_arn).await;
+
+    // What moto gave back is what was registered: otherwise the comparison below proves nothing.
+    let app = old
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some("app"))
+        .unwrap();
+    assert_eq!(old.volumes().len(), 2);
+    assert!(old.volumes()[0].efs_volume_configuration().is_some());
+    assert_eq!(app.secrets().len(), 1);
+    assert_eq!(app.environment().len(), 2);
+    assert_eq!(app.port_mappings().len(), 1);
+    assert!(app.health_check().is_some());
+    assert!(app.log_configuration().is_some());
+    assert_eq!(app.depends_on().len(), 1);
+    assert_eq!(app.ulimits().len(), 1);
+    assert!(old.runtime_platform().is_some());
+    assert_eq!(old.ephemeral_storage().map(|e| e.size_in_gib()), Some(40));
+    assert_eq!((old.cpu(), old.memory()), (Some("1024"), Some("2048")));
+    assert!(old.task_role_arn().is_some() && old.execution_role_arn().is_some());
+    assert_eq!(old.network_mode(), Some(&NetworkMode::Awsvpc));
+    assert_eq!(old_tags.len(), 2);
+
+    let deployer = Deployer::new(&bed.sdk, bed.config());
+    let report = deployer
+        .handle(
+            push_event(
+                "ev-1",
+                "web",
+                "latest",
+                &digest('d'),
+                "2026-11-26T12:00:00Z",
+            ),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcomes[0].outcome,
+        OutcomeKind::Deployed,
+        "{report:?}"
+    );
+    let new_arn = report.outcomes[0].task_definition.clone().unwrap();
+    let (new, new_tags) = bed.describe(&new_arn).await;
+
+    // Field by field, through the SDK's own equality: the old definition with ECS's read-only
+    // fields taken from the new one and app's image replaced must be the new definition.
+    let mut expected = old.clone();
+    expected.task_definition_arn = new.task_definition_arn.clone();
+    expected.revision = new.revision;
+    expected.status = new.status.clone();
+    expected.registered_at = new.registered_at;
+    expected.registered_by = new.registered_by.clone();
+    expected.requires_attributes = new.requires_attributes.clone();
+    expected.compatibilities = new.compatibilities.clone();
+    let image = &mut expected
+        .container_definitions
+        .as_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c.name() == Some("app"))
+        .unwrap()
+        .image;
+    *image = Some(format!("{REGISTRY}/web@{}", digest('d')));
+    assert_eq!(new, expected);
+    assert_eq!(new.revision, old.revision + 1);
+
+    // Tags: all old ones kept, the provenance ones added, nothing else.
+    for tag in &old_tags {
+        assert!(new_tags.contains(tag), "lost tag {tag:?}");
+    }
+    let mut added: Vec<_> = new_tags
+        .iter()
+        .filter(|t| !old_tags.contains(t))
+        .filter_map(|t| t.key())
+        .collect();
+    added.sort_unstable();
+    assert_eq!(
+        added,
+        [
+            "pushdeploy:digest",
+            "pushdeploy:event-id",
+            "pushdeploy:previous-task-definition",
+            "pushdeploy:pushed-at",
+            "pushdeploy:pushed-tag"
+        ]
+    );
+}
