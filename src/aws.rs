@@ -150,20 +150,36 @@ pub const DESCRIBE_SERVICES_BATCH: usize = 10;
 impl Aws {
     /// Clients from the standard configuration chain (AWS_ENDPOINT_URL, AWS_REGION, credentials).
     pub fn new(sdk: &SdkConfig) -> Aws {
+        Aws::from_clients(
+            aws_sdk_ecs::Client::new(sdk),
+            aws_sdk_resourcegroupstagging::Client::new(sdk),
+            aws_sdk_dynamodb::Client::new(sdk),
+        )
+    }
+
+    /// Clients configured elsewhere (their own retry policy or HTTP client), each given the
+    /// call counter.
+    pub fn from_clients(
+        ecs: aws_sdk_ecs::Client,
+        tagging: aws_sdk_resourcegroupstagging::Client,
+        dynamodb: aws_sdk_dynamodb::Client,
+    ) -> Aws {
         let calls = CallCounter::default();
         Aws {
             ecs: aws_sdk_ecs::Client::from_conf(
-                aws_sdk_ecs::config::Builder::from(sdk)
-                    .interceptor(calls.clone())
-                    .build(),
+                ecs.config().to_builder().interceptor(calls.clone()).build(),
             ),
             tagging: aws_sdk_resourcegroupstagging::Client::from_conf(
-                aws_sdk_resourcegroupstagging::config::Builder::from(sdk)
+                tagging
+                    .config()
+                    .to_builder()
                     .interceptor(calls.clone())
                     .build(),
             ),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk)
+                dynamodb
+                    .config()
+                    .to_builder()
                     .interceptor(calls.clone())
                     .build(),
             ),

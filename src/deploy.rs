@@ -144,7 +144,10 @@ fn now_text() -> String {
 
 impl Deployer {
     pub fn new(sdk: &SdkConfig, config: Config) -> Deployer {
-        let aws = Aws::new(sdk);
+        Deployer::with_aws(Aws::new(sdk), config)
+    }
+
+    pub fn with_aws(aws: Aws, config: Config) -> Deployer {
         Deployer {
             ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
             aws,
@@ -436,7 +439,7 @@ impl Deployer {
             .claim(service_arn, push, deadline_ms, now_ms(), &now_text())
             .await
         {
-            Ok(Claim::Acquired { resumed }) => Ok(resumed),
+            Ok(Claim::Acquired { resumed }) => Ok(resumed.map(|record| *record)),
             Ok(Claim::Busy {
                 reason,
                 retryable: true,

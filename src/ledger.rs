@@ -73,7 +73,9 @@ pub struct DeploymentRecord {
 pub enum Claim {
     /// The push owns the service until its lease ends. `resumed` is what an earlier, interrupted
     /// delivery of the same event had recorded.
-    Acquired { resumed: Option<DeploymentRecord> },
+    Acquired {
+        resumed: Option<Box<DeploymentRecord>>,
+    },
     /// Not now: `retryable` says whether this invocation must fail so Lambda tries again later.
     Busy { reason: String, retryable: bool },
     /// A newer push already owns the service.
@@ -260,7 +262,9 @@ impl Ledger {
                 let previous = out.attributes.unwrap_or_default();
                 let resumed =
                     if text(&previous, "event_id").as_deref() == Some(push.event_id.as_str()) {
-                        self.record(service_arn, &push.order_key()).await?
+                        self.record(service_arn, &push.order_key())
+                            .await?
+                            .map(Box::new)
                     } else {
                         None
                     };

@@ -1,0 +1,443 @@
+//! What moto cannot show, with `aws-smithy-mocks` standing in for ECS and the tagging API:
+//! throttling and 5xx answers (moto never fails on its own), a RegisterTaskDefinition that
+//! succeeds followed by an UpdateService that fails, the deployment list UpdateService returns
+//! (moto never starts a new deployment), and paged discovery with a token. Errors are given as
+//! wire-format HTTP answers, so the SDK's own parsing and retry classification run on them.
+//! The ledger stays real: DynamoDB on moto, whose conditional writes are faithful.
+
+mod support;
+
+use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
+use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
+use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+use aws_sdk_ecs::types::{ContainerDefinition, Deployment, Service, TaskDefinition};
+use aws_sdk_resourcegroupstagging::operation::get_resources::GetResourcesOutput;
+use aws_sdk_resourcegroupstagging::types::{ResourceTagMapping, Tag as ResourceTag};
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_types::retry::RetryConfig;
+use pushdeploy::aws::Aws;
+use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+use pushdeploy::ledger::Status;
+use std::time::Duration;
+use support::{digest, push_event, TestBed, REGISTRY};
+
+const CLUSTER_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/prod";
+const V1: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1";
+const V2: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:2";
+
+fn service_arn(name: &str) -> String {
+    format!("arn:aws:ecs:us-east-1:123456789012:service/prod/{name}")
+}
+
+/// SDK retries as deployed (3 attempts, standard mode), minus the wait between them.
+fn quick_retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(1))
+}
+
+fn wire_error(code: &str) -> String {
+    format!(r#"{{"__type":"{code}","message":"{code} from the mock"}}"#)
+}
+
+fn tagged(names: &[&str]) -> GetResourcesOutput {
+    let mut out = GetResourcesOutput::builder();
+    for name in names {
+        out = out.resource_tag_mapping_list(
+            ResourceTagMapping::builder()
+                .resource_arn(service_arn(name))
+                .tags(
+                    ResourceTag::builder()
+                        .key("pushdeploy:repository")
+                        .value("web")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        );
+    }
+    out.build()
+}
+
+fn discovery(names: &'static [&'static str]) -> Rule {
+    mock!(aws_sdk_resourcegroupstagging::Client::get_resources).then_output(move || tagged(names))
+}
+
+fn described_services() -> Rule {
+    mock!(aws_sdk_ecs::Client::describe_services).then_compute_output(|input| {
+        let services = input.services().iter().map(|name| {
+            Service::builder()
+                .service_arn(service_arn(name))
+                .service_name(name)
+                .cluster_arn(CLUSTER_ARN)
+                .status("ACTIVE")
+                .task_definition(V1)
+                .build()
+        });
+        DescribeServicesOutput::builder()
+            .set_services(Some(services.collect()))
+            .build()
+    })
+}
+
+fn described_definition() -> Rule {
+    mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(|| {
+        DescribeTaskDefinitionOutput::builder()
+            .task_definition(
+                TaskDefinition::builder()
+                    .task_definition_arn(V1)
+                    .family("web")
+                    .container_definitions(
+                        ContainerDefinition::builder()
+                            .name("app")
+                            .image(format!("{REGISTRY}/web:latest"))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    })
+}
+
+fn registered(arn: &'static str) -> Rule {
+    mock!(aws_sdk_ecs::Client::register_task_definition).then_output(move || {
+        RegisterTaskDefinitionOutput::builder()
+            .task_definition(TaskDefinition::builder().task_definition_arn(arn).build())
+            .build()
+    })
+}
+
+fn updated_output(input_definition: &str) -> UpdateServiceOutput {
+    UpdateServiceOutput::builder()
+        .service(
+            Service::builder()
+                .deployments(
+                    Deployment::builder()
+                        .id("ecs-svc/1111111111111111111")
+                        .status("PRIMARY")
+                        .task_definition(input_definition)
+                        .build(),
+                )
+                .deployments(
+                    Deployment::builder()
+                        .id("ecs-svc/0000000000000000000")
+                        .status("ACTIVE")
+                        .task_definition(V1)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+async fn deployer(bed: &TestBed, tagging_rules: &[&Rule], ecs_rules: &[&Rule]) -> Deployer {
+    let tagging = mock_client!(
+        aws_sdk_resourcegroupstagging,
+        RuleMode::MatchAny,
+        tagging_rules,
+        |c| c.retry_config(quick_retries())
+    );
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, ecs_rules, |c| c
+        .retry_config(quick_retries()));
+    Deployer::with_aws(
+        Aws::from_clients(ecs, tagging, aws_sdk_dynamodb::Client::new(&bed.sdk)),
+        bed.config(),
+    )
+}
+
+fn push() -> serde_json::Value {
+    push_event(
+        "ev-1",
+        "web",
+        "latest",
+        &digest('b'),
+        "2026-11-26T12:00:00Z",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_succeeds_update_fails_and_the_retry_finishes_without_a_second_revision() {
+    let bed = TestBed::start().await;
+    let (discover, services, definition, register) = (
+        discovery(&["web"]),
+        described_services(),
+        described_definition(),
+        registered(V2),
+    );
+    // UpdateService answers 500 to all three SDK attempts of the first invocation, then succeeds.
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .sequence()
+        .http_status(500, Some(wire_error("ServerException")))
+        .times(3)
+        .output(|| updated_output(V2))
+        .build();
+    let deployer = deployer(
+        &bed,
+        &[&discover],
+        &[&services, &definition, &register, &update],
+    )
+    .await;
+
+    let first = deployer
+        .handle(push(), &Invocation::default())
+        .await
+        .expect_err("a 5xx must make Lambda retry");
+    let outcome = &first.report.outcomes[0];
+    assert_eq!(
+        (outcome.outcome, outcome.retryable),
+        (OutcomeKind::Failed, true),
+        "{outcome:?}"
+    );
+    assert!(
+        outcome
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("ecs:UpdateService failed (retryable)"),
+        "{outcome:?}"
+    );
+    assert_eq!((register.num_calls(), update.num_calls()), (1, 3));
+    let record = deployer
+        .ledger()
+        .latest(&service_arn("web"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (record.status, record.new_task_definition.as_deref()),
+        (Status::Deploying, Some(V2)),
+        "the registered revision is remembered"
+    );
+
+    // Lambda's retry of the same event: the service still runs V1 (UpdateService never took).
+    let second = deployer
+        .handle(push(), &Invocation::default())
+        .await
+        .expect("the retry succeeds");
+    let outcome = &second.outcomes[0];
+    assert_eq!(outcome.outcome, OutcomeKind::Deployed, "{outcome:?}");
+    assert_eq!(outcome.task_definition.as_deref(), Some(V2));
+    assert_eq!(
+        register.num_calls(),
+        1,
+        "the retry reuses the revision instead of registering another"
+    );
+    assert_eq!(update.num_calls(), 4);
+    assert!(!second.aws_calls.contains_key("ECS.RegisterTaskDefinition"));
+
+    // The deployment id comes from UpdateService's answer (moto would not give one).
+    assert_eq!(
+        outcome.deployment_id.as_deref(),
+        Some("ecs-svc/1111111111111111111")
+    );
+    let record = deployer
+        .ledger()
+        .latest(&service_arn("web"), 10)
+        .await
+        .unwrap();
+    assert_eq!(record.len(), 1, "one record per (service, deployment)");
+    assert_eq!(
+        (record[0].status, record[0].deployment_id.as_deref()),
+        (Status::Deployed, Some("ecs-svc/1111111111111111111"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_absorbed_by_sdk_retries_and_then_handed_to_lambda() {
+    let bed = TestBed::start().await;
+    // Throttled twice, then answered: the SDK's retries absorb it and the push deploys.
+    let discover = mock!(aws_sdk_resourcegroupstagging::Client::get_resources)
+        .sequence()
+        .http_status(400, Some(wire_error("ThrottlingException")))
+        .times(2)
+        .output(|| tagged(&["web"]))
+        .build();
+    let (services, definition, register) =
+        (described_services(), described_definition(), registered(V2));
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .then_compute_output(|input| updated_output(input.task_definition().unwrap()));
+    let deployer_a = deployer(
+        &bed,
+        &[&discover],
+        &[&services, &definition, &register, &update],
+    )
+    .await;
+    let report = deployer_a
+        .handle(push(), &Invocation::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcomes[0].outcome, OutcomeKind::Deployed);
+    assert_eq!(discover.num_calls(), 3);
+    assert_eq!(
+        report.aws_calls["Resource Groups Tagging API.GetResources"], 1,
+        "the counter counts operations, not attempts"
+    );
+
+    // Throttled past the SDK's three attempts: nothing is touched and Lambda is asked to retry.
+    let throttled = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .http_status(400, Some(wire_error("ThrottlingException")))
+        .repeatedly()
+        .build();
+    let untouched_register = registered(V2);
+    let deployer_b = deployer(
+        &bed,
+        &[&discovery(&["web"])],
+        &[&throttled, &untouched_register],
+    )
+    .await;
+    let failure = deployer_b
+        .handle(
+            push_event(
+                "ev-2",
+                "web",
+                "latest",
+                &digest('c'),
+                "2026-11-26T12:01:00Z",
+            ),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(throttled.num_calls(), 3);
+    assert_eq!(untouched_register.num_calls(), 0);
+    assert!(failure.report.outcomes[0].retryable);
+    assert!(
+        failure.summary.contains("must be retried"),
+        "{}",
+        failure.summary
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_update_is_final_recorded_and_not_retried() {
+    let bed = TestBed::start().await;
+    let (discover, services, definition, register) = (
+        discovery(&["web"]),
+        described_services(),
+        described_definition(),
+        registered(V2),
+    );
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .sequence()
+        .http_status(400, Some(wire_error("InvalidParameterException")))
+        .repeatedly()
+        .build();
+    let deployer = deployer(
+        &bed,
+        &[&discover],
+        &[&services, &definition, &register, &update],
+    )
+    .await;
+
+    let report = deployer
+        .handle(push(), &Invocation::default())
+        .await
+        .expect("a 4xx is final: no Lambda retry");
+    let outcome = &report.outcomes[0];
+    assert_eq!(
+        (outcome.outcome, outcome.retryable),
+        (OutcomeKind::Failed, false)
+    );
+    assert!(
+        outcome
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("InvalidParameterException"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        update.num_calls(),
+        1,
+        "a 4xx is not retried by the SDK either"
+    );
+    let record = deployer
+        .ledger()
+        .latest(&service_arn("web"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(record.status, Status::Failed);
+
+    // EventBridge delivers the same push again: the ledger remembers it failed.
+    let again = deployer
+        .handle(push(), &Invocation::default())
+        .await
+        .unwrap();
+    assert!(
+        again.outcomes[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("already ended as failed"),
+        "{:?}",
+        again.outcomes[0]
+    );
+    assert_eq!((register.num_calls(), update.num_calls()), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_follows_page_tokens_and_a_shared_definition_is_described_once() {
+    let bed = TestBed::start().await;
+    // moto's tagging API pages too, but only past 50 resources; the token path is shown here.
+    let pages = mock!(aws_sdk_resourcegroupstagging::Client::get_resources)
+        .sequence()
+        .output(|| {
+            let mut first = tagged(&["a"]);
+            first.pagination_token = Some("page-2".into());
+            first
+        })
+        .output(|| tagged(&["b"]))
+        .build();
+    let (services, definition) = (described_services(), described_definition());
+    let register =
+        mock!(aws_sdk_ecs::Client::register_task_definition).then_compute_output(|input| {
+            RegisterTaskDefinitionOutput::builder()
+                .task_definition(
+                    TaskDefinition::builder()
+                        .task_definition_arn(format!(
+                            "{V2}-{}",
+                            input.container_definitions().len()
+                        ))
+                        .build(),
+                )
+                .build()
+        });
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .then_compute_output(|input| updated_output(input.task_definition().unwrap()));
+    let deployer = deployer(
+        &bed,
+        &[&pages],
+        &[&services, &definition, &register, &update],
+    )
+    .await;
+
+    let report = deployer
+        .handle(push(), &Invocation::default())
+        .await
+        .unwrap();
+
+    let deployed: Vec<_> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.service.as_str(), o.outcome))
+        .collect();
+    assert_eq!(
+        deployed,
+        [("a", OutcomeKind::Deployed), ("b", OutcomeKind::Deployed)]
+    );
+    assert_eq!(
+        report.aws_calls["Resource Groups Tagging API.GetResources"],
+        2
+    );
+    assert_eq!(
+        report.aws_calls["ECS.DescribeServices"], 1,
+        "one cluster, one batch"
+    );
+    assert_eq!(
+        report.aws_calls["ECS.DescribeTaskDefinition"], 1,
+        "both services run V1"
+    );
+}

@@ -1,0 +1,130 @@
+//! The ledger's claim rules against DynamoDB on moto (its condition expressions are evaluated
+//! for real): one owner per service at a time, newest push wins, leases end at the deadline.
+
+mod support;
+
+use chrono::TimeZone;
+use pushdeploy::event::{Digest, Push};
+use pushdeploy::ledger::{Claim, Ledger, Status};
+use support::{digest, TestBed, TABLE};
+
+const SERVICE: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
+const NOW: u64 = 1_800_000_000_000;
+
+fn push(event_id: &str, second: u32, d: char) -> Push {
+    Push {
+        event_id: event_id.into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        repository: "web".into(),
+        tag: "latest".into(),
+        digest: Digest::parse(&digest(d)).unwrap(),
+        pushed_at: chrono::Utc
+            .with_ymd_and_hms(2026, 11, 26, 12, 0, second)
+            .unwrap(),
+        manifest_media_type: None,
+        artifact_media_type: None,
+    }
+}
+
+async fn claim(ledger: &Ledger, p: &Push, lease_until: u64, now: u64) -> Claim {
+    ledger
+        .claim(SERVICE, p, lease_until, now, "2026-11-26T12:00:00Z")
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_claims_of_one_push_have_one_winner() {
+    let bed = TestBed::start().await;
+    let ledger = Ledger::new(bed.dynamodb.clone(), TABLE);
+    let p = push("ev-1", 0, 'a');
+    let (a, b) = tokio::join!(
+        claim(&ledger, &p, NOW + 60_000, NOW),
+        claim(&ledger, &p, NOW + 60_000, NOW)
+    );
+    let mut results = [a, b];
+    results.sort_by_key(|c| matches!(c, Claim::Acquired { .. }));
+    assert_eq!(results[1], Claim::Acquired { resumed: None });
+    assert_eq!(
+        results[0],
+        Claim::Busy {
+            reason: "a concurrent delivery of this push is deploying it".into(),
+            retryable: false
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_push_wins_and_an_older_one_in_flight_makes_the_newer_wait() {
+    let bed = TestBed::start().await;
+    let ledger = Ledger::new(bed.dynamodb.clone(), TABLE);
+    let (older, newer) = (push("ev-old", 0, 'a'), push("ev-new", 5, 'b'));
+
+    assert_eq!(
+        claim(&ledger, &older, NOW + 60_000, NOW).await,
+        Claim::Acquired { resumed: None }
+    );
+    match claim(&ledger, &newer, NOW + 60_000, NOW).await {
+        Claim::Busy {
+            retryable: true,
+            reason,
+        } => assert!(reason.contains("older push"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    ledger
+        .release(SERVICE, &older, Status::Deployed, None, "t")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(&ledger, &newer, NOW + 60_000, NOW).await,
+        Claim::Acquired { resumed: None }
+    );
+    match claim(&ledger, &older, NOW + 60_000, NOW).await {
+        Claim::Stale { reason } => assert!(reason.starts_with("stale push"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_past_its_deadline_is_taken_over_by_the_same_push_only() {
+    let bed = TestBed::start().await;
+    let ledger = Ledger::new(bed.dynamodb.clone(), TABLE);
+    let p = push("ev-1", 0, 'a');
+    assert_eq!(
+        claim(&ledger, &p, NOW + 1_000, NOW).await,
+        Claim::Acquired { resumed: None }
+    );
+    // Still leased: a redelivery stays out.
+    assert!(matches!(
+        claim(&ledger, &p, NOW + 61_000, NOW + 500).await,
+        Claim::Busy {
+            retryable: false,
+            ..
+        }
+    ));
+    // The first invocation died at its deadline: its retry takes over.
+    assert_eq!(
+        claim(&ledger, &p, NOW + 62_000, NOW + 2_000).await,
+        Claim::Acquired { resumed: None }
+    );
+    // Done: later deliveries are told so.
+    ledger
+        .release(SERVICE, &p, Status::Deployed, None, "t")
+        .await
+        .unwrap();
+    assert!(matches!(
+        claim(&ledger, &p, NOW + 70_000, NOW + 10_000).await,
+        Claim::Finished { .. }
+    ));
+    // Losing the head shows up when releasing.
+    let newer = push("ev-2", 9, 'b');
+    assert_eq!(
+        claim(&ledger, &newer, NOW + 80_000, NOW + 20_000).await,
+        Claim::Acquired { resumed: None }
+    );
+    assert!(ledger
+        .release(SERVICE, &p, Status::Failed, Some("late"), "t")
+        .await
+        .is_err());
+}
