@@ -102,6 +102,8 @@ pub enum NotDeployable {
     },
     #[error("the event has no {0}, so it cannot be traced or ordered")]
     MissingEnvelopeField(&'static str),
+    #[error("the event's {0} {1:?} is not of the form AWS gives it")]
+    BadEnvelopeField(&'static str, String),
     #[error("the event's detail is not an ECR image action detail: {0}")]
     BadDetail(String),
     #[error("action-type is {0:?}; only PUSH deploys")]
@@ -194,14 +196,33 @@ fn push_from(
             .as_deref()
             .ok_or(NotDeployable::MissingDetailField("image-digest"))?,
     )?;
-    let non_empty = |v: Option<String>, name| {
-        v.filter(|s| !s.is_empty())
-            .ok_or(NotDeployable::MissingEnvelopeField(name))
+    // The envelope's values end up in tag values, ledger keys and log lines: hold them to
+    // the shapes AWS gives them.
+    let field = |v: Option<String>, name, valid: fn(&str) -> bool| {
+        let v = v
+            .filter(|s| !s.is_empty())
+            .ok_or(NotDeployable::MissingEnvelopeField(name))?;
+        if valid(&v) {
+            Ok(v)
+        } else {
+            Err(NotDeployable::BadEnvelopeField(name, v))
+        }
     };
     Ok(Push {
-        event_id: non_empty(id, "id")?,
-        account: non_empty(account, "account")?,
-        region: non_empty(region, "region")?,
+        event_id: field(id, "id", |id| {
+            id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@+=".contains(&b))
+        })?,
+        account: field(account, "account", |a| {
+            a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
+        })?,
+        region: field(region, "region", |r| {
+            r.len() <= 32
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })?,
         pushed_at: time.ok_or(NotDeployable::MissingEnvelopeField("time"))?,
         repository,
         tag,
@@ -331,6 +352,18 @@ mod tests {
         assert!(matches!(
             reason_for(other),
             NotDeployable::NotEcrImageAction { .. }
+        ));
+        let mut odd_id = event(push_detail());
+        odd_id["id"] = json!("a#b");
+        assert_eq!(
+            reason_for(odd_id),
+            NotDeployable::BadEnvelopeField("id", "a#b".into())
+        );
+        let mut odd_account = event(push_detail());
+        odd_account["account"] = json!("12345");
+        assert!(matches!(
+            reason_for(odd_account),
+            NotDeployable::BadEnvelopeField("account", _)
         ));
         let mut no_time = event(push_detail());
         no_time.as_object_mut().unwrap().remove("time");

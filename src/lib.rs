@@ -11,5 +11,6 @@ pub mod event;
 pub mod follow;
 pub mod image;
 pub mod ledger;
+pub mod outcome;
 pub mod plan;
 pub mod revision;

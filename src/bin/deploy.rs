@@ -18,7 +18,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deployer = &deployer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let invocation = Invocation {
-            request_id: event.context.request_id,
             deadline_ms: event.context.deadline,
         };
         deployer

@@ -1,0 +1,266 @@
+//! The deploy function: a push in, one outcome per following service out.
+
+mod one_service;
+
+use crate::aws::{Aws, DESCRIBE_SERVICES_BATCH};
+use crate::config::Config;
+use crate::event::{parse_push, timestamp_text, Push};
+use crate::follow::{followers, Follower};
+use crate::ledger::Ledger;
+use crate::outcome::log_outcome;
+pub use crate::outcome::{Outcome, OutcomeKind, Report, RetryableFailure};
+use aws_config::SdkConfig;
+use aws_sdk_ecs::types::Service;
+use futures::stream::{self, StreamExt};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// How many services one push deploys at once.
+const CONCURRENCY: usize = 8;
+/// The lease a claim takes when the invocation has no deadline (a local run).
+const DEFAULT_LEASE_MS: u64 = 15 * 60 * 1000;
+
+/// The invocation's time limit, from the Lambda context.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// Epoch milliseconds; 0 when unknown.
+    pub deadline_ms: u64,
+}
+
+pub struct Deployer {
+    aws: Aws,
+    ledger: Ledger,
+    config: Config,
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+fn now_text() -> String {
+    timestamp_text(&chrono::Utc::now())
+}
+
+impl Deployer {
+    pub fn new(sdk: &SdkConfig, config: Config) -> Deployer {
+        Deployer::with_aws(Aws::new(sdk), config)
+    }
+
+    pub fn with_aws(aws: Aws, config: Config) -> Deployer {
+        Deployer {
+            ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
+            aws,
+            config,
+        }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub async fn handle(
+        &self,
+        payload: Value,
+        invocation: &Invocation,
+    ) -> Result<Report, RetryableFailure> {
+        self.aws.calls.take();
+        let push = match parse_push(payload) {
+            Ok(push) => push,
+            Err(ignored) => {
+                let reason = ignored.reason.to_string();
+                tracing::info!(
+                    event_id = ignored.event_id.as_deref(),
+                    outcome = "ignored",
+                    reason = reason.as_str(),
+                    "event ignored"
+                );
+                return Ok(Report {
+                    event_id: ignored.event_id,
+                    outcomes: vec![],
+                    reason: Some(reason),
+                    aws_calls: self.aws.calls.take(),
+                });
+            }
+        };
+        let tagged = match self.aws.tagged_services(&push.repository).await {
+            Ok(tagged) => tagged,
+            Err(e) => {
+                let reason = format!(
+                    "could not find the services that follow {}: {e}",
+                    push.repository
+                );
+                tracing::error!(
+                    event_id = push.event_id.as_str(),
+                    repository = push.repository.as_str(),
+                    tag = push.tag.as_str(),
+                    digest = push.digest.as_str(),
+                    outcome = "failed",
+                    reason = reason.as_str(),
+                    "discovery failed"
+                );
+                let report = Report {
+                    event_id: Some(push.event_id.clone()),
+                    outcomes: vec![],
+                    reason: Some(reason.clone()),
+                    aws_calls: self.aws.calls.take(),
+                };
+                return if e.retryable {
+                    Err(RetryableFailure {
+                        summary: reason,
+                        report,
+                    })
+                } else {
+                    Ok(report)
+                };
+            }
+        };
+
+        let mut outcomes = Vec::new();
+        let mut following = Vec::new();
+        for selection in followers(&push, &tagged, &self.config) {
+            match selection {
+                Ok(follower) => following.push(follower),
+                Err(excluded) if excluded.is_error => {
+                    outcomes.push(Outcome::failed(&excluded.key, excluded.reason, false))
+                }
+                Err(excluded) => outcomes.push(Outcome::skipped(&excluded.key, excluded.reason)),
+            }
+        }
+        let deadline = if invocation.deadline_ms > 0 {
+            invocation.deadline_ms
+        } else {
+            now_ms() + DEFAULT_LEASE_MS
+        };
+        outcomes.extend(self.deploy_all(&push, following, deadline).await);
+
+        for outcome in &outcomes {
+            log_outcome(&push, outcome);
+        }
+        let report = Report {
+            event_id: Some(push.event_id.clone()),
+            outcomes,
+            reason: None,
+            aws_calls: self.aws.calls.take(),
+        };
+        let retryable: Vec<_> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.retryable)
+            .map(|o| format!("{}/{}", o.cluster, o.service))
+            .collect();
+        if retryable.is_empty() {
+            Ok(report)
+        } else {
+            Err(RetryableFailure {
+                summary: format!("push {} of {}:{}: {} must be retried ({}); the ledger makes the retry deploy each service once", push.event_id, push.repository, push.tag, retryable.len(), retryable.join(", ")),
+                report,
+            })
+        }
+    }
+
+    async fn deploy_all(
+        &self,
+        push: &Push,
+        following: Vec<Follower>,
+        deadline_ms: u64,
+    ) -> Vec<Outcome> {
+        // DescribeServices takes 10 services of one cluster per call.
+        let mut by_cluster: BTreeMap<&str, Vec<&Follower>> = BTreeMap::new();
+        for follower in &following {
+            by_cluster
+                .entry(follower.key.cluster.as_str())
+                .or_default()
+                .push(follower);
+        }
+        let batches: Vec<(&str, Vec<&Follower>)> = by_cluster
+            .into_iter()
+            .flat_map(|(cluster, fs)| {
+                fs.chunks(DESCRIBE_SERVICES_BATCH)
+                    .map(|c| (cluster, c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let described =
+            futures::future::join_all(batches.into_iter().map(|(cluster, batch)| async move {
+                let names: Vec<String> = batch.iter().map(|f| f.key.service.clone()).collect();
+                (batch, self.aws.describe_services(cluster, &names).await)
+            }))
+            .await;
+
+        let mut outcomes = Vec::new();
+        let mut ready: Vec<(&Follower, Service)> = Vec::new();
+        for (batch, result) in described {
+            match result {
+                Err(e) => outcomes.extend(
+                    batch
+                        .iter()
+                        .map(|f| Outcome::failed(&f.key, e.to_string(), e.retryable)),
+                ),
+                Ok(found) => {
+                    for follower in batch {
+                        match found
+                            .services
+                            .iter()
+                            .find(|s| s.service_name() == Some(follower.key.service.as_str()))
+                        {
+                            Some(service) => ready.push((follower, service.clone())),
+                            None => {
+                                let why = found
+                                    .failures
+                                    .iter()
+                                    .find(|(arn, _)| {
+                                        arn.ends_with(&format!("/{}", follower.key.service))
+                                    })
+                                    .map(|(_, r)| r.as_str())
+                                    .unwrap_or("not returned");
+                                outcomes.push(Outcome::failed(&follower.key, format!("ECS cannot describe the service ({why}); check the cluster and service names in {}", follower.via.join(" and ")), false));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        // Each distinct task definition is described once, however many services run it.
+        let mut arns: Vec<&str> = ready
+            .iter()
+            .filter_map(|(_, s)| s.task_definition())
+            .collect();
+        arns.sort_unstable();
+        arns.dedup();
+        let definitions: HashMap<&str, _> = futures::future::join_all(
+            arns.into_iter()
+                .map(|arn| async move { (arn, self.aws.describe_task_definition(arn).await) }),
+        )
+        .await
+        .into_iter()
+        .collect();
+
+        let deployments = stream::iter(ready.iter().map(|(follower, service)| {
+            let definition = service
+                .task_definition()
+                .and_then(|arn| definitions.get(arn));
+            async move {
+                match definition {
+                    None => {
+                        Outcome::failed(&follower.key, "the service has no task definition", false)
+                            .on(service)
+                    }
+                    Some(Err(e)) => {
+                        Outcome::failed(&follower.key, e.to_string(), e.retryable).on(service)
+                    }
+                    Some(Ok((definition, tags))) => {
+                        self.deploy_one(push, follower, service, definition, tags, deadline_ms)
+                            .await
+                    }
+                }
+            }
+        }))
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+        outcomes.extend(deployments);
+        outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
+        outcomes
+    }
+}

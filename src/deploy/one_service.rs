@@ -1,0 +1,350 @@
+//! One service, one push: decide, claim the service in the ledger, register the revision,
+//! update the service, record what happened.
+
+use super::{now_ms, now_text, Deployer};
+use crate::event::Push;
+use crate::follow::{Follower, ServiceKey};
+use crate::ledger::{Claim, DeploymentRecord, Status};
+use crate::outcome::{Outcome, OutcomeKind};
+use crate::plan::{decide, Change, Decision};
+use crate::revision::{revision_request, tag_value, Provenance, TAG_PREVIOUS};
+use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
+
+impl Deployer {
+    pub(super) async fn deploy_one(
+        &self,
+        push: &Push,
+        follower: &Follower,
+        service: &Service,
+        definition: &TaskDefinition,
+        tags: &[Tag],
+        deadline_ms: u64,
+    ) -> Outcome {
+        let key = &follower.key;
+        match decide(
+            push,
+            follower.container.as_deref(),
+            service,
+            definition,
+            tags,
+        ) {
+            Decision::Skip(reason) => Outcome::skipped(key, reason).on(service),
+            Decision::Fail(reason) => Outcome::failed(key, reason, false).on(service),
+            Decision::AlreadyDeployedByThisEvent => {
+                self.confirm_earlier_delivery(push, key, service, definition, tags, deadline_ms)
+                    .await
+            }
+            Decision::Deploy(change) => {
+                self.deploy_change(push, key, service, definition, tags, change, deadline_ms)
+                    .await
+            }
+        }
+    }
+
+    fn new_record(
+        &self,
+        push: &Push,
+        key: &ServiceKey,
+        service: &Service,
+        container: &str,
+        previous: &str,
+    ) -> DeploymentRecord {
+        let now = now_text();
+        DeploymentRecord {
+            service_arn: service.service_arn().unwrap_or_default().to_string(),
+            cluster: key.cluster.clone(),
+            service: key.service.clone(),
+            event_id: push.event_id.clone(),
+            order_key: push.order_key(),
+            repository: push.repository.clone(),
+            tag: push.tag.clone(),
+            digest: push.digest.to_string(),
+            pushed_at: push.pushed_at_text(),
+            container: container.to_string(),
+            previous_task_definition: previous.to_string(),
+            new_task_definition: None,
+            deployment_id: None,
+            status: Status::Deploying,
+            reason: None,
+            created_at: now.clone(),
+            updated_at: now,
+        }
+    }
+
+    /// Claims the service in the ledger; `Err` is the outcome to report when it cannot be had.
+    async fn claim(
+        &self,
+        push: &Push,
+        key: &ServiceKey,
+        service: &Service,
+        deadline_ms: u64,
+    ) -> Result<Option<DeploymentRecord>, Outcome> {
+        let service_arn = service.service_arn().unwrap_or_default();
+        match self
+            .ledger
+            .claim(service_arn, push, deadline_ms, now_ms(), &now_text())
+            .await
+        {
+            Ok(Claim::Acquired { resumed }) => Ok(resumed.map(|record| *record)),
+            Ok(Claim::Busy {
+                reason,
+                retryable: true,
+            }) => Err(Outcome::failed(key, reason, true).on(service)),
+            Ok(
+                Claim::Busy {
+                    reason,
+                    retryable: false,
+                }
+                | Claim::Stale { reason }
+                | Claim::Finished { reason },
+            ) => Err(Outcome::skipped(key, reason).on(service)),
+            Err(e) => {
+                Err(
+                    Outcome::failed(key, format!("not deployed, because {e}"), e.retryable())
+                        .on(service),
+                )
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn deploy_change(
+        &self,
+        push: &Push,
+        key: &ServiceKey,
+        service: &Service,
+        definition: &TaskDefinition,
+        tags: &[Tag],
+        change: Change,
+        deadline_ms: u64,
+    ) -> Outcome {
+        let previous = service.task_definition().unwrap_or_default().to_string();
+        let mut record = match self.claim(push, key, service, deadline_ms).await {
+            Ok(resumed) => resumed.unwrap_or_else(|| {
+                self.new_record(push, key, service, &change.container, &previous)
+            }),
+            Err(outcome) => return outcome,
+        };
+        let mut outcome = Outcome {
+            container: Some(change.container.clone()),
+            image: Some(change.to_image.clone()),
+            ..Outcome::new(key, OutcomeKind::Failed, None)
+        }
+        .on(service);
+        record.updated_at = now_text();
+        if let Err(e) = self.ledger.put(&record).await {
+            return self
+                .abandon(
+                    push,
+                    record,
+                    outcome,
+                    format!("not deployed, because {e}"),
+                    e.retryable(),
+                )
+                .await;
+        }
+
+        let new_definition = match record.new_task_definition.clone() {
+            Some(arn) => arn,
+            None => {
+                let provenance = Provenance {
+                    pushed_tag: push.tag.clone(),
+                    digest: push.digest.to_string(),
+                    pushed_at: push.pushed_at_text(),
+                    event_id: push.event_id.clone(),
+                    previous_task_definition: previous.clone(),
+                };
+                let request = match revision_request(
+                    self.aws.new_revision(),
+                    definition,
+                    tags,
+                    &change.container,
+                    &change.to_image,
+                    &provenance,
+                ) {
+                    Ok(request) => request,
+                    Err(e) => {
+                        return self
+                            .abandon(push, record, outcome, e.to_string(), false)
+                            .await
+                    }
+                };
+                let arn = match self.aws.register_task_definition(request).await {
+                    Ok(arn) => arn,
+                    Err(e) => {
+                        return self
+                            .abandon(push, record, outcome, e.to_string(), e.retryable)
+                            .await
+                    }
+                };
+                record.new_task_definition = Some(arn.clone());
+                record.updated_at = now_text();
+                if let Err(e) = self.ledger.put(&record).await {
+                    return self
+                        .abandon(
+                            push,
+                            record,
+                            outcome,
+                            format!("registered {arn} but could not record it: {e}"),
+                            true,
+                        )
+                        .await;
+                }
+                arn
+            }
+        };
+        outcome.task_definition = Some(new_definition.clone());
+
+        let cluster = service.cluster_arn().unwrap_or(&key.cluster);
+        let updated = match self
+            .aws
+            .update_service(cluster, &key.service, &new_definition)
+            .await
+        {
+            Ok(updated) => updated,
+            Err(e) => {
+                return self
+                    .abandon(push, record, outcome, e.to_string(), e.retryable)
+                    .await
+            }
+        };
+        record.deployment_id = updated.deployment_id.clone();
+        record.status = Status::Deployed;
+        record.updated_at = now_text();
+        outcome.deployment_id = updated.deployment_id;
+        outcome.outcome = OutcomeKind::Deployed;
+        let recorded = match self.ledger.put(&record).await {
+            Ok(()) => {
+                self.ledger
+                    .release(
+                        &record.service_arn,
+                        push,
+                        Status::Deployed,
+                        None,
+                        &record.updated_at,
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            // ECS has the new revision; the retry finds it running and only completes the ledger.
+            outcome.reason = Some(format!(
+                "deployed, but the ledger could not record it ({e}); a retry will"
+            ));
+            outcome.retryable = true;
+        }
+        outcome
+    }
+
+    /// Records why a claimed deployment stopped. A retryable stop leaves the claim for the retry.
+    async fn abandon(
+        &self,
+        push: &Push,
+        mut record: DeploymentRecord,
+        mut outcome: Outcome,
+        reason: String,
+        retryable: bool,
+    ) -> Outcome {
+        record.status = if retryable {
+            Status::Deploying
+        } else {
+            Status::Failed
+        };
+        record.reason = Some(reason.clone());
+        record.updated_at = now_text();
+        let recorded = match self.ledger.put(&record).await {
+            Ok(()) => {
+                self.ledger
+                    .release(
+                        &record.service_arn,
+                        push,
+                        record.status,
+                        Some(&reason),
+                        &record.updated_at,
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        outcome.outcome = OutcomeKind::Failed;
+        outcome.retryable = retryable;
+        outcome.reason = Some(match recorded {
+            Ok(()) => reason,
+            Err(e) => format!("{reason} (and the ledger could not record it: {e})"),
+        });
+        outcome
+    }
+
+    /// The service already runs the revision an earlier delivery of this push registered; make
+    /// sure the ledger says so, and touch nothing in ECS.
+    async fn confirm_earlier_delivery(
+        &self,
+        push: &Push,
+        key: &ServiceKey,
+        service: &Service,
+        definition: &TaskDefinition,
+        tags: &[Tag],
+        deadline_ms: u64,
+    ) -> Outcome {
+        let running = service.task_definition().unwrap_or_default().to_string();
+        let previous = tag_value(tags, TAG_PREVIOUS)
+            .unwrap_or_default()
+            .to_string();
+        let mut outcome =
+            Outcome::skipped(key, "an earlier delivery of this push already deployed it")
+                .on(service);
+        outcome.task_definition = Some(running.clone());
+        outcome.previous_task_definition = Some(previous.clone());
+        let resumed = match self.claim(push, key, service, deadline_ms).await {
+            Ok(resumed) => resumed,
+            Err(skipped_or_failed) => {
+                return Outcome {
+                    task_definition: Some(running),
+                    previous_task_definition: Some(previous),
+                    ..skipped_or_failed
+                }
+            }
+        };
+        let container = crate::plan::container_running(definition, push).unwrap_or_default();
+        let mut record =
+            resumed.unwrap_or_else(|| self.new_record(push, key, service, &container, &previous));
+        record.new_task_definition = Some(running.clone());
+        record.deployment_id = record.deployment_id.or_else(|| {
+            service
+                .deployments()
+                .iter()
+                .find(|d| d.task_definition() == Some(running.as_str()))
+                .and_then(|d| d.id().map(str::to_string))
+        });
+        record.status = Status::Deployed;
+        record.updated_at = now_text();
+        let recorded = match self.ledger.put(&record).await {
+            Ok(()) => {
+                self.ledger
+                    .release(
+                        &record.service_arn,
+                        push,
+                        Status::Deployed,
+                        None,
+                        &record.updated_at,
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match recorded {
+            Ok(()) => {
+                outcome.reason = Some(
+                    "an earlier delivery of this push deployed it; the ledger now records it"
+                        .into(),
+                )
+            }
+            Err(e) => {
+                outcome.reason = Some(format!("an earlier delivery of this push deployed it, but the ledger could not record it ({e})"));
+                outcome.retryable = e.retryable();
+            }
+        }
+        outcome
+    }
+}

@@ -1,0 +1,144 @@
+//! One deployment record and its DynamoDB item form.
+
+use super::LedgerError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+pub const DEPLOY_PREFIX: &str = "DEPLOY#";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Claimed; UpdateService not yet confirmed.
+    Deploying,
+    /// UpdateService accepted the new revision.
+    Deployed,
+    /// Gave up for a reason a retry cannot fix.
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Deploying => "deploying",
+            Status::Deployed => "deployed",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub(super) fn parse(s: &str) -> Option<Status> {
+        [Status::Deploying, Status::Deployed, Status::Failed]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// One deployment of one push to one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRecord {
+    pub service_arn: String,
+    pub cluster: String,
+    pub service: String,
+    pub event_id: String,
+    pub order_key: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub pushed_at: String,
+    pub container: String,
+    pub previous_task_definition: String,
+    pub new_task_definition: Option<String>,
+    pub deployment_id: Option<String>,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(super) fn text(item: &Item, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+pub(super) fn number(item: &Item, key: &str) -> Option<u64> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+pub fn deploy_sk(order_key: &str) -> String {
+    format!("{DEPLOY_PREFIX}{order_key}")
+}
+
+impl DeploymentRecord {
+    pub(super) fn to_item(&self) -> Item {
+        let mut item: Item = [
+            ("pk", &self.service_arn),
+            ("cluster", &self.cluster),
+            ("service", &self.service),
+            ("event_id", &self.event_id),
+            ("order_key", &self.order_key),
+            ("repository", &self.repository),
+            ("tag", &self.tag),
+            ("digest", &self.digest),
+            ("pushed_at", &self.pushed_at),
+            ("container", &self.container),
+            ("previous_task_definition", &self.previous_task_definition),
+            ("created_at", &self.created_at),
+            ("updated_at", &self.updated_at),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), s(v)))
+        .collect();
+        item.insert("sk".into(), s(deploy_sk(&self.order_key)));
+        item.insert(
+            "service_digest".into(),
+            s(format!("{}#{}", self.service_arn, self.digest)),
+        );
+        item.insert("status".into(), s(self.status.as_str()));
+        for (k, v) in [
+            ("new_task_definition", &self.new_task_definition),
+            ("deployment_id", &self.deployment_id),
+            ("reason", &self.reason),
+        ] {
+            if let Some(v) = v {
+                item.insert(k.into(), s(v));
+            }
+        }
+        item
+    }
+
+    pub(super) fn from_item(item: &Item) -> Result<DeploymentRecord, LedgerError> {
+        let malformed = |problem: String| LedgerError::Malformed {
+            pk: text(item, "pk").unwrap_or_default(),
+            sk: text(item, "sk").unwrap_or_default(),
+            problem,
+        };
+        let get = |key: &str| text(item, key).ok_or_else(|| malformed(format!("no {key}")));
+        let status = get("status")?;
+        Ok(DeploymentRecord {
+            service_arn: get("pk")?,
+            cluster: get("cluster")?,
+            service: get("service")?,
+            event_id: get("event_id")?,
+            order_key: get("order_key")?,
+            repository: get("repository")?,
+            tag: get("tag")?,
+            digest: get("digest")?,
+            pushed_at: get("pushed_at")?,
+            container: get("container")?,
+            previous_task_definition: get("previous_task_definition")?,
+            new_task_definition: text(item, "new_task_definition"),
+            deployment_id: text(item, "deployment_id"),
+            status: Status::parse(&status)
+                .ok_or_else(|| malformed(format!("unknown status {status:?}")))?,
+            reason: text(item, "reason"),
+            created_at: get("created_at")?,
+            updated_at: get("updated_at")?,
+        })
+    }
+}
