@@ -238,6 +238,10 @@ async fn register_succeeds_update_fails_and_the_retry_finishes_without_a_second_
         .unwrap();
     assert_eq!(record.len(), 1, "one record per (service, deployment)");
     assert_eq!(
+        record[0].reason, None,
+        "the success clears the earlier failure"
+    );
+    assert_eq!(
         (record[0].status, record[0].deployment_id.as_deref()),
         (Status::Deployed, Some("ecs-svc/1111111111111111111"))
     );

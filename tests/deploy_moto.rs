@@ -5,12 +5,21 @@
 
 mod support;
 
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
 use pushdeploy::ledger::Status;
 use support::{digest, push_event, TestBed, REGISTRY};
 
 fn app_image(tag: &str) -> String {
     format!("{REGISTRY}/web:{tag}")
+}
+
+/// Delivers a push of `web:latest` with digest `d` and expects an answer, not a Lambda error.
+async fn push(deployer: &Deployer, event_id: &str, d: char, time: &str) -> Report {
+    let event = push_event(event_id, "web", "latest", &digest(d), time);
+    deployer
+        .handle(event, &Invocation::default())
+        .await
+        .unwrap()
 }
 
 const ENVOY: &str = "public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29.6.0-prod";
@@ -27,19 +36,7 @@ async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_five_calls() {
         .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let report = deployer
-        .handle(
-            push_event(
-                "ev-1",
-                "web",
-                "latest",
-                &digest('b'),
-                "2026-11-26T12:00:00Z",
-            ),
-            &Invocation::default(),
-        )
-        .await
-        .unwrap();
+    let report = push(&deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
 
     assert_eq!(report.outcomes.len(), 1, "{report:?}");
     let outcome = &report.outcomes[0];
@@ -179,19 +176,7 @@ async fn only_services_tagged_for_the_repository_and_tag_move() {
     .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let report = deployer
-        .handle(
-            push_event(
-                "ev-1",
-                "web",
-                "latest",
-                &digest('b'),
-                "2026-11-26T12:00:00Z",
-            ),
-            &Invocation::default(),
-        )
-        .await
-        .unwrap();
+    let report = push(&deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
 
     let touched: Vec<_> = report
         .outcomes
@@ -224,35 +209,11 @@ async fn an_older_push_after_a_newer_one_is_skipped_as_stale() {
         .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let newer = deployer
-        .handle(
-            push_event(
-                "ev-new",
-                "web",
-                "latest",
-                &digest('c'),
-                "2026-11-26T12:05:00Z",
-            ),
-            &Invocation::default(),
-        )
-        .await
-        .unwrap();
+    let newer = push(&deployer, "ev-new", 'c', "2026-11-26T12:05:00Z").await;
     assert_eq!(newer.outcomes[0].outcome, OutcomeKind::Deployed);
     let running = bed.running("prod", "web").await;
 
-    let older = deployer
-        .handle(
-            push_event(
-                "ev-old",
-                "web",
-                "latest",
-                &digest('b'),
-                "2026-11-26T12:00:00Z",
-            ),
-            &Invocation::default(),
-        )
-        .await
-        .unwrap();
+    let older = push(&deployer, "ev-old", 'b', "2026-11-26T12:00:00Z").await;
     let outcome = &older.outcomes[0];
     assert_eq!(outcome.outcome, OutcomeKind::Skipped, "{outcome:?}");
     assert!(
@@ -280,19 +241,7 @@ async fn rules_deploy_services_without_tags_and_report_missing_ones() {
     config.rules = serde_json::from_str(r#"[{"repository":"web","tag":"latest","cluster":"prod","service":"web"},{"repository":"web","tag":"latest","cluster":"prod","service":"gone"}]"#).unwrap();
     let deployer = Deployer::new(&bed.sdk, config);
 
-    let report = deployer
-        .handle(
-            push_event(
-                "ev-1",
-                "web",
-                "latest",
-                &digest('b'),
-                "2026-11-26T12:00:00Z",
-            ),
-            &Invocation::default(),
-        )
-        .await
-        .unwrap();
+    let report = push(&deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
 
     let gone = report
         .outcomes
@@ -347,19 +296,7 @@ async fn services_on_other_deployment_controllers_are_skipped() {
         .unwrap();
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let report = deployer
-        .handle(
-            push_event(
-                "ev-1",
-                "web",
-                "latest",
-                &digest('b'),
-                "2026-11-26T12:00:00Z",
-            ),
-            &Invocation::default(),
-        )
-        .await
-        .unwrap();
+    let report = push(&deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
 
     let outcome = &report.outcomes[0];
     assert_eq!(outcome.outcome, OutcomeKind::Skipped);

@@ -210,23 +210,11 @@ impl Deployer {
         };
         record.deployment_id = updated.deployment_id.clone();
         record.status = Status::Deployed;
+        record.reason = None;
         record.updated_at = now_text();
         outcome.deployment_id = updated.deployment_id;
         outcome.outcome = OutcomeKind::Deployed;
-        let recorded = match self.ledger.put(&record).await {
-            Ok(()) => {
-                self.ledger
-                    .release(
-                        &record.service_arn,
-                        push,
-                        Status::Deployed,
-                        None,
-                        &record.updated_at,
-                    )
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let recorded = self.ledger.settle(&record, push).await;
         if let Err(e) = recorded {
             // ECS has the new revision; the retry finds it running and only completes the ledger.
             outcome.reason = Some(format!(
@@ -253,20 +241,7 @@ impl Deployer {
         };
         record.reason = Some(reason.clone());
         record.updated_at = now_text();
-        let recorded = match self.ledger.put(&record).await {
-            Ok(()) => {
-                self.ledger
-                    .release(
-                        &record.service_arn,
-                        push,
-                        record.status,
-                        Some(&reason),
-                        &record.updated_at,
-                    )
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let recorded = self.ledger.settle(&record, push).await;
         outcome.outcome = OutcomeKind::Failed;
         outcome.retryable = retryable;
         outcome.reason = Some(match recorded {
@@ -318,21 +293,9 @@ impl Deployer {
                 .and_then(|d| d.id().map(str::to_string))
         });
         record.status = Status::Deployed;
+        record.reason = None;
         record.updated_at = now_text();
-        let recorded = match self.ledger.put(&record).await {
-            Ok(()) => {
-                self.ledger
-                    .release(
-                        &record.service_arn,
-                        push,
-                        Status::Deployed,
-                        None,
-                        &record.updated_at,
-                    )
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let recorded = self.ledger.settle(&record, push).await;
         match recorded {
             Ok(()) => {
                 outcome.reason = Some(

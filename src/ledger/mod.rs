@@ -225,6 +225,20 @@ impl Ledger {
         }
     }
 
+    /// Writes the record, then ends the push's hold on the service in the record's status
+    /// (see [`Ledger::release`]).
+    pub async fn settle(&self, record: &DeploymentRecord, push: &Push) -> Result<(), LedgerError> {
+        self.put(record).await?;
+        self.release(
+            &record.service_arn,
+            push,
+            record.status,
+            record.reason.as_deref(),
+            &record.updated_at,
+        )
+        .await
+    }
+
     /// Writes the whole record; the same record written twice is the same item.
     pub async fn put(&self, record: &DeploymentRecord) -> Result<(), LedgerError> {
         self.client
