@@ -237,6 +237,13 @@ async fn sample_events_that_are_not_deployable_pushes_are_answered_without_touch
         .await
         .response();
     assert_eq!(response["outcomes"], serde_json::json!([]));
+    assert!(
+        response["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("no service follows pushdeploy-demo:v1.4.2"),
+        "{response}"
+    );
     // Garbage gets an answer too, and the process keeps serving.
     let response = api
         .invoke(serde_json::json!([1, 2, 3]), INVOKE_WITHIN)

@@ -132,14 +132,32 @@ impl Deployer {
             now_ms() + DEFAULT_LEASE_MS
         };
         outcomes.extend(self.deploy_all(&push, following, deadline).await);
+        outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
 
         for outcome in &outcomes {
             log_outcome(&push, outcome);
         }
+        // "My push did nothing" deserves a line of its own too.
+        let reason = outcomes.is_empty().then(|| {
+            let reason = format!(
+                "no service follows {}:{} (tag pushdeploy:repository={} with pushdeploy:tag={}, or a PUSHDEPLOY_RULES entry)",
+                push.repository, push.tag, push.repository, push.tag
+            );
+            tracing::info!(
+                event_id = push.event_id.as_str(),
+                repository = push.repository.as_str(),
+                tag = push.tag.as_str(),
+                digest = push.digest.as_str(),
+                outcome = "none",
+                reason = reason.as_str(),
+                "no service follows this push"
+            );
+            reason
+        });
         let report = Report {
             event_id: Some(push.event_id.clone()),
             outcomes,
-            reason: None,
+            reason,
             aws_calls: self.aws.calls.take(),
         };
         let retryable: Vec<_> = report
@@ -260,7 +278,6 @@ impl Deployer {
         .collect::<Vec<_>>()
         .await;
         outcomes.extend(deployments);
-        outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
         outcomes
     }
 }
