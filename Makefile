@@ -8,7 +8,7 @@ VENV_STAMP := $(VENV)/.installed
 CARGO ?= cargo
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test venv fmt-check clippy cargo-test template-check build build-DeployFunction clean
+.PHONY: demo test venv fmt-check clippy cargo-test template-check build build-DeployFunction build-RollbackFunction clean
 
 ## demo: build, start a local AWS (moto), push-deploy a two-container service, show before/after
 demo: venv
@@ -38,14 +38,18 @@ template-check: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/python tests/event_pattern_check.py
 
-## build: the release binary Lambda runs (x86_64; see README for arm64)
+## build: the release binaries Lambda runs (x86_64; see README for arm64)
 build:
-	$(CARGO) build --release --locked --bin deploy
+	$(CARGO) build --release --locked --bin deploy --bin rollback
 
 # Called by `sam build` (BuildMethod: makefile) with ARTIFACTS_DIR set.
 build-DeployFunction:
 	$(CARGO) build --release --locked --bin deploy
 	cp target/release/deploy $(ARTIFACTS_DIR)/bootstrap
+
+build-RollbackFunction:
+	$(CARGO) build --release --locked --bin rollback
+	cp target/release/rollback $(ARTIFACTS_DIR)/bootstrap
 
 clean:
 	$(CARGO) clean

@@ -2,10 +2,14 @@
 
 use serde::Deserialize;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 pub const TABLE_VAR: &str = "PUSHDEPLOY_TABLE";
 pub const CLUSTERS_VAR: &str = "PUSHDEPLOY_CLUSTERS";
 pub const RULES_VAR: &str = "PUSHDEPLOY_RULES";
+pub const DEPLOY_TIMEOUT_VAR: &str = "PUSHDEPLOY_DEPLOY_TIMEOUT";
+/// ECS retries a broken deployment forever without a circuit breaker: this long, then it is failed.
+pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -15,6 +19,8 @@ pub struct Config {
     pub clusters: Option<BTreeSet<String>>,
     /// Central follow rules, in addition to service tags.
     pub rules: Vec<Rule>,
+    /// A deployment not COMPLETED this long after UpdateService is treated as failed.
+    pub deploy_timeout: Duration,
 }
 
 /// One entry of `PUSHDEPLOY_RULES`: service `cluster`/`service` follows `repository`:`tag`.
@@ -37,6 +43,8 @@ pub enum ConfigError {
     MissingTable,
     #[error("{RULES_VAR} is not a JSON array of {{\"repository\",\"tag\",\"cluster\",\"service\",\"container\"?}}: {0}")]
     BadRules(String),
+    #[error("{DEPLOY_TIMEOUT_VAR} is {0:?}: it must be a whole number of seconds, at least 60")]
+    BadTimeout(String),
     #[error("{RULES_VAR} entry {index} has an empty {field}")]
     EmptyRuleField { index: usize, field: &'static str },
 }
@@ -64,10 +72,18 @@ impl Config {
             None => Vec::new(),
             Some(json) => parse_rules(&json)?,
         };
+        let deploy_timeout = match set(DEPLOY_TIMEOUT_VAR) {
+            None => DEFAULT_DEPLOY_TIMEOUT,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(seconds) if seconds >= 60 => Duration::from_secs(seconds),
+                _ => return Err(ConfigError::BadTimeout(raw)),
+            },
+        };
         Ok(Config {
             table,
             clusters,
             rules,
+            deploy_timeout,
         })
     }
 }
@@ -126,11 +142,20 @@ mod tests {
             ["prod", "staging"]
         );
         assert_eq!(c.rules[0].container.as_deref(), Some("app"));
+        assert_eq!(c.deploy_timeout, DEFAULT_DEPLOY_TIMEOUT);
+        let c = config(&[(TABLE_VAR, "t"), (DEPLOY_TIMEOUT_VAR, "600")]).unwrap();
+        assert_eq!(c.deploy_timeout, Duration::from_secs(600));
     }
 
     #[test]
     fn bad_settings_name_the_variable() {
         assert_eq!(config(&[]), Err(ConfigError::MissingTable));
+        for bad in ["30m", "59", "-1"] {
+            assert_eq!(
+                config(&[(TABLE_VAR, "t"), (DEPLOY_TIMEOUT_VAR, bad)]),
+                Err(ConfigError::BadTimeout(bad.into()))
+            );
+        }
         let err = config(&[(TABLE_VAR, "t"), (RULES_VAR, r#"{"repository":"web"}"#)]).unwrap_err();
         assert!(
             err.to_string()

@@ -181,6 +181,7 @@ mod tests {
             table: "t".into(),
             clusters: clusters.map(|c| c.iter().map(|s| s.to_string()).collect()),
             rules,
+            deploy_timeout: crate::config::DEFAULT_DEPLOY_TIMEOUT,
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod config;
 pub mod deploy;
+pub mod ecs_event;
 pub mod event;
 pub mod follow;
 pub mod image;
@@ -14,3 +15,4 @@ pub mod ledger;
 pub mod outcome;
 pub mod plan;
 pub mod revision;
+pub mod rollback;

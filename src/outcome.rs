@@ -2,16 +2,23 @@
 
 use crate::event::Push;
 use crate::follow::ServiceKey;
+use crate::ledger::DeploymentRecord;
 use aws_sdk_ecs::types::Service;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {
     Deployed,
     Skipped,
     Failed,
+    /// pushdeploy put the service back on its last known good revision.
+    RolledBack,
+    /// A rollback failed: pushdeploy stops there and a person must look.
+    NeedsHuman,
+    /// A deployment's state was written to the ledger; ECS was not touched.
+    Recorded,
 }
 
 impl OutcomeKind {
@@ -20,6 +27,9 @@ impl OutcomeKind {
             OutcomeKind::Deployed => "deployed",
             OutcomeKind::Skipped => "skipped",
             OutcomeKind::Failed => "failed",
+            OutcomeKind::RolledBack => "rolled_back",
+            OutcomeKind::NeedsHuman => "needs_human",
+            OutcomeKind::Recorded => "recorded",
         }
     }
 }
@@ -39,6 +49,16 @@ pub struct Outcome {
     pub image: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
+    /// The image a rollback outcome is about (a deploy's is the push's, in the report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Something the operator should know even though the outcome is fine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     /// Lambda should run the invocation again for this service.
     #[serde(skip)]
     pub retryable: bool,
@@ -56,6 +76,10 @@ impl Outcome {
             container: None,
             image: None,
             deployment_id: None,
+            repository: None,
+            tag: None,
+            digest: None,
+            warning: None,
             retryable: false,
         }
     }
@@ -69,6 +93,29 @@ impl Outcome {
             retryable,
             ..Outcome::new(key, OutcomeKind::Failed, Some(reason.into()))
         }
+    }
+
+    /// What the ledger now says of `record`: no ECS change, unless the kind is changed after.
+    pub(crate) fn recorded(record: &DeploymentRecord, reason: impl Into<String>) -> Outcome {
+        let key = ServiceKey {
+            cluster: record.cluster.clone(),
+            service: record.service.clone(),
+        };
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Outcome {
+            task_definition: record.new_task_definition.clone(),
+            previous_task_definition: non_empty(&record.previous_task_definition),
+            container: non_empty(&record.container),
+            deployment_id: record.deployment_id.clone(),
+            repository: non_empty(&record.repository),
+            tag: non_empty(&record.tag),
+            digest: non_empty(&record.digest),
+            ..Outcome::new(&key, OutcomeKind::Recorded, Some(reason.into()))
+        }
+    }
+
+    pub(crate) fn with_kind(self, outcome: OutcomeKind) -> Outcome {
+        Outcome { outcome, ..self }
     }
 
     pub(crate) fn on(mut self, service: &Service) -> Outcome {
@@ -107,20 +154,42 @@ impl From<RetryableFailure> for lambda_runtime::Diagnostic {
     }
 }
 
-pub(crate) fn log_outcome(push: &Push, o: &Outcome) {
+/// The image an outcome is about, for its log line.
+#[derive(Clone, Copy)]
+pub(crate) struct Subject<'a> {
+    pub event_id: &'a str,
+    pub repository: &'a str,
+    pub tag: &'a str,
+    pub digest: &'a str,
+}
+
+impl<'a> From<&'a Push> for Subject<'a> {
+    fn from(push: &'a Push) -> Self {
+        Subject {
+            event_id: &push.event_id,
+            repository: &push.repository,
+            tag: &push.tag,
+            digest: push.digest.as_str(),
+        }
+    }
+}
+
+/// The one log line of a decision, with the field names every pushdeploy line uses.
+pub(crate) fn log_outcome(subject: Subject<'_>, o: &Outcome) {
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(
-                event_id = push.event_id.as_str(),
-                repository = push.repository.as_str(),
-                tag = push.tag.as_str(),
-                digest = push.digest.as_str(),
+                event_id = subject.event_id,
+                repository = o.repository.as_deref().unwrap_or(subject.repository),
+                tag = o.tag.as_deref().unwrap_or(subject.tag),
+                digest = o.digest.as_deref().unwrap_or(subject.digest),
                 cluster = o.cluster.as_str(),
                 service = o.service.as_str(),
                 container = o.container.as_deref(),
                 task_definition = o.task_definition.as_deref(),
                 previous_task_definition = o.previous_task_definition.as_deref(),
                 deployment_id = o.deployment_id.as_deref(),
+                warning = o.warning.as_deref(),
                 outcome = o.outcome.as_str(),
                 reason = o.reason.as_deref(),
                 retryable = o.retryable,
@@ -132,7 +201,8 @@ pub(crate) fn log_outcome(push: &Push, o: &Outcome) {
         };
     }
     match o.outcome {
-        OutcomeKind::Failed => line!(error),
+        OutcomeKind::Failed | OutcomeKind::NeedsHuman => line!(error),
+        OutcomeKind::RolledBack => line!(warn),
         _ => line!(info),
     }
 }

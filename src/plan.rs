@@ -81,6 +81,35 @@ pub fn decide(
     })
 }
 
+/// Why ECS will not report a failed deployment of this service, if it will not: no circuit
+/// breaker and no alarms, so a broken deployment retries forever and only pushdeploy's sweep
+/// (after `PUSHDEPLOY_DEPLOY_TIMEOUT`) calls it failed.
+pub fn unreported_failure_warning(service: &Service) -> Option<String> {
+    let config = service.deployment_configuration();
+    let breaker = config
+        .and_then(|c| c.deployment_circuit_breaker())
+        .is_some_and(|b| b.enable());
+    let alarms = config.and_then(|c| c.alarms()).is_some_and(|a| a.enable());
+    (!breaker && !alarms).then(|| {
+        "the service has no deployment circuit breaker or alarms: ECS will not report a failed deployment, so pushdeploy only treats it as failed after PUSHDEPLOY_DEPLOY_TIMEOUT".to_string()
+    })
+}
+
+/// How ECS rolls this service back by itself on a failed deployment, if it does.
+pub fn ecs_rollback(service: &Service) -> Option<&'static str> {
+    let config = service.deployment_configuration()?;
+    if config
+        .deployment_circuit_breaker()
+        .is_some_and(|b| b.enable() && b.rollback())
+    {
+        Some("the deployment circuit breaker with rollback")
+    } else if config.alarms().is_some_and(|a| a.enable() && a.rollback()) {
+        Some("CloudWatch alarm rollback")
+    } else {
+        None
+    }
+}
+
 /// The order key of the push that produced the running revision, when pushdeploy made it.
 fn running_push_order(tags: &[Tag]) -> Option<String> {
     let pushed_at = chrono::DateTime::parse_from_rfc3339(tag_value(tags, TAG_PUSHED_AT)?).ok()?;

@@ -3,7 +3,9 @@
 //! It starts moto, creates an ECR repository with an image, a cluster, a two-container task
 //! definition (the app and a log-router sidecar) and a service tagged to follow the repository,
 //! then runs the real `deploy` binary through a Lambda Runtime API stand-in with
-//! `events/ecr-push.json`, and prints what changed. It exits non-zero if the deploy did not
+//! `events/ecr-push.json`; then ECS reports that deployment FAILED
+//! (`events/ecs-deployment-failed.json`) and the real `rollback` binary puts the service back.
+//! It prints what changed at each step. It exits non-zero if the deploy did not
 //! happen as it should, so `cargo test` keeps it honest.
 
 mod support;
@@ -84,27 +86,7 @@ async fn main() {
         event["detail"]["image-digest"].as_str().unwrap_or_default()
     );
 
-    let api = RuntimeApi::start().await;
-    let function = FunctionProcess::spawn(
-        std::path::Path::new(env!("CARGO_BIN_EXE_deploy")),
-        &api,
-        &bed.function_env(),
-    );
-    let response = api
-        .invoke(event.clone(), Duration::from_secs(60))
-        .await
-        .response();
-    let logs = function.log_lines();
-    function.stop().await;
-
-    println!("deploy function's log (CloudWatch would show these lines):");
-    for line in logs {
-        println!("  {line}");
-    }
-    println!(
-        "\ndeploy function's response:\n{}\n",
-        serde_json::to_string_pretty(&response).unwrap_or_default()
-    );
+    let response = invoke(&bed, env!("CARGO_BIN_EXE_deploy"), "deploy", event.clone()).await;
 
     let outcome = &response["outcomes"][0];
     assert_eq!(
@@ -123,16 +105,65 @@ async fn main() {
     );
     assert_eq!(after.sidecar, before.sidecar);
 
+    // The new revision fails to start: ECS's circuit breaker reports the deployment FAILED.
+    let failure = sample_event("ecs-deployment-failed.json");
     println!(
-        "service demo/web    {:<20}  image of container app",
+        "\nECS reports the deployment FAILED (events/ecs-deployment-failed.json): {}\n",
+        failure["detail"]["reason"].as_str().unwrap_or_default()
+    );
+    let response = invoke(&bed, env!("CARGO_BIN_EXE_rollback"), "rollback", failure).await;
+    assert_eq!(
+        response["outcomes"][0]["outcome"], "rolled_back",
+        "the demo failure was not rolled back: {response}"
+    );
+    let back = bed.running("demo", "web").await;
+    assert_eq!(
+        back, old,
+        "the service is back on the revision that ran before"
+    );
+    let rolled_back = row(&bed, &back).await;
+
+    println!(
+        "service demo/web        {:<20}  image of container app",
         "revision"
     );
-    for (label, r) in [("before", &before), ("after", &after)] {
-        println!("  {label:<17} {:<20}  {}", r.revision, r.app);
+    for (label, r) in [
+        ("before", &before),
+        ("after push", &after),
+        ("after rollback", &rolled_back),
+    ] {
+        println!("  {label:<21} {:<20}  {}", r.revision, r.app);
+    }
+    println!("  sidecar log-router runs {} throughout", after.sidecar);
+    println!(
+        "\nThe push moved the app container to the pushed image, pinned by digest (the sidecar did"
+    );
+    println!(
+        "not move); when that deployment failed, the service went back to the revision before,"
+    );
+    println!("and the failed digest is quarantined for this service.\n");
+}
+
+/// Runs one function binary through the Runtime API stand-in with `event`, and prints its log
+/// lines and its answer.
+async fn invoke(
+    bed: &TestBed,
+    binary: &str,
+    name: &str,
+    event: serde_json::Value,
+) -> serde_json::Value {
+    let api = RuntimeApi::start().await;
+    let function = FunctionProcess::spawn(std::path::Path::new(binary), &api, &bed.function_env());
+    let response = api.invoke(event, Duration::from_secs(60)).await.response();
+    let logs = function.log_lines();
+    function.stop().await;
+    println!("{name} function's log (CloudWatch would show these lines):");
+    for line in logs {
+        println!("  {line}");
     }
     println!(
-        "  sidecar log-router runs {} before and after",
-        after.sidecar
+        "\n{name} function's response:\n{}\n",
+        serde_json::to_string_pretty(&response).unwrap_or_default()
     );
-    println!("\nThe app container moved to the pushed image, pinned by digest; the sidecar did not move.\n");
+    response
 }

@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""Check the DeployFunction's EventBridge rule against the sample ECR events.
+"""Check the EventBridge rules of DeployFunction and RollbackFunction against
+the sample events in events/ (ecr-*.json and ecs-*.json).
 
 Run from the repository root:
 
     .venv/bin/python tests/event_pattern_check.py
 
-The rule pattern is read from template.yaml (with cfn-lint's YAML decoder, so
-!Ref / !If short forms load), its RepositoryFilter condition is resolved for a
-few parameter values, and each resolved pattern is installed as a real rule on
-an in-process moto server. The samples in events/ are sent with PutEvents and
-the rule's SQS target is drained to see which of them were delivered.
+Each rule pattern is read from template.yaml (with cfn-lint's YAML decoder, so
+!Ref / !If short forms load), its conditions are resolved for a few parameter
+values, and each resolved pattern is installed as a real rule on an
+in-process moto server. Every sample in events/ (both families) is sent with
+PutEvents and the rule's SQS target is drained to see which of them were
+delivered: the deploy rule must take only the ECR pushes it should, the
+rollback rule every ECS deployment state change and no ECR event.
 (moto's TestEventPattern is a stub, so it is not used.)
+
+It also reads RollbackFunction's definition: its inline policy must not grant
+ecs:RegisterTaskDefinition (wildcards included), passes roles only to ECS tasks, and it must
+have a Schedule event (the stuck-deployment sweep).
 
 Prints one line per check and ends with "N passed, M failed"; exits 0 only
 when every check passed.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import fnmatch
 import json
 import logging
 import os
@@ -32,12 +40,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 EVENTS_DIR = ROOT / "events"
-FUNCTION = "DeployFunction"
+DEPLOY_FUNCTION = "DeployFunction"
+ROLLBACK_FUNCTION = "RollbackFunction"
 REGION = "us-east-1"
 DEADLINE_SECONDS = 30.0
 
-# Which samples must reach the function, per RepositoryFilter value.
-# Every events/ecr-*.json must appear in every scenario.
+# Which ECR samples must reach the deploy function, per RepositoryFilter value.
+# Every events/ecr-*.json must appear in every scenario. No ECR sample may
+# reach the rollback function.
 SCENARIOS: dict[str, dict[str, bool]] = {
     "": {
         "ecr-push.json": True,
@@ -62,8 +72,30 @@ SCENARIOS: dict[str, dict[str, bool]] = {
     },
 }
 
+# Which ECS samples must reach the rollback function. Every events/ecs-*.json
+# must appear here. No ECS sample may reach the deploy function.
+ROLLBACK_EXPECTED: dict[str, bool] = {
+    "ecs-deployment-in-progress.json": True,
+    "ecs-deployment-completed.json": True,
+    "ecs-deployment-failed.json": True,
+    "ecs-deployment-failed-rollback.json": True,
+}
+
+# The documented "ECS Deployment State Change" detail: these keys, exactly.
+ECS_DETAIL_KEYS = {"eventType", "eventName", "deploymentId", "updatedAt", "reason"}
+ECS_EVENT_TYPES = {
+    "SERVICE_DEPLOYMENT_IN_PROGRESS": "INFO",
+    "SERVICE_DEPLOYMENT_COMPLETED": "INFO",
+    "SERVICE_DEPLOYMENT_FAILED": "ERROR",
+}
+ECS_SERVICE_ARN = "arn:aws:ecs:us-east-1:123456789012:service/demo/web"
+
+# Actions the rollback function must never be granted.
+ROLLBACK_FORBIDDEN = ("ecs:RegisterTaskDefinition",)
+
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+DEPLOYMENT_ID = re.compile(r"^ecs-svc/[0-9]+$")
 
 
 class Report:
@@ -171,14 +203,21 @@ def parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str
     return values
 
 
-def rule_patterns(template: dict) -> list:
-    fn = template.get("Resources", {}).get(FUNCTION, {})
-    events = fn.get("Properties", {}).get("Events", {}) or {}
+def function_events(template: dict, function: str) -> dict:
+    fn = template.get("Resources", {}).get(function, {})
+    return fn.get("Properties", {}).get("Events", {}) or {}
+
+
+def rule_events(template: dict, function: str) -> list[dict]:
     return [
-        ev.get("Properties", {}).get("Pattern")
-        for ev in events.values()
+        ev.get("Properties", {}) or {}
+        for ev in function_events(template, function).values()
         if isinstance(ev, dict) and ev.get("Type") == "EventBridgeRule"
     ]
+
+
+def rule_patterns(template: dict, function: str) -> list:
+    return [props.get("Pattern") for props in rule_events(template, function)]
 
 
 # --------------------------------------------------------------------------
@@ -186,9 +225,9 @@ def rule_patterns(template: dict) -> list:
 # --------------------------------------------------------------------------
 
 
-def load_samples(report: Report) -> dict[str, dict]:
+def load_samples(report: Report, glob: str) -> dict[str, dict]:
     samples = {}
-    for path in sorted(EVENTS_DIR.glob("ecr-*.json")):
+    for path in sorted(EVENTS_DIR.glob(glob)):
         try:
             samples[path.name] = json.loads(path.read_text())
         except ValueError as exc:
@@ -229,6 +268,148 @@ def check_sample_shape(report: Report, name: str, ev: dict) -> None:
             problems.append("image-digest")
     report.check(not problems, f"{name} has the documented ECR event shape",
                  ", ".join(problems))
+
+
+def check_ecs_sample_shape(report: Report, name: str, ev: dict) -> None:
+    """The shape of the examples in "Amazon ECS service deployment state
+    change events" (Amazon ECS Developer Guide)."""
+    problems = []
+    want = {
+        "version": "0",
+        "detail-type": "ECS Deployment State Change",
+        "source": "aws.ecs",
+        "account": "123456789012",
+        "region": REGION,
+        "resources": [ECS_SERVICE_ARN],
+    }
+    for key, value in want.items():
+        if ev.get(key) != value:
+            problems.append(f"{key}={ev.get(key)!r}")
+    try:
+        uuid.UUID(str(ev.get("id")))
+    except ValueError:
+        problems.append(f"id={ev.get('id')!r} is not a UUID")
+    if not RFC3339_Z.match(str(ev.get("time", ""))):
+        problems.append(f"time={ev.get('time')!r}")
+    detail = ev.get("detail")
+    if not isinstance(detail, dict):
+        problems.append("detail is not an object")
+    else:
+        if set(detail) != ECS_DETAIL_KEYS:
+            problems.append(f"detail keys {sorted(detail)} != {sorted(ECS_DETAIL_KEYS)}")
+        name_ = detail.get("eventName")
+        if name_ not in ECS_EVENT_TYPES:
+            problems.append(f"eventName={name_!r}")
+        elif detail.get("eventType") != ECS_EVENT_TYPES[name_]:
+            problems.append(f"eventType={detail.get('eventType')!r} for {name_}")
+        if not DEPLOYMENT_ID.match(str(detail.get("deploymentId", ""))):
+            problems.append(f"deploymentId={detail.get('deploymentId')!r}")
+        if not RFC3339_Z.match(str(detail.get("updatedAt", ""))):
+            problems.append(f"updatedAt={detail.get('updatedAt')!r}")
+        if not isinstance(detail.get("reason"), str) or not detail.get("reason"):
+            problems.append("reason")
+    report.check(not problems, f"{name} has the documented ECS deployment event shape",
+                 ", ".join(problems))
+
+
+def check_expectation_table(report: Report, label: str, family: str,
+                            samples: dict[str, dict], table: dict[str, bool]) -> None:
+    missing = sorted(set(samples) - set(table))
+    stale = sorted(set(table) - set(samples))
+    report.check(not missing, f"[{label}] every events/{family} has an expectation",
+                 "add to the table: " + ", ".join(missing))
+    report.check(not stale, f"[{label}] every expectation has a sample file",
+                 "missing files: " + ", ".join(stale))
+
+
+# --------------------------------------------------------------------------
+# RollbackFunction's definition
+# --------------------------------------------------------------------------
+
+
+def policy_actions(node, found: list[str], problems: list[str]) -> None:
+    """Every Action anywhere under `node` (both branches of any Fn::If)."""
+    if isinstance(node, list):
+        for v in node:
+            policy_actions(v, found, problems)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key == "NotAction":
+            problems.append("a NotAction statement grants everything it does not list")
+        elif key == "Action":
+            for action in value if isinstance(value, list) else [value]:
+                if isinstance(action, str):
+                    found.append(action)
+                else:
+                    problems.append(f"non-literal action {action!r}")
+        else:
+            policy_actions(value, found, problems)
+
+
+def check_rollback_definition(report: Report, template: dict) -> None:
+    fn = template.get("Resources", {}).get(ROLLBACK_FUNCTION)
+    if not report.check(isinstance(fn, dict)
+                        and fn.get("Type") == "AWS::Serverless::Function",
+                        f"{ROLLBACK_FUNCTION} is an AWS::Serverless::Function"):
+        return
+    props = fn.get("Properties", {}) or {}
+
+    # Only inline statements can be read here: a role, a managed policy or a
+    # SAM policy template would grant what this check cannot see.
+    policies = props.get("Policies", [])
+    policies = policies if isinstance(policies, list) else [policies]
+    opaque = [p for p in policies
+              if not (isinstance(p, dict) and "Statement" in p)]
+    if "Role" in props:
+        opaque.append({"Role": props["Role"]})
+    report.check(not opaque and bool(policies),
+                 f"{ROLLBACK_FUNCTION} permissions are inline policy statements only",
+                 f"cannot inspect: {opaque!r}" if opaque else "no Policies")
+
+    actions: list[str] = []
+    problems: list[str] = []
+    policy_actions(policies, actions, problems)
+    report.check(not problems, f"{ROLLBACK_FUNCTION} policy actions are literal",
+                 "; ".join(problems))
+    for forbidden in ROLLBACK_FORBIDDEN:
+        grants = [a for a in actions if fnmatch.fnmatchcase(forbidden.lower(), a.lower())]
+        report.check(not grants, f"{ROLLBACK_FUNCTION} policy grants no {forbidden}",
+                     "granted by " + ", ".join(grants))
+
+    # iam:PassRole only as UpdateService needs it: the listed task roles, to ECS tasks.
+    for policy in policies:
+        for statement in (policy.get("Statement", []) if isinstance(policy, dict) else []):
+            granted = statement.get("Action", [])
+            granted = granted if isinstance(granted, list) else [granted]
+            if any(fnmatch.fnmatchcase("iam:passrole", str(a).lower()) for a in granted):
+                passed_to = (statement.get("Condition", {}) or {}).get("StringEquals", {}).get("iam:PassedToService")
+                report.check(statement.get("Resource") == {"Ref": "TaskRoleArns"}
+                             and passed_to == "ecs-tasks.amazonaws.com",
+                             f"{ROLLBACK_FUNCTION} iam:PassRole is limited to TaskRoleArns and ecs-tasks.amazonaws.com",
+                             f"statement {statement!r}")
+
+    schedules = [ev for ev in function_events(template, ROLLBACK_FUNCTION).values()
+                 if isinstance(ev, dict) and ev.get("Type") == "Schedule"]
+    report.check(len(schedules) == 1,
+                 f"{ROLLBACK_FUNCTION} has one Schedule event (stuck-deployment sweep)",
+                 f"found {len(schedules)}")
+    for ev in schedules:
+        sprops = ev.get("Properties", {}) or {}
+        report.check(sprops.get("Schedule") == {"Ref": "SweepSchedule"},
+                     f"{ROLLBACK_FUNCTION} Schedule is !Ref SweepSchedule",
+                     f"got {sprops.get('Schedule')!r}")
+        report.check(not {"Input", "InputTransformer", "InputPath"} & set(sprops),
+                     f"{ROLLBACK_FUNCTION} Schedule sends the standard Scheduled Event (no Input)",
+                     f"has {sorted({'Input', 'InputTransformer', 'InputPath'} & set(sprops))}")
+
+    deploy_retry = [e.get("RetryPolicy") for e in rule_events(template, DEPLOY_FUNCTION)]
+    rollback_retry = [e.get("RetryPolicy") for e in rule_events(template, ROLLBACK_FUNCTION)]
+    report.check(len(rollback_retry) == 1 and rollback_retry[0] is not None
+                 and deploy_retry == rollback_retry,
+                 f"{ROLLBACK_FUNCTION} rule has the deploy rule's explicit RetryPolicy",
+                 f"{rollback_retry!r} != {deploy_retry!r}")
 
 
 # --------------------------------------------------------------------------
@@ -359,46 +540,72 @@ def main() -> int:
         report.check(False, "template.yaml loads with cfn-lint's decoder", str(exc))
         return finish(report)
 
-    patterns = rule_patterns(template)
-    if not report.check(len(patterns) == 1 and isinstance(patterns[0], dict),
-                        f"{FUNCTION} has exactly one EventBridgeRule event with a Pattern",
-                        f"found {len(patterns)}"):
-        return finish(report)
-    raw_pattern = patterns[0]
+    check_rollback_definition(report, template)
 
-    samples = load_samples(report)
-    report.check(bool(samples), "events/ has ecr-*.json samples")
-    for name in sorted(samples):
-        check_sample_shape(report, name, samples[name])
+    raw_patterns: dict[str, dict] = {}
+    for function in (DEPLOY_FUNCTION, ROLLBACK_FUNCTION):
+        patterns = rule_patterns(template, function)
+        if report.check(len(patterns) == 1 and isinstance(patterns[0], dict),
+                        f"{function} has exactly one EventBridgeRule event with a Pattern",
+                        f"found {len(patterns)}"):
+            raw_patterns[function] = patterns[0]
+
+    ecr = load_samples(report, "ecr-*.json")
+    ecs = load_samples(report, "ecs-*.json")
+    report.check(bool(ecr), "events/ has ecr-*.json samples")
+    report.check(bool(ecs), "events/ has ecs-*.json samples")
+    for name in sorted(ecr):
+        check_sample_shape(report, name, ecr[name])
+    for name in sorted(ecs):
+        check_ecs_sample_shape(report, name, ecs[name])
+    samples = {**ecr, **ecs}
     ids = [str(s.get("id")) for s in samples.values()]
     report.check(len(ids) == len(set(ids)), "sample ids are unique")
     for value, table in SCENARIOS.items():
-        label = f"RepositoryFilter={value!r}"
-        missing = sorted(set(samples) - set(table))
-        stale = sorted(set(table) - set(samples))
-        report.check(not missing, f"[{label}] every events/ecr-*.json has an expectation",
-                     "add to SCENARIOS: " + ", ".join(missing))
-        report.check(not stale, f"[{label}] every expectation has a sample file",
-                     "missing files: " + ", ".join(stale))
+        check_expectation_table(report, f"{DEPLOY_FUNCTION} RepositoryFilter={value!r}",
+                                "ecr-*.json", ecr, table)
+    check_expectation_table(report, ROLLBACK_FUNCTION, "ecs-*.json", ecs, ROLLBACK_EXPECTED)
 
-    resolved: dict[str, dict] = {}
-    for value in SCENARIOS:
-        label = f"RepositoryFilter={value!r}"
+    # (label, pattern, expected deliveries over every sample, sentinel)
+    runs: list[tuple[str, dict, dict[str, bool], dict]] = []
+    if DEPLOY_FUNCTION in raw_patterns and "ecr-push.json" in ecr:
+        for value in SCENARIOS:
+            label = f"{DEPLOY_FUNCTION} RepositoryFilter={value!r}"
+            try:
+                params = parameter_values(template, {"RepositoryFilter": value})
+                pattern = resolve(copy.deepcopy(raw_patterns[DEPLOY_FUNCTION]), template, params)
+            except Unresolvable as exc:
+                report.check(False, f"[{label}] pattern resolves", str(exc))
+                continue
+            repo = pattern.get("detail", {}).get("repository-name")
+            want_repo = [value] if value else None
+            report.check(repo == want_repo,
+                         f"[{label}] pattern resolves, repository-name {want_repo}: "
+                         + json.dumps(pattern, sort_keys=True),
+                         f"got {repo!r}")
+            sentinel = copy.deepcopy(ecr["ecr-push.json"])
+            sentinel["detail"]["repository-name"] = value or "pushdeploy-sentinel"
+            expected = {n: SCENARIOS[value].get(n, False) for n in ecr}
+            expected.update({n: False for n in ecs})  # never to the deploy rule
+            runs.append((label, pattern, expected, sentinel))
+    if ROLLBACK_FUNCTION in raw_patterns and ecs:
+        label = ROLLBACK_FUNCTION
         try:
-            params = parameter_values(template, {"RepositoryFilter": value})
-            pattern = resolve(copy.deepcopy(raw_pattern), template, params)
+            pattern = resolve(copy.deepcopy(raw_patterns[ROLLBACK_FUNCTION]), template,
+                              parameter_values(template, {}))
+            report.check(True, f"[{label}] pattern resolves: "
+                         + json.dumps(pattern, sort_keys=True))
+            expected = {n: ROLLBACK_EXPECTED.get(n, False) for n in ecs}
+            expected.update({n: False for n in ecr})  # never to the rollback rule
+            sentinel_name = next((n for n, ok in sorted(ROLLBACK_EXPECTED.items())
+                                  if ok and n in ecs), None)
+            if report.check(sentinel_name is not None,
+                            f"[{label}] a sample that must arrive serves as sentinel"):
+                runs.append((label, pattern, expected, copy.deepcopy(ecs[sentinel_name])))
         except Unresolvable as exc:
             report.check(False, f"[{label}] pattern resolves", str(exc))
-            continue
-        repo = pattern.get("detail", {}).get("repository-name")
-        want_repo = [value] if value else None
-        report.check(repo == want_repo,
-                     f"[{label}] pattern resolves, repository-name {want_repo}: "
-                     + json.dumps(pattern, sort_keys=True),
-                     f"got {repo!r}")
-        resolved[value] = pattern
 
-    if not resolved or "ecr-push.json" not in samples:
+    if not runs:
         return finish(report)
 
     from moto.server import ThreadedMotoServer
@@ -412,12 +619,8 @@ def main() -> int:
         endpoint = f"http://{host}:{port}"
         report.check(True, f"moto server listening on {endpoint}")
         events, sqs = clients(endpoint)
-        for value, pattern in resolved.items():
-            label = f"RepositoryFilter={value!r}"
-            sentinel = copy.deepcopy(samples["ecr-push.json"])
-            sentinel["detail"]["repository-name"] = value or "pushdeploy-sentinel"
-            present = {n: SCENARIOS[value].get(n, False) for n in samples}
-            run_scenario(report, events, sqs, label, pattern, samples, present, sentinel)
+        for label, pattern, expected, sentinel in runs:
+            run_scenario(report, events, sqs, label, pattern, samples, expected, sentinel)
     except Exception as exc:
         report.check(False, "moto scenarios ran", f"{type(exc).__name__}: {exc}")
     finally:

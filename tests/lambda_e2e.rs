@@ -343,3 +343,83 @@ async fn a_failure_answer_reaches_the_runtime_api_as_a_retryable_error() {
     }
     function.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollback_binary_follows_the_sample_deployment_events() {
+    let bed = TestBed::start().await;
+    // The samples name service demo/web.
+    bed.cluster("demo").await;
+    let td = bed
+        .task_definition(
+            "demo",
+            &[("app", &format!("{REGISTRY}/pushdeploy-demo:latest"))],
+        )
+        .await;
+    bed.service(
+        "demo",
+        "web",
+        &td,
+        &[("pushdeploy:repository", "pushdeploy-demo")],
+    )
+    .await;
+    let (deploy_api, rollback_api) = (RuntimeApi::start().await, RuntimeApi::start().await);
+    let deploy = FunctionProcess::spawn(binary(), &deploy_api, &bed.function_env());
+    let rollback = FunctionProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_rollback")),
+        &rollback_api,
+        &bed.function_env(),
+    );
+    let deployed = deploy_api
+        .invoke(sample_event("ecr-push.json"), INVOKE_WITHIN)
+        .await
+        .response();
+    let new = deployed["outcomes"][0]["task_definition"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut said = Vec::new();
+    for sample in [
+        "ecs-deployment-in-progress.json",
+        "ecs-deployment-completed.json",
+        "ecs-deployment-failed-rollback.json",
+    ] {
+        let response = rollback_api
+            .invoke(sample_event(sample), INVOKE_WITHIN)
+            .await
+            .response();
+        assert_eq!(
+            calls(&response, "ECS.UpdateService"),
+            0,
+            "{sample}: {response}"
+        );
+        said.push(
+            response["outcomes"][0]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert!(said[0].contains("in progress"), "{said:?}");
+    assert!(said[1].contains("last known good"), "{said:?}");
+    // No rollback of pushdeploy's is in flight here, so that deployment is someone else's.
+    assert!(
+        said[2].starts_with("not a deployment pushdeploy started"),
+        "{said:?}"
+    );
+    assert_eq!(bed.running("demo", "web").await, new);
+    // Garbage and pushes are not for this function: answered, not acted on.
+    let response = rollback_api
+        .invoke(sample_event("ecr-push.json"), INVOKE_WITHIN)
+        .await
+        .response();
+    assert!(
+        response["reason"]
+            .as_str()
+            .unwrap()
+            .contains("neither an ECS deployment state change"),
+        "{response}"
+    );
+    deploy.stop().await;
+    rollback.stop().await;
+}

@@ -73,7 +73,7 @@ async fn the_newest_push_wins_and_an_older_one_in_flight_makes_the_newer_wait() 
         other => panic!("{other:?}"),
     }
     ledger
-        .release(SERVICE, &older, Status::Deployed, None, "t")
+        .release(SERVICE, &older.event_id, Status::Deployed, None, "t")
         .await
         .unwrap();
     assert_eq!(
@@ -110,7 +110,7 @@ async fn a_lease_past_its_deadline_is_taken_over_by_the_same_push_only() {
     );
     // Done: later deliveries are told so.
     ledger
-        .release(SERVICE, &p, Status::Deployed, None, "t")
+        .release(SERVICE, &p.event_id, Status::Deployed, None, "t")
         .await
         .unwrap();
     assert!(matches!(
@@ -124,7 +124,7 @@ async fn a_lease_past_its_deadline_is_taken_over_by_the_same_push_only() {
         Claim::Acquired { resumed: None }
     );
     assert!(ledger
-        .release(SERVICE, &p, Status::Failed, Some("late"), "t")
+        .release(SERVICE, &p.event_id, Status::Failed, Some("late"), "t")
         .await
         .is_err());
 }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 /// How many services one push deploys at once.
 const CONCURRENCY: usize = 8;
 /// The lease a claim takes when the invocation has no deadline (a local run).
-const DEFAULT_LEASE_MS: u64 = 15 * 60 * 1000;
+pub(crate) const DEFAULT_LEASE_MS: u64 = 15 * 60 * 1000;
 
 /// The invocation's time limit, from the Lambda context.
 #[derive(Debug, Clone, Default)]
@@ -33,11 +33,11 @@ pub struct Deployer {
     config: Config,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
-fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     timestamp_text(&chrono::Utc::now())
 }
 
@@ -135,7 +135,7 @@ impl Deployer {
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
 
         for outcome in &outcomes {
-            log_outcome(&push, outcome);
+            log_outcome((&push).into(), outcome);
         }
         // "My push did nothing" deserves a line of its own too.
         let reason = outcomes.is_empty().then(|| {

@@ -4,9 +4,9 @@
 use super::{now_ms, now_text, Deployer};
 use crate::event::Push;
 use crate::follow::{Follower, ServiceKey};
-use crate::ledger::{Claim, DeploymentRecord, Status};
+use crate::ledger::{Claim, DeploymentRecord, Kind, Status};
 use crate::outcome::{Outcome, OutcomeKind};
-use crate::plan::{decide, Change, Decision};
+use crate::plan::{decide, unreported_failure_warning, Change, Decision};
 use crate::revision::{revision_request, tag_value, Provenance, TAG_PREVIOUS};
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
 
@@ -51,6 +51,8 @@ impl Deployer {
     ) -> DeploymentRecord {
         let now = now_text();
         DeploymentRecord {
+            kind: Kind::Deploy,
+            reverts: None,
             service_arn: service.service_arn().unwrap_or_default().to_string(),
             cluster: key.cluster.clone(),
             service: key.service.clone(),
@@ -119,6 +121,19 @@ impl Deployer {
         deadline_ms: u64,
     ) -> Outcome {
         let previous = service.task_definition().unwrap_or_default().to_string();
+        let service_arn = service.service_arn().unwrap_or_default();
+        match self
+            .ledger
+            .quarantined(service_arn, push.digest.as_str())
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(reason)) => return Outcome::skipped(key, reason).on(service),
+            Err(e) => {
+                let reason = format!("not deployed, because {e}");
+                return Outcome::failed(key, reason, e.retryable()).on(service);
+            }
+        }
         let mut record = match self.claim(push, key, service, deadline_ms).await {
             Ok(resumed) => resumed.unwrap_or_else(|| {
                 self.new_record(push, key, service, &change.container, &previous)
@@ -135,7 +150,6 @@ impl Deployer {
         if let Err(e) = self.ledger.put(&record).await {
             return self
                 .abandon(
-                    push,
                     record,
                     outcome,
                     format!("not deployed, because {e}"),
@@ -163,17 +177,13 @@ impl Deployer {
                     &provenance,
                 ) {
                     Ok(request) => request,
-                    Err(e) => {
-                        return self
-                            .abandon(push, record, outcome, e.to_string(), false)
-                            .await
-                    }
+                    Err(e) => return self.abandon(record, outcome, e.to_string(), false).await,
                 };
                 let arn = match self.aws.register_task_definition(request).await {
                     Ok(arn) => arn,
                     Err(e) => {
                         return self
-                            .abandon(push, record, outcome, e.to_string(), e.retryable)
+                            .abandon(record, outcome, e.to_string(), e.retryable)
                             .await
                     }
                 };
@@ -182,7 +192,6 @@ impl Deployer {
                 if let Err(e) = self.ledger.put(&record).await {
                     return self
                         .abandon(
-                            push,
                             record,
                             outcome,
                             format!("registered {arn} but could not record it: {e}"),
@@ -204,7 +213,7 @@ impl Deployer {
             Ok(updated) => updated,
             Err(e) => {
                 return self
-                    .abandon(push, record, outcome, e.to_string(), e.retryable)
+                    .abandon(record, outcome, e.to_string(), e.retryable)
                     .await
             }
         };
@@ -214,7 +223,8 @@ impl Deployer {
         record.updated_at = now_text();
         outcome.deployment_id = updated.deployment_id;
         outcome.outcome = OutcomeKind::Deployed;
-        let recorded = self.ledger.settle(&record, push).await;
+        outcome.warning = unreported_failure_warning(service);
+        let recorded = self.ledger.settle(&record).await;
         if let Err(e) = recorded {
             // ECS has the new revision; the retry finds it running and only completes the ledger.
             outcome.reason = Some(format!(
@@ -228,7 +238,6 @@ impl Deployer {
     /// Records why a claimed deployment stopped. A retryable stop leaves the claim for the retry.
     async fn abandon(
         &self,
-        push: &Push,
         mut record: DeploymentRecord,
         mut outcome: Outcome,
         reason: String,
@@ -241,7 +250,7 @@ impl Deployer {
         };
         record.reason = Some(reason.clone());
         record.updated_at = now_text();
-        let recorded = self.ledger.settle(&record, push).await;
+        let recorded = self.ledger.settle(&record).await;
         outcome.outcome = OutcomeKind::Failed;
         outcome.retryable = retryable;
         outcome.reason = Some(match recorded {
@@ -295,7 +304,7 @@ impl Deployer {
         record.status = Status::Deployed;
         record.reason = None;
         record.updated_at = now_text();
-        let recorded = self.ledger.settle(&record, push).await;
+        let recorded = self.ledger.settle(&record).await;
         match recorded {
             Ok(()) => {
                 outcome.reason = Some(

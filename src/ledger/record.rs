@@ -10,10 +10,38 @@ pub const DEPLOY_PREFIX: &str = "DEPLOY#";
 pub enum Status {
     /// Claimed; UpdateService not yet confirmed.
     Deploying,
-    /// UpdateService accepted the new revision.
+    /// UpdateService accepted the new revision; ECS is rolling it out.
     Deployed,
-    /// Gave up for a reason a retry cannot fix.
+    /// ECS reported the deployment COMPLETED: its revision is known good.
+    Succeeded,
+    /// Gave up for a reason a retry cannot fix, or ECS reported it FAILED (or it never finished).
     Failed,
+    /// A rollback that failed: pushdeploy never rolls a rollback back, a person has to look.
+    NeedsHuman,
+}
+
+const ALL_STATUSES: [Status; 5] = [
+    Status::Deploying,
+    Status::Deployed,
+    Status::Succeeded,
+    Status::Failed,
+    Status::NeedsHuman,
+];
+
+/// Whether a record is a deployment of a push or pushdeploy's rollback of a failed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Deploy,
+    Rollback,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Deploy => "deploy",
+            Kind::Rollback => "rollback",
+        }
+    }
 }
 
 impl Status {
@@ -21,20 +49,23 @@ impl Status {
         match self {
             Status::Deploying => "deploying",
             Status::Deployed => "deployed",
+            Status::Succeeded => "succeeded",
             Status::Failed => "failed",
+            Status::NeedsHuman => "needs_human",
         }
     }
 
     pub(super) fn parse(s: &str) -> Option<Status> {
-        [Status::Deploying, Status::Deployed, Status::Failed]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        ALL_STATUSES.into_iter().find(|v| v.as_str() == s)
     }
 }
 
-/// One deployment of one push to one service.
+/// One deployment of one push to one service, or one rollback of such a deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentRecord {
+    pub kind: Kind,
+    /// For a rollback: the `sk` of the deployment it reverts.
+    pub reverts: Option<String>,
     pub service_arn: String,
     pub cluster: String,
     pub service: String,
@@ -74,7 +105,15 @@ pub fn deploy_sk(order_key: &str) -> String {
     format!("{DEPLOY_PREFIX}{order_key}")
 }
 
+pub(super) const INFLIGHT: &str = "inflight";
+pub(super) const INFLIGHT_YES: &str = "1";
+
 impl DeploymentRecord {
+    /// The record's sort key, which also names it in `reverts`.
+    pub fn sk(&self) -> String {
+        deploy_sk(&self.order_key)
+    }
+
     pub(super) fn to_item(&self) -> Item {
         let mut item: Item = [
             ("pk", &self.service_arn),
@@ -100,10 +139,17 @@ impl DeploymentRecord {
             s(format!("{}#{}", self.service_arn, self.digest)),
         );
         item.insert("status".into(), s(self.status.as_str()));
+        item.insert("kind".into(), s(self.kind.as_str()));
+        // The sparse `in-flight` index holds exactly the deployments ECS is still rolling out,
+        // for the sweep that catches the ones that never finish.
+        if self.status == Status::Deployed {
+            item.insert(INFLIGHT.into(), s(INFLIGHT_YES));
+        }
         for (k, v) in [
             ("new_task_definition", &self.new_task_definition),
             ("deployment_id", &self.deployment_id),
             ("reason", &self.reason),
+            ("reverts", &self.reverts),
         ] {
             if let Some(v) = v {
                 item.insert(k.into(), s(v));
@@ -120,7 +166,14 @@ impl DeploymentRecord {
         };
         let get = |key: &str| text(item, key).ok_or_else(|| malformed(format!("no {key}")));
         let status = get("status")?;
+        let kind = match text(item, "kind").as_deref() {
+            None | Some("deploy") => Kind::Deploy,
+            Some("rollback") => Kind::Rollback,
+            Some(other) => return Err(malformed(format!("unknown kind {other:?}"))),
+        };
         Ok(DeploymentRecord {
+            kind,
+            reverts: text(item, "reverts"),
             service_arn: get("pk")?,
             cluster: get("cluster")?,
             service: get("service")?,

@@ -3,6 +3,7 @@
 //! template.yaml defines it, and small helpers to set up ECS.
 #![allow(dead_code)]
 
+pub mod mocks;
 pub mod moto;
 pub mod runtime_api;
 
@@ -56,6 +57,7 @@ impl TestBed {
             table: TABLE.into(),
             clusters: None,
             rules: vec![],
+            deploy_timeout: std::time::Duration::from_secs(1800),
         }
     }
 
@@ -97,6 +99,8 @@ impl TestBed {
             .attribute_definitions(attribute("pk"))
             .attribute_definitions(attribute("sk"))
             .attribute_definitions(attribute("service_digest"))
+            .attribute_definitions(attribute("inflight"))
+            .attribute_definitions(attribute("updated_at"))
             .key_schema(key("pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
             .global_secondary_indexes(
@@ -104,6 +108,19 @@ impl TestBed {
                     .index_name(pushdeploy::ledger::BY_DIGEST_INDEX)
                     .key_schema(key("service_digest", KeyType::Hash))
                     .key_schema(key("sk", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(pushdeploy::ledger::IN_FLIGHT_INDEX)
+                    .key_schema(key("inflight", KeyType::Hash))
+                    .key_schema(key("updated_at", KeyType::Range))
                     .projection(
                         Projection::builder()
                             .projection_type(ProjectionType::All)

@@ -1,0 +1,30 @@
+//! The rollback Lambda function: wiring only. The work is in `pushdeploy::rollback`.
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use pushdeploy::config::Config;
+use pushdeploy::deploy::Invocation;
+use pushdeploy::rollback::RollbackHandler;
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env().map_err(|e| {
+        tracing::error!(reason = %e, "pushdeploy cannot start");
+        e.to_string()
+    })?;
+    // The standard chain: AWS_REGION, credentials, and AWS_ENDPOINT_URL for an emulator.
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let handler = RollbackHandler::new(&sdk, config);
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let invocation = Invocation {
+            deadline_ms: event.context.deadline,
+        };
+        handler
+            .handle(event.payload, &invocation)
+            .await
+            .map_err(Diagnostic::from)
+    }))
+    .await
+}

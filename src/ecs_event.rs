@@ -1,0 +1,224 @@
+//! The rollback function's edge: `ECS Deployment State Change` events and the sweep schedule's
+//! `Scheduled Event`, parsed once into [`RollbackTrigger`], or a reason they are ignored.
+
+use crate::follow::{service_key_from_arn, ServiceKey};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const ECS_SOURCE: &str = "aws.ecs";
+pub const DEPLOYMENT_STATE_CHANGE: &str = "ECS Deployment State Change";
+pub const SCHEDULE_SOURCE: &str = "aws.events";
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStateChangeDetail {
+    pub event_type: Option<String>,
+    pub event_name: Option<String>,
+    pub deployment_id: Option<String>,
+    pub updated_at: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentState {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl DeploymentState {
+    fn parse(event_name: &str) -> Option<DeploymentState> {
+        match event_name {
+            "SERVICE_DEPLOYMENT_IN_PROGRESS" => Some(DeploymentState::InProgress),
+            "SERVICE_DEPLOYMENT_COMPLETED" => Some(DeploymentState::Completed),
+            "SERVICE_DEPLOYMENT_FAILED" => Some(DeploymentState::Failed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::InProgress => "IN_PROGRESS",
+            DeploymentState::Completed => "COMPLETED",
+            DeploymentState::Failed => "FAILED",
+        }
+    }
+}
+
+/// One ECS deployment of one service changed state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentChange {
+    pub event_id: String,
+    pub service_arn: String,
+    pub service: ServiceKey,
+    pub deployment_id: String,
+    pub state: DeploymentState,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What the rollback function was invoked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTrigger {
+    Deployment(DeploymentChange),
+    /// The periodic sweep for deployments that never finish.
+    Sweep {
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotARollbackTrigger {
+    #[error("the payload is not an EventBridge event: {0}")]
+    NotEventBridge(String),
+    #[error("the event is {event_source:?} / {detail_type:?}, neither an ECS deployment state change nor the sweep schedule")]
+    WrongKind {
+        event_source: String,
+        detail_type: String,
+    },
+    #[error("the deployment event's detail is malformed: {0}")]
+    BadDetail(String),
+    #[error("the deployment event has no {0}")]
+    Missing(&'static str),
+    #[error("eventName {0:?} is not a deployment state this function acts on")]
+    UnknownState(String),
+    #[error("resources holds no ECS service ARN with a cluster: {0:?}")]
+    NoService(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredTrigger {
+    pub event_id: Option<String>,
+    pub reason: NotARollbackTrigger,
+}
+
+pub fn parse_trigger(payload: Value) -> Result<RollbackTrigger, IgnoredTrigger> {
+    let envelope: EventBridgeEvent<Value> =
+        serde_json::from_value(payload).map_err(|e| IgnoredTrigger {
+            event_id: None,
+            reason: NotARollbackTrigger::NotEventBridge(e.to_string()),
+        })?;
+    let event_id = envelope.id.clone().filter(|id| !id.is_empty());
+    let ignored = |reason| IgnoredTrigger {
+        event_id: event_id.clone(),
+        reason,
+    };
+    let now = || envelope.time.unwrap_or_else(Utc::now);
+    match (envelope.source.as_str(), envelope.detail_type.as_str()) {
+        (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Ok(RollbackTrigger::Sweep { at: now() }),
+        (ECS_SOURCE, DEPLOYMENT_STATE_CHANGE) => {
+            let detail: DeploymentStateChangeDetail =
+                serde_json::from_value(envelope.detail.clone())
+                    .map_err(|e| ignored(NotARollbackTrigger::BadDetail(e.to_string())))?;
+            let name = detail
+                .event_name
+                .ok_or_else(|| ignored(NotARollbackTrigger::Missing("detail.eventName")))?;
+            let state = DeploymentState::parse(&name)
+                .ok_or_else(|| ignored(NotARollbackTrigger::UnknownState(name.clone())))?;
+            let deployment_id = detail
+                .deployment_id
+                .filter(|d| !d.is_empty())
+                .ok_or_else(|| ignored(NotARollbackTrigger::Missing("detail.deploymentId")))?;
+            let resources = envelope.resources.clone().unwrap_or_default();
+            let (service_arn, service) = resources
+                .iter()
+                .find_map(|arn| Some((arn.clone(), service_key_from_arn(arn)?)))
+                .ok_or_else(|| ignored(NotARollbackTrigger::NoService(resources.clone())))?;
+            let at = detail
+                .updated_at
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.to_utc())
+                .unwrap_or_else(now);
+            Ok(RollbackTrigger::Deployment(DeploymentChange {
+                event_id: event_id
+                    .clone()
+                    .ok_or_else(|| ignored(NotARollbackTrigger::Missing("id")))?,
+                service_arn,
+                service,
+                deployment_id,
+                state,
+                reason: detail.reason.unwrap_or_default(),
+                at,
+            }))
+        }
+        _ => Err(ignored(NotARollbackTrigger::WrongKind {
+            event_source: envelope.source,
+            detail_type: envelope.detail_type,
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(detail: Value) -> Value {
+        json!({
+            "version": "0", "id": "e-1", "detail-type": "ECS Deployment State Change", "source": "aws.ecs",
+            "account": "123456789012", "time": "2026-11-26T12:00:10Z", "region": "us-east-1",
+            "resources": ["arn:aws:ecs:us-east-1:123456789012:service/prod/web"], "detail": detail
+        })
+    }
+
+    #[test]
+    fn deployment_events_are_typed() {
+        let trigger = parse_trigger(event(json!({
+            "eventType": "ERROR", "eventName": "SERVICE_DEPLOYMENT_FAILED", "deploymentId": "ecs-svc/1",
+            "updatedAt": "2026-11-26T12:00:09Z", "reason": "ECS deployment circuit breaker: task failed to start."
+        })))
+        .unwrap();
+        let RollbackTrigger::Deployment(change) = trigger else {
+            panic!("{trigger:?}")
+        };
+        assert_eq!(change.state, DeploymentState::Failed);
+        assert_eq!(change.deployment_id, "ecs-svc/1");
+        assert_eq!(
+            (
+                change.service.cluster.as_str(),
+                change.service.service.as_str()
+            ),
+            ("prod", "web")
+        );
+        assert!(change.reason.contains("circuit breaker"));
+    }
+
+    #[test]
+    fn schedules_are_sweeps_and_everything_else_is_ignored() {
+        let sweep = json!({"version": "0", "id": "s", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-26T12:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+        assert!(matches!(
+            parse_trigger(sweep),
+            Ok(RollbackTrigger::Sweep { .. })
+        ));
+        let reason = |v| parse_trigger(v).unwrap_err().reason;
+        assert!(matches!(
+            reason(json!(null)),
+            NotARollbackTrigger::NotEventBridge(_)
+        ));
+        assert!(matches!(
+            reason(event(
+                json!({"eventName": "SERVICE_TASK_START_IMPAIRED", "deploymentId": "d"})
+            )),
+            NotARollbackTrigger::UnknownState(_)
+        ));
+        assert_eq!(
+            reason(event(json!({"eventName": "SERVICE_DEPLOYMENT_FAILED"}))),
+            NotARollbackTrigger::Missing("detail.deploymentId")
+        );
+        let mut no_service =
+            event(json!({"eventName": "SERVICE_DEPLOYMENT_FAILED", "deploymentId": "d"}));
+        no_service["resources"] = json!(["arn:aws:ecs:us-east-1:123456789012:service/web"]);
+        assert!(matches!(
+            reason(no_service),
+            NotARollbackTrigger::NoService(_)
+        ));
+        let mut ecr = event(json!({}));
+        ecr["source"] = json!("aws.ecr");
+        assert!(matches!(reason(ecr), NotARollbackTrigger::WrongKind { .. }));
+    }
+}

@@ -1,0 +1,108 @@
+//! The rollback decisions, over plain data: which ledger record an ECS event is about, and what
+//! to do when a deployment failed.
+
+use crate::ledger::{DeploymentRecord, Kind, Status};
+use crate::plan::ecs_rollback;
+use aws_sdk_ecs::types::Service;
+
+/// The ledger record of the deployment `deployment_id` of `service`, if pushdeploy started it.
+/// By the ECS deployment id recorded from UpdateService; otherwise by task definition: the one
+/// ECS lists for that deployment id, or, when ECS no longer lists the id, the revision the
+/// service runs now, for a deployment still in flight.
+pub fn find_deployment<'a>(
+    history: &'a [DeploymentRecord],
+    deployment_id: &str,
+    service: &Service,
+) -> Option<&'a DeploymentRecord> {
+    if let Some(record) = history
+        .iter()
+        .find(|r| r.deployment_id.as_deref() == Some(deployment_id))
+    {
+        return Some(record);
+    }
+    let listed = service
+        .deployments()
+        .iter()
+        .find(|d| d.id() == Some(deployment_id));
+    let (definition, in_flight_only) = match listed {
+        Some(deployment) => (deployment.task_definition()?, false),
+        None => (service.task_definition()?, true),
+    };
+    history.iter().find(|r| {
+        // A record that already knows its own deployment id is some other deployment.
+        r.deployment_id.is_none()
+            && r.new_task_definition.as_deref() == Some(definition)
+            && (!in_flight_only || r.status == Status::Deployed)
+    })
+}
+
+/// What to do about a failed (or never finishing) deployment that pushdeploy started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureAction {
+    /// Already handled: a duplicate event, or the sweep and ECS both reporting it.
+    AlreadySettled(String),
+    /// A rollback failed. pushdeploy never rolls back a rollback.
+    NeedsHuman(String),
+    /// ECS rolls the service back by itself: record, quarantine, do not touch.
+    EcsRollsBack(String),
+    /// The service no longer runs the failed revision: a human's later change wins.
+    ChangedSince(String),
+    /// Put the service back on `target`: the last known good revision, or the one before.
+    RollBack { target: String, why: String },
+}
+
+pub fn on_failure(
+    failed: &DeploymentRecord,
+    service: &Service,
+    history: &[DeploymentRecord],
+) -> FailureAction {
+    let failed_revision = failed.new_task_definition.as_deref().unwrap_or_default();
+    if matches!(
+        failed.status,
+        Status::Failed | Status::NeedsHuman | Status::Succeeded
+    ) {
+        return FailureAction::AlreadySettled(format!(
+            "this deployment is already recorded as {}",
+            failed.status.as_str()
+        ));
+    }
+    if failed.kind == Kind::Rollback {
+        return FailureAction::NeedsHuman(format!(
+            "the rollback to {failed_revision} failed; pushdeploy does not roll back a rollback: the service needs a person"
+        ));
+    }
+    if let Some(how) = ecs_rollback(service) {
+        return FailureAction::EcsRollsBack(format!(
+            "ECS rolls the service back by itself ({how}); pushdeploy did not call UpdateService"
+        ));
+    }
+    let running = service.task_definition().unwrap_or_default();
+    if running != failed_revision {
+        return FailureAction::ChangedSince(format!(
+            "the service now runs {running}, not the failed revision {failed_revision}: it was changed since, and that change wins"
+        ));
+    }
+    let last_good = history.iter().find(|r| {
+        r.status == Status::Succeeded
+            && r.new_task_definition.is_some()
+            && r.new_task_definition.as_deref() != Some(failed_revision)
+    });
+    match last_good {
+        Some(good) => FailureAction::RollBack {
+            target: good.new_task_definition.clone().unwrap_or_default(),
+            why: format!(
+                "back to the last known good revision (deployed {} of {}, completed)",
+                good.digest, good.pushed_at
+            ),
+        },
+        None => FailureAction::RollBack {
+            target: failed.previous_task_definition.clone(),
+            why: "back to the revision that ran before (no completed deployment is known)"
+                .to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

@@ -1,0 +1,197 @@
+use super::*;
+use aws_sdk_ecs::types::{DeploymentAlarms, DeploymentCircuitBreaker, DeploymentConfiguration};
+
+const SERVICE: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
+
+fn td(n: u32) -> String {
+    format!("arn:aws:ecs:us-east-1:123456789012:task-definition/web:{n}")
+}
+
+fn record(
+    order: &str,
+    kind: Kind,
+    status: Status,
+    previous: u32,
+    new: u32,
+    deployment_id: Option<&str>,
+) -> DeploymentRecord {
+    DeploymentRecord {
+        kind,
+        reverts: None,
+        service_arn: SERVICE.into(),
+        cluster: "prod".into(),
+        service: "web".into(),
+        event_id: format!("ev-{order}"),
+        order_key: format!("2026-11-26T12:00:0{order}Z#ev-{order}"),
+        repository: "web".into(),
+        tag: "latest".into(),
+        digest: format!("sha256:{}", order.repeat(64)),
+        pushed_at: format!("2026-11-26T12:00:0{order}Z"),
+        container: "app".into(),
+        previous_task_definition: td(previous),
+        new_task_definition: Some(td(new)),
+        deployment_id: deployment_id.map(Into::into),
+        status,
+        reason: None,
+        created_at: "t".into(),
+        updated_at: "t".into(),
+    }
+}
+
+fn service(
+    running: u32,
+    listed: &[(&str, u32)],
+    config: Option<DeploymentConfiguration>,
+) -> Service {
+    let mut b = Service::builder()
+        .service_arn(SERVICE)
+        .task_definition(td(running))
+        .set_deployment_configuration(config);
+    for (id, n) in listed {
+        b = b.deployments(
+            aws_sdk_ecs::types::Deployment::builder()
+                .id(*id)
+                .task_definition(td(*n))
+                .build(),
+        );
+    }
+    b.build()
+}
+
+#[test]
+fn finds_by_deployment_id_then_by_task_definition() {
+    let history = [
+        record("3", Kind::Deploy, Status::Deployed, 2, 3, None),
+        record(
+            "2",
+            Kind::Deploy,
+            Status::Succeeded,
+            1,
+            2,
+            Some("ecs-svc/2"),
+        ),
+    ];
+    assert_eq!(
+        find_deployment(&history, "ecs-svc/2", &service(3, &[], None))
+            .unwrap()
+            .event_id,
+        "ev-2"
+    );
+    // ECS lists the deployment: its task definition says which record.
+    assert_eq!(
+        find_deployment(
+            &history,
+            "ecs-svc/3",
+            &service(2, &[("ecs-svc/3", 3)], None)
+        )
+        .unwrap()
+        .event_id,
+        "ev-3"
+    );
+    // ECS no longer lists it: the in-flight record of the revision the service runs.
+    assert_eq!(
+        find_deployment(
+            &history,
+            "ecs-svc/3",
+            &service(3, &[("ecs-svc/0", 1)], None)
+        )
+        .unwrap()
+        .event_id,
+        "ev-3"
+    );
+    // Someone else's deployment of another revision: not ours.
+    assert_eq!(
+        find_deployment(
+            &history,
+            "ecs-svc/9",
+            &service(9, &[("ecs-svc/9", 9)], None)
+        ),
+        None
+    );
+    assert_eq!(
+        find_deployment(&history, "ecs-svc/9", &service(7, &[], None)),
+        None
+    );
+}
+
+#[test]
+fn a_failure_rolls_back_to_the_last_completed_revision_not_minus_one() {
+    let history = [
+        record("4", Kind::Deploy, Status::Deployed, 3, 4, None),
+        record("3", Kind::Deploy, Status::Failed, 2, 3, None),
+        record("2", Kind::Deploy, Status::Succeeded, 1, 2, None),
+        record("1", Kind::Deploy, Status::Succeeded, 0, 1, None),
+    ];
+    match on_failure(&history[0], &service(4, &[], None), &history) {
+        FailureAction::RollBack { target, .. } => assert_eq!(target, td(2)),
+        other => panic!("{other:?}"),
+    }
+    // With nothing completed, the revision that ran before.
+    match on_failure(&history[0], &service(4, &[], None), &history[..2]) {
+        FailureAction::RollBack { target, why } => {
+            assert_eq!((target, why.contains("before")), (td(3), true))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rollbacks_duplicates_native_rollback_and_manual_changes_are_left_alone() {
+    let failed = record("4", Kind::Deploy, Status::Deployed, 3, 4, None);
+    let rollback = record("5", Kind::Rollback, Status::Deployed, 4, 2, None);
+    assert!(matches!(
+        on_failure(&rollback, &service(2, &[], None), &[]),
+        FailureAction::NeedsHuman(_)
+    ));
+    let settled = DeploymentRecord {
+        status: Status::Failed,
+        ..failed.clone()
+    };
+    assert!(matches!(
+        on_failure(&settled, &service(4, &[], None), &[]),
+        FailureAction::AlreadySettled(_)
+    ));
+    assert!(
+        matches!(on_failure(&failed, &service(7, &[], None), &[]), FailureAction::ChangedSince(ref r) if r.contains(&td(7)))
+    );
+    let breaker = DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(true)
+                .build(),
+        )
+        .build();
+    assert!(
+        matches!(on_failure(&failed, &service(4, &[], Some(breaker)), &[]), FailureAction::EcsRollsBack(ref r) if r.contains("circuit breaker"))
+    );
+    let alarms = DeploymentConfiguration::builder()
+        .alarms(
+            DeploymentAlarms::builder()
+                .enable(true)
+                .rollback(true)
+                .alarm_names("5xx")
+                .build()
+                .unwrap(),
+        )
+        .build();
+    assert!(
+        matches!(on_failure(&failed, &service(4, &[], Some(alarms)), &[]), FailureAction::EcsRollsBack(ref r) if r.contains("alarm"))
+    );
+    let breaker_without_rollback = DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(false)
+                .build(),
+        )
+        .build();
+    assert!(matches!(
+        on_failure(
+            &failed,
+            &service(4, &[], Some(breaker_without_rollback)),
+            &[]
+        ),
+        FailureAction::RollBack { .. }
+    ));
+}

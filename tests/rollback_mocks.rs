@@ -1,0 +1,180 @@
+//! Rollback behaviour that needs ECS answers moto cannot give: a service's
+//! `deploymentConfiguration` (moto drops it, so ECS's own rollback cannot be shown there), the
+//! deployment id UpdateService returns (so events match by id, as in AWS), and a 5xx on the
+//! rollback's UpdateService. ECS is `aws-smithy-mocks`; the ledger is DynamoDB on moto.
+
+mod support;
+
+use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+use aws_smithy_mocks::mock;
+use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+use pushdeploy::rollback::RollbackHandler;
+use serde_json::{json, Value};
+use support::mocks::*;
+use support::{digest, push_event, TestBed};
+
+fn failed(deployment_id: &str) -> Value {
+    json!({
+        "version": "0", "id": "ecs-event-1", "detail-type": "ECS Deployment State Change", "source": "aws.ecs",
+        "account": "123456789012", "time": "2026-11-26T12:05:00Z", "region": "us-east-1",
+        "resources": [service_arn("web")],
+        "detail": {"eventType": "ERROR", "eventName": "SERVICE_DEPLOYMENT_FAILED", "deploymentId": deployment_id,
+                   "updatedAt": "2026-11-26T12:05:00Z", "reason": "ECS deployment circuit breaker: task failed to start."}
+    })
+}
+
+fn breaker(rollback: bool) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(rollback)
+                .build(),
+        )
+        .build()
+}
+
+fn push(id: &str, time: &str) -> Value {
+    push_event(id, "web", "latest", &digest('b'), time)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_updates() {
+    let bed = TestBed::start().await;
+    let (discover, definition, register) =
+        (discovery(&["web"]), described_definition(), registered(V2));
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .then_compute_output(|input| updated_output(input.task_definition().unwrap()));
+    // Before the push the service runs V1; after it, V2 (the failed revision).
+    let before = described_services_with(Some(breaker(true)), V1);
+    let deployer = Deployer::with_aws(
+        aws(
+            &bed,
+            &[&discover],
+            &[&before, &definition, &register, &update],
+        ),
+        bed.config(),
+    );
+    let report = deployer
+        .handle(
+            push("push-1", "2026-11-26T12:00:00Z"),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
+    let deployed = &report.outcomes[0];
+    assert_eq!(deployed.outcome, OutcomeKind::Deployed);
+    assert_eq!(
+        deployed.warning, None,
+        "a circuit breaker is on: no warning"
+    );
+    assert_eq!(
+        deployed.deployment_id.as_deref(),
+        Some("ecs-svc/1111111111111111111")
+    );
+
+    let after = described_services_with(Some(breaker(true)), V2);
+    let rollback = RollbackHandler::with_aws(aws(&bed, &[], &[&after, &update]), bed.config());
+    let report = rollback
+        .handle(
+            failed("ecs-svc/1111111111111111111"),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
+    let outcome = &report.outcomes[0];
+    assert_eq!(outcome.outcome, OutcomeKind::Recorded, "{outcome:?}");
+    assert!(
+        outcome.reason.as_deref().unwrap().contains(
+            "ECS rolls the service back by itself (the deployment circuit breaker with rollback)"
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        update.num_calls(),
+        1,
+        "only the deploy's UpdateService; none from the rollback function"
+    );
+    assert_eq!(report.aws_calls.get("ECS.UpdateService"), None);
+
+    // The digest is quarantined all the same.
+    let again = deployer
+        .handle(
+            push("push-1-again", "2026-11-26T12:10:00Z"),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        again.outcomes[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("quarantined"),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_circuit_breaker_is_warned_about_and_a_5xx_rollback_is_retried() {
+    let bed = TestBed::start().await;
+    let (discover, definition, register) =
+        (discovery(&["web"]), described_definition(), registered(V2));
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .then_compute_output(|input| updated_output(input.task_definition().unwrap()));
+    let before = described_services_with(None, V1);
+    let deployer = Deployer::with_aws(
+        aws(
+            &bed,
+            &[&discover],
+            &[&before, &definition, &register, &update],
+        ),
+        bed.config(),
+    );
+    let report = deployer
+        .handle(
+            push("push-1", "2026-11-26T12:00:00Z"),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        report.outcomes[0]
+            .warning
+            .as_deref()
+            .unwrap()
+            .contains("no deployment circuit breaker"),
+        "{report:?}"
+    );
+
+    // A breaker without rollback reports FAILED and leaves the rollback to pushdeploy; its
+    // UpdateService answers 500 to all three SDK attempts, then works.
+    let after = described_services_with(Some(breaker(false)), V2);
+    let rollback_update = mock!(aws_sdk_ecs::Client::update_service)
+        .sequence()
+        .http_status(500, Some(wire_error("ServerException")))
+        .times(3)
+        .output(|| updated_output(V1))
+        .build();
+    let rollback =
+        RollbackHandler::with_aws(aws(&bed, &[], &[&after, &rollback_update]), bed.config());
+    let first = rollback
+        .handle(
+            failed("ecs-svc/1111111111111111111"),
+            &Invocation::default(),
+        )
+        .await
+        .expect_err("a 5xx makes Lambda retry");
+    assert!(first.report.outcomes[0].retryable, "{:?}", first.report);
+    let second = rollback
+        .handle(
+            failed("ecs-svc/1111111111111111111"),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
+    let outcome = &second.outcomes[0];
+    assert_eq!(outcome.outcome, OutcomeKind::RolledBack, "{outcome:?}");
+    assert_eq!(outcome.task_definition.as_deref(), Some(V1));
+    assert_eq!(rollback_update.num_calls(), 4);
+}
