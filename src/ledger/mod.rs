@@ -15,10 +15,10 @@ use crate::event::Push;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
+mod followup;
 mod record;
 pub use record::{deploy_sk, DeploymentRecord, Kind, Status, DEPLOY_PREFIX};
 use record::{number, s, text, Item};
-use record::{INFLIGHT, INFLIGHT_YES};
 
 pub const HEAD_SK: &str = "HEAD";
 pub const BY_DIGEST_INDEX: &str = "by-digest";
@@ -75,7 +75,7 @@ pub struct Ledger {
     table: String,
 }
 
-fn is_condition_failure<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
+pub(super) fn is_condition_failure<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
     err: &aws_smithy_runtime_api::client::result::SdkError<
         E,
         aws_smithy_runtime_api::client::orchestrator::HttpResponse,
@@ -313,131 +313,7 @@ impl Ledger {
             .collect()
     }
 
-    /// Marks `digest` as bad for the service: later pushes of it are skipped.
-    pub async fn quarantine(
-        &self,
-        record: &DeploymentRecord,
-        reason: &str,
-        at: &str,
-    ) -> Result<(), LedgerError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&record.service_arn))
-            .item("sk", s(format!("{QUARANTINE_PREFIX}{}", record.digest)))
-            .item("digest", s(&record.digest))
-            .item("deployment", s(record.sk()))
-            .item("reason", s(reason))
-            .item("at", s(at))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:PutItem", e))?;
-        Ok(())
-    }
-
-    /// Why `digest` is quarantined for the service, if it is.
-    pub async fn quarantined(
-        &self,
-        service_arn: &str,
-        digest: &str,
-    ) -> Result<Option<String>, LedgerError> {
-        let item = self
-            .get(service_arn, &format!("{QUARANTINE_PREFIX}{digest}"))
-            .await?;
-        Ok(item.map(|item| {
-            format!(
-                "quarantined: {digest} failed on this service at {} ({}); push a new image",
-                text(&item, "at").unwrap_or_default(),
-                text(&item, "reason").unwrap_or_default()
-            )
-        }))
-    }
-
-    /// Notes an ECS deployment event pushdeploy did not start, for the record only.
-    pub async fn record_seen(
-        &self,
-        service_arn: &str,
-        deployment_id: &str,
-        state: &str,
-        reason: &str,
-        at: &str,
-    ) -> Result<(), LedgerError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(service_arn))
-            .item("sk", s(format!("{SEEN_PREFIX}{deployment_id}#{state}")))
-            .item("reason", s(reason))
-            .item("at", s(at))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:PutItem", e))?;
-        Ok(())
-    }
-
-    /// Deployments ECS has been rolling out since before `cutoff` (an RFC 3339 time).
-    pub async fn in_flight_since_before(
-        &self,
-        cutoff: &str,
-    ) -> Result<Vec<DeploymentRecord>, LedgerError> {
-        let pages: Vec<_> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(IN_FLIGHT_INDEX)
-            .key_condition_expression("#inflight = :yes AND updated_at < :cutoff")
-            .expression_attribute_names("#inflight", INFLIGHT)
-            .expression_attribute_values(":yes", s(INFLIGHT_YES))
-            .expression_attribute_values(":cutoff", s(cutoff))
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
-        pages
-            .iter()
-            .flat_map(|page| page.items())
-            .map(DeploymentRecord::from_item)
-            .collect()
-    }
-
-    /// Takes the service back from `failed` to roll it back, unless a newer push owns it now
-    /// (then `false`: the newer push wins).
-    pub async fn claim_for_rollback(
-        &self,
-        failed: &DeploymentRecord,
-        lease_until_ms: u64,
-        now_ms: u64,
-        now_text: &str,
-    ) -> Result<bool, LedgerError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&failed.service_arn))
-            .key("sk", s(HEAD_SK))
-            .update_expression(
-                "SET #state = :deploying, lease_until = :lease, updated_at = :now_text",
-            )
-            .condition_expression(
-                "event_id = :event AND (#state <> :deploying OR lease_until < :now)",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":event", s(&failed.event_id))
-            .expression_attribute_values(":deploying", s(Status::Deploying.as_str()))
-            .expression_attribute_values(":lease", AttributeValue::N(lease_until_ms.to_string()))
-            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
-            .expression_attribute_values(":now_text", s(now_text))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
-        }
-    }
-
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, LedgerError> {
+    pub(super) async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, LedgerError> {
         let out = self
             .client
             .get_item()
