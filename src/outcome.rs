@@ -154,6 +154,50 @@ impl From<RetryableFailure> for lambda_runtime::Diagnostic {
     }
 }
 
+impl Report {
+    /// The answer to an event that is not for this function, logged as such.
+    pub(crate) fn ignored(
+        event_id: Option<String>,
+        reason: String,
+        aws_calls: BTreeMap<String, u32>,
+    ) -> Report {
+        tracing::info!(
+            event_id = event_id.as_deref(),
+            outcome = "ignored",
+            reason = reason.as_str(),
+            "event ignored"
+        );
+        Report {
+            event_id,
+            outcomes: vec![],
+            reason: Some(reason),
+            aws_calls,
+        }
+    }
+
+    /// `Err` when any outcome must be retried, so that Lambda runs the event again; `what`
+    /// names the event in the error message.
+    pub fn into_result(self, what: &str) -> Result<Report, RetryableFailure> {
+        let retryable: Vec<_> = self
+            .outcomes
+            .iter()
+            .filter(|o| o.retryable)
+            .map(|o| format!("{}/{}", o.cluster, o.service))
+            .collect();
+        if retryable.is_empty() {
+            return Ok(self);
+        }
+        Err(RetryableFailure {
+            summary: format!(
+                "{what}: {} must be retried ({}); the ledger makes the retry act on each service once",
+                retryable.len(),
+                retryable.join(", ")
+            ),
+            report: self,
+        })
+    }
+}
+
 /// The image an outcome is about, for its log line.
 #[derive(Clone, Copy)]
 pub(crate) struct Subject<'a> {

@@ -18,13 +18,25 @@ use std::collections::{BTreeMap, HashMap};
 /// How many services one push deploys at once.
 const CONCURRENCY: usize = 8;
 /// The lease a claim takes when the invocation has no deadline (a local run).
-pub(crate) const DEFAULT_LEASE_MS: u64 = 15 * 60 * 1000;
+const DEFAULT_LEASE_MS: u64 = 15 * 60 * 1000;
 
 /// The invocation's time limit, from the Lambda context.
 #[derive(Debug, Clone, Default)]
 pub struct Invocation {
     /// Epoch milliseconds; 0 when unknown.
     pub deadline_ms: u64,
+}
+
+impl Invocation {
+    /// Until when a claim in the ledger holds: the invocation's deadline, after which this
+    /// invocation is surely gone, or a default for runs without one.
+    pub fn lease_until(&self) -> u64 {
+        if self.deadline_ms > 0 {
+            self.deadline_ms
+        } else {
+            now_ms() + DEFAULT_LEASE_MS
+        }
+    }
 }
 
 pub struct Deployer {
@@ -68,18 +80,11 @@ impl Deployer {
             Ok(push) => push,
             Err(ignored) => {
                 let reason = ignored.reason.to_string();
-                tracing::info!(
-                    event_id = ignored.event_id.as_deref(),
-                    outcome = "ignored",
-                    reason = reason.as_str(),
-                    "event ignored"
-                );
-                return Ok(Report {
-                    event_id: ignored.event_id,
-                    outcomes: vec![],
-                    reason: Some(reason),
-                    aws_calls: self.aws.calls.take(),
-                });
+                return Ok(Report::ignored(
+                    ignored.event_id,
+                    reason,
+                    self.aws.calls.take(),
+                ));
             }
         };
         let tagged = match self.aws.tagged_services(&push.repository).await {
@@ -126,12 +131,10 @@ impl Deployer {
                 Err(excluded) => outcomes.push(Outcome::skipped(&excluded.key, excluded.reason)),
             }
         }
-        let deadline = if invocation.deadline_ms > 0 {
-            invocation.deadline_ms
-        } else {
-            now_ms() + DEFAULT_LEASE_MS
-        };
-        outcomes.extend(self.deploy_all(&push, following, deadline).await);
+        outcomes.extend(
+            self.deploy_all(&push, following, invocation.lease_until())
+                .await,
+        );
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
 
         for outcome in &outcomes {
@@ -160,20 +163,10 @@ impl Deployer {
             reason,
             aws_calls: self.aws.calls.take(),
         };
-        let retryable: Vec<_> = report
-            .outcomes
-            .iter()
-            .filter(|o| o.retryable)
-            .map(|o| format!("{}/{}", o.cluster, o.service))
-            .collect();
-        if retryable.is_empty() {
-            Ok(report)
-        } else {
-            Err(RetryableFailure {
-                summary: format!("push {} of {}:{}: {} must be retried ({}); the ledger makes the retry deploy each service once", push.event_id, push.repository, push.tag, retryable.len(), retryable.join(", ")),
-                report,
-            })
-        }
+        report.into_result(&format!(
+            "push {} of {}:{}",
+            push.event_id, push.repository, push.tag
+        ))
     }
 
     async fn deploy_all(

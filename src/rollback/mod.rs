@@ -9,7 +9,7 @@ mod failure;
 
 use crate::aws::Aws;
 use crate::config::Config;
-use crate::deploy::{now_ms, now_text, Invocation, DEFAULT_LEASE_MS};
+use crate::deploy::{now_text, Invocation};
 use crate::ecs_event::{parse_trigger, DeploymentChange, DeploymentState, RollbackTrigger};
 use crate::follow::ServiceKey;
 use crate::ledger::{DeploymentRecord, Ledger, Status};
@@ -47,26 +47,15 @@ impl RollbackHandler {
         invocation: &Invocation,
     ) -> Result<Report, RetryableFailure> {
         self.aws.calls.take();
-        let deadline = if invocation.deadline_ms > 0 {
-            invocation.deadline_ms
-        } else {
-            now_ms() + DEFAULT_LEASE_MS
-        };
+        let deadline = invocation.lease_until();
         let (event_id, outcomes) = match parse_trigger(payload) {
             Err(ignored) => {
                 let reason = ignored.reason.to_string();
-                tracing::info!(
-                    event_id = ignored.event_id.as_deref(),
-                    outcome = "ignored",
-                    reason = reason.as_str(),
-                    "event ignored"
-                );
-                return Ok(Report {
-                    event_id: ignored.event_id,
-                    outcomes: vec![],
-                    reason: Some(reason),
-                    aws_calls: self.aws.calls.take(),
-                });
+                return Ok(Report::ignored(
+                    ignored.event_id,
+                    reason,
+                    self.aws.calls.take(),
+                ));
             }
             Ok(RollbackTrigger::Deployment(change)) => (
                 Some(change.event_id.clone()),
@@ -89,24 +78,11 @@ impl RollbackHandler {
             reason: None,
             aws_calls: self.aws.calls.take(),
         };
-        let retryable: Vec<_> = report
-            .outcomes
-            .iter()
-            .filter(|o| o.retryable)
-            .map(|o| format!("{}/{}", o.cluster, o.service))
-            .collect();
-        if retryable.is_empty() {
-            Ok(report)
-        } else {
-            Err(RetryableFailure {
-                summary: format!(
-                    "{} must be retried ({}); the ledger makes the retry act once",
-                    retryable.len(),
-                    retryable.join(", ")
-                ),
-                report,
-            })
-        }
+        let what = match &report.event_id {
+            Some(id) => format!("ECS event {id}"),
+            None => "the sweep".to_string(),
+        };
+        report.into_result(&what)
     }
 
     async fn describe(&self, key: &ServiceKey) -> Result<Option<Service>, Outcome> {
