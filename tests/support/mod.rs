@@ -92,6 +92,19 @@ impl TestBed {
                 .build()
                 .unwrap()
         };
+        let index = |name: &str, hash: &str, range: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(hash, KeyType::Hash))
+                .key_schema(key(range, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap()
+        };
         self.dynamodb
             .create_table()
             .table_name(TABLE)
@@ -103,32 +116,16 @@ impl TestBed {
             .attribute_definitions(attribute("updated_at"))
             .key_schema(key("pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(pushdeploy::ledger::BY_DIGEST_INDEX)
-                    .key_schema(key("service_digest", KeyType::Hash))
-                    .key_schema(key("sk", KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(pushdeploy::ledger::IN_FLIGHT_INDEX)
-                    .key_schema(key("inflight", KeyType::Hash))
-                    .key_schema(key("updated_at", KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
+            .global_secondary_indexes(index(
+                pushdeploy::ledger::BY_DIGEST_INDEX,
+                "service_digest",
+                "sk",
+            ))
+            .global_secondary_indexes(index(
+                pushdeploy::ledger::IN_FLIGHT_INDEX,
+                "inflight",
+                "updated_at",
+            ))
             .send()
             .await
             .expect("create ledger table");
