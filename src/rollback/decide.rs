@@ -91,14 +91,13 @@ pub fn on_failure(
         Some(good) => FailureAction::RollBack {
             target: good.new_task_definition.clone().unwrap_or_default(),
             why: format!(
-                "back to the last known good revision (deployed {} of {}, completed)",
+                "to the last known good revision ({} pushed {}, completed)",
                 good.digest, good.pushed_at
             ),
         },
         None => FailureAction::RollBack {
             target: failed.previous_task_definition.clone(),
-            why: "back to the revision that ran before (no completed deployment is known)"
-                .to_string(),
+            why: "to the revision that ran before (no completed deployment is known)".to_string(),
         },
     }
 }
