@@ -187,6 +187,11 @@ impl Aws {
         }
     }
 
+    /// The region the clients talk to.
+    pub fn region(&self) -> Option<&str> {
+        self.ecs.config().region().map(|r| r.as_ref())
+    }
+
     /// Every ECS service tagged `pushdeploy:repository` = `repository`, in one paginated query.
     pub async fn tagged_services(&self, repository: &str) -> Result<Vec<TaggedService>, AwsError> {
         let pages: Vec<_> = self

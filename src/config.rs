@@ -8,6 +8,7 @@ pub const TABLE_VAR: &str = "PUSHDEPLOY_TABLE";
 pub const CLUSTERS_VAR: &str = "PUSHDEPLOY_CLUSTERS";
 pub const RULES_VAR: &str = "PUSHDEPLOY_RULES";
 pub const DEPLOY_TIMEOUT_VAR: &str = "PUSHDEPLOY_DEPLOY_TIMEOUT";
+pub const TRUSTED_ACCOUNTS_VAR: &str = "PUSHDEPLOY_TRUSTED_ACCOUNTS";
 /// ECS retries a broken deployment forever without a circuit breaker: this long, then it is failed.
 pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -21,6 +22,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// A deployment not COMPLETED this long after UpdateService is treated as failed.
     pub deploy_timeout: Duration,
+    /// Accounts whose pushes deploy; `None`: the function's own account only.
+    pub trusted_accounts: Option<BTreeSet<String>>,
 }
 
 /// One entry of `PUSHDEPLOY_RULES`: service `cluster`/`service` follows `repository`:`tag`.
@@ -43,6 +46,8 @@ pub enum ConfigError {
     MissingTable,
     #[error("{RULES_VAR} is not a JSON array of {{\"repository\",\"tag\",\"cluster\",\"service\",\"container\"?}}: {0}")]
     BadRules(String),
+    #[error("{TRUSTED_ACCOUNTS_VAR} holds {0:?}, which is not a 12-digit AWS account id")]
+    BadAccount(String),
     #[error("{DEPLOY_TIMEOUT_VAR} is {0:?}: it must be a whole number of seconds, at least 60")]
     BadTimeout(String),
     #[error("{RULES_VAR} entry {index} has an empty {field}")]
@@ -79,11 +84,28 @@ impl Config {
                 _ => return Err(ConfigError::BadTimeout(raw)),
             },
         };
+        let trusted_accounts = match set(TRUSTED_ACCOUNTS_VAR) {
+            None => None,
+            Some(list) => Some(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| {
+                        if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
+                            Ok(a.to_string())
+                        } else {
+                            Err(ConfigError::BadAccount(a.to_string()))
+                        }
+                    })
+                    .collect::<Result<BTreeSet<_>, _>>()?,
+            ),
+        };
         Ok(Config {
             table,
             clusters,
             rules,
             deploy_timeout,
+            trusted_accounts,
         })
     }
 }
@@ -150,6 +172,10 @@ mod tests {
     #[test]
     fn bad_settings_name_the_variable() {
         assert_eq!(config(&[]), Err(ConfigError::MissingTable));
+        assert_eq!(
+            config(&[(TABLE_VAR, "t"), (TRUSTED_ACCOUNTS_VAR, "123456789012,42")]),
+            Err(ConfigError::BadAccount("42".into()))
+        );
         for bad in ["30m", "59", "-1"] {
             assert_eq!(
                 config(&[(TABLE_VAR, "t"), (DEPLOY_TIMEOUT_VAR, bad)]),

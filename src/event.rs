@@ -120,6 +120,10 @@ pub enum NotDeployable {
     BadRepository(String),
     #[error("image-tag {0:?} is not a valid image tag")]
     BadTag(String),
+    #[error("the push is from account {0}, which this function does not trust (PUSHDEPLOY_TRUSTED_ACCOUNTS, default: its own account)")]
+    UntrustedAccount(String),
+    #[error("the push is to a registry in region {push}, but this function deploys in {home}")]
+    OtherRegion { push: String, home: String },
 }
 
 /// What the edge learned about an event that was not deployable: its id when it had one.
@@ -230,6 +234,34 @@ fn push_from(
         manifest_media_type: detail.manifest_media_type,
         artifact_media_type: detail.artifact_media_type,
     })
+}
+
+/// Whether this function acts on `push`: only pushes to its own region, from its own account
+/// or one of `trusted`. Unknown home values (a local run) are not checked.
+pub fn trust(
+    push: &Push,
+    home_account: Option<&str>,
+    home_region: Option<&str>,
+    trusted: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(), NotDeployable> {
+    if let Some(home) = home_region {
+        if push.region != home {
+            return Err(NotDeployable::OtherRegion {
+                push: push.region.clone(),
+                home: home.to_string(),
+            });
+        }
+    }
+    let trusted_account = match (trusted, home_account) {
+        (Some(trusted), _) => trusted.contains(&push.account),
+        (None, Some(home)) => push.account == home,
+        (None, None) => true,
+    };
+    if trusted_account {
+        Ok(())
+    } else {
+        Err(NotDeployable::UntrustedAccount(push.account.clone()))
+    }
 }
 
 /// Docker's tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
@@ -374,6 +406,29 @@ mod tests {
         for junk in [json!(null), json!([]), json!({}), json!("push")] {
             assert!(matches!(reason_for(junk), NotDeployable::NotEventBridge(_)));
         }
+    }
+
+    #[test]
+    fn only_the_home_region_and_trusted_accounts_deploy() {
+        let push = parse_push(event(push_detail())).unwrap();
+        assert_eq!(
+            trust(&push, Some("123456789012"), Some("us-east-1"), None),
+            Ok(())
+        );
+        assert_eq!(trust(&push, None, None, None), Ok(()));
+        assert_eq!(
+            trust(&push, Some("210987654321"), Some("us-east-1"), None),
+            Err(NotDeployable::UntrustedAccount("123456789012".into()))
+        );
+        let trusted = ["123456789012".to_string()].into_iter().collect();
+        assert_eq!(
+            trust(&push, Some("210987654321"), None, Some(&trusted)),
+            Ok(())
+        );
+        assert!(matches!(
+            trust(&push, None, Some("eu-west-1"), None),
+            Err(NotDeployable::OtherRegion { .. })
+        ));
     }
 
     #[test]

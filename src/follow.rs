@@ -182,6 +182,7 @@ mod tests {
             clusters: clusters.map(|c| c.iter().map(|s| s.to_string()).collect()),
             rules,
             deploy_timeout: crate::config::DEFAULT_DEPLOY_TIMEOUT,
+            trusted_accounts: None,
         }
     }
 

@@ -244,6 +244,29 @@ async fn sample_events_that_are_not_deployable_pushes_are_answered_without_touch
             .starts_with("no service follows pushdeploy-demo:v1.4.2"),
         "{response}"
     );
+    // A push from another account, or to another region, than the function's (its ARN says
+    // 123456789012 / us-east-1) is not deployed.
+    let mut foreign = sample_event("ecr-push.json");
+    foreign["account"] = serde_json::json!("210987654321");
+    let response = api.invoke(foreign, INVOKE_WITHIN).await.response();
+    assert!(
+        response["reason"]
+            .as_str()
+            .unwrap()
+            .contains("account 210987654321, which this function does not trust"),
+        "{response}"
+    );
+    let mut elsewhere = sample_event("ecr-push.json");
+    elsewhere["region"] = serde_json::json!("eu-west-1");
+    let response = api.invoke(elsewhere, INVOKE_WITHIN).await.response();
+    assert!(
+        response["reason"]
+            .as_str()
+            .unwrap()
+            .contains("region eu-west-1"),
+        "{response}"
+    );
+    assert_eq!(response["aws_calls"], serde_json::json!({}));
     // Garbage gets an answer too, and the process keeps serving.
     let response = api
         .invoke(serde_json::json!([1, 2, 3]), INVOKE_WITHIN)

@@ -19,6 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let invocation = Invocation {
             deadline_ms: event.context.deadline,
+            function_arn: Some(event.context.invoked_function_arn),
         };
         deployer
             .handle(event.payload, &invocation)

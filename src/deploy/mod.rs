@@ -4,7 +4,7 @@ mod one_service;
 
 use crate::aws::{Aws, DESCRIBE_SERVICES_BATCH};
 use crate::config::Config;
-use crate::event::{parse_push, timestamp_text, Push};
+use crate::event::{parse_push, timestamp_text, trust, Ignored, Push};
 use crate::follow::{followers, Follower};
 use crate::ledger::Ledger;
 use crate::outcome::log_outcome;
@@ -25,9 +25,19 @@ const DEFAULT_LEASE_MS: u64 = 15 * 60 * 1000;
 pub struct Invocation {
     /// Epoch milliseconds; 0 when unknown.
     pub deadline_ms: u64,
+    /// `arn:aws:lambda:<region>:<account>:function:<name>`: whose pushes this function trusts.
+    pub function_arn: Option<String>,
 }
 
 impl Invocation {
+    /// The account and region the function runs in, from its ARN.
+    pub fn home(&self) -> (Option<&str>, Option<&str>) {
+        let mut parts = self.function_arn.as_deref().unwrap_or_default().split(':');
+        let region = parts.nth(3).filter(|r| !r.is_empty());
+        let account = parts.next().filter(|a| !a.is_empty());
+        (account, region)
+    }
+
     /// Until when a claim in the ledger holds: the invocation's deadline, after which this
     /// invocation is surely gone, or a default for runs without one.
     pub fn lease_until(&self) -> u64 {
@@ -76,7 +86,19 @@ impl Deployer {
         invocation: &Invocation,
     ) -> Result<Report, RetryableFailure> {
         self.aws.calls.take();
-        let push = match parse_push(payload) {
+        let (home_account, home_region) = invocation.home();
+        let home_region = home_region.or(self.aws.region());
+        let trusted = parse_push(payload).and_then(|push| {
+            let accounts = self.config.trusted_accounts.as_ref();
+            match trust(&push, home_account, home_region, accounts) {
+                Ok(()) => Ok(push),
+                Err(reason) => Err(Ignored {
+                    event_id: Some(push.event_id),
+                    reason,
+                }),
+            }
+        });
+        let push = match trusted {
             Ok(push) => push,
             Err(ignored) => {
                 let reason = ignored.reason.to_string();

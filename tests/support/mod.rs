@@ -58,6 +58,7 @@ impl TestBed {
             clusters: None,
             rules: vec![],
             deploy_timeout: std::time::Duration::from_secs(1800),
+            trusted_accounts: None,
         }
     }
 
