@@ -12,6 +12,7 @@ pub mod event;
 pub mod follow;
 pub mod image;
 pub mod ledger;
+pub mod logging;
 pub mod outcome;
 pub mod plan;
 pub mod revision;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    pushdeploy::logging::init();
     let config = Config::from_env().map_err(|e| {
         tracing::error!(reason = %e, "pushdeploy cannot start");
         e.to_string()
