@@ -348,6 +348,31 @@ def policy_actions(node, found: list[str], problems: list[str]) -> None:
             policy_actions(value, found, problems)
 
 
+READ_ONLY_VERBS = ("Describe", "Get", "List", "Query", "Scan", "BatchGet")
+
+
+def check_no_wildcard_mutations(report: Report, template: dict) -> None:
+    """No statement that grants a mutating action may have Resource '*'."""
+    for name, resource in sorted(template.get("Resources", {}).items()):
+        if not (isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Function"):
+            continue
+        policies = (resource.get("Properties", {}) or {}).get("Policies", [])
+        for policy in policies if isinstance(policies, list) else [policies]:
+            for statement in (policy.get("Statement", []) if isinstance(policy, dict) else []):
+                actions = statement.get("Action", [])
+                actions = actions if isinstance(actions, list) else [actions]
+                mutating = [a for a in actions if not str(a).split(":")[-1].startswith(READ_ONLY_VERBS)]
+                resources = statement.get("Resource", [])
+                resources = resources if isinstance(resources, list) else [resources]
+                wildcard = any(r == "*" for r in resources)
+                sid = statement.get("Sid", "?")
+                report.check(not (mutating and wildcard),
+                             f"{name} {sid}: no Resource '*' on a mutating action",
+                             f"{mutating} on {resources}")
+                report.check(not any("*" in str(a) for a in actions),
+                             f"{name} {sid}: no wildcard in action names", f"{actions}")
+
+
 def check_rollback_definition(report: Report, template: dict) -> None:
     fn = template.get("Resources", {}).get(ROLLBACK_FUNCTION)
     if not report.check(isinstance(fn, dict)
@@ -541,6 +566,7 @@ def main() -> int:
         return finish(report)
 
     check_rollback_definition(report, template)
+    check_no_wildcard_mutations(report, template)
 
     raw_patterns: dict[str, dict] = {}
     for function in (DEPLOY_FUNCTION, ROLLBACK_FUNCTION):
