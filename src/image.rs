@@ -35,7 +35,25 @@ impl ImageRef {
             }
             _ => (None, name.to_string()),
         };
-        if repository.is_empty() || tag.as_deref() == Some("") || digest.as_deref() == Some("") {
+        // Docker's grammar, so that junk never looks like an image of some repository.
+        let valid_registry = registry.as_deref().is_none_or(|r| {
+            !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+        });
+        let valid_digest = digest.as_deref().is_none_or(|d| {
+            d.split_once(':').is_some_and(|(algorithm, hex)| {
+                !algorithm.is_empty()
+                    && !hex.is_empty()
+                    && d.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b":+.-_".contains(&b))
+            })
+        });
+        if !valid_registry
+            || !crate::event::is_valid_repository(&repository)
+            || !tag.as_deref().is_none_or(crate::event::is_valid_tag)
+            || !valid_digest
+        {
             return None;
         }
         Some(ImageRef {
@@ -136,6 +154,17 @@ mod tests {
         assert_eq!(ImageRef::parse("library/nginx").unwrap().registry, None);
         assert!(ImageRef::parse("web:").is_none());
         assert!(ImageRef::parse("web@").is_none());
+        for junk in [
+            "::¡",
+            "Web:latest",
+            "web:lat est",
+            "web@sha256",
+            "a b/web",
+            "/web",
+            "web//x",
+        ] {
+            assert!(ImageRef::parse(junk).is_none(), "{junk}");
+        }
     }
 
     #[test]

@@ -12,16 +12,19 @@ pub struct Moto {
     pub address: SocketAddr,
 }
 
-/// The moto_server of the project's virtualenv (made by `make venv`), or `$PUSHDEPLOY_MOTO_SERVER`.
-pub fn moto_server_path() -> PathBuf {
-    std::env::var_os("PUSHDEPLOY_MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"))
+/// The Python of the project's virtualenv (made by `make venv`), where moto is installed.
+pub fn venv_python() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+}
+
+/// moto's server, one request at a time (see `moto_serial.py` for why).
+fn moto_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_serial.py")
 }
 
 impl Moto {
     pub fn start() -> Moto {
-        let server = moto_server_path();
+        let server = venv_python();
         assert!(
             server.exists(),
             "{} is missing: run `make venv` (or `make test`, which makes it)",
@@ -35,7 +38,8 @@ impl Moto {
                 .expect("a free loopback port")
                 .port();
             let mut child = Command::new(&server)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .arg(moto_script())
+                .args(["127.0.0.1", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
