@@ -7,7 +7,7 @@ use crate::follow::{Follower, ServiceKey};
 use crate::ledger::{Claim, DeploymentRecord, Kind, Status};
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::plan::{decide, unreported_failure_warning, Change, Decision};
-use crate::revision::{revision_request, tag_value, Provenance, TAG_PREVIOUS};
+use crate::revision::{revision_request, tag_value, Provenance, TAG_EVENT_ID, TAG_PREVIOUS};
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
 
 impl Deployer {
@@ -134,12 +134,18 @@ impl Deployer {
                 return Outcome::failed(key, reason, e.retryable()).on(service);
             }
         }
-        let mut record = match self.claim(push, key, service, deadline_ms).await {
-            Ok(resumed) => resumed.unwrap_or_else(|| {
-                self.new_record(push, key, service, &change.container, &previous)
-            }),
+        let (mut record, resuming) = match self.claim(push, key, service, deadline_ms).await {
+            Ok(Some(resumed)) => (resumed, true),
+            Ok(None) => (
+                self.new_record(push, key, service, &change.container, &previous),
+                false,
+            ),
             Err(outcome) => return outcome,
         };
+        // An interrupted attempt may have registered the revision without recording it.
+        if resuming && record.new_task_definition.is_none() {
+            record.new_task_definition = self.registered_earlier(push, definition, &change).await;
+        }
         let mut outcome = Outcome {
             container: Some(change.container.clone()),
             image: Some(change.to_image.clone()),
@@ -233,6 +239,25 @@ impl Deployer {
             outcome.retryable = true;
         }
         outcome
+    }
+
+    /// The family's newest revision, if an earlier delivery of this push registered it (its
+    /// provenance names this push and its container already runs the pushed image).
+    async fn registered_earlier(
+        &self,
+        push: &Push,
+        definition: &TaskDefinition,
+        change: &Change,
+    ) -> Option<String> {
+        let family = definition.family()?;
+        let (latest, tags) = self.aws.describe_task_definition(family).await.ok()?;
+        let ours = tag_value(&tags, TAG_EVENT_ID) == Some(push.event_id.as_str())
+            && latest.container_definitions().iter().any(|c| {
+                c.name() == Some(change.container.as_str())
+                    && c.image() == Some(change.to_image.as_str())
+            });
+        ours.then(|| latest.task_definition_arn().map(str::to_string))
+            .flatten()
     }
 
     /// Records why a claimed deployment stopped. A retryable stop leaves the claim for the retry.
