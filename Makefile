@@ -15,6 +15,7 @@ demo: venv
 	$(CARGO) test --test demo
 
 ## test: formatting, clippy (warnings denied), every test against moto and mocks, template checks
+## (cfn-lint, sam validate --lint, the event-pattern and policy check)
 test: venv fmt-check clippy cargo-test template-check
 
 venv: $(VENV_STAMP)
@@ -36,6 +37,7 @@ cargo-test: venv
 
 template-check: venv
 	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template template.yaml
 	$(VENV)/bin/python tests/event_pattern_check.py
 
 ## build: the release binaries Lambda runs (x86_64; see README for arm64)
