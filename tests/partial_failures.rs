@@ -10,27 +10,27 @@ use pushdeploy::event::parse_push;
 use pushdeploy::ledger::{DeploymentRecord, Kind, Ledger, Status};
 use support::{digest, push_event, TestBed, REGISTRY, TABLE};
 
+/// The push whose first delivery died: every delivery of it is this event.
+fn the_push() -> serde_json::Value {
+    push_event(
+        "ev-1",
+        "web",
+        "latest",
+        &digest('b'),
+        "2026-11-26T12:00:00Z",
+    )
+}
+
 const SERVICE: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
 
-async fn died_after_registering(
-    bed: &TestBed,
-    event_id: &str,
-    tag_as_ours: bool,
-) -> (String, String) {
+async fn died_after_registering(bed: &TestBed, tag_as_ours: bool) -> String {
     bed.cluster("prod").await;
     let first = bed
         .task_definition("web", &[("app", &format!("{REGISTRY}/web:latest"))])
         .await;
     bed.service("prod", "web", &first, &[("pushdeploy:repository", "web")])
         .await;
-    let push = parse_push(push_event(
-        event_id,
-        "web",
-        "latest",
-        &digest('b'),
-        "2026-11-26T12:00:00Z",
-    ))
-    .unwrap();
+    let push = parse_push(the_push()).unwrap();
     // The claim, its lease long over, and the record written before registering.
     let ledger = Ledger::new(bed.dynamodb.clone(), TABLE);
     ledger
@@ -44,14 +44,14 @@ async fn died_after_registering(
             service_arn: SERVICE.into(),
             cluster: "prod".into(),
             service: "web".into(),
-            event_id: event_id.into(),
+            event_id: "ev-1".into(),
             order_key: push.order_key(),
             repository: "web".into(),
             tag: "latest".into(),
             digest: digest('b'),
             pushed_at: push.pushed_at_text(),
             container: "app".into(),
-            previous_task_definition: first.clone(),
+            previous_task_definition: first,
             new_task_definition: None,
             deployment_id: None,
             status: Status::Deploying,
@@ -78,7 +78,7 @@ async fn died_after_registering(
         request = request.tags(
             Tag::builder()
                 .key("pushdeploy:event-id")
-                .value(event_id)
+                .value("ev-1")
                 .build(),
         );
     }
@@ -90,26 +90,17 @@ async fn died_after_registering(
         .unwrap()
         .task_definition_arn
         .unwrap();
-    (first, orphan)
+    orphan
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_retry_adopts_the_revision_the_dead_attempt_registered() {
     let bed = TestBed::start().await;
-    let (_, registered) = died_after_registering(&bed, "ev-1", true).await;
+    let registered = died_after_registering(&bed, true).await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
     let report = deployer
-        .handle(
-            push_event(
-                "ev-1",
-                "web",
-                "latest",
-                &digest('b'),
-                "2026-11-26T12:00:00Z",
-            ),
-            &Invocation::default(),
-        )
+        .handle(the_push(), &Invocation::default())
         .await
         .unwrap();
 
@@ -130,15 +121,7 @@ async fn the_retry_adopts_the_revision_the_dead_attempt_registered() {
         "exactly one new revision"
     );
     assert_eq!(bed.running("prod", "web").await, registered);
-    let order_key = parse_push(push_event(
-        "ev-1",
-        "web",
-        "latest",
-        &digest('b'),
-        "2026-11-26T12:00:00Z",
-    ))
-    .unwrap()
-    .order_key();
+    let order_key = parse_push(the_push()).unwrap().order_key();
     let record = deployer
         .ledger()
         .record(SERVICE, &order_key)
@@ -154,20 +137,11 @@ async fn the_retry_adopts_the_revision_the_dead_attempt_registered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newest_revision_that_is_not_this_pushs_is_never_adopted() {
     let bed = TestBed::start().await;
-    let (_, foreign) = died_after_registering(&bed, "ev-1", false).await;
+    let foreign = died_after_registering(&bed, false).await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
     let report = deployer
-        .handle(
-            push_event(
-                "ev-1",
-                "web",
-                "latest",
-                &digest('b'),
-                "2026-11-26T12:00:00Z",
-            ),
-            &Invocation::default(),
-        )
+        .handle(the_push(), &Invocation::default())
         .await
         .unwrap();
 
