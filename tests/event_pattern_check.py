@@ -235,6 +235,18 @@ def load_samples(report: Report, glob: str) -> dict[str, dict]:
     return samples
 
 
+def envelope_problems(ev: dict, want: dict) -> list[str]:
+    """What is off in an EventBridge envelope: fixed fields, a UUID id, an RFC 3339 time."""
+    problems = [f"{key}={ev.get(key)!r}" for key, value in want.items() if ev.get(key) != value]
+    try:
+        uuid.UUID(str(ev.get("id")))
+    except ValueError:
+        problems.append(f"id={ev.get('id')!r} is not a UUID")
+    if not RFC3339_Z.match(str(ev.get("time", ""))):
+        problems.append(f"time={ev.get('time')!r}")
+    return problems
+
+
 def check_sample_shape(report: Report, name: str, ev: dict) -> None:
     problems = []
     want = {
@@ -245,15 +257,7 @@ def check_sample_shape(report: Report, name: str, ev: dict) -> None:
         "region": REGION,
         "resources": [],
     }
-    for key, value in want.items():
-        if ev.get(key) != value:
-            problems.append(f"{key}={ev.get(key)!r}")
-    try:
-        uuid.UUID(str(ev.get("id")))
-    except ValueError:
-        problems.append(f"id={ev.get('id')!r} is not a UUID")
-    if not RFC3339_Z.match(str(ev.get("time", ""))):
-        problems.append(f"time={ev.get('time')!r}")
+    problems.extend(envelope_problems(ev, want))
     detail = ev.get("detail")
     if not isinstance(detail, dict):
         problems.append("detail is not an object")
@@ -282,15 +286,7 @@ def check_ecs_sample_shape(report: Report, name: str, ev: dict) -> None:
         "region": REGION,
         "resources": [ECS_SERVICE_ARN],
     }
-    for key, value in want.items():
-        if ev.get(key) != value:
-            problems.append(f"{key}={ev.get(key)!r}")
-    try:
-        uuid.UUID(str(ev.get("id")))
-    except ValueError:
-        problems.append(f"id={ev.get('id')!r} is not a UUID")
-    if not RFC3339_Z.match(str(ev.get("time", ""))):
-        problems.append(f"time={ev.get('time')!r}")
+    problems.extend(envelope_problems(ev, want))
     detail = ev.get("detail")
     if not isinstance(detail, dict):
         problems.append("detail is not an object")
