@@ -15,8 +15,12 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// An AWS call that failed, said so that an operator can act on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +30,9 @@ pub struct AwsError {
     pub code: Option<String>,
     pub message: String,
     pub retryable: bool,
+    /// The request may have reached AWS and taken effect although no answer came back (a 5xx,
+    /// a timeout, a dropped connection), as opposed to being refused (4xx, throttling).
+    pub maybe_applied: bool,
 }
 
 const RETRYABLE_CODES: [&str; 9] = [
@@ -63,6 +70,7 @@ impl AwsError {
                     ),
                     code,
                     retryable,
+                    maybe_applied: status >= 500,
                 }
             }
             // The request may never have reached AWS, or its answer was lost: safe to try again.
@@ -73,12 +81,14 @@ impl AwsError {
                 code: None,
                 message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
                 retryable: true,
+                maybe_applied: true,
             },
             _ => AwsError {
                 operation,
                 code: None,
                 message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
                 retryable: false,
+                maybe_applied: false,
             },
         }
     }
@@ -272,6 +282,7 @@ impl Aws {
             code: None,
             message: format!("ECS returned no task definition for {arn}"),
             retryable: false,
+            maybe_applied: false,
         })?;
         Ok((definition, out.tags.unwrap_or_default()))
     }
@@ -281,12 +292,16 @@ impl Aws {
         self.ecs.register_task_definition()
     }
 
-    /// Registers the revision and returns its ARN.
+    /// Registers the revision and returns its ARN. Sent once (see [`write_at_most_once`]).
     pub async fn register_task_definition(
         &self,
         request: RegisterTaskDefinitionFluentBuilder,
     ) -> Result<String, AwsError> {
         let out = request
+            .customize()
+            .config_override(
+                aws_sdk_ecs::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs:RegisterTaskDefinition", e))?;
@@ -297,10 +312,35 @@ impl Aws {
                 code: None,
                 message: "ECS returned no task definition ARN".into(),
                 retryable: false,
+                maybe_applied: false,
             })
     }
 
+    /// Puts the service on `task_definition`, at most once: an attempt whose answer was lost is
+    /// followed by a look at the service before anything is sent again.
     pub async fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<UpdatedService, AwsError> {
+        write_at_most_once(
+            || self.update_service_once(cluster, service, task_definition),
+            || async {
+                let described = self
+                    .describe_services(cluster, &[service.to_string()])
+                    .await
+                    .ok()?;
+                let found = described.services.into_iter().next()?;
+                (found.task_definition() == Some(task_definition)).then(|| UpdatedService {
+                    deployment_id: primary_deployment(&found, task_definition),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn update_service_once(
         &self,
         cluster: &str,
         service: &str,
@@ -312,17 +352,80 @@ impl Aws {
             .cluster(cluster)
             .service(service)
             .task_definition(task_definition)
+            .customize()
+            .config_override(
+                aws_sdk_ecs::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs:UpdateService", e))?;
-        let deployment_id = out.service().and_then(|s| {
-            s.deployments()
-                .iter()
-                .find(|d| {
-                    d.status() == Some("PRIMARY") && d.task_definition() == Some(task_definition)
-                })
-                .and_then(|d| d.id().map(str::to_string))
-        });
-        Ok(UpdatedService { deployment_id })
+        Ok(UpdatedService {
+            deployment_id: out
+                .service()
+                .and_then(|s| primary_deployment(s, task_definition)),
+        })
     }
+}
+
+fn primary_deployment(service: &Service, task_definition: &str) -> Option<String> {
+    service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY") && d.task_definition() == Some(task_definition))
+        .and_then(|d| d.id().map(str::to_string))
+}
+
+/// Attempts at one ECS write, and the pause before the second and third.
+const WRITE_ATTEMPTS: u32 = 3;
+const WRITE_BACKOFF: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(800)];
+
+/// ECS's RegisterTaskDefinition and UpdateService take no idempotency token, so a write whose
+/// answer was lost must not simply be sent again: that registers a second revision or starts a
+/// second deployment. The SDK's own retries are off for them; here each attempt is sent once,
+/// and after an error that may hide a write that landed, `landed` asks ECS whether it did
+/// (and what it made) before another attempt is sent. Refusals (4xx, throttling) are retried
+/// as they are: nothing happened.
+pub async fn write_at_most_once<T, Send, Sent, Landed, Found>(
+    send: Send,
+    landed: Landed,
+) -> Result<T, AwsError>
+where
+    Send: Fn() -> Sent,
+    Sent: Future<Output = Result<T, AwsError>>,
+    Landed: Fn() -> Found,
+    Found: Future<Output = Option<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        let error = match send().await {
+            Ok(done) => return Ok(done),
+            Err(error) => error,
+        };
+        if error.maybe_applied {
+            if let Some(done) = landed().await {
+                return Ok(done);
+            }
+        }
+        if !error.retryable || attempt >= WRITE_ATTEMPTS {
+            return Err(error);
+        }
+        tokio::time::sleep(WRITE_BACKOFF[attempt as usize - 1]).await;
+        attempt += 1;
+    }
+}
+
+/// The SDK configuration of both functions: the standard chain (AWS_REGION, credentials,
+/// AWS_ENDPOINT_URL for an emulator, AWS_MAX_ATTEMPTS) with time limits per attempt, so that a
+/// call that hangs fails in time for the SDK to retry it inside the function's 60 s.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(25))
+                .build(),
+        )
+        .load()
+        .await
 }

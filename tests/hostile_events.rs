@@ -296,6 +296,7 @@ async fn every_hostile_shape_gets_a_reason_and_changes_nothing() {
     let home = Invocation {
         deadline_ms: 0,
         function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:deploy".into()),
+        request_id: None,
     };
     let corpus = corpus();
     assert!(corpus.len() >= 30, "{} shapes", corpus.len());

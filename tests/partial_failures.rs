@@ -7,7 +7,7 @@ mod support;
 use aws_sdk_ecs::types::{ContainerDefinition, Tag};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
 use pushdeploy::event::parse_push;
-use pushdeploy::ledger::{DeploymentRecord, Kind, Ledger, Status};
+use pushdeploy::ledger::{DeploymentRecord, Kind, Lease, Ledger, Status};
 use support::{digest, push_event, TestBed, REGISTRY, TABLE};
 
 /// The push whose first delivery died: every delivery of it is this event.
@@ -33,8 +33,12 @@ async fn died_after_registering(bed: &TestBed, tag_as_ours: bool) -> String {
     let push = parse_push(the_push()).unwrap();
     // The claim, its lease long over, and the record written before registering.
     let ledger = Ledger::new(bed.dynamodb.clone(), TABLE);
+    let ended = Lease {
+        holder: "req-dead".into(),
+        until_ms: 1,
+    };
     ledger
-        .claim(SERVICE, &push, 1, 0, "2026-11-26T12:00:01Z")
+        .claim(SERVICE, &push, &ended, 0, "2026-11-26T12:00:01Z")
         .await
         .unwrap();
     ledger

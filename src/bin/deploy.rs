@@ -12,14 +12,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::error!(reason = %e, "pushdeploy cannot start");
         e.to_string()
     })?;
-    // The standard chain: AWS_REGION, credentials, and AWS_ENDPOINT_URL for an emulator.
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = pushdeploy::aws::load_sdk_config().await;
     let deployer = Deployer::new(&sdk, config);
     let deployer = &deployer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let invocation = Invocation {
             deadline_ms: event.context.deadline,
             function_arn: Some(event.context.invoked_function_arn),
+            request_id: Some(event.context.request_id),
         };
         deployer
             .handle(event.payload, &invocation)

@@ -6,7 +6,7 @@ use crate::aws::{Aws, DESCRIBE_SERVICES_BATCH};
 use crate::config::Config;
 use crate::event::{parse_push, timestamp_text, trust, Ignored, Push};
 use crate::follow::{followers, Follower};
-use crate::ledger::Ledger;
+use crate::ledger::{Lease, Ledger};
 use crate::outcome::log_outcome;
 pub use crate::outcome::{Outcome, OutcomeKind, Report, RetryableFailure};
 use aws_config::SdkConfig;
@@ -14,6 +14,7 @@ use aws_sdk_ecs::types::Service;
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How many services one push deploys at once.
 const CONCURRENCY: usize = 8;
@@ -27,6 +28,8 @@ pub struct Invocation {
     pub deadline_ms: u64,
     /// `arn:aws:lambda:<region>:<account>:function:<name>`: whose pushes this function trusts.
     pub function_arn: Option<String>,
+    /// The Lambda request id, which Lambda's retries of this invocation keep.
+    pub request_id: Option<String>,
 }
 
 impl Invocation {
@@ -38,14 +41,25 @@ impl Invocation {
         (account, region)
     }
 
-    /// Until when a claim in the ledger holds: the invocation's deadline, after which this
-    /// invocation is surely gone, or a default for runs without one.
-    pub fn lease_until(&self) -> u64 {
-        if self.deadline_ms > 0 {
+    /// The claim this invocation takes in the ledger: held by its request id (a run without one
+    /// gets a name of its own) until its deadline, or a default for runs without one.
+    pub fn lease(&self) -> Lease {
+        static LOCAL_RUNS: AtomicU64 = AtomicU64::new(0);
+        let holder = match self.request_id.as_deref() {
+            Some(id) if !id.is_empty() => id.to_string(),
+            _ => format!(
+                "local-{}-{}-{}",
+                std::process::id(),
+                now_ms(),
+                LOCAL_RUNS.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
+        let until_ms = if self.deadline_ms > 0 {
             self.deadline_ms
         } else {
             now_ms() + DEFAULT_LEASE_MS
-        }
+        };
+        Lease { holder, until_ms }
     }
 }
 
@@ -153,10 +167,7 @@ impl Deployer {
                 Err(excluded) => outcomes.push(Outcome::skipped(&excluded.key, excluded.reason)),
             }
         }
-        outcomes.extend(
-            self.deploy_all(&push, following, invocation.lease_until())
-                .await,
-        );
+        outcomes.extend(self.deploy_all(&push, following, &invocation.lease()).await);
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
 
         for outcome in &outcomes {
@@ -195,7 +206,7 @@ impl Deployer {
         &self,
         push: &Push,
         following: Vec<Follower>,
-        deadline_ms: u64,
+        lease: &Lease,
     ) -> Vec<Outcome> {
         // DescribeServices takes 10 services of one cluster per call.
         let mut by_cluster: BTreeMap<&str, Vec<&Follower>> = BTreeMap::new();
@@ -283,7 +294,7 @@ impl Deployer {
                         Outcome::failed(&follower.key, e.to_string(), e.retryable).on(service)
                     }
                     Some(Ok((definition, tags))) => {
-                        self.deploy_one(push, follower, service, definition, tags, deadline_ms)
+                        self.deploy_one(push, follower, service, definition, tags, lease)
                             .await
                     }
                 }

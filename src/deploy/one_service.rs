@@ -2,9 +2,10 @@
 //! update the service, record what happened.
 
 use super::{now_ms, now_text, Deployer};
+use crate::aws::write_at_most_once;
 use crate::event::Push;
 use crate::follow::{Follower, ServiceKey};
-use crate::ledger::{Claim, DeploymentRecord, Kind, Status};
+use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, Status};
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::plan::{decide, unreported_failure_warning, Change, Decision};
 use crate::revision::{revision_request, tag_value, Provenance, TAG_EVENT_ID, TAG_PREVIOUS};
@@ -18,7 +19,7 @@ impl Deployer {
         service: &Service,
         definition: &TaskDefinition,
         tags: &[Tag],
-        deadline_ms: u64,
+        lease: &Lease,
     ) -> Outcome {
         let key = &follower.key;
         match decide(
@@ -31,11 +32,11 @@ impl Deployer {
             Decision::Skip(reason) => Outcome::skipped(key, reason).on(service),
             Decision::Fail(reason) => Outcome::failed(key, reason, false).on(service),
             Decision::AlreadyDeployedByThisEvent => {
-                self.confirm_earlier_delivery(push, key, service, definition, tags, deadline_ms)
+                self.confirm_earlier_delivery(push, key, service, definition, tags, lease)
                     .await
             }
             Decision::Deploy(change) => {
-                self.deploy_change(push, key, service, definition, tags, change, deadline_ms)
+                self.deploy_change(push, key, service, definition, tags, change, lease)
                     .await
             }
         }
@@ -79,12 +80,12 @@ impl Deployer {
         push: &Push,
         key: &ServiceKey,
         service: &Service,
-        deadline_ms: u64,
+        lease: &Lease,
     ) -> Result<Option<DeploymentRecord>, Outcome> {
         let service_arn = service.service_arn().unwrap_or_default();
         match self
             .ledger
-            .claim(service_arn, push, deadline_ms, now_ms(), &now_text())
+            .claim(service_arn, push, lease, now_ms(), &now_text())
             .await
         {
             Ok(Claim::Acquired { resumed }) => Ok(resumed.map(|record| *record)),
@@ -118,7 +119,7 @@ impl Deployer {
         definition: &TaskDefinition,
         tags: &[Tag],
         change: Change,
-        deadline_ms: u64,
+        lease: &Lease,
     ) -> Outcome {
         let previous = service.task_definition().unwrap_or_default().to_string();
         let service_arn = service.service_arn().unwrap_or_default();
@@ -134,7 +135,7 @@ impl Deployer {
                 return Outcome::failed(key, reason, e.retryable()).on(service);
             }
         }
-        let (mut record, resuming) = match self.claim(push, key, service, deadline_ms).await {
+        let (mut record, resuming) = match self.claim(push, key, service, lease).await {
             Ok(Some(resumed)) => (resumed, true),
             Ok(None) => (
                 self.new_record(push, key, service, &change.container, &previous),
@@ -185,7 +186,9 @@ impl Deployer {
                     Ok(request) => request,
                     Err(e) => return self.abandon(record, outcome, e.to_string(), false).await,
                 };
-                let arn = match self.aws.register_task_definition(request).await {
+                let register = || self.aws.register_task_definition(request.clone());
+                let landed = || self.registered_earlier(push, definition, &change);
+                let arn = match write_at_most_once(register, landed).await {
                     Ok(arn) => arn,
                     Err(e) => {
                         return self
@@ -233,10 +236,12 @@ impl Deployer {
         let recorded = self.ledger.settle(&record).await;
         if let Err(e) = recorded {
             // ECS has the new revision; the retry finds it running and only completes the ledger.
-            outcome.reason = Some(format!(
-                "deployed, but the ledger could not record it ({e}); a retry will"
-            ));
-            outcome.retryable = true;
+            outcome.retryable = e.retryable();
+            outcome.reason = Some(if outcome.retryable {
+                format!("deployed, but the ledger could not record it ({e}); a retry will")
+            } else {
+                format!("deployed, but the ledger could not record it ({e})")
+            });
         }
         outcome
     }
@@ -294,7 +299,7 @@ impl Deployer {
         service: &Service,
         definition: &TaskDefinition,
         tags: &[Tag],
-        deadline_ms: u64,
+        lease: &Lease,
     ) -> Outcome {
         let running = service.task_definition().unwrap_or_default().to_string();
         let previous = tag_value(tags, TAG_PREVIOUS)
@@ -305,7 +310,7 @@ impl Deployer {
                 .on(service);
         outcome.task_definition = Some(running.clone());
         outcome.previous_task_definition = Some(previous.clone());
-        let resumed = match self.claim(push, key, service, deadline_ms).await {
+        let resumed = match self.claim(push, key, service, lease).await {
             Ok(resumed) => resumed,
             Err(skipped_or_failed) => {
                 return Outcome {

@@ -3,8 +3,8 @@
 
 use super::record::{s, text, INFLIGHT, INFLIGHT_YES};
 use super::{
-    is_condition_failure, DeploymentRecord, Ledger, LedgerError, Status, HEAD_SK, IN_FLIGHT_INDEX,
-    QUARANTINE_PREFIX, SEEN_PREFIX,
+    is_condition_failure, DeploymentRecord, Lease, Ledger, LedgerError, Status, HEAD_SK,
+    IN_FLIGHT_INDEX, QUARANTINE_PREFIX, SEEN_PREFIX,
 };
 use crate::aws::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -103,7 +103,7 @@ impl Ledger {
     pub async fn claim_for_rollback(
         &self,
         failed: &DeploymentRecord,
-        lease_until_ms: u64,
+        lease: &Lease,
         now_ms: u64,
         now_text: &str,
     ) -> Result<bool, LedgerError> {
@@ -114,15 +114,16 @@ impl Ledger {
             .key("pk", s(&failed.service_arn))
             .key("sk", s(HEAD_SK))
             .update_expression(
-                "SET #state = :deploying, lease_until = :lease, updated_at = :now_text",
+                "SET #state = :deploying, lease_until = :lease, holder = :holder, updated_at = :now_text",
             )
             .condition_expression(
-                "event_id = :event AND (#state <> :deploying OR lease_until < :now)",
+                "event_id = :event AND (#state <> :deploying OR lease_until < :now OR holder = :holder)",
             )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":event", s(&failed.event_id))
             .expression_attribute_values(":deploying", s(Status::Deploying.as_str()))
-            .expression_attribute_values(":lease", AttributeValue::N(lease_until_ms.to_string()))
+            .expression_attribute_values(":lease", AttributeValue::N(lease.until_ms.to_string()))
+            .expression_attribute_values(":holder", s(&lease.holder))
             .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
             .expression_attribute_values(":now_text", s(now_text))
             .send()

@@ -42,6 +42,17 @@ pub enum Claim {
     Finished { reason: String },
 }
 
+/// How long a claim holds, and who holds it. The holder is the Lambda request id: Lambda's own
+/// retry of a failed invocation keeps it, and only ever runs after the failed attempt ended, so
+/// the same holder may take the claim again at any time. That covers a claim whose write landed
+/// but whose answer was lost (the SDK's resend of it then finds its own claim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub holder: String,
+    /// Epoch milliseconds: the invocation's deadline, after which it is surely gone.
+    pub until_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
     #[error("the deployment ledger is unavailable: {0}")]
@@ -99,7 +110,7 @@ impl Ledger {
         &self,
         service_arn: &str,
         push: &Push,
-        lease_until_ms: u64,
+        lease: &Lease,
         now_ms: u64,
         now_text: &str,
     ) -> Result<Claim, LedgerError> {
@@ -109,18 +120,20 @@ impl Ledger {
             .table_name(&self.table)
             .key("pk", s(service_arn))
             .key("sk", s(HEAD_SK))
-            .update_expression("SET order_key = :order, event_id = :event, digest = :digest, #state = :deploying, lease_until = :lease, updated_at = :now_text REMOVE reason")
+            .update_expression("SET order_key = :order, event_id = :event, digest = :digest, #state = :deploying, lease_until = :lease, holder = :holder, updated_at = :now_text REMOVE reason")
             .condition_expression(
                 "attribute_not_exists(pk) \
                  OR (order_key < :order AND (#state <> :deploying OR lease_until < :now)) \
-                 OR (event_id = :event AND #state = :deploying AND lease_until < :now)",
+                 OR (event_id = :event AND #state = :deploying AND lease_until < :now) \
+                 OR (event_id = :event AND #state = :deploying AND holder = :holder)",
             )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":order", s(push.order_key()))
             .expression_attribute_values(":event", s(&push.event_id))
             .expression_attribute_values(":digest", s(push.digest.as_str()))
             .expression_attribute_values(":deploying", s(Status::Deploying.as_str()))
-            .expression_attribute_values(":lease", AttributeValue::N(lease_until_ms.to_string()))
+            .expression_attribute_values(":lease", AttributeValue::N(lease.until_ms.to_string()))
+            .expression_attribute_values(":holder", s(&lease.holder))
             .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
             .expression_attribute_values(":now_text", s(now_text))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)

@@ -71,6 +71,19 @@ pub fn on_failure(
             "the rollback to {failed_revision} failed; pushdeploy does not roll back a rollback: the service needs a person"
         ));
     }
+    // An earlier attempt started this rollback (its record is written before UpdateService)
+    // and did not finish recording it: finish it, whatever the service runs now.
+    let sk = failed.sk();
+    if let Some(started) = history
+        .iter()
+        .find(|r| r.kind == Kind::Rollback && r.reverts.as_deref() == Some(sk.as_str()))
+    {
+        let target = started.new_task_definition.clone().unwrap_or_default();
+        return FailureAction::RollBack {
+            why: format!("to {target} (finishing the rollback an earlier attempt started)"),
+            target,
+        };
+    }
     if let Some(how) = ecs_rollback(service) {
         return FailureAction::EcsRollsBack(format!(
             "ECS rolls the service back by itself ({how}); pushdeploy did not call UpdateService"

@@ -4,7 +4,7 @@
 use super::decide::{on_failure, FailureAction};
 use super::{good_or, key_of, RollbackHandler};
 use crate::deploy::{now_ms, now_text};
-use crate::ledger::{DeploymentRecord, Kind, Status};
+use crate::ledger::{DeploymentRecord, Kind, Lease, LedgerError, Status};
 use crate::outcome::{Outcome, OutcomeKind};
 use aws_sdk_ecs::types::Service;
 
@@ -15,13 +15,23 @@ impl RollbackHandler {
         service: &Service,
         history: &[DeploymentRecord],
         reason: &str,
-        deadline_ms: u64,
+        lease: &Lease,
     ) -> Outcome {
         let action = on_failure(&failed, service, history);
         let now = now_text();
         failed.updated_at = now.clone();
         match action {
             FailureAction::AlreadySettled(why) => {
+                if failed.status == Status::Failed {
+                    // An earlier attempt may have settled the record but not freed the service.
+                    if let Err(e) = self.release_failed(&failed, &now).await {
+                        return Outcome::failed(
+                            &key_of(&failed),
+                            format!("{why}, but the ledger could not free the service: {e}"),
+                            e.retryable(),
+                        );
+                    }
+                }
                 Outcome::recorded(&failed, why).with_kind(OutcomeKind::Skipped)
             }
             FailureAction::NeedsHuman(why) => {
@@ -37,7 +47,7 @@ impl RollbackHandler {
             FailureAction::RollBack { target, why } => {
                 match self
                     .ledger
-                    .claim_for_rollback(&failed, deadline_ms, now_ms(), &now)
+                    .claim_for_rollback(&failed, lease, now_ms(), &now)
                     .await
                 {
                     Ok(true) => {}
@@ -54,75 +64,155 @@ impl RollbackHandler {
                         )
                     }
                 }
-                let cluster = service.cluster_arn().unwrap_or(&failed.cluster).to_string();
-                let updated = match self
-                    .aws
-                    .update_service(&cluster, &failed.service, &target)
+                self.roll_back(failed, service, history, reason, &target, &why, &now)
                     .await
-                {
-                    Ok(updated) => updated,
-                    Err(e) => {
-                        // Leave the failed deployment as it was, so that the retry tries again.
-                        let _ = self
-                            .ledger
-                            .release(
-                                &failed.service_arn,
-                                &failed.event_id,
-                                Status::Deploying,
-                                Some(&e.to_string()),
-                                &now,
-                            )
-                            .await;
-                        return Outcome::failed(
-                            &key_of(&failed),
-                            format!("the rollback {why} failed: {e}"),
-                            e.retryable,
-                        );
-                    }
-                };
-                let rollback = DeploymentRecord {
-                    kind: Kind::Rollback,
-                    reverts: Some(failed.sk()),
-                    // Acting for the failed push: its event id is what holds the service.
-                    event_id: failed.event_id.clone(),
-                    order_key: format!("{now}#rollback-{}", failed.event_id),
-                    previous_task_definition: failed
-                        .new_task_definition
-                        .clone()
-                        .unwrap_or_default(),
-                    new_task_definition: Some(target.clone()),
-                    deployment_id: updated.deployment_id.clone(),
-                    status: Status::Deployed,
-                    reason: Some(format!("rolls back {} ({reason})", failed.digest)),
-                    created_at: now.clone(),
-                    updated_at: now.clone(),
-                    ..good_or(&failed, history, &target)
-                };
-                let summary = format!("rolled back {why}: the deployment of {} failed ({reason}); that digest is now quarantined for this service", failed.digest);
-                // The line names the failed digest: that is what the operator looks for.
-                let mut outcome = Outcome {
-                    digest: Some(failed.digest.clone()),
-                    ..Outcome::recorded(&rollback, summary.clone())
-                        .with_kind(OutcomeKind::RolledBack)
-                };
-                if let Err(e) = self.ledger.put(&rollback).await {
-                    outcome.reason = Some(format!(
-                        "{summary} (the ledger could not record the rollback: {e})"
-                    ));
-                }
-                let settled = self
-                    .fail_and_quarantine(failed, reason, "rolled back", &now)
-                    .await;
-                if settled.outcome == OutcomeKind::Failed {
-                    outcome.reason = Some(format!(
-                        "{} ({})",
-                        outcome.reason.unwrap_or_default(),
-                        settled.reason.unwrap_or_default()
-                    ));
-                }
-                outcome
             }
         }
+    }
+
+    /// Puts the service back on `target` (the service is claimed). The rollback is recorded
+    /// before UpdateService, so that a retry after a crash or a lost answer finishes this
+    /// rollback instead of mistaking it for someone else's change.
+    #[allow(clippy::too_many_arguments)]
+    async fn roll_back(
+        &self,
+        failed: DeploymentRecord,
+        service: &Service,
+        history: &[DeploymentRecord],
+        reason: &str,
+        target: &str,
+        why: &str,
+        now: &str,
+    ) -> Outcome {
+        let key = key_of(&failed);
+        let mut rollback = DeploymentRecord {
+            kind: Kind::Rollback,
+            reverts: Some(failed.sk()),
+            // Acting for the failed push: its event id is what holds the service.
+            event_id: failed.event_id.clone(),
+            // Right after the deployment it reverts, and the same in every attempt.
+            order_key: format!("{}#rollback", failed.order_key),
+            previous_task_definition: failed.new_task_definition.clone().unwrap_or_default(),
+            new_task_definition: Some(target.to_string()),
+            deployment_id: None,
+            status: Status::Deploying,
+            reason: Some(format!("rolls back {} ({reason})", failed.digest)),
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+            ..good_or(&failed, history, target)
+        };
+        if let Some(started) = history.iter().find(|r| r.sk() == rollback.sk()) {
+            rollback.created_at = started.created_at.clone();
+            rollback.deployment_id = started.deployment_id.clone();
+        }
+        // The failed deployment's ECS id first: once the service is back on `target`, it is how
+        // a retry of this event finds the deployment; then the rollback's intent.
+        let intent = match self.ledger.put(&failed).await {
+            Ok(()) => self.ledger.put(&rollback).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = intent {
+            let retryable = e.retryable();
+            let e = format!("the ledger could not record it: {e}");
+            return self.stop_rollback(&failed, why, &e, retryable, now).await;
+        }
+        if service.task_definition() == Some(target) {
+            // An earlier attempt's UpdateService landed: nothing to send again.
+            rollback.deployment_id = rollback.deployment_id.or_else(|| {
+                service
+                    .deployments()
+                    .iter()
+                    .find(|d| d.task_definition() == Some(target))
+                    .and_then(|d| d.id().map(str::to_string))
+            });
+        } else {
+            let cluster = service.cluster_arn().unwrap_or(&failed.cluster).to_string();
+            match self
+                .aws
+                .update_service(&cluster, &failed.service, target)
+                .await
+            {
+                Ok(updated) => rollback.deployment_id = updated.deployment_id,
+                Err(e) => {
+                    return self
+                        .stop_rollback(&failed, why, &e.to_string(), e.retryable, now)
+                        .await
+                }
+            }
+        }
+        rollback.status = Status::Deployed;
+        rollback.updated_at = now_text();
+        let summary = format!("rolled back {why}: the deployment of {} failed ({reason}); that digest is now quarantined for this service", failed.digest);
+        // The line names the failed digest: that is what the operator looks for.
+        let mut outcome = Outcome {
+            digest: Some(failed.digest.clone()),
+            ..Outcome::recorded(&rollback, summary.clone()).with_kind(OutcomeKind::RolledBack)
+        };
+        let recorded = match self.ledger.put(&rollback).await {
+            Ok(()) => {
+                self.fail_and_quarantine(failed, reason, "rolled back", now)
+                    .await
+            }
+            Err(e) => Outcome::failed(&key, format!("could not record it: {e}"), e.retryable()),
+        };
+        if recorded.outcome == OutcomeKind::Failed {
+            // The service is back; the retry only completes the ledger.
+            outcome.retryable = recorded.retryable;
+            outcome.reason = Some(format!(
+                "{summary} ({})",
+                recorded.reason.unwrap_or_default()
+            ));
+        }
+        outcome
+    }
+
+    /// Leaves the failed deployment as it was and frees the service, so that the retry tries
+    /// the rollback again.
+    async fn stop_rollback(
+        &self,
+        failed: &DeploymentRecord,
+        why: &str,
+        error: &str,
+        retryable: bool,
+        now: &str,
+    ) -> Outcome {
+        let _ = self
+            .ledger
+            .release(
+                &failed.service_arn,
+                &failed.event_id,
+                Status::Deploying,
+                Some(error),
+                now,
+            )
+            .await;
+        Outcome::failed(
+            &key_of(failed),
+            format!("the rollback {why} failed: {error}"),
+            retryable,
+        )
+    }
+
+    /// Frees the service from a failed deployment, unless a newer push already took it.
+    async fn release_failed(
+        &self,
+        failed: &DeploymentRecord,
+        now: &str,
+    ) -> Result<(), LedgerError> {
+        self.ledger
+            .release(
+                &failed.service_arn,
+                &failed.event_id,
+                Status::Failed,
+                failed.reason.as_deref(),
+                now,
+            )
+            .await
+            .or_else(|e| match e {
+                // A newer push took the head: nothing of this deployment's to release.
+                LedgerError::LostLease(_) => Ok(()),
+                e => Err(e),
+            })
     }
 
     /// Marks the deployment failed, quarantines its digest for the service, frees the service.
@@ -138,21 +228,7 @@ impl RollbackHandler {
         let summary = format!("the deployment of {} failed ({reason}); {what_next}; that digest is now quarantined for this service", failed.digest);
         let written = match self.ledger.quarantine(&failed, reason, now).await {
             Ok(()) => match self.ledger.put(&failed).await {
-                Ok(()) => self
-                    .ledger
-                    .release(
-                        &failed.service_arn,
-                        &failed.event_id,
-                        Status::Failed,
-                        failed.reason.as_deref(),
-                        now,
-                    )
-                    .await
-                    .or_else(|e| match e {
-                        // A newer push took the head: nothing of this deployment's to release.
-                        crate::ledger::LedgerError::LostLease(_) => Ok(()),
-                        e => Err(e),
-                    }),
+                Ok(()) => self.release_failed(&failed, now).await,
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::deploy::{now_text, Invocation};
 use crate::ecs_event::{parse_trigger, DeploymentChange, DeploymentState, RollbackTrigger};
 use crate::follow::ServiceKey;
-use crate::ledger::{DeploymentRecord, Ledger, Status};
+use crate::ledger::{DeploymentRecord, Lease, Ledger, Status};
 use crate::outcome::{log_outcome, Outcome, OutcomeKind, Report, RetryableFailure, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
@@ -47,7 +47,7 @@ impl RollbackHandler {
         invocation: &Invocation,
     ) -> Result<Report, RetryableFailure> {
         self.aws.calls.take();
-        let deadline = invocation.lease_until();
+        let lease = invocation.lease();
         let (event_id, outcomes) = match parse_trigger(payload) {
             Err(ignored) => {
                 let reason = ignored.reason.to_string();
@@ -59,9 +59,9 @@ impl RollbackHandler {
             }
             Ok(RollbackTrigger::Deployment(change)) => (
                 Some(change.event_id.clone()),
-                vec![self.on_change(&change, deadline).await],
+                vec![self.on_change(&change, &lease).await],
             ),
-            Ok(RollbackTrigger::Sweep { at }) => (None, self.sweep(at, deadline).await),
+            Ok(RollbackTrigger::Sweep { at }) => (None, self.sweep(at, &lease).await),
         };
         let subject = Subject {
             event_id: event_id.as_deref().unwrap_or("sweep"),
@@ -99,7 +99,7 @@ impl RollbackHandler {
         }
     }
 
-    async fn on_change(&self, change: &DeploymentChange, deadline_ms: u64) -> Outcome {
+    async fn on_change(&self, change: &DeploymentChange, lease: &Lease) -> Outcome {
         let key = &change.service;
         let service = match self.describe(key).await {
             Ok(Some(service)) => service,
@@ -153,14 +153,14 @@ impl RollbackHandler {
                 } else {
                     change.reason.clone()
                 };
-                self.on_failure(record, &service, &history, &reason, deadline_ms)
+                self.on_failure(record, &service, &history, &reason, lease)
                     .await
             }
         }
     }
 
     /// Deployments still rolling out past the deploy timeout are failed deployments.
-    async fn sweep(&self, at: chrono::DateTime<chrono::Utc>, deadline_ms: u64) -> Vec<Outcome> {
+    async fn sweep(&self, at: chrono::DateTime<chrono::Utc>, lease: &Lease) -> Vec<Outcome> {
         let timeout = self.config.deploy_timeout;
         let cutoff = crate::event::timestamp_text(
             &(at - chrono::Duration::from_std(timeout).unwrap_or_default()),
@@ -189,7 +189,7 @@ impl RollbackHandler {
             let outcome = match self.describe(&key).await {
                 Ok(Some(service)) => match self.ledger.latest(&record.service_arn, HISTORY).await {
                     Ok(history) => {
-                        self.on_failure(record, &service, &history, &reason, deadline_ms)
+                        self.on_failure(record, &service, &history, &reason, lease)
                             .await
                     }
                     Err(e) => {

@@ -78,7 +78,13 @@ impl RuntimeApi {
 
     /// Hands `event` to the function and waits (up to `within`) for its answer.
     pub async fn invoke(&self, event: Value, within: Duration) -> Answer {
-        let id = format!("req-{}", self.state.ids.fetch_add(1, Ordering::SeqCst) + 1);
+        // Unique across stand-ins, as Lambda's request ids are: the ledger tells deliveries apart
+        // by them.
+        let id = format!(
+            "req-{}-{}",
+            self.address.port(),
+            self.state.ids.fetch_add(1, Ordering::SeqCst) + 1
+        );
         let (tx, rx) = oneshot::channel();
         self.state.waiting.lock().unwrap().insert(id.clone(), tx);
         self.state
