@@ -3,6 +3,7 @@
 //! template.yaml defines it, and small helpers to set up ECS.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod mocks;
 pub mod moto;
 pub mod runtime_api;
@@ -49,6 +50,26 @@ impl TestBed {
         };
         bed.create_ledger_table().await;
         bed
+    }
+
+    /// The bed's SDK configuration, but talking to `endpoint` (a fault proxy in front of this
+    /// bed's moto), with the functions' retry policy (standard, 3 attempts) minus most of the
+    /// waiting, and a short attempt timeout so that a hung call fails quickly.
+    pub async fn sdk_via(&self, endpoint: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .retry_config(mocks::quick_retries())
+            .timeout_config(
+                aws_smithy_types::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(std::time::Duration::from_millis(400))
+                    .build(),
+            )
+            .load()
+            .await
     }
 
     /// The function's configuration for this bed.

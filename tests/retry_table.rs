@@ -1,0 +1,426 @@
+//! The partial-failure table: every AWS call of the deploy and rollback paths, broken on the
+//! wire (tests/support/fault_proxy.rs) in the ways AWS breaks, then Lambda's retry of the same
+//! event. Each row asserts what the first invocation answered, and that after the retry the
+//! service has exactly one new revision, ECS received exactly one UpdateService that took
+//! effect, and the ledger says what happened. moto holds ECS and the ledger across the fault,
+//! including the writes whose answers were lost. `cargo test --test retry_table -- --nocapture`
+//! prints the table that README.md quotes.
+
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report, RetryableFailure};
+use pushdeploy::event::parse_push;
+use pushdeploy::ledger::{Kind, Status, HEAD_SK, QUARANTINE_PREFIX};
+use pushdeploy::rollback::RollbackHandler;
+use serde_json::json;
+use support::fault_proxy::{call, Call, Fault, FaultProxy, Plan};
+use support::{digest, push_event, TestBed, REGISTRY, TABLE};
+
+const UPDATE_SERVICE: Call = call("ecs", "UpdateService");
+
+/// One fault: `call`'s `nth` request (1-based) and the `times - 1` after it fail as `fault`.
+struct Row {
+    step: &'static str,
+    call: Call,
+    nth: u32,
+    times: u32,
+    fault: Fault,
+    /// What the first invocation must answer: `true` for an error Lambda retries.
+    first_fails: bool,
+}
+
+/// Faults that outlast the SDK's 3 attempts, and faults the SDK (or pushdeploy) absorbs.
+const PERSISTENT: u32 = 3;
+const ONCE: u32 = 1;
+
+const fn row(
+    step: &'static str,
+    call: Call,
+    nth: u32,
+    times: u32,
+    fault: Fault,
+    first_fails: bool,
+) -> Row {
+    Row {
+        step,
+        call,
+        nth,
+        times,
+        fault,
+        first_fails,
+    }
+}
+
+fn answer(result: &Result<Report, RetryableFailure>) -> String {
+    match result {
+        Ok(report) => format!(
+            "ok: {}",
+            report
+                .outcomes
+                .iter()
+                .map(|o| o.outcome.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(_) => "error (Lambda retries)".into(),
+    }
+}
+
+fn report(result: Result<Report, RetryableFailure>) -> Report {
+    match result {
+        Ok(report) => report,
+        Err(failure) => failure.report,
+    }
+}
+
+async fn head(bed: &TestBed, service_arn: &str) -> (String, String) {
+    let item = bed
+        .dynamodb
+        .get_item()
+        .table_name(TABLE)
+        .key("pk", AttributeValue::S(service_arn.into()))
+        .key("sk", AttributeValue::S(HEAD_SK.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default();
+    let text = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let number = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    (text("state"), number("lease_until"))
+}
+
+fn print_table(title: &str, lines: &[String]) {
+    println!("\n{title}\n| call (request) | fault | first invocation | Lambda's retry | final state |\n|---|---|---|---|---|");
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_deployment() {
+    #[rustfmt::skip]
+    let rows = [
+        row("discovery", call("tagging", "GetResources"), 1, PERSISTENT, Fault::Unavailable, true),
+        row("describe service", call("ecs", "DescribeServices"), 1, PERSISTENT, Fault::Throttled, true),
+        row("describe definition", call("ecs", "DescribeTaskDefinition"), 1, PERSISTENT, Fault::Hang, true),
+        row("quarantine check", call("dynamodb", "GetItem"), 1, PERSISTENT, Fault::Unavailable, true),
+        row("claim", call("dynamodb", "UpdateItem"), 1, PERSISTENT, Fault::Unavailable, true),
+        row("claim", call("dynamodb", "UpdateItem"), 1, ONCE, Fault::AnswerLost, false),
+        row("record intent", call("dynamodb", "PutItem"), 1, PERSISTENT, Fault::Unavailable, true),
+        row("register", call("ecs", "RegisterTaskDefinition"), 1, ONCE, Fault::Throttled, false),
+        row("register", call("ecs", "RegisterTaskDefinition"), 1, ONCE, Fault::AnswerLost, false),
+        row("register", call("ecs", "RegisterTaskDefinition"), 1, PERSISTENT, Fault::AnswerLost, false),
+        row("register", call("ecs", "RegisterTaskDefinition"), 1, PERSISTENT, Fault::Unavailable, true),
+        row("record revision", call("dynamodb", "PutItem"), 2, PERSISTENT, Fault::Unavailable, true),
+        row("update service", UPDATE_SERVICE, 1, ONCE, Fault::AnswerLost, false),
+        row("update service", UPDATE_SERVICE, 1, PERSISTENT, Fault::Unavailable, true),
+        row("update service", UPDATE_SERVICE, 1, PERSISTENT, Fault::Hang, true),
+        row("record deployed", call("dynamodb", "PutItem"), 3, PERSISTENT, Fault::Unavailable, true),
+        row("release claim", call("dynamodb", "UpdateItem"), 2, PERSISTENT, Fault::Unavailable, true),
+        row("release claim", call("dynamodb", "UpdateItem"), 2, ONCE, Fault::AnswerLost, false),
+    ];
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    let proxy = FaultProxy::start(bed.moto.address).await;
+    let deployer = Deployer::new(&bed.sdk_via(&proxy.url).await, bed.config());
+    let mut table = Vec::new();
+
+    for (i, row) in rows.iter().enumerate() {
+        // Each row has its own repository, family and service in one moto.
+        let (repository, name) = (format!("app{i}"), format!("svc{i}"));
+        let first = bed
+            .task_definition(
+                &repository,
+                &[("app", &format!("{REGISTRY}/{repository}:latest"))],
+            )
+            .await;
+        let service_arn = bed
+            .service(
+                "prod",
+                &name,
+                &first,
+                &[("pushdeploy:repository", &repository)],
+            )
+            .await;
+        let event = push_event(
+            &format!("ev-{i}"),
+            &repository,
+            "latest",
+            &digest('c'),
+            "2026-11-26T12:00:00Z",
+        );
+        let invocation = Invocation {
+            request_id: Some(format!("req-{i}")),
+            ..Invocation::default()
+        };
+        proxy.reset_counts();
+        proxy.break_calls(Plan {
+            call: row.call,
+            skip: row.nth - 1,
+            times: row.times,
+            fault: row.fault,
+        });
+        let first_answer = deployer.handle(event.clone(), &invocation).await;
+        assert!(proxy.injected() > 0, "row {i}: the fault never fired");
+        proxy.heal();
+        assert_eq!(
+            first_answer.is_err(),
+            row.first_fails,
+            "row {i} ({} {:?}): {first_answer:?}",
+            row.step,
+            row.fault
+        );
+        let first_text = answer(&first_answer);
+        // Lambda retries a failed invocation with the same request id; a duplicate delivery
+        // of an answered one comes with a new id.
+        let retry = if first_answer.is_err() {
+            invocation.clone()
+        } else {
+            Invocation {
+                request_id: Some(format!("req-{i}-again")),
+                ..Invocation::default()
+            }
+        };
+        let second = report(deployer.handle(event.clone(), &retry).await);
+        let outcome = &second.outcomes[0];
+        assert!(
+            matches!(
+                outcome.outcome,
+                OutcomeKind::Deployed | OutcomeKind::Skipped
+            ),
+            "row {i}: {outcome:?}"
+        );
+        assert!(!outcome.retryable, "row {i}: {outcome:?}");
+
+        let revisions = bed.revisions(&repository).await;
+        assert_eq!(revisions.len(), 2, "row {i}: exactly one new revision");
+        let running = bed.running("prod", &name).await;
+        assert_eq!(running, revisions[1], "row {i}");
+        assert_eq!(
+            bed.image(&running, "app").await,
+            format!("{REGISTRY}/{repository}@{}", digest('c'))
+        );
+        let updates = proxy.forwarded(UPDATE_SERVICE);
+        assert_eq!(updates, 1, "row {i}: UpdateService calls that reached ECS");
+        let order_key = parse_push(event).unwrap().order_key();
+        let record = deployer
+            .ledger()
+            .record(&service_arn, &order_key)
+            .await
+            .unwrap()
+            .expect("the deployment is recorded");
+        assert_eq!(
+            (record.status, record.new_task_definition.as_deref()),
+            (Status::Deployed, Some(running.as_str())),
+            "row {i}"
+        );
+        let (state, lease) = head(&bed, &service_arn).await;
+        assert_eq!(
+            (state.as_str(), lease.as_str()),
+            ("deployed", "0"),
+            "row {i}"
+        );
+
+        table.push(format!(
+            "| {} `{}.{}` (#{}) | {}{} | {} | {}: {} | {} revision{} ({}), {} UpdateService, ledger `{}` |",
+            row.step,
+            row.call.service,
+            row.call.operation,
+            row.nth,
+            row.fault.describe(),
+            if row.times == ONCE { ", once" } else { ", every attempt" },
+            first_text,
+            outcome.outcome.as_str(),
+            outcome.reason.as_deref().unwrap_or("deployed"),
+            revisions.len() - 1,
+            if revisions.len() == 2 { "" } else { "s" },
+            running.rsplit('/').next().unwrap_or_default(),
+            updates,
+            record.status.as_str(),
+        ));
+    }
+    print_table("Deploy path (one service)", &table);
+}
+
+fn failed_event(id: &str, service_arn: &str) -> serde_json::Value {
+    json!({
+        "version": "0", "id": id, "detail-type": "ECS Deployment State Change", "source": "aws.ecs",
+        "account": "123456789012", "time": "2026-11-26T12:05:00Z", "region": "us-east-1",
+        "resources": [service_arn],
+        "detail": {
+            "eventType": "ERROR", "eventName": "SERVICE_DEPLOYMENT_FAILED",
+            "deploymentId": "ecs-svc/unknown-to-moto", "updatedAt": "2026-11-26T12:05:00Z",
+            "reason": "ECS deployment circuit breaker: task failed to start."
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantines() {
+    #[rustfmt::skip]
+    let rows = [
+        row("describe service", call("ecs", "DescribeServices"), 1, PERSISTENT, Fault::Unavailable, true),
+        row("read history", call("dynamodb", "Query"), 1, PERSISTENT, Fault::Throttled, true),
+        row("claim", call("dynamodb", "UpdateItem"), 1, PERSISTENT, Fault::Unavailable, true),
+        row("claim", call("dynamodb", "UpdateItem"), 1, ONCE, Fault::AnswerLost, false),
+        row("record ECS id", call("dynamodb", "PutItem"), 1, PERSISTENT, Fault::Unavailable, true),
+        row("record intent", call("dynamodb", "PutItem"), 2, PERSISTENT, Fault::Unavailable, true),
+        row("update service", UPDATE_SERVICE, 1, ONCE, Fault::AnswerLost, false),
+        row("update service", UPDATE_SERVICE, 1, PERSISTENT, Fault::AnswerLost, false),
+        row("update service", UPDATE_SERVICE, 1, PERSISTENT, Fault::Hang, true),
+        row("record rollback", call("dynamodb", "PutItem"), 3, PERSISTENT, Fault::Unavailable, true),
+        row("quarantine", call("dynamodb", "PutItem"), 4, PERSISTENT, Fault::Unavailable, true),
+        row("record failure", call("dynamodb", "PutItem"), 5, PERSISTENT, Fault::Unavailable, true),
+        row("release claim", call("dynamodb", "UpdateItem"), 2, PERSISTENT, Fault::Unavailable, true),
+    ];
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    let proxy = FaultProxy::start(bed.moto.address).await;
+    let via_proxy = bed.sdk_via(&proxy.url).await;
+    let deployer = Deployer::new(&via_proxy, bed.config());
+    let rollback = RollbackHandler::new(&via_proxy, bed.config());
+    let mut table = Vec::new();
+
+    for (i, row) in rows.iter().enumerate() {
+        let (repository, name) = (format!("app{i}"), format!("svc{i}"));
+        let good = bed
+            .task_definition(
+                &repository,
+                &[("app", &format!("{REGISTRY}/{repository}:latest"))],
+            )
+            .await;
+        let service_arn = bed
+            .service(
+                "prod",
+                &name,
+                &good,
+                &[("pushdeploy:repository", &repository)],
+            )
+            .await;
+        let push = push_event(
+            &format!("ev-{i}"),
+            &repository,
+            "latest",
+            &digest('d'),
+            "2026-11-26T12:00:00Z",
+        );
+        let deployed = deployer
+            .handle(push.clone(), &Invocation::default())
+            .await
+            .unwrap();
+        let bad = deployed.outcomes[0].task_definition.clone().unwrap();
+        assert_eq!(bed.running("prod", &name).await, bad);
+
+        let event = failed_event(&format!("ecs-{i}"), &service_arn);
+        let invocation = Invocation {
+            request_id: Some(format!("rb-{i}")),
+            ..Invocation::default()
+        };
+        proxy.reset_counts();
+        proxy.break_calls(Plan {
+            call: row.call,
+            skip: row.nth - 1,
+            times: row.times,
+            fault: row.fault,
+        });
+        let first_answer = rollback.handle(event.clone(), &invocation).await;
+        assert!(proxy.injected() > 0, "row {i}: the fault never fired");
+        proxy.heal();
+        assert_eq!(
+            first_answer.is_err(),
+            row.first_fails,
+            "row {i} ({} {:?}): {first_answer:?}",
+            row.step,
+            row.fault
+        );
+        let first_text = answer(&first_answer);
+        let retry = if first_answer.is_err() {
+            invocation.clone()
+        } else {
+            Invocation {
+                request_id: Some(format!("rb-{i}-again")),
+                ..Invocation::default()
+            }
+        };
+        let second = report(rollback.handle(event.clone(), &retry).await);
+        let outcome = &second.outcomes[0];
+        assert!(!outcome.retryable, "row {i}: {outcome:?}");
+
+        assert_eq!(
+            bed.running("prod", &name).await,
+            good,
+            "row {i}: rolled back"
+        );
+        assert_eq!(bed.revisions(&repository).await.len(), 2, "row {i}");
+        let updates = proxy.forwarded(UPDATE_SERVICE);
+        assert_eq!(updates, 1, "row {i}: UpdateService calls that reached ECS");
+        let order_key = parse_push(push).unwrap().order_key();
+        let ledger = deployer.ledger();
+        let failed = ledger
+            .record(&service_arn, &order_key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(failed.status, Status::Failed, "row {i}: {failed:?}");
+        let reverted = ledger
+            .record(&service_arn, &format!("{order_key}#rollback"))
+            .await
+            .unwrap()
+            .expect("the rollback is recorded");
+        assert_eq!(
+            (
+                reverted.kind,
+                reverted.status,
+                reverted.new_task_definition.as_deref()
+            ),
+            (Kind::Rollback, Status::Deployed, Some(good.as_str())),
+            "row {i}"
+        );
+        let quarantined = bed
+            .dynamodb
+            .get_item()
+            .table_name(TABLE)
+            .key("pk", AttributeValue::S(service_arn.clone()))
+            .key(
+                "sk",
+                AttributeValue::S(format!("{QUARANTINE_PREFIX}{}", digest('d'))),
+            )
+            .send()
+            .await
+            .unwrap()
+            .item
+            .is_some();
+        assert!(quarantined, "row {i}: the digest is quarantined");
+        let (state, lease) = head(&bed, &service_arn).await;
+        assert_eq!((state.as_str(), lease.as_str()), ("failed", "0"), "row {i}");
+
+        table.push(format!(
+            "| {} `{}.{}` (#{}) | {}{} | {} | {} | back on {}, {} UpdateService, deployment `{}`, rollback `{}`, digest quarantined |",
+            row.step,
+            row.call.service,
+            row.call.operation,
+            row.nth,
+            row.fault.describe(),
+            if row.times == ONCE { ", once" } else { ", every attempt" },
+            first_text,
+            outcome.outcome.as_str(),
+            good.rsplit('/').next().unwrap_or_default(),
+            updates,
+            failed.status.as_str(),
+            reverted.status.as_str(),
+        ));
+    }
+    print_table("Rollback path (one failed deployment)", &table);
+}

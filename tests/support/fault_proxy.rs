@@ -1,0 +1,231 @@
+//! A loopback HTTP proxy in front of moto that breaks chosen AWS calls on the wire: the SDK is
+//! pointed at it with the ordinary endpoint setting, so every retry, timeout and error mapping
+//! of the code under test runs for real. moto holds the state on both sides of a fault, which
+//! mocks cannot: after a call whose answer was lost, moto has applied it, exactly as AWS would.
+//!
+//! A call is named by its service and operation, as the JSON protocols of DynamoDB, ECS and
+//! the tagging API carry them in `X-Amz-Target`.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answered 500 without reaching AWS: the call did not happen.
+    Unavailable,
+    /// Answered with a throttling error without reaching AWS.
+    Throttled,
+    /// Reaches AWS and takes effect; the answer is replaced by a 500, as when a connection
+    /// drops after the write.
+    AnswerLost,
+    /// No answer until the client gives up: its attempt timeout fires.
+    Hang,
+}
+
+impl Fault {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Fault::Unavailable => "500, not applied",
+            Fault::Throttled => "throttled",
+            Fault::AnswerLost => "applied, answer lost (500)",
+            Fault::Hang => "no answer (timeout)",
+        }
+    }
+}
+
+/// Which requests fail: of those for `call`, the first `skip` pass, the next `times` fail.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub call: Call,
+    pub skip: u32,
+    pub times: u32,
+    pub fault: Fault,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    pub service: &'static str,
+    pub operation: &'static str,
+}
+
+pub const fn call(service: &'static str, operation: &'static str) -> Call {
+    Call { service, operation }
+}
+
+impl Call {
+    fn target_prefix(&self) -> &'static str {
+        match self.service {
+            "dynamodb" => "DynamoDB_20120810.",
+            "ecs" => "AmazonEC2ContainerServiceV20141113.",
+            "tagging" => "ResourceGroupsTaggingAPI_20170126.",
+            other => panic!("the fault proxy does not know service {other}"),
+        }
+    }
+
+    fn matches(&self, target: &str) -> bool {
+        target
+            .strip_prefix(self.target_prefix())
+            .is_some_and(|op| op == self.operation)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    plan: Option<Plan>,
+    /// Requests per `X-Amz-Target` that reached moto.
+    forwarded: BTreeMap<String, u32>,
+    /// Requests for the planned call seen so far.
+    seen: u32,
+    injected: u32,
+}
+
+pub struct FaultProxy {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: SocketAddr) -> FaultProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req| handle(state.clone(), upstream, req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FaultProxy { url, state, server }
+    }
+
+    /// From now on, break requests as `plan` says (and count afresh).
+    pub fn break_calls(&self, plan: Plan) {
+        let mut state = self.state.lock().unwrap();
+        state.plan = Some(plan);
+        state.seen = 0;
+        state.injected = 0;
+    }
+
+    /// Let everything through again.
+    pub fn heal(&self) {
+        self.state.lock().unwrap().plan = None;
+    }
+
+    /// How many faults were injected since the plan was set.
+    pub fn injected(&self) -> u32 {
+        self.state.lock().unwrap().injected
+    }
+
+    /// How many requests for `call` reached moto since the last reset.
+    pub fn forwarded(&self, call: Call) -> u32 {
+        let state = self.state.lock().unwrap();
+        state
+            .forwarded
+            .iter()
+            .filter(|(target, _)| call.matches(target))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn reset_counts(&self) {
+        self.state.lock().unwrap().forwarded.clear();
+    }
+}
+
+fn error(status: u16, code: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", "fault-proxy")
+        .body(Full::new(Bytes::from(format!(
+            r#"{{"__type":"{code}","message":"{code} from the fault proxy"}}"#
+        ))))
+        .unwrap()
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    upstream: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let fault = {
+        let mut state = state.lock().unwrap();
+        match state.plan.clone() {
+            Some(plan) if plan.call.matches(&target) => {
+                state.seen += 1;
+                let hit = state.seen > plan.skip && state.seen <= plan.skip + plan.times;
+                if hit {
+                    state.injected += 1;
+                }
+                hit.then_some(plan.fault)
+            }
+            _ => None,
+        }
+    };
+    match fault {
+        Some(Fault::Unavailable) => return Ok(error(500, "InternalServerError")),
+        Some(Fault::Throttled) => return Ok(error(400, "ThrottlingException")),
+        Some(Fault::Hang) => {
+            // Far longer than any attempt timeout of the tests; the client hangs up first.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            return Ok(error(500, "InternalServerError"));
+        }
+        Some(Fault::AnswerLost) | None => {}
+    }
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let mut forward = Request::builder().method(parts.method).uri(
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+    );
+    for (name, value) in &parts.headers {
+        forward = forward.header(name, value);
+    }
+    let forward = forward.body(Full::new(body)).unwrap();
+    let stream = tokio::net::TcpStream::connect(upstream)
+        .await
+        .expect("moto is listening");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP/1 handshake with moto");
+    tokio::spawn(connection);
+    let answer = sender.send_request(forward).await?;
+    let (parts, body) = answer.into_parts();
+    let body = body.collect().await?.to_bytes();
+    *state.lock().unwrap().forwarded.entry(target).or_default() += 1;
+    if fault == Some(Fault::AnswerLost) {
+        return Ok(error(500, "InternalServerError"));
+    }
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
