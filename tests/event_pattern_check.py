@@ -369,6 +369,47 @@ def check_no_wildcard_mutations(report: Report, template: dict) -> None:
                              f"{name} {sid}: no wildcard in action names", f"{actions}")
 
 
+def queue_ref(node, template: dict) -> str | None:
+    """The logical id of the template's SQS queue that `node` (!GetAtt Q.Arn) names."""
+    if isinstance(node, dict) and "Fn::GetAtt" in node:
+        target = node["Fn::GetAtt"]
+        target = target.split(".") if isinstance(target, str) else target
+        if list(target[1:]) == ["Arn"]:
+            kind = template.get("Resources", {}).get(target[0], {}).get("Type")
+            return target[0] if kind == "AWS::SQS::Queue" else None
+    return None
+
+
+def check_nothing_dropped(report: Report, template: dict) -> None:
+    """Both functions keep what they could not handle: explicit async retry limits with an SQS
+    on-failure destination, and a dead-letter queue on every EventBridge target."""
+    queues = set()
+    for function in (DEPLOY_FUNCTION, ROLLBACK_FUNCTION):
+        props = template["Resources"][function].get("Properties", {})
+        invoke = props.get("EventInvokeConfig", {}) or {}
+        report.check(isinstance(invoke.get("MaximumRetryAttempts"), int)
+                     and 0 <= invoke["MaximumRetryAttempts"] <= 2,
+                     f"{function}: explicit MaximumRetryAttempts (0-2)", str(invoke))
+        report.check(isinstance(invoke.get("MaximumEventAgeInSeconds"), int)
+                     and 60 <= invoke["MaximumEventAgeInSeconds"] <= 21600,
+                     f"{function}: explicit MaximumEventAgeInSeconds (60-21600)", str(invoke))
+        on_failure = (invoke.get("DestinationConfig", {}) or {}).get("OnFailure", {}) or {}
+        queue = queue_ref(on_failure.get("Destination"), template)
+        report.check(on_failure.get("Type") == "SQS" and queue is not None,
+                     f"{function}: on-failure destination is an SQS queue of the template",
+                     str(on_failure))
+        queues.add(queue)
+        for name, event in sorted(function_events(template, function).items()):
+            if event.get("Type") not in ("EventBridgeRule", "Schedule"):
+                continue
+            dlq = (event.get("Properties", {}).get("DeadLetterConfig", {}) or {}).get("Arn")
+            report.check(queue_ref(dlq, template) == queue,
+                         f"{function} {name}: the rule target's dead letters go to {queue}",
+                         str(dlq))
+    report.check(len(queues) == 2, "each function has a dead-letter queue of its own",
+                 str(queues))
+
+
 def check_rollback_definition(report: Report, template: dict) -> None:
     fn = template.get("Resources", {}).get(ROLLBACK_FUNCTION)
     if not report.check(isinstance(fn, dict)
@@ -563,6 +604,7 @@ def main() -> int:
 
     check_rollback_definition(report, template)
     check_no_wildcard_mutations(report, template)
+    check_nothing_dropped(report, template)
 
     raw_patterns: dict[str, dict] = {}
     for function in (DEPLOY_FUNCTION, ROLLBACK_FUNCTION):
