@@ -6,17 +6,20 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 CARGO ?= cargo
+# cargo-deny, built into the project (no binary download); the version is pinned.
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY := .tools/bin/cargo-deny
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test venv fmt-check clippy cargo-test template-check build build-DeployFunction build-RollbackFunction clean
+.PHONY: demo test venv fmt-check clippy cargo-test template-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
 
 ## demo: build, start a local AWS (moto), push-deploy a two-container service, show before/after
 demo: venv
 	$(CARGO) test --test demo
 
 ## test: formatting, clippy (warnings denied), every test against moto and mocks, template checks
-## (cfn-lint, sam validate --lint, the event-pattern and policy check)
-test: venv fmt-check clippy cargo-test template-check
+## (cfn-lint, sam validate --lint, the event-pattern and policy check), dependency policy
+test: venv fmt-check clippy cargo-test template-check deny
 
 venv: $(VENV_STAMP)
 
@@ -40,6 +43,21 @@ template-check: venv
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template template.yaml
 	$(VENV)/bin/python tests/event_pattern_check.py
 
+$(CARGO_DENY):
+	$(CARGO) install --locked --quiet --root .tools cargo-deny@$(CARGO_DENY_VERSION)
+
+## deny: licences, bans and sources of every dependency (deny.toml), offline
+deny: $(CARGO_DENY)
+	$(CARGO_DENY) --offline check licenses bans sources
+
+## deny-advisories: the RustSec advisory check; needs github.com (not reachable from CI here)
+deny-advisories: $(CARGO_DENY)
+	$(CARGO_DENY) check advisories
+
+## replay: run a dead-letter queue through the functions' handlers (QUEUE_URL=..., LIST=1 to only list)
+replay:
+	$(CARGO) run --release --locked --quiet --bin pushdeploy -- replay --queue-url "$(QUEUE_URL)" $(if $(LIST),--list,)
+
 ## build: the release binaries Lambda runs (x86_64; see README for arm64)
 build:
 	$(CARGO) build --release --locked --bin deploy --bin rollback
@@ -55,4 +73,4 @@ build-RollbackFunction:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) .aws-sam
+	rm -rf $(VENV) .aws-sam .tools

@@ -15,5 +15,6 @@ pub mod ledger;
 pub mod logging;
 pub mod outcome;
 pub mod plan;
+pub mod replay;
 pub mod revision;
 pub mod rollback;
