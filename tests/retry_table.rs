@@ -101,6 +101,52 @@ async fn head(bed: &TestBed, service_arn: &str) -> (String, String) {
     (text("state"), number("lease_until"))
 }
 
+/// Breaks `row`'s call, runs the first invocation (request id `request_id`), heals, and runs the
+/// next delivery: Lambda's retry of a failed invocation keeps the request id; a duplicate
+/// delivery of an answered one comes with a new id. Returns the first answer, and the report of
+/// the second.
+async fn break_then_retry<Handle, Handled>(
+    proxy: &FaultProxy,
+    row: &Row,
+    request_id: &str,
+    handle: Handle,
+) -> (String, Report)
+where
+    Handle: Fn(Invocation) -> Handled,
+    Handled: std::future::Future<Output = Result<Report, RetryableFailure>>,
+{
+    let first = Invocation {
+        request_id: Some(request_id.to_string()),
+        ..Invocation::default()
+    };
+    proxy.reset_counts();
+    proxy.break_calls(Plan {
+        call: row.call,
+        skip: row.nth - 1,
+        times: row.times,
+        fault: row.fault,
+    });
+    let first_answer = handle(first.clone()).await;
+    assert!(proxy.injected() > 0, "{}: the fault never fired", row.step);
+    proxy.heal();
+    assert_eq!(
+        first_answer.is_err(),
+        row.first_fails,
+        "{} ({:?}): {first_answer:?}",
+        row.step,
+        row.fault
+    );
+    let retry = if first_answer.is_err() {
+        first
+    } else {
+        Invocation {
+            request_id: Some(format!("{request_id}-again")),
+            ..Invocation::default()
+        }
+    };
+    (answer(&first_answer), report(handle(retry).await))
+}
+
 fn print_table(title: &str, lines: &[String]) {
     println!("\n{title}\n| call (request) | fault | first invocation | Lambda's retry | final state |\n|---|---|---|---|---|");
     for line in lines {
@@ -161,39 +207,13 @@ async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_d
             &digest('c'),
             "2026-11-26T12:00:00Z",
         );
-        let invocation = Invocation {
-            request_id: Some(format!("req-{i}")),
-            ..Invocation::default()
-        };
-        proxy.reset_counts();
-        proxy.break_calls(Plan {
-            call: row.call,
-            skip: row.nth - 1,
-            times: row.times,
-            fault: row.fault,
-        });
-        let first_answer = deployer.handle(event.clone(), &invocation).await;
-        assert!(proxy.injected() > 0, "row {i}: the fault never fired");
-        proxy.heal();
-        assert_eq!(
-            first_answer.is_err(),
-            row.first_fails,
-            "row {i} ({} {:?}): {first_answer:?}",
-            row.step,
-            row.fault
-        );
-        let first_text = answer(&first_answer);
-        // Lambda retries a failed invocation with the same request id; a duplicate delivery
-        // of an answered one comes with a new id.
-        let retry = if first_answer.is_err() {
-            invocation.clone()
-        } else {
-            Invocation {
-                request_id: Some(format!("req-{i}-again")),
-                ..Invocation::default()
-            }
-        };
-        let second = report(deployer.handle(event.clone(), &retry).await);
+        let (first_text, second) =
+            break_then_retry(&proxy, row, &format!("req-{i}"), |invocation| {
+                let event = event.clone();
+                let deployer = &deployer;
+                async move { deployer.handle(event, &invocation).await }
+            })
+            .await;
         let outcome = &second.outcomes[0];
         assert!(
             matches!(
@@ -324,37 +344,13 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
         assert_eq!(bed.running("prod", &name).await, bad);
 
         let event = failed_event(&format!("ecs-{i}"), &service_arn);
-        let invocation = Invocation {
-            request_id: Some(format!("rb-{i}")),
-            ..Invocation::default()
-        };
-        proxy.reset_counts();
-        proxy.break_calls(Plan {
-            call: row.call,
-            skip: row.nth - 1,
-            times: row.times,
-            fault: row.fault,
-        });
-        let first_answer = rollback.handle(event.clone(), &invocation).await;
-        assert!(proxy.injected() > 0, "row {i}: the fault never fired");
-        proxy.heal();
-        assert_eq!(
-            first_answer.is_err(),
-            row.first_fails,
-            "row {i} ({} {:?}): {first_answer:?}",
-            row.step,
-            row.fault
-        );
-        let first_text = answer(&first_answer);
-        let retry = if first_answer.is_err() {
-            invocation.clone()
-        } else {
-            Invocation {
-                request_id: Some(format!("rb-{i}-again")),
-                ..Invocation::default()
-            }
-        };
-        let second = report(rollback.handle(event.clone(), &retry).await);
+        let (first_text, second) =
+            break_then_retry(&proxy, row, &format!("rb-{i}"), |invocation| {
+                let event = event.clone();
+                let rollback = &rollback;
+                async move { rollback.handle(event, &invocation).await }
+            })
+            .await;
         let outcome = &second.outcomes[0];
         assert!(!outcome.retryable, "row {i}: {outcome:?}");
 
