@@ -300,9 +300,7 @@ impl Aws {
     ) -> Result<String, AwsError> {
         let out = request
             .customize()
-            .config_override(
-                aws_sdk_ecs::config::Builder::default().retry_config(RetryConfig::disabled()),
-            )
+            .config_override(sent_once())
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs:RegisterTaskDefinition", e))?;
@@ -354,9 +352,7 @@ impl Aws {
             .service(service)
             .task_definition(task_definition)
             .customize()
-            .config_override(
-                aws_sdk_ecs::config::Builder::default().retry_config(RetryConfig::disabled()),
-            )
+            .config_override(sent_once())
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs:UpdateService", e))?;
@@ -368,7 +364,13 @@ impl Aws {
     }
 }
 
-fn primary_deployment(service: &Service, task_definition: &str) -> Option<String> {
+/// The ECS configuration override for the writes [`write_at_most_once`] sends: no SDK retries.
+fn sent_once() -> aws_sdk_ecs::config::Builder {
+    aws_sdk_ecs::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// The id of the service's primary deployment, when that deployment runs `task_definition`.
+pub fn primary_deployment(service: &Service, task_definition: &str) -> Option<String> {
     service
         .deployments()
         .iter()

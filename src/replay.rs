@@ -4,6 +4,7 @@
 //! attributes). Both go through exactly the path a live delivery takes, so the ledger makes a
 //! replay of something already done a skip, never a second deployment.
 
+use crate::aws::Aws;
 use crate::config::Config;
 use crate::deploy::{Deployer, Invocation};
 use crate::rollback::RollbackHandler;
@@ -117,10 +118,12 @@ pub struct Replayer {
 
 impl Replayer {
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Replayer {
+        // One set of clients for both handlers: they take turns, never run at once.
+        let aws = Aws::new(sdk);
         Replayer {
             sqs: aws_sdk_sqs::Client::new(sdk),
-            deployer: Deployer::new(sdk, config.clone()),
-            rollback: RollbackHandler::new(sdk, config),
+            deployer: Deployer::with_aws(aws.clone(), config.clone()),
+            rollback: RollbackHandler::with_aws(aws, config),
         }
     }
 

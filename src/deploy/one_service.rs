@@ -2,7 +2,7 @@
 //! update the service, record what happened.
 
 use super::{now_ms, now_text, Deployer};
-use crate::aws::write_at_most_once;
+use crate::aws::{primary_deployment, write_at_most_once};
 use crate::event::Push;
 use crate::follow::{Follower, ServiceKey};
 use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, Status};
@@ -324,13 +324,9 @@ impl Deployer {
         let mut record =
             resumed.unwrap_or_else(|| self.new_record(push, key, service, &container, &previous));
         record.new_task_definition = Some(running.clone());
-        record.deployment_id = record.deployment_id.or_else(|| {
-            service
-                .deployments()
-                .iter()
-                .find(|d| d.task_definition() == Some(running.as_str()))
-                .and_then(|d| d.id().map(str::to_string))
-        });
+        record.deployment_id = record
+            .deployment_id
+            .or_else(|| primary_deployment(service, &running));
         record.status = Status::Deployed;
         record.reason = None;
         record.updated_at = now_text();

@@ -3,6 +3,7 @@
 
 use super::decide::{on_failure, FailureAction};
 use super::{good_or, key_of, RollbackHandler};
+use crate::aws::primary_deployment;
 use crate::deploy::{now_ms, now_text};
 use crate::ledger::{DeploymentRecord, Kind, Lease, LedgerError, Status};
 use crate::outcome::{Outcome, OutcomeKind};
@@ -118,13 +119,9 @@ impl RollbackHandler {
         }
         if service.task_definition() == Some(target) {
             // An earlier attempt's UpdateService landed: nothing to send again.
-            rollback.deployment_id = rollback.deployment_id.or_else(|| {
-                service
-                    .deployments()
-                    .iter()
-                    .find(|d| d.task_definition() == Some(target))
-                    .and_then(|d| d.id().map(str::to_string))
-            });
+            rollback.deployment_id = rollback
+                .deployment_id
+                .or_else(|| primary_deployment(service, target));
         } else {
             let cluster = service.cluster_arn().unwrap_or(&failed.cluster).to_string();
             match self
