@@ -6,7 +6,7 @@
 use crate::follow::TaggedService;
 use aws_config::SdkConfig;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
-use aws_sdk_ecs::types::{Service, Tag, TaskDefinition, TaskDefinitionField};
+use aws_sdk_ecs::types::{Service, ServiceField, Tag, TaskDefinition, TaskDefinitionField};
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
@@ -138,6 +138,7 @@ pub struct Aws {
     pub ecs: aws_sdk_ecs::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sns: aws_sdk_sns::Client,
     pub calls: CallCounter,
 }
 
@@ -165,6 +166,7 @@ impl Aws {
             aws_sdk_ecs::Client::new(sdk),
             aws_sdk_resourcegroupstagging::Client::new(sdk),
             aws_sdk_dynamodb::Client::new(sdk),
+            aws_sdk_sns::Client::new(sdk),
         )
     }
 
@@ -174,6 +176,7 @@ impl Aws {
         ecs: aws_sdk_ecs::Client,
         tagging: aws_sdk_resourcegroupstagging::Client,
         dynamodb: aws_sdk_dynamodb::Client,
+        sns: aws_sdk_sns::Client,
     ) -> Aws {
         let calls = CallCounter::default();
         Aws {
@@ -193,6 +196,9 @@ impl Aws {
                     .to_builder()
                     .interceptor(calls.clone())
                     .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                sns.config().to_builder().interceptor(calls.clone()).build(),
             ),
             calls,
         }
@@ -248,6 +254,7 @@ impl Aws {
             .describe_services()
             .cluster(cluster)
             .set_services(Some(services.to_vec()))
+            .include(ServiceField::Tags)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs:DescribeServices", e))?;

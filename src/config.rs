@@ -9,6 +9,10 @@ pub const CLUSTERS_VAR: &str = "PUSHDEPLOY_CLUSTERS";
 pub const RULES_VAR: &str = "PUSHDEPLOY_RULES";
 pub const DEPLOY_TIMEOUT_VAR: &str = "PUSHDEPLOY_DEPLOY_TIMEOUT";
 pub const TRUSTED_ACCOUNTS_VAR: &str = "PUSHDEPLOY_TRUSTED_ACCOUNTS";
+pub const DRY_RUN_VAR: &str = "PUSHDEPLOY_DRY_RUN";
+pub const METRICS_NAMESPACE_VAR: &str = "PUSHDEPLOY_METRICS_NAMESPACE";
+pub const NOTIFY_TOPIC_VAR: &str = "PUSHDEPLOY_NOTIFY_TOPIC_ARN";
+pub const DEFAULT_METRICS_NAMESPACE: &str = "pushdeploy";
 /// ECS retries a broken deployment forever without a circuit breaker: this long, then it is failed.
 pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -24,6 +28,15 @@ pub struct Config {
     pub deploy_timeout: Duration,
     /// Accounts whose pushes deploy; `None`: the function's own account only.
     pub trusted_accounts: Option<BTreeSet<String>>,
+    /// Decide and log, change nothing (ECS, the ledger's deployment state, SNS).
+    pub dry_run: bool,
+    /// The CloudWatch namespace of the EMF metrics.
+    pub metrics_namespace: String,
+    /// Where deployment notifications go; `None`: nowhere.
+    pub notify_topic_arn: Option<String>,
+    /// Write EMF metric lines to stdout. Not a setting: on in the functions, off in the CLI,
+    /// whose stdout is its answer and is not CloudWatch.
+    pub emit_metrics: bool,
 }
 
 /// One entry of `PUSHDEPLOY_RULES`: service `cluster`/`service` follows `repository`:`tag`.
@@ -52,6 +65,12 @@ pub enum ConfigError {
     BadTimeout(String),
     #[error("{RULES_VAR} entry {index} has an empty {field}")]
     EmptyRuleField { index: usize, field: &'static str },
+    #[error("{DRY_RUN_VAR} is {0:?}: it must be true or false")]
+    BadDryRun(String),
+    #[error("{METRICS_NAMESPACE_VAR} is {0:?}: a CloudWatch namespace is 1 to 255 of letters, digits and . - _ / # : (and not starting with AWS/)")]
+    BadNamespace(String),
+    #[error("{NOTIFY_TOPIC_VAR} is {0:?}, which is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)")]
+    BadTopic(String),
 }
 
 impl Config {
@@ -100,14 +119,72 @@ impl Config {
                     .collect::<Result<BTreeSet<_>, _>>()?,
             ),
         };
+        let dry_run = match set(DRY_RUN_VAR) {
+            None => false,
+            Some(raw) => parse_bool(&raw).ok_or(ConfigError::BadDryRun(raw))?,
+        };
+        let metrics_namespace = match set(METRICS_NAMESPACE_VAR) {
+            None => DEFAULT_METRICS_NAMESPACE.to_string(),
+            Some(ns) if valid_namespace(&ns) => ns,
+            Some(ns) => return Err(ConfigError::BadNamespace(ns)),
+        };
+        let notify_topic_arn = match set(NOTIFY_TOPIC_VAR) {
+            None => None,
+            Some(arn)
+                if arn.starts_with("arn:")
+                    && arn.split(':').nth(2) == Some("sns")
+                    && arn.split(':').count() == 6 =>
+            {
+                Some(arn)
+            }
+            Some(arn) => return Err(ConfigError::BadTopic(arn)),
+        };
         Ok(Config {
             table,
             clusters,
             rules,
             deploy_timeout,
             trusted_accounts,
+            dry_run,
+            metrics_namespace,
+            notify_topic_arn,
+            emit_metrics: true,
         })
     }
+
+    /// Defaults for everything but the ledger table.
+    pub fn for_table(table: impl Into<String>) -> Config {
+        Config {
+            table: table.into(),
+            clusters: None,
+            rules: Vec::new(),
+            deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,
+            trusted_accounts: None,
+            dry_run: false,
+            metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_string(),
+            notify_topic_arn: None,
+            emit_metrics: true,
+        }
+    }
+}
+
+/// `true`/`false` as people write them in tags and settings.
+pub fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Some(true),
+        "false" | "no" | "0" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// CloudWatch's rule for namespaces (PutMetricData `Namespace`): 1-255 characters of
+/// `[0-9A-Za-z.\-_/#:]`, and `AWS/` is reserved.
+fn valid_namespace(ns: &str) -> bool {
+    (1..=255).contains(&ns.len())
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_/#:".contains(&b))
+        && !ns.starts_with("AWS/")
 }
 
 fn parse_rules(json: &str) -> Result<Vec<Rule>, ConfigError> {
@@ -165,8 +242,27 @@ mod tests {
         );
         assert_eq!(c.rules[0].container.as_deref(), Some("app"));
         assert_eq!(c.deploy_timeout, DEFAULT_DEPLOY_TIMEOUT);
-        let c = config(&[(TABLE_VAR, "t"), (DEPLOY_TIMEOUT_VAR, "600")]).unwrap();
+        assert!(!c.dry_run);
+        assert_eq!(c.metrics_namespace, "pushdeploy");
+        assert_eq!(c.notify_topic_arn, None);
+        let c = config(&[
+            (TABLE_VAR, "t"),
+            (DEPLOY_TIMEOUT_VAR, "600"),
+            (DRY_RUN_VAR, "TRUE"),
+            (METRICS_NAMESPACE_VAR, "Acme/Deploys"),
+            (
+                NOTIFY_TOPIC_VAR,
+                "arn:aws:sns:us-east-1:123456789012:deploys",
+            ),
+        ])
+        .unwrap();
         assert_eq!(c.deploy_timeout, Duration::from_secs(600));
+        assert!(c.dry_run);
+        assert_eq!(c.metrics_namespace, "Acme/Deploys");
+        assert_eq!(
+            c.notify_topic_arn.as_deref(),
+            Some("arn:aws:sns:us-east-1:123456789012:deploys")
+        );
     }
 
     #[test]
@@ -182,6 +278,18 @@ mod tests {
                 Err(ConfigError::BadTimeout(bad.into()))
             );
         }
+        assert_eq!(
+            config(&[(TABLE_VAR, "t"), (DRY_RUN_VAR, "maybe")]),
+            Err(ConfigError::BadDryRun("maybe".into()))
+        );
+        assert_eq!(
+            config(&[(TABLE_VAR, "t"), (METRICS_NAMESPACE_VAR, "AWS/ECS")]),
+            Err(ConfigError::BadNamespace("AWS/ECS".into()))
+        );
+        assert_eq!(
+            config(&[(TABLE_VAR, "t"), (NOTIFY_TOPIC_VAR, "deployments")]),
+            Err(ConfigError::BadTopic("deployments".into()))
+        );
         let err = config(&[(TABLE_VAR, "t"), (RULES_VAR, r#"{"repository":"web"}"#)]).unwrap_err();
         assert!(
             err.to_string()

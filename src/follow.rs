@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 pub const TAG_REPOSITORY: &str = "pushdeploy:repository";
 pub const TAG_TAG: &str = "pushdeploy:tag";
 pub const TAG_CONTAINER: &str = "pushdeploy:container";
+/// `true`: deploy nothing to the service until the tag is removed (`pushdeploy pause|resume`).
+pub const TAG_PAUSED: &str = "pushdeploy:paused";
+/// `true`: decide and log for the service, change nothing.
+pub const TAG_DRY_RUN: &str = "pushdeploy:dry-run";
 /// The tag a service follows when it does not say.
 pub const DEFAULT_TAG: &str = "latest";
 
@@ -178,11 +182,9 @@ mod tests {
 
     fn config(rules: Vec<Rule>, clusters: Option<&[&str]>) -> Config {
         Config {
-            table: "t".into(),
             clusters: clusters.map(|c| c.iter().map(|s| s.to_string()).collect()),
             rules,
-            deploy_timeout: crate::config::DEFAULT_DEPLOY_TIMEOUT,
-            trusted_accounts: None,
+            ..Config::for_table("t")
         }
     }
 

@@ -3,16 +3,21 @@
 //! The edge ([`event`]) turns a raw payload into a typed push; [`follow`] and [`plan`] decide,
 //! over plain data, which services move and how; [`revision`] builds the new task definition;
 //! [`aws`] and [`ledger`] own every AWS call; [`deploy`] puts them together for the handler.
+//! What operators see comes out of [`outcome`] (log lines), [`metrics`] (EMF) and [`notify`] (SNS).
 
 pub mod aws;
 pub mod config;
 pub mod deploy;
+pub mod diff;
 pub mod ecs_event;
 pub mod event;
 pub mod follow;
 pub mod image;
 pub mod ledger;
 pub mod logging;
+pub mod metrics;
+pub mod notify;
+pub mod ops;
 pub mod outcome;
 pub mod plan;
 pub mod replay;

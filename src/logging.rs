@@ -27,7 +27,14 @@ pub fn init() {
         .with_env_filter(filter);
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     if json {
-        collector.json().init()
+        // Fields at the top level, where CloudWatch Logs Insights discovers them by name
+        // (`service`, not `fields.service`); the Lambda invocation span (with its requestId)
+        // stays, the span list goes.
+        collector
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .init()
     } else {
         collector.init()
     }

@@ -19,6 +19,8 @@ pub enum OutcomeKind {
     NeedsHuman,
     /// A deployment's state was written to the ledger; ECS was not touched.
     Recorded,
+    /// Dry run: what would have happened, with nothing changed.
+    DryRun,
 }
 
 impl OutcomeKind {
@@ -30,6 +32,80 @@ impl OutcomeKind {
             OutcomeKind::RolledBack => "rolled_back",
             OutcomeKind::NeedsHuman => "needs_human",
             OutcomeKind::Recorded => "recorded",
+            OutcomeKind::DryRun => "dry_run",
+        }
+    }
+}
+
+/// Why a service was skipped, as a short code: the `skip_reason` log field and the `Reason`
+/// metric dimension. A closed set, so that the dimension stays low-cardinality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The service is draining or inactive.
+    NotActive,
+    /// CODE_DEPLOY or EXTERNAL deployment controller.
+    OtherController,
+    /// The container already runs the pushed digest.
+    AlreadyRunning,
+    /// A newer push already reached the service.
+    Stale,
+    /// Another delivery of this push holds the service right now.
+    InProgress,
+    /// An earlier delivery of this push already handled the service.
+    AlreadyHandled,
+    /// The digest failed on this service before.
+    Quarantined,
+    /// The service's cluster is not in `PUSHDEPLOY_CLUSTERS`.
+    ClusterNotAllowed,
+    /// The service is tagged `pushdeploy:paused` = `true`.
+    Paused,
+    /// `PUSHDEPLOY_DRY_RUN` or the service's `pushdeploy:dry-run` tag.
+    DryRun,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NotActive => "not_active",
+            SkipReason::OtherController => "other_controller",
+            SkipReason::AlreadyRunning => "already_running",
+            SkipReason::Stale => "stale",
+            SkipReason::InProgress => "in_progress",
+            SkipReason::AlreadyHandled => "already_handled",
+            SkipReason::Quarantined => "quarantined",
+            SkipReason::ClusterNotAllowed => "cluster_not_allowed",
+            SkipReason::Paused => "paused",
+            SkipReason::DryRun => "dry_run",
+        }
+    }
+}
+
+/// What happened to a deployment, for metrics, notifications and the `milestone` log field:
+/// the moments an operator wants to hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Milestone {
+    /// UpdateService accepted the new revision.
+    Started,
+    /// ECS reported the deployment COMPLETED.
+    Completed,
+    /// The deployment failed (ECS said so, it never finished, or it could not be started).
+    Failed,
+    /// The deployment failed and pushdeploy put the service back.
+    RolledBack,
+    /// A rollback failed: a person must look.
+    NeedsHuman,
+}
+
+impl Milestone {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Milestone::Started => "started",
+            Milestone::Completed => "completed",
+            Milestone::Failed => "failed",
+            Milestone::RolledBack => "rolled_back",
+            Milestone::NeedsHuman => "needs_human",
         }
     }
 }
@@ -59,6 +135,16 @@ pub struct Outcome {
     /// Something the operator should know even though the outcome is fine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<SkipReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub milestone: Option<Milestone>,
+    /// From the push to ECS's COMPLETED, for a completed deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_to_completed_ms: Option<u64>,
+    /// A dry run's difference between the running and the planned revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<Vec<String>>,
     /// Lambda should run the invocation again for this service.
     #[serde(skip)]
     pub retryable: bool,
@@ -80,12 +166,23 @@ impl Outcome {
             tag: None,
             digest: None,
             warning: None,
+            skip_reason: None,
+            milestone: None,
+            push_to_completed_ms: None,
+            diff: None,
             retryable: false,
         }
     }
 
-    pub(crate) fn skipped(key: &ServiceKey, reason: impl Into<String>) -> Outcome {
-        Outcome::new(key, OutcomeKind::Skipped, Some(reason.into()))
+    pub(crate) fn skipped(
+        key: &ServiceKey,
+        code: SkipReason,
+        reason: impl Into<String>,
+    ) -> Outcome {
+        Outcome {
+            skip_reason: Some(code),
+            ..Outcome::new(key, OutcomeKind::Skipped, Some(reason.into()))
+        }
     }
 
     pub(crate) fn failed(key: &ServiceKey, reason: impl Into<String>, retryable: bool) -> Outcome {
@@ -121,6 +218,19 @@ impl Outcome {
     pub(crate) fn on(mut self, service: &Service) -> Outcome {
         self.previous_task_definition = service.task_definition().map(str::to_string);
         self
+    }
+
+    /// The milestone this outcome marks: set explicitly where the kind does not tell
+    /// (a recorded COMPLETED or FAILED), otherwise read from the kind. A retryable failure is
+    /// not a milestone: Lambda runs it again.
+    pub fn milestone(&self) -> Option<Milestone> {
+        self.milestone.or(match self.outcome {
+            OutcomeKind::Deployed => Some(Milestone::Started),
+            OutcomeKind::Failed if !self.retryable => Some(Milestone::Failed),
+            OutcomeKind::RolledBack => Some(Milestone::RolledBack),
+            OutcomeKind::NeedsHuman => Some(Milestone::NeedsHuman),
+            _ => None,
+        })
     }
 }
 
@@ -160,8 +270,10 @@ impl Report {
         event_id: Option<String>,
         reason: String,
         aws_calls: BTreeMap<String, u32>,
+        request_id: Option<&str>,
     ) -> Report {
         tracing::info!(
+            request_id,
             event_id = event_id.as_deref(),
             outcome = "ignored",
             reason = reason.as_str(),
@@ -200,7 +312,7 @@ impl Report {
 
 /// The image an outcome is about, for its log line.
 #[derive(Clone, Copy)]
-pub(crate) struct Subject<'a> {
+pub struct Subject<'a> {
     pub event_id: &'a str,
     pub repository: &'a str,
     pub tag: &'a str,
@@ -218,35 +330,101 @@ impl<'a> From<&'a Push> for Subject<'a> {
     }
 }
 
-/// The one log line of a decision, with the field names every pushdeploy line uses.
-pub(crate) fn log_outcome(subject: Subject<'_>, o: &Outcome) {
-    macro_rules! line {
-        ($level:ident) => {
-            tracing::$level!(
-                event_id = subject.event_id,
-                repository = o.repository.as_deref().unwrap_or(subject.repository),
-                tag = o.tag.as_deref().unwrap_or(subject.tag),
-                digest = o.digest.as_deref().unwrap_or(subject.digest),
-                cluster = o.cluster.as_str(),
-                service = o.service.as_str(),
-                container = o.container.as_deref(),
-                task_definition = o.task_definition.as_deref(),
-                previous_task_definition = o.previous_task_definition.as_deref(),
-                deployment_id = o.deployment_id.as_deref(),
-                warning = o.warning.as_deref(),
-                outcome = o.outcome.as_str(),
-                reason = o.reason.as_deref(),
-                retryable = o.retryable,
-                "{} {}/{}",
-                o.outcome.as_str(),
-                o.cluster,
-                o.service
-            )
-        };
+/// One invocation of a function, as its log lines and metrics name it.
+pub(crate) struct Run<'a> {
+    pub subject: Subject<'a>,
+    pub request_id: Option<&'a str>,
+    pub started: std::time::Instant,
+    /// `None`: no metrics (the CLI).
+    pub metrics_namespace: Option<&'a str>,
+}
+
+impl Run<'_> {
+    pub fn duration_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
-    match o.outcome {
-        OutcomeKind::Failed | OutcomeKind::NeedsHuman => line!(error),
-        OutcomeKind::RolledBack => line!(warn),
-        _ => line!(info),
+
+    /// Marks each outcome's milestone, and writes its one log line and its metrics.
+    pub fn conclude(&self, outcomes: &mut [Outcome]) {
+        let now_ms = crate::deploy::now_ms();
+        for outcome in outcomes.iter_mut() {
+            outcome.milestone = outcome.milestone();
+            self.log(outcome);
+            let document = self
+                .metrics_namespace
+                .and_then(|ns| crate::metrics::document(ns, outcome, now_ms));
+            if let Some(document) = document {
+                crate::metrics::emit(&document);
+            }
+        }
+    }
+
+    /// The one log line of a decision, with the field names every pushdeploy line uses.
+    fn log<'o>(&'o self, o: &'o Outcome) {
+        let subject = self.subject;
+        let given = |field: &'o Option<String>, fallback: &'o str| -> Option<&'o str> {
+            field
+                .as_deref()
+                .or(Some(fallback))
+                .filter(|v| !v.is_empty())
+        };
+        let diff = o.diff.as_ref().map(|lines| lines.join("\n"));
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    request_id = self.request_id,
+                    event_id = subject.event_id,
+                    repository = given(&o.repository, subject.repository),
+                    tag = given(&o.tag, subject.tag),
+                    digest = given(&o.digest, subject.digest),
+                    cluster = o.cluster.as_str(),
+                    service = o.service.as_str(),
+                    container = o.container.as_deref(),
+                    image = o.image.as_deref(),
+                    task_definition = o.task_definition.as_deref(),
+                    previous_task_definition = o.previous_task_definition.as_deref(),
+                    deployment_id = o.deployment_id.as_deref(),
+                    warning = o.warning.as_deref(),
+                    outcome = o.outcome.as_str(),
+                    reason = o.reason.as_deref(),
+                    skip_reason = o.skip_reason.map(SkipReason::as_str),
+                    milestone = o.milestone.map(Milestone::as_str),
+                    push_to_completed_ms = o.push_to_completed_ms,
+                    diff = diff.as_deref(),
+                    retryable = o.retryable,
+                    duration_ms = self.duration_ms(),
+                    "{} {}/{}",
+                    o.outcome.as_str(),
+                    o.cluster,
+                    o.service
+                )
+            };
+        }
+        match o.outcome {
+            OutcomeKind::Failed | OutcomeKind::NeedsHuman => line!(error),
+            OutcomeKind::RolledBack => line!(warn),
+            _ => line!(info),
+        }
+    }
+
+    /// The invocation's last line: how it ended, how long it took, how many AWS calls it made.
+    pub fn summary(&self, report: &Report) {
+        let count =
+            |kind: OutcomeKind| report.outcomes.iter().filter(|o| o.outcome == kind).count();
+        tracing::info!(
+            request_id = self.request_id,
+            event_id = self.subject.event_id,
+            repository = Some(self.subject.repository).filter(|v| !v.is_empty()),
+            tag = Some(self.subject.tag).filter(|v| !v.is_empty()),
+            digest = Some(self.subject.digest).filter(|v| !v.is_empty()),
+            services = report.outcomes.len(),
+            deployed = count(OutcomeKind::Deployed),
+            skipped = count(OutcomeKind::Skipped),
+            failed = count(OutcomeKind::Failed),
+            aws_calls = report.aws_calls.values().sum::<u32>(),
+            reason = report.reason.as_deref(),
+            duration_ms = self.duration_ms(),
+            "invocation done"
+        );
     }
 }

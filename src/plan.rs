@@ -2,6 +2,7 @@
 
 use crate::event::{order_key, Push};
 use crate::image::ImageRef;
+use crate::outcome::SkipReason;
 use crate::revision::{tag_value, TAG_EVENT_ID, TAG_PUSHED_AT};
 use aws_sdk_ecs::types::{DeploymentControllerType, Service, Tag, TaskDefinition};
 
@@ -11,7 +12,7 @@ pub enum Decision {
     /// The service already runs this push's revision: an earlier delivery of the same event
     /// deployed it, and only the ledger may still need to say so.
     AlreadyDeployedByThisEvent,
-    Skip(String),
+    Skip(SkipReason, String),
     /// A configuration problem that a retry cannot fix.
     Fail(String),
 }
@@ -33,11 +34,14 @@ pub fn decide(
 ) -> Decision {
     let status = service.status().unwrap_or("UNKNOWN");
     if status != "ACTIVE" {
-        return Decision::Skip(format!("the service is {status}, not ACTIVE"));
+        return Decision::Skip(
+            SkipReason::NotActive,
+            format!("the service is {status}, not ACTIVE"),
+        );
     }
     if let Some(controller) = service.deployment_controller().map(|c| c.r#type()) {
         if *controller != DeploymentControllerType::Ecs {
-            return Decision::Skip(format!(
+            return Decision::Skip(SkipReason::OtherController, format!(
                 "the service uses the {controller} deployment controller; UpdateService cannot change its task definition, so deploy it through that controller"
             ));
         }
@@ -52,19 +56,22 @@ pub fn decide(
         return if tag_value(task_definition_tags, TAG_EVENT_ID) == Some(push.event_id.as_str()) {
             Decision::AlreadyDeployedByThisEvent
         } else {
-            Decision::Skip(format!(
-                "container {container} already runs {}",
-                push.digest
-            ))
+            Decision::Skip(
+                SkipReason::AlreadyRunning,
+                format!("container {container} already runs {}", push.digest),
+            )
         };
     }
     if let Some(running) = running_push_order(task_definition_tags) {
         if running > push.order_key() {
-            return Decision::Skip(format!(
+            return Decision::Skip(
+                SkipReason::Stale,
+                format!(
                 "stale push: {arn} was deployed from a push made at {}, later than this one ({})",
                 tag_value(task_definition_tags, TAG_PUSHED_AT).unwrap_or_default(),
                 push.pushed_at_text()
-            ));
+            ),
+            );
         }
     }
     let from_image = task_definition

@@ -136,7 +136,7 @@ fn a_named_container_must_exist_and_run_the_repository() {
 fn already_running_digest_is_skipped_or_recognised_as_ours() {
     let running = format!("{REGISTRY}/web@{}", digest('b'));
     assert!(
-        matches!(decide_for(&[("app", &running)], None, &[]), Decision::Skip(ref r) if r.contains("already runs"))
+        matches!(decide_for(&[("app", &running)], None, &[]), Decision::Skip(_, ref r) if r.contains("already runs"))
     );
     assert_eq!(
         decide_for(&[("app", &running)], None, &tags(&[(TAG_EVENT_ID, "e-2")])),
@@ -152,7 +152,7 @@ fn an_older_push_than_the_running_one_is_stale() {
         (TAG_EVENT_ID, "e-1"),
     ]);
     assert!(
-        matches!(decide_for(&[("app", &image)], None, &newer), Decision::Skip(ref r) if r.starts_with("stale push"))
+        matches!(decide_for(&[("app", &image)], None, &newer), Decision::Skip(_, ref r) if r.starts_with("stale push"))
     );
     // Same second: the event id breaks the tie the same way everywhere.
     let same_second_lower_id = tags(&[
@@ -190,7 +190,7 @@ fn inactive_services_and_other_controllers_are_skipped() {
         ),
     ] {
         match decide(&push(), None, &service(status, controller), &td, &[]) {
-            Decision::Skip(reason) => assert!(reason.contains(expected), "{reason}"),
+            Decision::Skip(_, reason) => assert!(reason.contains(expected), "{reason}"),
             other => panic!("{other:?}"),
         }
     }

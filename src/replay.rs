@@ -118,6 +118,11 @@ pub struct Replayer {
 
 impl Replayer {
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Replayer {
+        // The CLI's stdout is its answer, not CloudWatch.
+        let config = Config {
+            emit_metrics: false,
+            ..config
+        };
         // One set of clients for both handlers: they take turns, never run at once.
         let aws = Aws::new(sdk);
         Replayer {

@@ -84,10 +84,10 @@ async fn the_binary_deploys_the_sample_push_and_logs_one_line_per_outcome() {
         .collect();
     let decisions: Vec<&Value> = lines
         .iter()
-        .filter(|l| l["fields"]["outcome"].is_string())
+        .filter(|l| l["outcome"].is_string() && l["service"].is_string())
         .collect();
     assert_eq!(decisions.len(), 1, "{lines:#?}");
-    let fields = &decisions[0]["fields"];
+    let fields = decisions[0];
     for (field, value) in [
         ("outcome", "deployed"),
         ("cluster", "prod"),

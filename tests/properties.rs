@@ -112,7 +112,7 @@ proptest! {
             if let Some(tag) = tag { t.insert(TAG_TAG.to_string(), tag.clone()); }
             TaggedService { arn: format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/s{i}"), tags: t }
         }).collect();
-        let config = Config { table: "t".into(), clusters: None, rules: vec![], deploy_timeout: std::time::Duration::from_secs(60), trusted_accounts: None };
+        let config = Config { deploy_timeout: std::time::Duration::from_secs(60), ..Config::for_table("t") };
         for follower in followers(&push, &tagged, &config).into_iter().flatten() {
             let index: usize = follower.key.service[1..].parse().unwrap();
             let (repository, tag, _) = &tags[index];

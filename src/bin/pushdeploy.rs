@@ -1,9 +1,11 @@
-//! The operator's CLI. `pushdeploy replay` runs what landed in a dead-letter queue through the
-//! functions' own handlers, with the caller's credentials and the functions' settings
-//! (PUSHDEPLOY_TABLE, ...), so the ledger makes a replay act on each service at most once.
+//! The operator's CLI: deployment history, what is in flight, the pause switch, and dead-letter
+//! replay. It runs with the caller's credentials and the functions' settings (PUSHDEPLOY_TABLE,
+//! ...); the work is in `pushdeploy::ops` and `pushdeploy::replay`.
 
 use clap::{Parser, Subcommand};
 use pushdeploy::config::Config;
+use pushdeploy::ledger::Ledger;
+use pushdeploy::ops;
 use pushdeploy::replay::Replayer;
 use std::process::ExitCode;
 
@@ -11,7 +13,7 @@ use std::process::ExitCode;
 #[command(
     name = "pushdeploy",
     version,
-    about = "Operate pushdeploy: replay dead letters"
+    about = "Operate pushdeploy: history, status, pause/resume, replay dead letters"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -20,6 +22,41 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A service's deployments and rollbacks, newest first: when, what, outcome, tag, digest,
+    /// revision.
+    History {
+        /// Service name (any cluster) or ARN.
+        #[arg(long)]
+        service: String,
+        /// Only the service in this cluster.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// At most this many records per service.
+        #[arg(long, default_value_t = 20)]
+        limit: i32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deployments ECS is rolling out now (started by pushdeploy, not yet COMPLETED or FAILED).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Freeze a service: tag it pushdeploy:paused=true, so that pushes skip it ("paused").
+    Pause {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        service: String,
+    },
+    /// Lift a pause: remove the service's pushdeploy:paused tag.
+    Resume {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        service: String,
+    },
     /// Replay a dead-letter queue (stack outputs DeployDeadLetterQueueUrl and
     /// RollbackDeadLetterQueueUrl): one JSON line per message; replayed messages are deleted,
     /// the rest stay.
@@ -36,23 +73,91 @@ enum Command {
     },
 }
 
+fn print(records: &[pushdeploy::ledger::DeploymentRecord], json: bool, none: &str) {
+    if json {
+        for record in records {
+            println!("{}", ops::json(record));
+        }
+    } else if records.is_empty() {
+        println!("{none}");
+    } else {
+        println!("{}", ops::table(records));
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Replay {
-        queue_url,
-        max,
-        list,
-    } = cli.command;
+    let sdk = pushdeploy::aws::load_sdk_config().await;
+    let needs_table = !matches!(cli.command, Command::Pause { .. } | Command::Resume { .. });
     let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
+        Ok(config) => Some(config),
+        Err(e) if needs_table => {
             eprintln!("pushdeploy: {e}");
             return ExitCode::from(2);
         }
+        Err(_) => None,
     };
-    let sdk = pushdeploy::aws::load_sdk_config().await;
-    let replayed = match Replayer::new(&sdk, config).run(&queue_url, max, list).await {
+    let ledger = || {
+        let table = config.as_ref().map(|c| c.table.clone()).unwrap_or_default();
+        Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table)
+    };
+    let pause = matches!(cli.command, Command::Pause { .. });
+    let done = match cli.command {
+        Command::History {
+            service,
+            cluster,
+            limit,
+            json,
+        } => ops::history(&ledger(), &service, cluster.as_deref(), limit)
+            .await
+            .map(|records| print(&records, json, "")),
+        Command::Status { json } => ledger()
+            .in_flight()
+            .await
+            .map(|records| print(&records, json, "nothing in flight"))
+            .map_err(Into::into),
+        Command::Pause { cluster, service } | Command::Resume { cluster, service } => {
+            let ecs = aws_sdk_ecs::Client::new(&sdk);
+            ops::set_paused(&ecs, &cluster, &service, pause)
+                .await
+                .map(|arn| {
+                    if pause {
+                        println!("paused {arn}: pushes skip it until `pushdeploy resume --cluster {cluster} --service {service}`");
+                    } else {
+                        println!("resumed {arn}: the next push deploys it");
+                    }
+                })
+        }
+        Command::Replay {
+            queue_url,
+            max,
+            list,
+        } => {
+            // Config::from_env succeeded: replay needs the table.
+            let Some(config) = config else {
+                return ExitCode::from(2);
+            };
+            return replay(&sdk, config, &queue_url, max, list).await;
+        }
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushdeploy: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn replay(
+    sdk: &aws_config::SdkConfig,
+    config: Config,
+    queue_url: &str,
+    max: usize,
+    list: bool,
+) -> ExitCode {
+    let replayed = match Replayer::new(sdk, config).run(queue_url, max, list).await {
         Ok(replayed) => replayed,
         Err(e) => {
             eprintln!("pushdeploy: {e}");

@@ -1,14 +1,17 @@
 //! The deploy function: a push in, one outcome per following service out.
 
+mod dry_run;
 mod one_service;
 
 use crate::aws::{Aws, DESCRIBE_SERVICES_BATCH};
+use crate::config::parse_bool;
 use crate::config::Config;
 use crate::event::{parse_push, timestamp_text, trust, Ignored, Push};
-use crate::follow::{followers, Follower};
+use crate::follow::{followers, Follower, TAG_PAUSED};
 use crate::ledger::{Lease, Ledger};
-use crate::outcome::log_outcome;
+use crate::notify::Notifier;
 pub use crate::outcome::{Outcome, OutcomeKind, Report, RetryableFailure};
+use crate::outcome::{Run, SkipReason, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
 use futures::stream::{self, StreamExt};
@@ -66,7 +69,16 @@ impl Invocation {
 pub struct Deployer {
     aws: Aws,
     ledger: Ledger,
+    notifier: Notifier,
     config: Config,
+}
+
+/// Whether a service's tag `key` is set to true.
+pub(crate) fn flag(service: &Service, key: &str) -> bool {
+    service
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some(key) && t.value().and_then(parse_bool) == Some(true))
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -85,6 +97,7 @@ impl Deployer {
     pub fn with_aws(aws: Aws, config: Config) -> Deployer {
         Deployer {
             ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
+            notifier: Notifier::new(aws.sns.clone(), config.notify_topic_arn.clone()),
             aws,
             config,
         }
@@ -99,7 +112,9 @@ impl Deployer {
         payload: Value,
         invocation: &Invocation,
     ) -> Result<Report, RetryableFailure> {
+        let started = std::time::Instant::now();
         self.aws.calls.take();
+        let request_id = invocation.request_id.as_deref();
         let (home_account, home_region) = invocation.home();
         let home_region = home_region.or(self.aws.region());
         let trusted = parse_push(payload).and_then(|push| {
@@ -120,6 +135,7 @@ impl Deployer {
                     ignored.event_id,
                     reason,
                     self.aws.calls.take(),
+                    request_id,
                 ));
             }
         };
@@ -131,12 +147,14 @@ impl Deployer {
                     push.repository
                 );
                 tracing::error!(
+                    request_id,
                     event_id = push.event_id.as_str(),
                     repository = push.repository.as_str(),
                     tag = push.tag.as_str(),
                     digest = push.digest.as_str(),
                     outcome = "failed",
                     reason = reason.as_str(),
+                    duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
                     "discovery failed"
                 );
                 let report = Report {
@@ -164,14 +182,28 @@ impl Deployer {
                 Err(excluded) if excluded.is_error => {
                     outcomes.push(Outcome::failed(&excluded.key, excluded.reason, false))
                 }
-                Err(excluded) => outcomes.push(Outcome::skipped(&excluded.key, excluded.reason)),
+                Err(excluded) => outcomes.push(Outcome::skipped(
+                    &excluded.key,
+                    SkipReason::ClusterNotAllowed,
+                    excluded.reason,
+                )),
             }
         }
         outcomes.extend(self.deploy_all(&push, following, &invocation.lease()).await);
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
 
-        for outcome in &outcomes {
-            log_outcome((&push).into(), outcome);
+        let run = Run {
+            subject: Subject::from(&push),
+            request_id,
+            started,
+            metrics_namespace: self
+                .config
+                .emit_metrics
+                .then_some(self.config.metrics_namespace.as_str()),
+        };
+        run.conclude(&mut outcomes);
+        if !self.config.dry_run {
+            self.notifier.send(run.subject, &outcomes).await;
         }
         // "My push did nothing" deserves a line of its own too.
         let reason = outcomes.is_empty().then(|| {
@@ -180,6 +212,7 @@ impl Deployer {
                 push.repository, push.tag, push.repository, push.tag
             );
             tracing::info!(
+                request_id,
                 event_id = push.event_id.as_str(),
                 repository = push.repository.as_str(),
                 tag = push.tag.as_str(),
@@ -196,6 +229,7 @@ impl Deployer {
             reason,
             aws_calls: self.aws.calls.take(),
         };
+        run.summary(&report);
         report.into_result(&format!(
             "push {} of {}:{}",
             push.event_id, push.repository, push.tag
@@ -247,6 +281,17 @@ impl Deployer {
                             .iter()
                             .find(|s| s.service_name() == Some(follower.key.service.as_str()))
                         {
+                            Some(service) if flag(service, TAG_PAUSED) => outcomes.push(
+                                Outcome::skipped(
+                                    &follower.key,
+                                    SkipReason::Paused,
+                                    format!(
+                                        "paused: the service is tagged {TAG_PAUSED}=true (lift it with `pushdeploy resume --cluster {} --service {}`)",
+                                        follower.key.cluster, follower.key.service
+                                    ),
+                                )
+                                .on(service),
+                            ),
                             Some(service) => ready.push((follower, service.clone())),
                             None => {
                                 let why = found

@@ -1,12 +1,12 @@
 //! One service, one push: decide, claim the service in the ledger, register the revision,
 //! update the service, record what happened.
 
-use super::{now_ms, now_text, Deployer};
+use super::{flag, now_ms, now_text, Deployer};
 use crate::aws::{primary_deployment, write_at_most_once};
 use crate::event::Push;
-use crate::follow::{Follower, ServiceKey};
+use crate::follow::{Follower, ServiceKey, TAG_DRY_RUN};
 use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, Status};
-use crate::outcome::{Outcome, OutcomeKind};
+use crate::outcome::{Outcome, OutcomeKind, SkipReason};
 use crate::plan::{decide, unreported_failure_warning, Change, Decision};
 use crate::revision::{revision_request, tag_value, Provenance, TAG_EVENT_ID, TAG_PREVIOUS};
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
@@ -22,14 +22,20 @@ impl Deployer {
         lease: &Lease,
     ) -> Outcome {
         let key = &follower.key;
-        match decide(
+        let decision = decide(
             push,
             follower.container.as_deref(),
             service,
             definition,
             tags,
-        ) {
-            Decision::Skip(reason) => Outcome::skipped(key, reason).on(service),
+        );
+        if self.config.dry_run || flag(service, TAG_DRY_RUN) {
+            return self
+                .dry_run(push, key, service, definition, tags, decision)
+                .await;
+        }
+        match decision {
+            Decision::Skip(code, reason) => Outcome::skipped(key, code, reason).on(service),
             Decision::Fail(reason) => Outcome::failed(key, reason, false).on(service),
             Decision::AlreadyDeployedByThisEvent => {
                 self.confirm_earlier_delivery(push, key, service, definition, tags, lease)
@@ -93,14 +99,16 @@ impl Deployer {
                 reason,
                 retryable: true,
             }) => Err(Outcome::failed(key, reason, true).on(service)),
-            Ok(
-                Claim::Busy {
-                    reason,
-                    retryable: false,
-                }
-                | Claim::Stale { reason }
-                | Claim::Finished { reason },
-            ) => Err(Outcome::skipped(key, reason).on(service)),
+            Ok(Claim::Busy {
+                reason,
+                retryable: false,
+            }) => Err(Outcome::skipped(key, SkipReason::InProgress, reason).on(service)),
+            Ok(Claim::Stale { reason }) => {
+                Err(Outcome::skipped(key, SkipReason::Stale, reason).on(service))
+            }
+            Ok(Claim::Finished { reason }) => {
+                Err(Outcome::skipped(key, SkipReason::AlreadyHandled, reason).on(service))
+            }
             Err(e) => {
                 Err(
                     Outcome::failed(key, format!("not deployed, because {e}"), e.retryable())
@@ -129,7 +137,9 @@ impl Deployer {
             .await
         {
             Ok(None) => {}
-            Ok(Some(reason)) => return Outcome::skipped(key, reason).on(service),
+            Ok(Some(reason)) => {
+                return Outcome::skipped(key, SkipReason::Quarantined, reason).on(service)
+            }
             Err(e) => {
                 let reason = format!("not deployed, because {e}");
                 return Outcome::failed(key, reason, e.retryable()).on(service);
@@ -168,13 +178,7 @@ impl Deployer {
         let new_definition = match record.new_task_definition.clone() {
             Some(arn) => arn,
             None => {
-                let provenance = Provenance {
-                    pushed_tag: push.tag.clone(),
-                    digest: push.digest.to_string(),
-                    pushed_at: push.pushed_at_text(),
-                    event_id: push.event_id.clone(),
-                    previous_task_definition: previous.clone(),
-                };
+                let provenance = provenance(push, &previous);
                 let request = match revision_request(
                     self.aws.new_revision(),
                     definition,
@@ -305,9 +309,12 @@ impl Deployer {
         let previous = tag_value(tags, TAG_PREVIOUS)
             .unwrap_or_default()
             .to_string();
-        let mut outcome =
-            Outcome::skipped(key, "an earlier delivery of this push already deployed it")
-                .on(service);
+        let mut outcome = Outcome::skipped(
+            key,
+            SkipReason::AlreadyHandled,
+            "an earlier delivery of this push already deployed it",
+        )
+        .on(service);
         outcome.task_definition = Some(running.clone());
         outcome.previous_task_definition = Some(previous.clone());
         let resumed = match self.claim(push, key, service, lease).await {
@@ -344,5 +351,16 @@ impl Deployer {
             }
         }
         outcome
+    }
+}
+
+/// The provenance tags of the revision a push makes from `previous`.
+pub(super) fn provenance(push: &Push, previous: &str) -> Provenance {
+    Provenance {
+        pushed_tag: push.tag.clone(),
+        digest: push.digest.to_string(),
+        pushed_at: push.pushed_at_text(),
+        event_id: push.event_id.clone(),
+        previous_task_definition: previous.to_string(),
     }
 }

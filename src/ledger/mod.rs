@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 mod followup;
+mod queries;
 mod record;
 pub use record::{deploy_sk, DeploymentRecord, Kind, Status, DEPLOY_PREFIX};
 use record::{number, s, text, Item};

@@ -6,7 +6,7 @@ use super::{good_or, key_of, RollbackHandler};
 use crate::aws::primary_deployment;
 use crate::deploy::{now_ms, now_text};
 use crate::ledger::{DeploymentRecord, Kind, Lease, LedgerError, Status};
-use crate::outcome::{Outcome, OutcomeKind};
+use crate::outcome::{Milestone, Outcome, OutcomeKind, SkipReason};
 use aws_sdk_ecs::types::Service;
 
 impl RollbackHandler {
@@ -33,7 +33,10 @@ impl RollbackHandler {
                         );
                     }
                 }
-                Outcome::recorded(&failed, why).with_kind(OutcomeKind::Skipped)
+                Outcome {
+                    skip_reason: Some(SkipReason::AlreadyHandled),
+                    ..Outcome::recorded(&failed, why).with_kind(OutcomeKind::Skipped)
+                }
             }
             FailureAction::NeedsHuman(why) => {
                 failed.status = Status::NeedsHuman;
@@ -231,7 +234,10 @@ impl RollbackHandler {
             Err(e) => Err(e),
         };
         match written {
-            Ok(()) => Outcome::recorded(&failed, summary),
+            Ok(()) => Outcome {
+                milestone: Some(Milestone::Failed),
+                ..Outcome::recorded(&failed, summary)
+            },
             Err(e) => Outcome::failed(
                 &key_of(&failed),
                 format!("{summary}, but the ledger could not record it: {e}"),

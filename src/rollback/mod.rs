@@ -5,15 +5,21 @@
 //! itself a rollback.
 
 pub mod decide;
+mod dry_run;
 mod failure;
 
 use crate::aws::Aws;
 use crate::config::Config;
+use crate::deploy::flag;
 use crate::deploy::{now_text, Invocation};
 use crate::ecs_event::{parse_trigger, DeploymentChange, DeploymentState, RollbackTrigger};
 use crate::follow::ServiceKey;
+use crate::follow::TAG_DRY_RUN;
 use crate::ledger::{DeploymentRecord, Lease, Ledger, Status};
-use crate::outcome::{log_outcome, Outcome, OutcomeKind, Report, RetryableFailure, Subject};
+use crate::notify::Notifier;
+use crate::outcome::{
+    Milestone, Outcome, OutcomeKind, Report, RetryableFailure, Run, SkipReason, Subject,
+};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
 use decide::find_deployment;
@@ -25,6 +31,7 @@ const HISTORY: i32 = 25;
 pub struct RollbackHandler {
     aws: Aws,
     ledger: Ledger,
+    notifier: Notifier,
     config: Config,
 }
 
@@ -36,6 +43,7 @@ impl RollbackHandler {
     pub fn with_aws(aws: Aws, config: Config) -> RollbackHandler {
         RollbackHandler {
             ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
+            notifier: Notifier::new(aws.sns.clone(), config.notify_topic_arn.clone()),
             aws,
             config,
         }
@@ -46,15 +54,18 @@ impl RollbackHandler {
         payload: Value,
         invocation: &Invocation,
     ) -> Result<Report, RetryableFailure> {
+        let started = std::time::Instant::now();
         self.aws.calls.take();
+        let request_id = invocation.request_id.as_deref();
         let lease = invocation.lease();
-        let (event_id, outcomes) = match parse_trigger(payload) {
+        let (event_id, mut outcomes) = match parse_trigger(payload) {
             Err(ignored) => {
                 let reason = ignored.reason.to_string();
                 return Ok(Report::ignored(
                     ignored.event_id,
                     reason,
                     self.aws.calls.take(),
+                    request_id,
                 ));
             }
             Ok(RollbackTrigger::Deployment(change)) => (
@@ -63,21 +74,31 @@ impl RollbackHandler {
             ),
             Ok(RollbackTrigger::Sweep { at }) => (None, self.sweep(at, &lease).await),
         };
-        let subject = Subject {
-            event_id: event_id.as_deref().unwrap_or("sweep"),
-            repository: "",
-            tag: "",
-            digest: "",
+        let run = Run {
+            subject: Subject {
+                event_id: event_id.as_deref().unwrap_or("sweep"),
+                repository: "",
+                tag: "",
+                digest: "",
+            },
+            request_id,
+            started,
+            metrics_namespace: self
+                .config
+                .emit_metrics
+                .then_some(self.config.metrics_namespace.as_str()),
         };
-        for outcome in &outcomes {
-            log_outcome(subject, outcome);
+        run.conclude(&mut outcomes);
+        if !self.config.dry_run {
+            self.notifier.send(run.subject, &outcomes).await;
         }
         let report = Report {
-            event_id,
+            event_id: event_id.clone(),
             outcomes,
             reason: None,
             aws_calls: self.aws.calls.take(),
         };
+        run.summary(&report);
         let what = match &report.event_id {
             Some(id) => format!("ECS event {id}"),
             None => "the sweep".to_string(),
@@ -106,6 +127,7 @@ impl RollbackHandler {
             Ok(None) => return self.seen(change, "ECS no longer knows the service").await,
             Err(outcome) => return outcome,
         };
+        let dry_run = self.config.dry_run || flag(&service, TAG_DRY_RUN);
         let history = match self.ledger.latest(&change.service_arn, HISTORY).await {
             Ok(history) => history,
             Err(e) => {
@@ -114,6 +136,12 @@ impl RollbackHandler {
         };
         let Some(record) = find_deployment(&history, &change.deployment_id, &service).cloned()
         else {
+            if dry_run {
+                return dry_run_outcome(
+                    key,
+                    "would record the event: not a deployment pushdeploy started".into(),
+                );
+            }
             return self
                 .seen(
                     change,
@@ -128,6 +156,9 @@ impl RollbackHandler {
                 .or_else(|| Some(change.deployment_id.clone())),
             ..record
         };
+        if dry_run {
+            return self.dry_run(record, change, &service, &history);
+        }
         match change.state {
             DeploymentState::InProgress => {
                 let reason = format!("deployment {} in progress", change.deployment_id);
@@ -140,8 +171,12 @@ impl RollbackHandler {
                 let revision = record.new_task_definition.clone().unwrap_or_default();
                 let reason =
                     format!("completed: {revision} is now the service's last known good revision");
-                self.write(&record, Outcome::recorded(&record, reason))
-                    .await
+                let outcome = Outcome {
+                    milestone: Some(Milestone::Completed),
+                    push_to_completed_ms: push_to_completed_ms(&record.pushed_at, change.at),
+                    ..Outcome::recorded(&record, reason)
+                };
+                self.write(&record, outcome).await
             }
             DeploymentState::Completed => {
                 let reason = format!("completed; already recorded as {}", record.status.as_str());
@@ -188,6 +223,9 @@ impl RollbackHandler {
             let reason = format!("the deployment did not complete within {} s of UpdateService (PUSHDEPLOY_DEPLOY_TIMEOUT)", timeout.as_secs());
             let outcome = match self.describe(&key).await {
                 Ok(Some(service)) => match self.ledger.latest(&record.service_arn, HISTORY).await {
+                    Ok(history) if self.config.dry_run || flag(&service, TAG_DRY_RUN) => {
+                        self.dry_run_failure(record, &service, &history, &reason)
+                    }
                     Ok(history) => {
                         self.on_failure(record, &service, &history, &reason, lease)
                             .await
@@ -236,6 +274,19 @@ impl RollbackHandler {
                 e.retryable(),
             ),
         }
+    }
+}
+
+/// Milliseconds from the push to `at` (ECS's COMPLETED), when both are known.
+fn push_to_completed_ms(pushed_at: &str, at: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+    let pushed = chrono::DateTime::parse_from_rfc3339(pushed_at).ok()?;
+    u64::try_from((at - pushed.with_timezone(&chrono::Utc)).num_milliseconds()).ok()
+}
+
+fn dry_run_outcome(key: &ServiceKey, what: String) -> Outcome {
+    Outcome {
+        skip_reason: Some(SkipReason::DryRun),
+        ..Outcome::new(key, OutcomeKind::DryRun, Some(format!("dry run: {what}")))
     }
 }
 

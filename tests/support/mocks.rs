@@ -145,7 +145,12 @@ pub fn aws(bed: &TestBed, tagging_rules: &[&Rule], ecs_rules: &[&Rule]) -> Aws {
     );
     let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, ecs_rules, |c| c
         .retry_config(quick_retries()));
-    Aws::from_clients(ecs, tagging, aws_sdk_dynamodb::Client::new(&bed.sdk))
+    Aws::from_clients(
+        ecs,
+        tagging,
+        aws_sdk_dynamodb::Client::new(&bed.sdk),
+        aws_sdk_sns::Client::new(&bed.sdk),
+    )
 }
 
 pub async fn deployer(bed: &TestBed, tagging_rules: &[&Rule], ecs_rules: &[&Rule]) -> Deployer {

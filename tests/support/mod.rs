@@ -74,13 +74,7 @@ impl TestBed {
 
     /// The function's configuration for this bed.
     pub fn config(&self) -> pushdeploy::config::Config {
-        pushdeploy::config::Config {
-            table: TABLE.into(),
-            clusters: None,
-            rules: vec![],
-            deploy_timeout: std::time::Duration::from_secs(1800),
-            trusted_accounts: None,
-        }
+        pushdeploy::config::Config::for_table(TABLE)
     }
 
     /// The environment a function process needs to reach this bed, the standard way.

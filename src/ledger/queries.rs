@@ -1,0 +1,60 @@
+//! Reads for people (the `pushdeploy` CLI): which services the ledger knows by name, and what
+//! ECS is rolling out now.
+
+use super::record::{s, text, INFLIGHT, INFLIGHT_YES};
+use super::{DeploymentRecord, Ledger, LedgerError, HEAD_SK, IN_FLIGHT_INDEX};
+use crate::aws::AwsError;
+
+impl Ledger {
+    /// The ARNs of every service named `service` (in any cluster) that pushdeploy ever claimed.
+    /// A Scan that returns only head items: fine for an operator's question, never used by the
+    /// functions.
+    pub async fn services_named(&self, service: &str) -> Result<Vec<String>, LedgerError> {
+        let suffix = format!("/{service}");
+        let pages: Vec<_> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :head AND contains(pk, :suffix)")
+            .expression_attribute_values(":head", s(HEAD_SK))
+            .expression_attribute_values(":suffix", s(&suffix))
+            .projection_expression("pk")
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:Scan", e))?;
+        let mut arns: Vec<String> = pages
+            .iter()
+            .flat_map(|page| page.items())
+            .filter_map(|item| text(item, "pk"))
+            .filter(|arn| arn.ends_with(&suffix))
+            .collect();
+        arns.sort();
+        arns.dedup();
+        Ok(arns)
+    }
+
+    /// Every deployment ECS is still rolling out (UpdateService accepted, no COMPLETED or FAILED
+    /// yet), oldest first.
+    pub async fn in_flight(&self) -> Result<Vec<DeploymentRecord>, LedgerError> {
+        let pages: Vec<_> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(IN_FLIGHT_INDEX)
+            .key_condition_expression("#inflight = :yes")
+            .expression_attribute_names("#inflight", INFLIGHT)
+            .expression_attribute_values(":yes", s(INFLIGHT_YES))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
+        pages
+            .iter()
+            .flat_map(|page| page.items())
+            .map(DeploymentRecord::from_item)
+            .collect()
+    }
+}
