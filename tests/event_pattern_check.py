@@ -347,6 +347,18 @@ def policy_actions(node, found: list[str], problems: list[str]) -> None:
 READ_ONLY_VERBS = ("Describe", "Get", "List", "Query", "Scan", "BatchGet")
 
 
+def statements(policy) -> list[dict]:
+    """A policy's statements, with both branches of a conditional (Fn::If) statement."""
+    found = []
+    for statement in (policy.get("Statement", []) if isinstance(policy, dict) else []):
+        if isinstance(statement, dict) and "Fn::If" in statement:
+            branches = statement["Fn::If"][1:]
+            found.extend(b for b in branches if isinstance(b, dict) and "Action" in b)
+        elif isinstance(statement, dict):
+            found.append(statement)
+    return found
+
+
 def check_no_wildcard_mutations(report: Report, template: dict) -> None:
     """No statement that grants a mutating action may have Resource '*'."""
     for name, resource in sorted(template.get("Resources", {}).items()):
@@ -354,7 +366,7 @@ def check_no_wildcard_mutations(report: Report, template: dict) -> None:
             continue
         policies = (resource.get("Properties", {}) or {}).get("Policies", [])
         for policy in policies if isinstance(policies, list) else [policies]:
-            for statement in (policy.get("Statement", []) if isinstance(policy, dict) else []):
+            for statement in statements(policy):
                 actions = statement.get("Action", [])
                 actions = actions if isinstance(actions, list) else [actions]
                 mutating = [a for a in actions if not str(a).split(":")[-1].startswith(READ_ONLY_VERBS)]
