@@ -11,11 +11,16 @@ CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY := .tools/bin/cargo-deny
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test venv fmt-check clippy cargo-test template-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
+.PHONY: demo invoke test venv fmt-check clippy cargo-test template-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
 
 ## demo: build, start a local AWS (moto), push-deploy a two-container service, show before/after
 demo: venv
 	$(CARGO) test --test demo
+
+## invoke: one event through a real function binary on a fresh local AWS holding the demo world
+## (FUNCTION=deploy|rollback EVENT=events/<file>.json, DRY_RUN=1 for a dry run); no Docker
+invoke: venv
+	FUNCTION="$(FUNCTION)" EVENT="$(EVENT)" DRY_RUN="$(DRY_RUN)" $(CARGO) test --quiet --test invoke
 
 ## test: formatting, clippy (warnings denied), every test against moto and mocks, template checks
 ## (cfn-lint, sam validate --lint, the event-pattern and policy check), dependency policy

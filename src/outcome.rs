@@ -421,6 +421,8 @@ impl Run<'_> {
             deployed = count(OutcomeKind::Deployed),
             skipped = count(OutcomeKind::Skipped),
             failed = count(OutcomeKind::Failed),
+            rolled_back = count(OutcomeKind::RolledBack),
+            dry_run = count(OutcomeKind::DryRun),
             aws_calls = report.aws_calls.values().sum::<u32>(),
             reason = report.reason.as_deref(),
             duration_ms = self.duration_ms(),

@@ -213,68 +213,10 @@ async fn pause_skips_the_service_resume_deploys_and_history_tells_it_all() {
     assert!(err.contains("ECS has no service \"nope\""), "{err}");
 }
 
-/// A queue subscribed to a new topic; (topic ARN, queue URL).
-async fn topic_with_queue(bed: &TestBed) -> (String, String) {
-    let sns = aws_sdk_sns::Client::new(&bed.sdk);
-    let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
-    let topic = sns
-        .create_topic()
-        .name("pushdeploy-notifications")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("notifications")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = "arn:aws:sqs:us-east-1:123456789012:notifications";
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
-    (topic, queue_url)
-}
-
-/// Every SNS envelope in the queue (SNS delivers to SQS as JSON with Subject, Message and
-/// MessageAttributes). Polls until `expected` arrived or a deadline passes.
-async fn notifications(bed: &TestBed, queue_url: &str, expected: usize) -> Vec<Value> {
-    let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut got = Vec::new();
-    while got.len() < expected && std::time::Instant::now() < deadline {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        for m in out.messages() {
-            got.push(serde_json::from_str(m.body().unwrap()).unwrap());
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-    got
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
     let (bed, first) = world().await;
-    let (topic, queue_url) = topic_with_queue(&bed).await;
+    let (topic, queue_url) = bed.notify_topic().await;
     let mut config = bed.config();
     config.notify_topic_arn = Some(topic.clone());
     let deployer = Deployer::new(&bed.sdk, config.clone());
@@ -287,7 +229,7 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
         "{report:?}"
     );
     assert_eq!(report.aws_calls.get("SNS.Publish"), Some(&1), "{report:?}");
-    let started = notifications(&bed, &queue_url, 1).await;
+    let started = bed.notifications(&queue_url, 1).await;
     assert_eq!(started.len(), 1, "{started:#?}");
     let n = &started[0];
     assert_eq!(n["Subject"], "pushdeploy: prod/web deployment started");
@@ -318,7 +260,7 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
         OutcomeKind::RolledBack,
         "{report:?}"
     );
-    let rolled = notifications(&bed, &queue_url, 1).await;
+    let rolled = bed.notifications(&queue_url, 1).await;
     assert_eq!(rolled.len(), 1, "{rolled:#?}");
     assert_eq!(
         rolled[0]["Subject"],
@@ -345,7 +287,7 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
         .unwrap();
     let completed = &report.outcomes[0];
     assert_eq!(completed.push_to_completed_ms, Some(150_000), "{report:?}");
-    let got = notifications(&bed, &queue_url, 2).await;
+    let got = bed.notifications(&queue_url, 2).await;
     let subjects: Vec<&str> = got.iter().map(|n| n["Subject"].as_str().unwrap()).collect();
     assert_eq!(
         subjects,
@@ -375,13 +317,13 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
         Some(&1),
         "it was tried"
     );
-    assert!(notifications(&bed, &queue_url, 0).await.is_empty());
+    assert!(bed.notifications(&queue_url, 0).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
     let (bed, first) = world().await;
-    let (topic, queue_url) = topic_with_queue(&bed).await;
+    let (topic, queue_url) = bed.notify_topic().await;
     let mut config = bed.config();
     config.dry_run = true;
     config.notify_topic_arn = Some(topic);
@@ -427,7 +369,7 @@ async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
     ] {
         assert_eq!(report.aws_calls.get(write), None, "{write}: {report:?}");
     }
-    assert!(notifications(&bed, &queue_url, 0).await.is_empty());
+    assert!(bed.notifications(&queue_url, 0).await.is_empty());
 
     // The per-service tag does the same with the global switch off.
     let tagged = bed

@@ -7,6 +7,7 @@ pub mod fault_proxy;
 pub mod mocks;
 pub mod moto;
 pub mod runtime_api;
+pub mod world;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,

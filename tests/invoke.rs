@@ -1,0 +1,99 @@
+//! `make invoke FUNCTION=deploy|rollback EVENT=events/<file>.json [DRY_RUN=1]`: one event through
+//! the real function binary, exactly as Lambda runs it (the Runtime API stand-in), against a
+//! fresh local AWS (moto) holding the demo world that the sample events name. No Docker.
+//!
+//! A rollback event needs a deployment to be about, so for FUNCTION=rollback the demo push
+//! (`events/ecr-push.json`) is deployed first. `cargo test` runs this with its defaults (deploy,
+//! `events/ecr-push.json`), so the local path cannot rot.
+
+mod support;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+use support::runtime_api::{Answer, FunctionProcess, RuntimeApi};
+use support::TestBed;
+
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+async fn run(binary: &str, env: &[(String, String)], event: Value) -> Answer {
+    let api = RuntimeApi::start().await;
+    let function = FunctionProcess::spawn(Path::new(binary), &api, env);
+    let answer = api.invoke(event, Duration::from_secs(60)).await;
+    for line in function.log_lines() {
+        println!("  {line}");
+    }
+    function.stop().await;
+    answer
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let function = setting("FUNCTION", "deploy");
+    let event_path = setting("EVENT", "events/ecr-push.json");
+    let dry_run = !setting("DRY_RUN", "").is_empty();
+    let binary = match function.as_str() {
+        "deploy" => env!("CARGO_BIN_EXE_deploy"),
+        "rollback" => env!("CARGO_BIN_EXE_rollback"),
+        other => {
+            eprintln!("FUNCTION={other:?}: it is deploy or rollback");
+            return ExitCode::from(2);
+        }
+    };
+    let event: Value = match std::fs::read(&event_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(event) => event,
+        Err(e) => {
+            eprintln!("EVENT={event_path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let bed = TestBed::start().await;
+    let world = bed.demo_world().await;
+    println!(
+        "local AWS (moto) on {}: service demo/web runs {}, follows pushdeploy-demo:latest",
+        bed.moto.url(),
+        world.revision
+    );
+    let mut env = bed.function_env();
+    if function == "rollback" {
+        println!("\nfirst, the deploy function deploys events/ecr-push.json, so that there is a deployment to follow:");
+        let push = support::sample_event("ecr-push.json");
+        if let Answer::Error { error_type, body } =
+            run(env!("CARGO_BIN_EXE_deploy"), &env, push).await
+        {
+            eprintln!("the demo push failed: {error_type}: {body}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if dry_run {
+        env.push(("PUSHDEPLOY_DRY_RUN".into(), "true".into()));
+    }
+    println!(
+        "\n{function}{} with {event_path}; the function's log:",
+        if dry_run { " (dry run)" } else { "" }
+    );
+    let answer = run(binary, &env, event).await;
+    match answer {
+        Answer::Response(response) => {
+            println!(
+                "\nresponse:\n{}",
+                serde_json::to_string_pretty(&response).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Answer::Error { error_type, body } => {
+            println!("\nerror ({error_type}), Lambda would retry:\n{body}");
+            ExitCode::FAILURE
+        }
+    }
+}
