@@ -3,7 +3,7 @@
 //! The edge ([`event`]) turns a raw payload into a typed push; [`follow`] and [`plan`] decide,
 //! over plain data, which services move and how; [`revision`] builds the new task definition;
 //! [`aws`] and [`ledger`] own every AWS call; [`deploy`] puts them together for the handler.
-//! What operators see comes out of [`outcome`] (log lines), [`metrics`] (EMF) and [`notify`] (SNS).
+//! What operators see comes out of [`telemetry`] (log lines), [`metrics`] (EMF) and [`notify`] (SNS).
 
 pub mod aws;
 pub mod config;
@@ -23,3 +23,4 @@ pub mod plan;
 pub mod replay;
 pub mod revision;
 pub mod rollback;
+pub mod telemetry;

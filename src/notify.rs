@@ -2,7 +2,8 @@
 //! (started, completed, failed, rolled back, needs a human). A notification that cannot be sent
 //! is logged and dropped: it never fails or repeats a deployment.
 
-use crate::outcome::{Milestone, Outcome, Subject};
+use crate::outcome::{Milestone, Outcome};
+use crate::telemetry::Subject;
 use aws_sdk_sns::types::MessageAttributeValue;
 use std::time::Duration;
 
@@ -218,6 +219,29 @@ mod tests {
         assert_eq!(n.attributes[0], ("outcome", "started".to_string()));
         let skipped = Outcome::new(&key, OutcomeKind::Skipped, None);
         assert_eq!(notification(subject(), &skipped), None);
+    }
+
+    #[test]
+    fn a_failed_rollback_asks_for_a_human() {
+        let key = ServiceKey {
+            cluster: "prod".into(),
+            service: "web".into(),
+        };
+        let o = Outcome::new(
+            &key,
+            OutcomeKind::NeedsHuman,
+            Some("the rollback deployment failed".into()),
+        );
+        let n = notification(subject(), &o).unwrap();
+        assert_eq!(
+            n.subject,
+            "pushdeploy: prod/web rollback failed, needs a human"
+        );
+        assert!(n.message.contains("Why: the rollback deployment failed"));
+        assert_eq!(n.attributes[0], ("outcome", "needs_human".to_string()));
+        // A retryable failure is not news yet: Lambda runs it again.
+        let retry = Outcome::failed(&key, "throttled", true);
+        assert_eq!(notification(subject(), &retry), None);
     }
 
     #[test]

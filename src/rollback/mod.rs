@@ -17,9 +17,8 @@ use crate::follow::ServiceKey;
 use crate::follow::TAG_DRY_RUN;
 use crate::ledger::{DeploymentRecord, Lease, Ledger, Status};
 use crate::notify::Notifier;
-use crate::outcome::{
-    Milestone, Outcome, OutcomeKind, Report, RetryableFailure, Run, SkipReason, Subject,
-};
+use crate::outcome::{Milestone, Outcome, OutcomeKind, Report, RetryableFailure, SkipReason};
+use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
 use decide::find_deployment;
