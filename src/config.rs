@@ -152,6 +152,16 @@ impl Config {
         })
     }
 
+    /// Where the EMF metrics go; `None` when they are off.
+    pub fn emf_namespace(&self) -> Option<&str> {
+        self.emit_metrics.then_some(self.metrics_namespace.as_str())
+    }
+
+    /// Where notifications go; `None` when there is no topic or this is a dry run.
+    pub fn notify_topic(&self) -> Option<String> {
+        self.notify_topic_arn.clone().filter(|_| !self.dry_run)
+    }
+
     /// Defaults for everything but the ledger table.
     pub fn for_table(table: impl Into<String>) -> Config {
         Config {

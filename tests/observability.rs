@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 use support::runtime_api::{FunctionProcess, RuntimeApi};
-use support::{digest, push_event, sample_event, TestBed, REGISTRY};
+use support::{digest, push_event, sample_event, TestBed};
 
 const INVOKE_WITHIN: Duration = Duration::from_secs(60);
 const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/demo/web";
@@ -236,20 +236,7 @@ async fn invoke(api: &RuntimeApi, event: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
     let bed = TestBed::start().await;
-    bed.cluster("demo").await;
-    let td = bed
-        .task_definition(
-            "web",
-            &[("app", &format!("{REGISTRY}/pushdeploy-demo:latest"))],
-        )
-        .await;
-    bed.service(
-        "demo",
-        "web",
-        &td,
-        &[("pushdeploy:repository", "pushdeploy-demo")],
-    )
-    .await;
+    bed.demo_world().await;
     let mut env = bed.function_env();
     env.push(("PUSHDEPLOY_METRICS_NAMESPACE".into(), NAMESPACE.into()));
     let (deploy_api, rollback_api) = (RuntimeApi::start().await, RuntimeApi::start().await);

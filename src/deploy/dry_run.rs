@@ -43,26 +43,17 @@ impl Deployer {
         };
         // The quarantine is read, as a real run would: a dry run must not promise a deploy that
         // would be refused.
-        let service_arn = service.service_arn().unwrap_or_default();
-        match self
-            .ledger
-            .quarantined(service_arn, push.digest.as_str())
-            .await
-        {
-            Ok(None) => {}
-            Ok(Some(reason)) => {
-                return Outcome::skipped(
-                    key,
-                    SkipReason::Quarantined,
-                    format!("dry run: would skip: {reason}"),
-                )
-                .on(service)
-            }
-            Err(e) => {
-                return would(format!(
-                    "dry run: could not read the quarantine ({e}); a real run would retry"
-                ))
-            }
+        if let Some(refused) = self.quarantine_refuses(push, key, service).await {
+            let reason = refused.reason.clone().unwrap_or_default();
+            return match refused.outcome {
+                OutcomeKind::Skipped => Outcome {
+                    reason: Some(format!("dry run: would skip: {reason}")),
+                    ..refused
+                },
+                _ => would(format!(
+                    "dry run: would fail ({reason}); a real run would retry"
+                )),
+            };
         }
         let previous = service.task_definition().unwrap_or_default();
         let request = revision_request(

@@ -98,7 +98,7 @@ impl Deployer {
     pub fn with_aws(aws: Aws, config: Config) -> Deployer {
         Deployer {
             ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
-            notifier: Notifier::new(aws.sns.clone(), config.notify_topic_arn.clone()),
+            notifier: Notifier::new(aws.sns.clone(), config.notify_topic()),
             aws,
             config,
         }
@@ -197,15 +197,10 @@ impl Deployer {
             subject: Subject::from(&push),
             request_id,
             started,
-            metrics_namespace: self
-                .config
-                .emit_metrics
-                .then_some(self.config.metrics_namespace.as_str()),
+            metrics_namespace: self.config.emf_namespace(),
         };
         run.conclude(&mut outcomes);
-        if !self.config.dry_run {
-            self.notifier.send(run.subject, &outcomes).await;
-        }
+        self.notifier.send(run.subject, &outcomes).await;
         // "My push did nothing" deserves a line of its own too.
         let reason = outcomes.is_empty().then(|| {
             let reason = format!(

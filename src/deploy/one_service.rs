@@ -130,20 +130,8 @@ impl Deployer {
         lease: &Lease,
     ) -> Outcome {
         let previous = service.task_definition().unwrap_or_default().to_string();
-        let service_arn = service.service_arn().unwrap_or_default();
-        match self
-            .ledger
-            .quarantined(service_arn, push.digest.as_str())
-            .await
-        {
-            Ok(None) => {}
-            Ok(Some(reason)) => {
-                return Outcome::skipped(key, SkipReason::Quarantined, reason).on(service)
-            }
-            Err(e) => {
-                let reason = format!("not deployed, because {e}");
-                return Outcome::failed(key, reason, e.retryable()).on(service);
-            }
+        if let Some(refused) = self.quarantine_refuses(push, key, service).await {
+            return refused;
         }
         let (mut record, resuming) = match self.claim(push, key, service, lease).await {
             Ok(Some(resumed)) => (resumed, true),
@@ -248,6 +236,30 @@ impl Deployer {
             });
         }
         outcome
+    }
+
+    /// The outcome when the quarantine refuses the push (or cannot be read); `None`: go ahead.
+    pub(super) async fn quarantine_refuses(
+        &self,
+        push: &Push,
+        key: &ServiceKey,
+        service: &Service,
+    ) -> Option<Outcome> {
+        let service_arn = service.service_arn().unwrap_or_default();
+        match self
+            .ledger
+            .quarantined(service_arn, push.digest.as_str())
+            .await
+        {
+            Ok(None) => None,
+            Ok(Some(reason)) => {
+                Some(Outcome::skipped(key, SkipReason::Quarantined, reason).on(service))
+            }
+            Err(e) => {
+                let reason = format!("not deployed, because {e}");
+                Some(Outcome::failed(key, reason, e.retryable()).on(service))
+            }
+        }
     }
 
     /// The family's newest revision, if an earlier delivery of this push registered it (its

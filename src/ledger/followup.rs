@@ -1,10 +1,10 @@
 //! What the rollback function keeps in the ledger beside deployment records: quarantined
 //! digests, ECS deployments it saw but did not start, the in-flight index, rollback claims.
 
-use super::record::{s, text, INFLIGHT, INFLIGHT_YES};
+use super::record::{s, text};
 use super::{
     is_condition_failure, DeploymentRecord, Lease, Ledger, LedgerError, Status, HEAD_SK,
-    IN_FLIGHT_INDEX, QUARANTINE_PREFIX, SEEN_PREFIX,
+    QUARANTINE_PREFIX, SEEN_PREFIX,
 };
 use crate::aws::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -77,25 +77,7 @@ impl Ledger {
         &self,
         cutoff: &str,
     ) -> Result<Vec<DeploymentRecord>, LedgerError> {
-        let pages: Vec<_> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(IN_FLIGHT_INDEX)
-            .key_condition_expression("#inflight = :yes AND updated_at < :cutoff")
-            .expression_attribute_names("#inflight", INFLIGHT)
-            .expression_attribute_values(":yes", s(INFLIGHT_YES))
-            .expression_attribute_values(":cutoff", s(cutoff))
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
-        pages
-            .iter()
-            .flat_map(|page| page.items())
-            .map(DeploymentRecord::from_item)
-            .collect()
+        self.in_flight_query(Some(cutoff)).await
     }
 
     /// Takes the service back from `failed` to roll it back, unless a newer push owns it now

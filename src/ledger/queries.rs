@@ -38,14 +38,28 @@ impl Ledger {
     /// Every deployment ECS is still rolling out (UpdateService accepted, no COMPLETED or FAILED
     /// yet), oldest first.
     pub async fn in_flight(&self) -> Result<Vec<DeploymentRecord>, LedgerError> {
-        let pages: Vec<_> = self
+        self.in_flight_query(None).await
+    }
+
+    /// The sparse in-flight index, all of it or only what was last updated before `cutoff`.
+    pub(super) async fn in_flight_query(
+        &self,
+        cutoff: Option<&str>,
+    ) -> Result<Vec<DeploymentRecord>, LedgerError> {
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(IN_FLIGHT_INDEX)
-            .key_condition_expression("#inflight = :yes")
             .expression_attribute_names("#inflight", INFLIGHT)
-            .expression_attribute_values(":yes", s(INFLIGHT_YES))
+            .expression_attribute_values(":yes", s(INFLIGHT_YES));
+        let query = match cutoff {
+            Some(cutoff) => query
+                .key_condition_expression("#inflight = :yes AND updated_at < :cutoff")
+                .expression_attribute_values(":cutoff", s(cutoff)),
+            None => query.key_condition_expression("#inflight = :yes"),
+        };
+        let pages: Vec<_> = query
             .into_paginator()
             .send()
             .try_collect()

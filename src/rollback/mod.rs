@@ -42,7 +42,7 @@ impl RollbackHandler {
     pub fn with_aws(aws: Aws, config: Config) -> RollbackHandler {
         RollbackHandler {
             ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
-            notifier: Notifier::new(aws.sns.clone(), config.notify_topic_arn.clone()),
+            notifier: Notifier::new(aws.sns.clone(), config.notify_topic()),
             aws,
             config,
         }
@@ -82,15 +82,10 @@ impl RollbackHandler {
             },
             request_id,
             started,
-            metrics_namespace: self
-                .config
-                .emit_metrics
-                .then_some(self.config.metrics_namespace.as_str()),
+            metrics_namespace: self.config.emf_namespace(),
         };
         run.conclude(&mut outcomes);
-        if !self.config.dry_run {
-            self.notifier.send(run.subject, &outcomes).await;
-        }
+        self.notifier.send(run.subject, &outcomes).await;
         let report = Report {
             event_id: event_id.clone(),
             outcomes,
