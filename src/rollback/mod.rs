@@ -118,6 +118,12 @@ impl RollbackHandler {
         let key = &change.service;
         let service = match self.describe(key).await {
             Ok(Some(service)) => service,
+            Ok(None) if self.config.dry_run => {
+                return dry_run_outcome(
+                    key,
+                    "would record the event: ECS no longer knows the service".into(),
+                )
+            }
             Ok(None) => return self.seen(change, "ECS no longer knows the service").await,
             Err(outcome) => return outcome,
         };
