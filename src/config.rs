@@ -65,6 +65,8 @@ pub enum ConfigError {
     BadTimeout(String),
     #[error("{RULES_VAR} entry {index} has an empty {field}")]
     EmptyRuleField { index: usize, field: &'static str },
+    #[error("{RULES_VAR} entry {0}: tag {1}")]
+    BadRulePolicy(usize, String),
     #[error("{DRY_RUN_VAR} is {0:?}: it must be true or false")]
     BadDryRun(String),
     #[error("{METRICS_NAMESPACE_VAR} is {0:?}: a CloudWatch namespace is 1 to 255 of letters, digits and . - _ / # : (and not starting with AWS/)")]
@@ -211,6 +213,9 @@ fn parse_rules(json: &str) -> Result<Vec<Rule>, ConfigError> {
                 return Err(ConfigError::EmptyRuleField { index, field });
             }
         }
+        if let Err(bad) = crate::policy::TagPolicy::parse(&rule.tag) {
+            return Err(ConfigError::BadRulePolicy(index, bad.to_string()));
+        }
     }
     Ok(rules)
 }
@@ -288,6 +293,15 @@ mod tests {
                 Err(ConfigError::BadTimeout(bad.into()))
             );
         }
+        let err = config(&[
+            (TABLE_VAR, "t"),
+            (
+                RULES_VAR,
+                r#"[{"repository":"web","tag":"semver:mnior","cluster":"c","service":"s"}]"#,
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(err.to_string(), "PUSHDEPLOY_RULES entry 0: tag \"semver:mnior\" is not a tag policy: use an exact tag, prefix:<start of tag>, semver:major, semver:minor, semver:patch, or any");
         assert_eq!(
             config(&[(TABLE_VAR, "t"), (DRY_RUN_VAR, "maybe")]),
             Err(ConfigError::BadDryRun("maybe".into()))

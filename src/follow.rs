@@ -3,6 +3,7 @@
 
 use crate::config::{resource_name, Config};
 use crate::event::Push;
+use crate::policy::TagPolicy;
 use std::collections::BTreeMap;
 
 pub const TAG_REPOSITORY: &str = "pushdeploy:repository";
@@ -35,6 +36,8 @@ pub struct Follower {
     pub key: ServiceKey,
     /// The container to update, when the service or rule names one.
     pub container: Option<String>,
+    /// The tags it follows; the push's tag is one of them.
+    pub policy: TagPolicy,
     /// Where the follow came from, for the log: "service tags", "PUSHDEPLOY_RULES[0]".
     pub via: Vec<String>,
 }
@@ -73,11 +76,12 @@ pub fn followers(
 ) -> Vec<Result<Follower, Excluded>> {
     let mut by_key: BTreeMap<ServiceKey, Result<Follower, Excluded>> = BTreeMap::new();
     let mut unusable_arns = Vec::new();
-    let mut add = |key: ServiceKey, container: Option<String>, via: String| {
+    let mut add = |key: ServiceKey, container: Option<String>, policy: TagPolicy, via: String| {
         let merged = match by_key.remove(&key) {
             None => Ok(Follower {
                 key: key.clone(),
                 container,
+                policy,
                 via: vec![via],
             }),
             Some(Err(excluded)) => Err(excluded),
@@ -87,6 +91,15 @@ pub fn followers(
                     reason: format!(
                         "{} name container {a:?} but {via} names {b:?}; make them agree",
                         f.via.join(" and ")
+                    ),
+                    is_error: true,
+                }),
+                _ if f.policy != policy => Err(Excluded {
+                    key: key.clone(),
+                    reason: format!(
+                        "{} follow tags {} but {via} follows {policy}; make them agree",
+                        f.via.join(" and "),
+                        f.policy
                     ),
                     is_error: true,
                 }),
@@ -104,16 +117,30 @@ pub fn followers(
         if service.tags.get(TAG_REPOSITORY) != Some(&push.repository) {
             continue;
         }
-        let followed_tag = service
+        let raw_policy = service
             .tags
             .get(TAG_TAG)
             .map(String::as_str)
             .unwrap_or(DEFAULT_TAG);
-        if followed_tag != push.tag {
+        let key = service_key_from_arn(&service.arn);
+        let policy = match (TagPolicy::parse(raw_policy), &key) {
+            (Ok(policy), _) => policy,
+            // A bad policy is this service's problem only: said, and the others go on.
+            (Err(bad), Some(key)) => {
+                unusable_arns.push(Err(Excluded {
+                    key: key.clone(),
+                    reason: format!("service tag {TAG_TAG}: {bad}"),
+                    is_error: true,
+                }));
+                continue;
+            }
+            (Err(_), None) => continue,
+        };
+        if !policy.admits(&push.tag) {
             continue;
         }
-        match service_key_from_arn(&service.arn) {
-            Some(key) => add(key, service.tags.get(TAG_CONTAINER).cloned(), "service tags".to_string()),
+        match key {
+            Some(key) => add(key, service.tags.get(TAG_CONTAINER).cloned(), policy, "service tags".to_string()),
             None => unusable_arns.push(Err(Excluded {
                 key: ServiceKey { cluster: String::new(), service: service.arn.clone() },
                 reason: "the service ARN has no cluster (old ARN format); opt the account into the long ECS ARN format".into(),
@@ -122,7 +149,11 @@ pub fn followers(
         }
     }
     for (index, rule) in config.rules.iter().enumerate() {
-        if rule.repository == push.repository && rule.tag == push.tag {
+        // Rules' policies were checked at start (Config::from_env).
+        let Ok(policy) = TagPolicy::parse(&rule.tag) else {
+            continue;
+        };
+        if rule.repository == push.repository && policy.admits(&push.tag) {
             let key = ServiceKey {
                 cluster: resource_name(&rule.cluster).to_string(),
                 service: resource_name(&rule.service).to_string(),
@@ -130,6 +161,7 @@ pub fn followers(
             add(
                 key,
                 rule.container.clone(),
+                policy,
                 format!("PUSHDEPLOY_RULES[{index}]"),
             );
         }
@@ -296,6 +328,46 @@ mod tests {
             .iter()
             .filter_map(|s| s.as_ref().err())
             .all(|e| !e.is_error && e.reason.contains("PUSHDEPLOY_CLUSTERS")));
+    }
+
+    #[test]
+    fn policies_select_and_a_bad_one_is_that_services_error_only() {
+        let services = [
+            tagged(
+                "prod",
+                "a",
+                &[(TAG_REPOSITORY, "web"), (TAG_TAG, "semver:minor")],
+            ),
+            tagged(
+                "prod",
+                "b",
+                &[(TAG_REPOSITORY, "web"), (TAG_TAG, "prefix:v1.")],
+            ),
+            tagged(
+                "prod",
+                "c",
+                &[(TAG_REPOSITORY, "web"), (TAG_TAG, "semver:*")],
+            ),
+            tagged("prod", "d", &[(TAG_REPOSITORY, "web")]),
+            tagged("prod", "e", &[(TAG_REPOSITORY, "api"), (TAG_TAG, "bad*")]),
+        ];
+        let selection = followers(&push("web", "v1.4.2"), &services, &config(vec![], None));
+        assert_eq!(keys(&selection), ["!prod/c", "prod/a", "prod/b"]);
+        let bad = selection[0].as_ref().unwrap_err();
+        assert!(
+            bad.is_error && bad.reason.contains("\"semver:*\""),
+            "{}",
+            bad.reason
+        );
+        // A service of another repository is not even looked at, bad policy or not.
+        let rules = vec![rule("prod", "a", "any", None)];
+        let selection = followers(&push("web", "v1.4.2"), &services[..1], &config(rules, None));
+        let conflict = selection[0].as_ref().unwrap_err();
+        assert!(
+            conflict.reason.contains("semver:minor") && conflict.reason.contains("follows any"),
+            "{}",
+            conflict.reason
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod notify;
 pub mod ops;
 pub mod outcome;
 pub mod plan;
+pub mod policy;
 pub mod replay;
 pub mod revision;
 pub mod rollback;

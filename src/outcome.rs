@@ -49,6 +49,10 @@ pub enum SkipReason {
     AlreadyRunning,
     /// A newer push already reached the service.
     Stale,
+    /// A semver policy: the pushed version is not newer than the one running.
+    NotNewer,
+    /// A semver policy: a bigger change than the policy allows, or a pre-release.
+    OutsidePolicy,
     /// Another delivery of this push holds the service right now.
     InProgress,
     /// An earlier delivery of this push already handled the service.
@@ -70,6 +74,8 @@ impl SkipReason {
             SkipReason::OtherController => "other_controller",
             SkipReason::AlreadyRunning => "already_running",
             SkipReason::Stale => "stale",
+            SkipReason::NotNewer => "not_newer",
+            SkipReason::OutsidePolicy => "outside_policy",
             SkipReason::InProgress => "in_progress",
             SkipReason::AlreadyHandled => "already_handled",
             SkipReason::Quarantined => "quarantined",

@@ -3,7 +3,8 @@
 use crate::event::{order_key, Push};
 use crate::image::ImageRef;
 use crate::outcome::SkipReason;
-use crate::revision::{tag_value, TAG_EVENT_ID, TAG_PUSHED_AT};
+use crate::policy::{Refusal, TagPolicy};
+use crate::revision::{tag_value, TAG_EVENT_ID, TAG_PUSHED_AT, TAG_PUSHED_TAG};
 use aws_sdk_ecs::types::{DeploymentControllerType, Service, Tag, TaskDefinition};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,7 @@ pub struct Change {
 pub fn decide(
     push: &Push,
     named_container: Option<&str>,
+    policy: &TagPolicy,
     service: &Service,
     task_definition: &TaskDefinition,
     task_definition_tags: &[Tag],
@@ -73,6 +75,15 @@ pub fn decide(
             ),
             );
         }
+    }
+    // The version the service runs: the tag pushdeploy deployed it from, else its image's tag.
+    let running_tag = tag_value(task_definition_tags, TAG_PUSHED_TAG)
+        .map(str::to_string)
+        .or(current.tag.clone());
+    match policy.allows_move(running_tag.as_deref(), &push.tag) {
+        Ok(()) => {}
+        Err(Refusal::NotNewer(why)) => return Decision::Skip(SkipReason::NotNewer, why),
+        Err(Refusal::Outside(why)) => return Decision::Skip(SkipReason::OutsidePolicy, why),
     }
     let from_image = task_definition
         .container_definitions()

@@ -60,6 +60,7 @@ fn decide_for(containers: &[(&str, &str)], named: Option<&str>, td_tags: &[Tag])
     decide(
         &push(),
         named,
+        &TagPolicy::Exact("latest".into()),
         &service("ACTIVE", Some(DeploymentControllerType::Ecs)),
         &task_definition(containers),
         td_tags,
@@ -189,7 +190,14 @@ fn inactive_services_and_other_controllers_are_skipped() {
             "EXTERNAL",
         ),
     ] {
-        match decide(&push(), None, &service(status, controller), &td, &[]) {
+        match decide(
+            &push(),
+            None,
+            &TagPolicy::Exact("latest".into()),
+            &service(status, controller),
+            &td,
+            &[],
+        ) {
             Decision::Skip(_, reason) => assert!(reason.contains(expected), "{reason}"),
             other => panic!("{other:?}"),
         }

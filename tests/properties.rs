@@ -7,6 +7,7 @@ use pushdeploy::config::Config;
 use pushdeploy::event::{is_valid_repository, is_valid_tag, parse_push, Digest};
 use pushdeploy::follow::{followers, TaggedService, TAG_REPOSITORY, TAG_TAG};
 use pushdeploy::image::ImageRef;
+use pushdeploy::policy::{TagPolicy, Version};
 use serde_json::{json, Map, Value};
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {
@@ -97,7 +98,7 @@ proptest! {
     }
 
     #[test]
-    fn the_tag_matcher_only_selects_exact_followers(
+    fn the_tag_matcher_only_selects_services_whose_policy_admits_the_tag(
         tags in prop::collection::vec((prop_oneof![Just("web".to_string()), ".{0,6}"], prop::option::of(prop_oneof![Just("latest".to_string()), ".{0,6}"]), "[a-z]{1,4}"), 0..12),
         pushed_tag in prop_oneof![Just("latest".to_string()), "[a-z0-9]{1,6}"],
     ) {
@@ -117,7 +118,31 @@ proptest! {
             let index: usize = follower.key.service[1..].parse().unwrap();
             let (repository, tag, _) = &tags[index];
             prop_assert_eq!(repository, "web");
-            prop_assert_eq!(tag.as_deref().unwrap_or("latest"), push.tag.as_str());
+            let policy = TagPolicy::parse(tag.as_deref().unwrap_or("latest")).unwrap();
+            prop_assert!(policy.admits(&push.tag), "{} does not admit {}", policy, push.tag);
+            if let TagPolicy::Exact(exact) = &policy {
+                prop_assert_eq!(exact, &push.tag);
+            }
+        }
+    }
+
+    #[test]
+    fn a_semver_policy_never_selects_a_version_that_is_not_higher(
+        running in "v?[0-9]{1,2}\\.[0-9]{1,2}\\.[0-9]{1,2}(-(rc|beta)\\.[0-9])?",
+        pushed in "v?[0-9]{1,2}\\.[0-9]{1,2}\\.[0-9]{1,2}(-(rc|beta)\\.[0-9])?",
+        level in prop_oneof![Just("semver:major"), Just("semver:minor"), Just("semver:patch")],
+    ) {
+        let policy = TagPolicy::parse(level).unwrap();
+        let (from, to) = (Version::parse(&running), Version::parse(&pushed));
+        if let (Ok(()), Some(from), Some(to)) = (policy.allows_move(Some(&running), &pushed), &from, &to) {
+            prop_assert_eq!(to.cmp_precedence(from), std::cmp::Ordering::Greater, "{} -> {}", running, pushed);
+            prop_assert!(to.pre.is_none(), "a pre-release was selected: {}", pushed);
+            if level != "semver:major" {
+                prop_assert_eq!(to.major, from.major);
+            }
+            if level == "semver:patch" {
+                prop_assert_eq!(to.minor, from.minor);
+            }
         }
     }
 }

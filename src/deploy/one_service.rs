@@ -25,6 +25,7 @@ impl Deployer {
         let decision = decide(
             push,
             follower.container.as_deref(),
+            &follower.policy,
             service,
             definition,
             tags,
