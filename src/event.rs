@@ -120,6 +120,8 @@ pub enum NotDeployable {
     BadRepository(String),
     #[error("image-tag {0:?} is not a valid image tag")]
     BadTag(String),
+    #[error("not a runnable image: {0}")]
+    NotAnImage(String),
     #[error("the push is from account {0}, which this function does not trust (PUSHDEPLOY_TRUSTED_ACCOUNTS, default: its own account)")]
     UntrustedAccount(String),
     #[error("the push is to a registry in region {push}, but this function deploys in {home}")]
@@ -200,6 +202,13 @@ fn push_from(
             .as_deref()
             .ok_or(NotDeployable::MissingDetailField("image-digest"))?,
     )?;
+    if let Some(why) = crate::media::not_an_image(
+        &tag,
+        detail.manifest_media_type.as_deref(),
+        detail.artifact_media_type.as_deref(),
+    ) {
+        return Err(NotDeployable::NotAnImage(why));
+    }
     // The envelope's values end up in tag values, ledger keys and log lines: hold them to
     // the shapes AWS gives them.
     let field = |v: Option<String>, name, valid: fn(&str) -> bool| {

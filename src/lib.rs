@@ -15,6 +15,7 @@ pub mod follow;
 pub mod image;
 pub mod ledger;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod notify;
 pub mod ops;

@@ -51,6 +51,12 @@ DEADLINE_SECONDS = 30.0
 SCENARIOS: dict[str, dict[str, bool]] = {
     "": {
         "ecr-push.json": True,
+        "ecr-push-index.json": True,
+        "ecr-push-platform-manifest.json": True,
+        "ecr-push-signature.json": True,
+        "ecr-push-notation-signature.json": True,
+        "ecr-push-attestation.json": True,
+        "ecr-push-sbom.json": True,
         "ecr-push-second-tag.json": True,
         "ecr-push-untagged.json": True,
         "ecr-push-failed.json": False,
@@ -58,6 +64,12 @@ SCENARIOS: dict[str, dict[str, bool]] = {
     },
     "pushdeploy-demo": {
         "ecr-push.json": True,
+        "ecr-push-index.json": True,
+        "ecr-push-platform-manifest.json": True,
+        "ecr-push-signature.json": True,
+        "ecr-push-notation-signature.json": True,
+        "ecr-push-attestation.json": True,
+        "ecr-push-sbom.json": True,
         "ecr-push-second-tag.json": True,
         "ecr-push-untagged.json": True,
         "ecr-push-failed.json": False,
@@ -65,6 +77,12 @@ SCENARIOS: dict[str, dict[str, bool]] = {
     },
     "other-repo": {
         "ecr-push.json": False,
+        "ecr-push-index.json": False,
+        "ecr-push-platform-manifest.json": False,
+        "ecr-push-signature.json": False,
+        "ecr-push-notation-signature.json": False,
+        "ecr-push-attestation.json": False,
+        "ecr-push-sbom.json": False,
         "ecr-push-second-tag.json": False,
         "ecr-push-untagged.json": False,
         "ecr-push-failed.json": False,
