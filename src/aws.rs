@@ -425,10 +425,23 @@ where
 }
 
 /// The SDK configuration of both functions: the standard chain (AWS_REGION, credentials,
-/// AWS_ENDPOINT_URL for an emulator, AWS_MAX_ATTEMPTS) with time limits per attempt, so that a
+/// AWS_ENDPOINT_URL for an emulator, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE) with time limits per attempt, so that a
 /// call that hangs fails in time for the SDK to retry it inside the function's 60 s.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    // Adaptive retries unless AWS_RETRY_MODE says otherwise: a push that fans out to dozens of
+    // services meets ECS's rate limits, and the client then slows down instead of failing.
+    let loader = if std::env::var_os("AWS_RETRY_MODE").is_none() {
+        let attempts = std::env::var("AWS_MAX_ATTEMPTS")
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(3);
+        loader.retry_config(RetryConfig::adaptive().with_max_attempts(attempts))
+    } else {
+        loader
+    };
+    loader
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))

@@ -13,6 +13,9 @@ pub const DRY_RUN_VAR: &str = "PUSHDEPLOY_DRY_RUN";
 pub const METRICS_NAMESPACE_VAR: &str = "PUSHDEPLOY_METRICS_NAMESPACE";
 pub const NOTIFY_TOPIC_VAR: &str = "PUSHDEPLOY_NOTIFY_TOPIC_ARN";
 pub const DEFAULT_METRICS_NAMESPACE: &str = "pushdeploy";
+pub const CONCURRENCY_VAR: &str = "PUSHDEPLOY_CONCURRENCY";
+/// How many services one push deploys at once, unless set.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 /// ECS retries a broken deployment forever without a circuit breaker: this long, then it is failed.
 pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -34,6 +37,8 @@ pub struct Config {
     pub metrics_namespace: String,
     /// Where deployment notifications go; `None`: nowhere.
     pub notify_topic_arn: Option<String>,
+    /// How many services one push deploys at once.
+    pub concurrency: usize,
     /// Write EMF metric lines to stdout. Not a setting: on in the functions, off in the CLI,
     /// whose stdout is its answer and is not CloudWatch.
     pub emit_metrics: bool,
@@ -71,6 +76,8 @@ pub enum ConfigError {
     BadDryRun(String),
     #[error("{METRICS_NAMESPACE_VAR} is {0:?}: a CloudWatch namespace is 1 to 255 of letters, digits and . - _ / # : (and not starting with AWS/)")]
     BadNamespace(String),
+    #[error("{CONCURRENCY_VAR} is {0:?}: it must be a whole number from 1 to 64")]
+    BadConcurrency(String),
     #[error("{NOTIFY_TOPIC_VAR} is {0:?}, which is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)")]
     BadTopic(String),
 }
@@ -141,6 +148,13 @@ impl Config {
             }
             Some(arn) => return Err(ConfigError::BadTopic(arn)),
         };
+        let concurrency = match set(CONCURRENCY_VAR) {
+            None => DEFAULT_CONCURRENCY,
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => return Err(ConfigError::BadConcurrency(raw)),
+            },
+        };
         Ok(Config {
             table,
             clusters,
@@ -150,6 +164,7 @@ impl Config {
             dry_run,
             metrics_namespace,
             notify_topic_arn,
+            concurrency,
             emit_metrics: true,
         })
     }
@@ -175,6 +190,7 @@ impl Config {
             dry_run: false,
             metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_string(),
             notify_topic_arn: None,
+            concurrency: DEFAULT_CONCURRENCY,
             emit_metrics: true,
         }
     }
@@ -302,6 +318,12 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.to_string(), "PUSHDEPLOY_RULES entry 0: tag \"semver:mnior\" is not a tag policy: use an exact tag, prefix:<start of tag>, semver:major, semver:minor, semver:patch, or any");
+        for bad in ["0", "65", "eight"] {
+            assert_eq!(
+                config(&[(TABLE_VAR, "t"), (CONCURRENCY_VAR, bad)]),
+                Err(ConfigError::BadConcurrency(bad.into()))
+            );
+        }
         assert_eq!(
             config(&[(TABLE_VAR, "t"), (DRY_RUN_VAR, "maybe")]),
             Err(ConfigError::BadDryRun("maybe".into()))

@@ -3,7 +3,7 @@
 mod dry_run;
 mod one_service;
 
-use crate::aws::{Aws, DESCRIBE_SERVICES_BATCH};
+use crate::aws::{Aws, AwsError, DESCRIBE_SERVICES_BATCH};
 use crate::config::parse_bool;
 use crate::config::Config;
 use crate::event::{parse_push, timestamp_text, trust, Ignored, Push};
@@ -19,9 +19,8 @@ use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-/// How many services one push deploys at once.
-const CONCURRENCY: usize = 8;
 /// The lease a claim takes when the invocation has no deadline (a local run).
 const DEFAULT_LEASE_MS: u64 = 15 * 60 * 1000;
 
@@ -64,6 +63,34 @@ impl Invocation {
             now_ms() + DEFAULT_LEASE_MS
         };
         Lease { holder, until_ms }
+    }
+}
+
+/// What the services of one push share: the claim's lease, and the revisions registered so far.
+pub(crate) struct Shared<'a> {
+    pub lease: &'a Lease,
+    pub revisions: Revisions,
+}
+
+/// One registration per distinct new revision, whoever asks first; the others wait for it. A
+/// failed registration is not kept: the next service to need it tries again.
+#[derive(Default)]
+pub(crate) struct Revisions(std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<String>>>>);
+
+impl Revisions {
+    pub async fn once<F, Fut>(&self, key: String, register: F) -> Result<String, AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<String, AwsError>>,
+    {
+        let cell = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_try_init(register).await.cloned()
     }
 }
 
@@ -190,7 +217,11 @@ impl Deployer {
                 )),
             }
         }
-        outcomes.extend(self.deploy_all(&push, following, &invocation.lease()).await);
+        let shared = Shared {
+            lease: &invocation.lease(),
+            revisions: Revisions::default(),
+        };
+        outcomes.extend(self.deploy_all(&push, following, &shared).await);
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
 
         let run = Run {
@@ -236,7 +267,7 @@ impl Deployer {
         &self,
         push: &Push,
         following: Vec<Follower>,
-        lease: &Lease,
+        shared: &Shared<'_>,
     ) -> Vec<Outcome> {
         // DescribeServices takes 10 services of one cluster per call.
         let mut by_cluster: BTreeMap<&str, Vec<&Follower>> = BTreeMap::new();
@@ -335,13 +366,13 @@ impl Deployer {
                         Outcome::failed(&follower.key, e.to_string(), e.retryable).on(service)
                     }
                     Some(Ok((definition, tags))) => {
-                        self.deploy_one(push, follower, service, definition, tags, lease)
+                        self.deploy_one(push, follower, service, definition, tags, shared)
                             .await
                     }
                 }
             }
         }))
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(self.config.concurrency)
         .collect::<Vec<_>>()
         .await;
         outcomes.extend(deployments);

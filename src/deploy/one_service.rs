@@ -1,7 +1,7 @@
 //! One service, one push: decide, claim the service in the ledger, register the revision,
 //! update the service, record what happened.
 
-use super::{flag, now_ms, now_text, Deployer};
+use super::{flag, now_ms, now_text, Deployer, Shared};
 use crate::aws::{primary_deployment, write_at_most_once};
 use crate::event::Push;
 use crate::follow::{Follower, ServiceKey, TAG_DRY_RUN};
@@ -19,7 +19,7 @@ impl Deployer {
         service: &Service,
         definition: &TaskDefinition,
         tags: &[Tag],
-        lease: &Lease,
+        shared: &Shared<'_>,
     ) -> Outcome {
         let key = &follower.key;
         let decision = decide(
@@ -39,11 +39,11 @@ impl Deployer {
             Decision::Skip(code, reason) => Outcome::skipped(key, code, reason).on(service),
             Decision::Fail(reason) => Outcome::failed(key, reason, false).on(service),
             Decision::AlreadyDeployedByThisEvent => {
-                self.confirm_earlier_delivery(push, key, service, definition, tags, lease)
+                self.confirm_earlier_delivery(push, key, service, definition, tags, shared.lease)
                     .await
             }
             Decision::Deploy(change) => {
-                self.deploy_change(push, key, service, definition, tags, change, lease)
+                self.deploy_change(push, key, service, definition, tags, change, shared)
                     .await
             }
         }
@@ -128,13 +128,13 @@ impl Deployer {
         definition: &TaskDefinition,
         tags: &[Tag],
         change: Change,
-        lease: &Lease,
+        shared: &Shared<'_>,
     ) -> Outcome {
         let previous = service.task_definition().unwrap_or_default().to_string();
         if let Some(refused) = self.quarantine_refuses(push, key, service).await {
             return refused;
         }
-        let (mut record, resuming) = match self.claim(push, key, service, lease).await {
+        let (mut record, resuming) = match self.claim(push, key, service, shared.lease).await {
             Ok(Some(resumed)) => (resumed, true),
             Ok(None) => (
                 self.new_record(push, key, service, &change.container, &previous),
@@ -181,7 +181,19 @@ impl Deployer {
                 };
                 let register = || self.aws.register_task_definition(request.clone());
                 let landed = || self.registered_earlier(push, definition, &change);
-                let arn = match write_at_most_once(register, landed).await {
+                // Services on the same revision share the new one: one registration, however
+                // many services (RegisterTaskDefinition is throttled at 1/s per account).
+                let same_revision = format!(
+                    "{}#{}#{}",
+                    definition.task_definition_arn().unwrap_or_default(),
+                    change.container,
+                    change.to_image
+                );
+                let registered = shared
+                    .revisions
+                    .once(same_revision, || write_at_most_once(register, landed))
+                    .await;
+                let arn = match registered {
                     Ok(arn) => arn,
                     Err(e) => {
                         return self
