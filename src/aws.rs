@@ -139,7 +139,20 @@ pub struct Aws {
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sns: aws_sdk_sns::Client,
+    pub ecr: aws_sdk_ecr::Client,
     pub calls: CallCounter,
+}
+
+/// One image of a repository, as ECR describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrImage {
+    /// The account of the registry.
+    pub registry_id: String,
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub pushed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub manifest_media_type: Option<String>,
+    pub artifact_media_type: Option<String>,
 }
 
 /// What DescribeServices found in one cluster.
@@ -167,6 +180,7 @@ impl Aws {
             aws_sdk_resourcegroupstagging::Client::new(sdk),
             aws_sdk_dynamodb::Client::new(sdk),
             aws_sdk_sns::Client::new(sdk),
+            aws_sdk_ecr::Client::new(sdk),
         )
     }
 
@@ -177,6 +191,7 @@ impl Aws {
         tagging: aws_sdk_resourcegroupstagging::Client,
         dynamodb: aws_sdk_dynamodb::Client,
         sns: aws_sdk_sns::Client,
+        ecr: aws_sdk_ecr::Client,
     ) -> Aws {
         let calls = CallCounter::default();
         Aws {
@@ -200,6 +215,9 @@ impl Aws {
             sns: aws_sdk_sns::Client::from_conf(
                 sns.config().to_builder().interceptor(calls.clone()).build(),
             ),
+            ecr: aws_sdk_ecr::Client::from_conf(
+                ecr.config().to_builder().interceptor(calls.clone()).build(),
+            ),
             calls,
         }
     }
@@ -211,16 +229,27 @@ impl Aws {
 
     /// Every ECS service tagged `pushdeploy:repository` = `repository`, in one paginated query.
     pub async fn tagged_services(&self, repository: &str) -> Result<Vec<TaggedService>, AwsError> {
+        self.services_tagged(Some(repository)).await
+    }
+
+    /// Every ECS service tagged `pushdeploy:repository`, whatever the repository.
+    pub async fn all_tagged_services(&self) -> Result<Vec<TaggedService>, AwsError> {
+        self.services_tagged(None).await
+    }
+
+    async fn services_tagged(
+        &self,
+        repository: Option<&str>,
+    ) -> Result<Vec<TaggedService>, AwsError> {
+        let filter = TagFilter::builder()
+            .key(crate::follow::TAG_REPOSITORY)
+            .set_values(repository.map(|r| vec![r.to_string()]))
+            .build();
         let pages: Vec<_> = self
             .tagging
             .get_resources()
             .resource_type_filters("ecs:service")
-            .tag_filters(
-                TagFilter::builder()
-                    .key(crate::follow::TAG_REPOSITORY)
-                    .values(repository)
-                    .build(),
-            )
+            .tag_filters(filter)
             .into_paginator()
             .send()
             .try_collect()
@@ -241,6 +270,37 @@ impl Aws {
                 })
             })
             .collect())
+    }
+
+    /// The images of `repository`, newest first (paginated).
+    pub async fn images(&self, repository: &str) -> Result<Vec<EcrImage>, AwsError> {
+        let pages: Vec<_> = self
+            .ecr
+            .describe_images()
+            .repository_name(repository)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecr:DescribeImages", e))?;
+        let mut images: Vec<EcrImage> = pages
+            .into_iter()
+            .flat_map(|page| page.image_details.unwrap_or_default())
+            .filter_map(|d| {
+                Some(EcrImage {
+                    registry_id: d.registry_id?,
+                    digest: d.image_digest?,
+                    tags: d.image_tags.unwrap_or_default(),
+                    pushed_at: d
+                        .image_pushed_at
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                    manifest_media_type: d.image_manifest_media_type,
+                    artifact_media_type: d.artifact_media_type,
+                })
+            })
+            .collect();
+        images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at));
+        Ok(images)
     }
 
     /// Describes up to [`DESCRIBE_SERVICES_BATCH`] services of one cluster, with their tags.

@@ -77,9 +77,12 @@ pub fn decide(
         }
     }
     // The version the service runs: the tag pushdeploy deployed it from, else its image's tag.
-    let running_tag = tag_value(task_definition_tags, TAG_PUSHED_TAG)
-        .map(str::to_string)
-        .or(current.tag.clone());
+    let running_tag = running_tag(
+        push,
+        Some(&container),
+        task_definition,
+        task_definition_tags,
+    );
     match policy.allows_move(running_tag.as_deref(), &push.tag) {
         Ok(()) => {}
         Err(Refusal::NotNewer(why)) => return Decision::Skip(SkipReason::NotNewer, why),
@@ -135,6 +138,24 @@ fn running_push_order(tags: &[Tag]) -> Option<String> {
         &pushed_at.to_utc(),
         tag_value(tags, TAG_EVENT_ID).unwrap_or_default(),
     ))
+}
+
+/// The tag the service's container of the push's repository runs: the one pushdeploy deployed
+/// it from (the revision's provenance), else its image's own tag.
+pub fn running_tag(
+    push: &Push,
+    named_container: Option<&str>,
+    task_definition: &TaskDefinition,
+    task_definition_tags: &[Tag],
+) -> Option<String> {
+    tag_value(task_definition_tags, TAG_PUSHED_TAG)
+        .map(str::to_string)
+        .or_else(|| {
+            pick_container(push, named_container, task_definition)
+                .ok()?
+                .1
+                .tag
+        })
 }
 
 /// The name of the one container of `task_definition` that runs an image of the push's repository.

@@ -2,10 +2,12 @@
 
 mod dry_run;
 mod one_service;
+mod reconcile;
 
 use crate::aws::{Aws, AwsError, DESCRIBE_SERVICES_BATCH};
 use crate::config::parse_bool;
 use crate::config::Config;
+use crate::ecs_event::{parse_trigger, RollbackTrigger};
 use crate::event::{parse_push, timestamp_text, trust, Ignored, Push};
 use crate::follow::{followers, Follower, TAG_PAUSED};
 use crate::ledger::{Lease, Ledger};
@@ -140,8 +142,17 @@ impl Deployer {
         payload: Value,
         invocation: &Invocation,
     ) -> Result<Report, RetryableFailure> {
-        let started = std::time::Instant::now();
         self.aws.calls.take();
+        // The reconcile schedule (template: MissedPushReconcile) sends EventBridge's standard
+        // Scheduled Event.
+        if let Ok(RollbackTrigger::Sweep { at }) = parse_trigger(payload.clone()) {
+            let event_id = payload
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            return self.reconcile(event_id, at, invocation).await;
+        }
+        let started = std::time::Instant::now();
         let request_id = invocation.request_id.as_deref();
         let (home_account, home_region) = invocation.home();
         let home_region = home_region.or(self.aws.region());

@@ -150,6 +150,7 @@ pub fn aws(bed: &TestBed, tagging_rules: &[&Rule], ecs_rules: &[&Rule]) -> Aws {
         tagging,
         aws_sdk_dynamodb::Client::new(&bed.sdk),
         aws_sdk_sns::Client::new(&bed.sdk),
+        aws_sdk_ecr::Client::new(&bed.sdk),
     )
 }
 

@@ -1,0 +1,361 @@
+//! Missed pushes. ECR documents its push events as best effort, so on a schedule the deploy
+//! function compares, for every followed repository and tag policy, the newest matching image
+//! in ECR with what each service runs, and deploys the difference through the same path as a
+//! push: the same claim, ordering, quarantine, pause, policy and dry-run rules.
+
+use super::{Deployer, Invocation, Revisions, Shared};
+use crate::aws::EcrImage;
+use crate::aws::DESCRIBE_SERVICES_BATCH;
+use crate::event::{Digest, Push};
+use crate::follow::{followers, Follower, ServiceKey, TaggedService, TAG_REPOSITORY};
+use crate::media::not_an_image;
+use crate::outcome::{Outcome, OutcomeKind, Report, RetryableFailure, SkipReason};
+use crate::plan::running_tag;
+use crate::policy::{TagPolicy, Version};
+use crate::telemetry::{Run, Subject};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The event id a reconcile deploys an image under: the same for the same image in every run,
+/// so that runs, and the image's own late push event, find each other's work.
+fn reconcile_event_id(digest: &Digest) -> String {
+    let hex = digest.as_str().trim_start_matches("sha256:");
+    format!("reconcile-{}", &hex[..hex.len().min(48)])
+}
+
+/// The pushes a repository's images stand for: one per tag of each runnable image.
+fn candidates(repository: &str, region: &str, images: &[EcrImage]) -> Vec<Push> {
+    let mut pushes = Vec::new();
+    for image in images {
+        let (Ok(digest), Some(pushed_at)) = (Digest::parse(&image.digest), image.pushed_at) else {
+            continue;
+        };
+        for tag in &image.tags {
+            let runnable = not_an_image(
+                tag,
+                image.manifest_media_type.as_deref(),
+                image.artifact_media_type.as_deref(),
+            )
+            .is_none();
+            if runnable {
+                pushes.push(Push {
+                    event_id: reconcile_event_id(&digest),
+                    account: image.registry_id.clone(),
+                    region: region.to_string(),
+                    repository: repository.to_string(),
+                    tag: tag.clone(),
+                    digest: digest.clone(),
+                    pushed_at,
+                    manifest_media_type: image.manifest_media_type.clone(),
+                    artifact_media_type: image.artifact_media_type.clone(),
+                });
+            }
+        }
+    }
+    pushes
+}
+
+/// Each following service with the candidates it admits (indexes into `pushes`); and the
+/// services whose follow configuration is wrong, once each.
+fn admitted(
+    pushes: &[Push],
+    tagged: &[TaggedService],
+    config: &crate::config::Config,
+) -> (BTreeMap<ServiceKey, (Follower, Vec<usize>)>, Vec<Outcome>) {
+    let mut admitted: BTreeMap<ServiceKey, (Follower, Vec<usize>)> = BTreeMap::new();
+    let mut problems: BTreeMap<ServiceKey, Outcome> = BTreeMap::new();
+    for (index, push) in pushes.iter().enumerate() {
+        for selection in followers(push, tagged, config) {
+            match selection {
+                Ok(follower) => admitted
+                    .entry(follower.key.clone())
+                    .or_insert_with(|| (follower, Vec::new()))
+                    .1
+                    .push(index),
+                Err(excluded) if excluded.is_error => {
+                    problems
+                        .entry(excluded.key.clone())
+                        .or_insert_with(|| Outcome::failed(&excluded.key, excluded.reason, false));
+                }
+                Err(excluded) => {
+                    problems.entry(excluded.key.clone()).or_insert_with(|| {
+                        Outcome::skipped(
+                            &excluded.key,
+                            SkipReason::ClusterNotAllowed,
+                            excluded.reason,
+                        )
+                    });
+                }
+            }
+        }
+    }
+    (admitted, problems.into_values().collect())
+}
+
+/// The image a service with `policy`, running `running`, should run among the candidates it
+/// admits: for a semver policy the highest release the policy allows from what runs (none
+/// when there is none), for the others the newest push.
+fn choose(
+    policy: &TagPolicy,
+    running: Option<&str>,
+    candidates: &[usize],
+    pushes: &[Push],
+) -> Option<usize> {
+    match policy {
+        TagPolicy::Semver(_) => candidates
+            .iter()
+            .copied()
+            .filter(|i| policy.allows_move(running, &pushes[*i].tag).is_ok())
+            .filter_map(|i| Some((i, Version::parse(&pushes[i].tag)?)))
+            .max_by(|(_, a), (_, b)| a.cmp_precedence(b))
+            .map(|(i, _)| i),
+        _ => candidates
+            .iter()
+            .copied()
+            .max_by_key(|i| pushes[*i].order_key()),
+    }
+}
+
+/// Outcomes that only say "this service is already where it should be": counted, not logged
+/// one by one, since the reconcile runs every few minutes over every service.
+fn in_step(outcome: &Outcome) -> bool {
+    outcome.outcome == OutcomeKind::Skipped
+        && matches!(
+            outcome.skip_reason,
+            Some(
+                SkipReason::AlreadyRunning
+                    | SkipReason::Stale
+                    | SkipReason::NotNewer
+                    | SkipReason::AlreadyHandled
+                    | SkipReason::ClusterNotAllowed
+            )
+        )
+}
+
+impl Deployer {
+    /// The tag each of `following` runs (see [`crate::plan::running_tag`]); a service that
+    /// cannot be read is left out, and the deploy path reports it.
+    async fn running_tags(
+        &self,
+        push: &Push,
+        following: &[&Follower],
+    ) -> HashMap<ServiceKey, Option<String>> {
+        let mut by_cluster: BTreeMap<&str, Vec<&Follower>> = BTreeMap::new();
+        for f in following {
+            by_cluster
+                .entry(f.key.cluster.as_str())
+                .or_default()
+                .push(f);
+        }
+        let mut running = HashMap::new();
+        for (cluster, fs) in by_cluster {
+            for batch in fs.chunks(DESCRIBE_SERVICES_BATCH) {
+                let names: Vec<String> = batch.iter().map(|f| f.key.service.clone()).collect();
+                let Ok(found) = self.aws.describe_services(cluster, &names).await else {
+                    continue;
+                };
+                for f in batch {
+                    let Some(arn) = found
+                        .services
+                        .iter()
+                        .find(|s| s.service_name() == Some(f.key.service.as_str()))
+                        .and_then(|s| s.task_definition())
+                    else {
+                        continue;
+                    };
+                    if let Ok((definition, tags)) = self.aws.describe_task_definition(arn).await {
+                        let tag = running_tag(push, f.container.as_deref(), &definition, &tags);
+                        running.insert(f.key.clone(), tag);
+                    }
+                }
+            }
+        }
+        running
+    }
+
+    pub(super) async fn reconcile(
+        &self,
+        event_id: Option<String>,
+        at: DateTime<Utc>,
+        invocation: &Invocation,
+    ) -> Result<Report, RetryableFailure> {
+        let started = std::time::Instant::now();
+        let request_id = invocation.request_id.as_deref();
+        let region = invocation
+            .home()
+            .1
+            .or(self.aws.region())
+            .unwrap_or_default()
+            .to_string();
+        let tagged = match self.aws.all_tagged_services().await {
+            Ok(tagged) => tagged,
+            Err(e) => {
+                let reason = format!(
+                    "the reconcile could not list the services that follow a repository: {e}"
+                );
+                tracing::error!(
+                    request_id,
+                    event_id = event_id.as_deref(),
+                    outcome = "failed",
+                    reason = reason.as_str(),
+                    "reconcile failed"
+                );
+                // The next scheduled run is the retry.
+                return Ok(Report {
+                    event_id,
+                    outcomes: vec![],
+                    reason: Some(reason),
+                    aws_calls: self.aws.calls.take(),
+                });
+            }
+        };
+        let repositories: BTreeSet<String> = tagged
+            .iter()
+            .filter_map(|t| t.tags.get(TAG_REPOSITORY).cloned())
+            .chain(self.config.rules.iter().map(|r| r.repository.clone()))
+            .collect();
+
+        let mut outcomes = Vec::new();
+        let (mut followed, mut nothing_newer) = (0, 0);
+        let mut unreadable = Vec::new();
+        let lease = invocation.lease();
+        for repository in &repositories {
+            let images = match self.aws.images(repository).await {
+                Ok(images) => images,
+                Err(e) => {
+                    unreadable.push(format!("{repository} ({e})"));
+                    continue;
+                }
+            };
+            let pushes = candidates(repository, &region, &images);
+            let (admitted, problems) = admitted(&pushes, &tagged, &self.config);
+            outcomes.extend(problems);
+            let Some(any_push) = pushes.first() else {
+                continue;
+            };
+            // Semver services choose by the version they run: read it first.
+            let semver: Vec<&Follower> = admitted
+                .values()
+                .map(|(f, _)| f)
+                .filter(|f| matches!(f.policy, TagPolicy::Semver(_)))
+                .collect();
+            let running = self.running_tags(any_push, &semver).await;
+            let mut by_image: BTreeMap<usize, Vec<Follower>> = BTreeMap::new();
+            followed += admitted.len();
+            for (key, (follower, candidates)) in admitted {
+                let running = running.get(&key).cloned().flatten();
+                match choose(&follower.policy, running.as_deref(), &candidates, &pushes) {
+                    Some(index) => by_image.entry(index).or_default().push(follower),
+                    None => nothing_newer += 1,
+                }
+            }
+            for (index, following) in by_image {
+                let push = &pushes[index];
+                let shared = Shared {
+                    lease: &lease,
+                    revisions: Revisions::default(),
+                };
+                for mut outcome in self.deploy_all(push, following, &shared).await {
+                    outcome.repository = Some(push.repository.clone());
+                    outcome.tag = Some(push.tag.clone());
+                    outcome.digest = Some(push.digest.to_string());
+                    outcomes.push(outcome);
+                }
+            }
+        }
+        let considered = outcomes.len();
+        outcomes.retain(|o| !in_step(o));
+        let in_step_count = nothing_newer + considered - outcomes.len();
+        outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
+        let run = Run {
+            subject: Subject {
+                event_id: event_id.as_deref().unwrap_or("reconcile"),
+                repository: "",
+                tag: "",
+                digest: "",
+            },
+            request_id,
+            started,
+            metrics_namespace: self.config.emf_namespace(),
+        };
+        run.conclude(&mut outcomes);
+        self.notifier.send(run.subject, &outcomes).await;
+        let mut reason = format!(
+            "reconcile at {}: {} repositories, {} services follow them, {} already run the newest image they follow",
+            crate::event::timestamp_text(&at),
+            repositories.len(),
+            followed,
+            in_step_count
+        );
+        if !unreadable.is_empty() {
+            reason.push_str(&format!(
+                "; could not read {} (the next run tries again)",
+                unreadable.join(", ")
+            ));
+        }
+        let report = Report {
+            event_id: event_id.clone(),
+            outcomes,
+            reason: Some(reason),
+            aws_calls: self.aws.calls.take(),
+        };
+        run.summary(&report);
+        report.into_result("the reconcile")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(digest: char, tags: &[&str], minute: u32) -> EcrImage {
+        EcrImage {
+            registry_id: "123456789012".into(),
+            digest: format!("sha256:{}", digest.to_string().repeat(64)),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed_at: DateTime::from_timestamp(1_790_000_000 + i64::from(minute) * 60, 0),
+            manifest_media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
+            artifact_media_type: Some("application/vnd.oci.image.config.v1+json".into()),
+        }
+    }
+
+    #[test]
+    fn the_best_image_by_policy() {
+        let images = [
+            image('a', &["1.4.2"], 1),
+            image('b', &["1.10.0", "stable"], 2),
+            image('c', &["1.9.0", "latest"], 3),
+            image('d', &["2.0.0-rc.1"], 4),
+        ];
+        let pushes = candidates("web", "us-east-1", &images);
+        let pick = |policy: &str, running: Option<&str>| {
+            let policy = TagPolicy::parse(policy).unwrap();
+            let admitted: Vec<usize> = (0..pushes.len())
+                .filter(|i| policy.admits(&pushes[*i].tag))
+                .collect();
+            choose(&policy, running, &admitted, &pushes)
+                .map(|i| pushes[i].tag.clone())
+                .unwrap_or_else(|| "none".into())
+        };
+        assert_eq!(
+            pick("semver:major", None),
+            "1.10.0",
+            "numbers, not push order; no pre-release"
+        );
+        assert_eq!(pick("semver:minor", Some("1.4.2")), "1.10.0");
+        assert_eq!(pick("semver:patch", Some("1.4.0")), "1.4.2");
+        assert_eq!(
+            pick("semver:patch", Some("1.4.2")),
+            "none",
+            "nothing newer within the policy"
+        );
+        assert_eq!(
+            pick("semver:minor", Some("2.1.0")),
+            "none",
+            "never a step back"
+        );
+        assert_eq!(pick("any", None), "2.0.0-rc.1", "the newest push");
+        assert_eq!(pick("latest", None), "latest");
+        assert_eq!(pushes[0].event_id, format!("reconcile-{}", "a".repeat(48)));
+    }
+}
