@@ -299,7 +299,7 @@ impl Aws {
                 })
             })
             .collect();
-        images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at));
+        images.sort_by_key(|image| std::cmp::Reverse(image.pushed_at));
         Ok(images)
     }
 

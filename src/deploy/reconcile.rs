@@ -55,14 +55,17 @@ fn candidates(repository: &str, region: &str, images: &[EcrImage]) -> Vec<Push> 
     pushes
 }
 
+/// Each following service, with the candidates it admits.
+type Admitted = BTreeMap<ServiceKey, (Follower, Vec<usize>)>;
+
 /// Each following service with the candidates it admits (indexes into `pushes`); and the
 /// services whose follow configuration is wrong, once each.
 fn admitted(
     pushes: &[Push],
     tagged: &[TaggedService],
     config: &crate::config::Config,
-) -> (BTreeMap<ServiceKey, (Follower, Vec<usize>)>, Vec<Outcome>) {
-    let mut admitted: BTreeMap<ServiceKey, (Follower, Vec<usize>)> = BTreeMap::new();
+) -> (Admitted, Vec<Outcome>) {
+    let mut admitted = Admitted::new();
     let mut problems: BTreeMap<ServiceKey, Outcome> = BTreeMap::new();
     for (index, push) in pushes.iter().enumerate() {
         for selection in followers(push, tagged, config) {
