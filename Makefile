@@ -11,7 +11,7 @@ CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY := .tools/bin/cargo-deny
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo invoke test venv fmt-check clippy cargo-test template-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
+.PHONY: demo invoke bench test venv fmt-check clippy cargo-test template-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
 
 ## demo: build, start a local AWS (moto), push-deploy a two-container service, show before/after
 demo: venv
@@ -63,9 +63,18 @@ deny-advisories: $(CARGO_DENY)
 replay:
 	$(CARGO) run --release --locked --quiet --bin pushdeploy -- replay --queue-url "$(QUEUE_URL)" $(if $(LIST),--list,)
 
-## build: the release binaries Lambda runs (x86_64; see README for arm64)
+## build: the release binaries Lambda runs, as target/lambda/<function>/bootstrap for
+## provided.al2023 (x86_64; see README for arm64)
 build:
 	$(CARGO) build --release --locked --bin deploy --bin rollback
+	mkdir -p target/lambda/deploy target/lambda/rollback
+	cp target/release/deploy target/lambda/deploy/bootstrap
+	cp target/release/rollback target/lambda/rollback/bootstrap
+
+## bench: the release deploy binary through the Runtime API stand-in against moto: cold start,
+## warm and fan-out deploys, AWS calls, peak RSS, binary size (numbers for notes, not tests)
+bench: venv build
+	$(CARGO) run --quiet --locked --example bench -- target/lambda/deploy/bootstrap
 
 # Called by `sam build` (BuildMethod: makefile) with ARTIFACTS_DIR set.
 build-DeployFunction:

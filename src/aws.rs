@@ -222,6 +222,42 @@ impl Aws {
         }
     }
 
+    /// Opens the connections a deploy needs (ECS, the Tagging API, DynamoDB), concurrently, with
+    /// one cheap read each whose answer does not matter, so that a cold start pays its TLS
+    /// handshakes during init rather than inside the first push. At most `within`.
+    pub async fn warm_up(&self, table: &str, within: Duration) {
+        let ecs = self
+            .ecs
+            .describe_task_definition()
+            .task_definition("pushdeploy-warm-up")
+            .send();
+        let tagging = self
+            .tagging
+            .get_resources()
+            .resource_type_filters("ecs:service")
+            .tag_filters(
+                TagFilter::builder()
+                    .key(crate::follow::TAG_REPOSITORY)
+                    .values("pushdeploy-warm-up")
+                    .build(),
+            )
+            .send();
+        let dynamodb = self
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("pushdeploy-warm-up".into()),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("HEAD".into()),
+            )
+            .send();
+        let _ = tokio::time::timeout(within, async { tokio::join!(ecs, tagging, dynamodb) }).await;
+    }
+
     /// The region the clients talk to.
     pub fn region(&self) -> Option<&str> {
         self.ecs.config().region().map(|r| r.as_ref())

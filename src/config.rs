@@ -14,6 +14,7 @@ pub const METRICS_NAMESPACE_VAR: &str = "PUSHDEPLOY_METRICS_NAMESPACE";
 pub const NOTIFY_TOPIC_VAR: &str = "PUSHDEPLOY_NOTIFY_TOPIC_ARN";
 pub const DEFAULT_METRICS_NAMESPACE: &str = "pushdeploy";
 pub const CONCURRENCY_VAR: &str = "PUSHDEPLOY_CONCURRENCY";
+pub const WARM_UP_VAR: &str = "PUSHDEPLOY_WARM_UP";
 /// How many services one push deploys at once, unless set.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// ECS retries a broken deployment forever without a circuit breaker: this long, then it is failed.
@@ -39,6 +40,8 @@ pub struct Config {
     pub notify_topic_arn: Option<String>,
     /// How many services one push deploys at once.
     pub concurrency: usize,
+    /// Open the deploy function's connections during init.
+    pub warm_up: bool,
     /// Write EMF metric lines to stdout. Not a setting: on in the functions, off in the CLI,
     /// whose stdout is its answer and is not CloudWatch.
     pub emit_metrics: bool,
@@ -76,6 +79,8 @@ pub enum ConfigError {
     BadDryRun(String),
     #[error("{METRICS_NAMESPACE_VAR} is {0:?}: a CloudWatch namespace is 1 to 255 of letters, digits and . - _ / # : (and not starting with AWS/)")]
     BadNamespace(String),
+    #[error("{WARM_UP_VAR} is {0:?}: it must be true or false")]
+    BadWarmUp(String),
     #[error("{CONCURRENCY_VAR} is {0:?}: it must be a whole number from 1 to 64")]
     BadConcurrency(String),
     #[error("{NOTIFY_TOPIC_VAR} is {0:?}, which is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)")]
@@ -155,6 +160,10 @@ impl Config {
                 _ => return Err(ConfigError::BadConcurrency(raw)),
             },
         };
+        let warm_up = match set(WARM_UP_VAR) {
+            None => true,
+            Some(raw) => parse_bool(&raw).ok_or(ConfigError::BadWarmUp(raw))?,
+        };
         Ok(Config {
             table,
             clusters,
@@ -165,6 +174,7 @@ impl Config {
             metrics_namespace,
             notify_topic_arn,
             concurrency,
+            warm_up,
             emit_metrics: true,
         })
     }
@@ -191,6 +201,7 @@ impl Config {
             metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_string(),
             notify_topic_arn: None,
             concurrency: DEFAULT_CONCURRENCY,
+            warm_up: true,
             emit_metrics: true,
         }
     }

@@ -14,6 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     })?;
     let sdk = pushdeploy::aws::load_sdk_config().await;
     let deployer = Deployer::new(&sdk, config);
+    deployer.warm_up().await;
     let deployer = &deployer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let invocation = Invocation {

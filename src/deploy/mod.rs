@@ -133,6 +133,15 @@ impl Deployer {
         }
     }
 
+    /// Opens the connections a push needs, during init (when `PUSHDEPLOY_WARM_UP` allows).
+    pub async fn warm_up(&self) {
+        if self.config.warm_up {
+            self.aws
+                .warm_up(&self.config.table, std::time::Duration::from_secs(2))
+                .await;
+        }
+    }
+
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }

@@ -42,6 +42,8 @@ struct State {
     waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     init_error: Mutex<Option<String>>,
     ids: AtomicU64,
+    /// When the function first asked for an invocation: the end of its init.
+    first_poll: Mutex<Option<std::time::Instant>>,
 }
 
 pub struct RuntimeApi {
@@ -109,6 +111,13 @@ impl RuntimeApi {
     }
 }
 
+impl RuntimeApi {
+    /// When the function first polled for an invocation, once it has.
+    pub fn first_poll(&self) -> Option<std::time::Instant> {
+        *self.state.first_poll.lock().unwrap()
+    }
+}
+
 impl Drop for RuntimeApi {
     fn drop(&mut self) {
         self.server.abort();
@@ -146,6 +155,11 @@ async fn route(
     };
 
     if path == format!("{PREFIX}/invocation/next") {
+        state
+            .first_poll
+            .lock()
+            .unwrap()
+            .get_or_insert_with(std::time::Instant::now);
         loop {
             let arrived = state.arrived.notified();
             let next = state.queue.lock().unwrap().pop_front();
@@ -250,6 +264,11 @@ impl FunctionProcess {
             });
         }
         FunctionProcess { child, logs }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     pub fn log_lines(&self) -> Vec<String> {

@@ -1,0 +1,277 @@
+//! `make bench`: the release `deploy` binary, run as Lambda runs it (the Runtime API stand-in)
+//! against a local moto, measured. Prints a report; asserts nothing about speed (numbers go in
+//! notes, not in tests that could flake).
+//!
+//! Usage: cargo run --example bench -- <path to release deploy binary>
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::runtime_api::{FunctionProcess, RuntimeApi};
+use support::{digest, push_event, TestBed, REGISTRY};
+
+const STARTS: usize = 15;
+const WARM_DEPLOYS: usize = 30;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn p95(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((v.len() as f64) * 0.95).ceil() as usize;
+    v[rank.saturating_sub(1).min(v.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Peak resident set of a running process (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Starts the binary and waits for its first poll of the Runtime API; (process, api, time).
+async fn start(binary: &Path, env: &[(String, String)]) -> (FunctionProcess, RuntimeApi, Duration) {
+    let api = RuntimeApi::start().await;
+    let t0 = Instant::now();
+    let function = FunctionProcess::spawn(binary, &api, env);
+    let deadline = t0 + Duration::from_secs(20);
+    let polled = loop {
+        if let Some(at) = api.first_poll() {
+            break at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no poll within 20 s: {:?}",
+            function.log_lines()
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    };
+    (function, api, polled - t0)
+}
+
+async fn one_service_world(bed: &TestBed, cluster: &str) {
+    bed.cluster(cluster).await;
+    let td = bed
+        .task_definition("web", &[("app", &format!("{REGISTRY}/web:latest"))])
+        .await;
+    bed.service(cluster, "web", &td, &[("pushdeploy:repository", "web")])
+        .await;
+}
+
+fn calls(response: &serde_json::Value) -> (u64, u64) {
+    let all = response["aws_calls"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let total: u64 = all.values().filter_map(|v| v.as_u64()).sum();
+    let ledger: u64 = all
+        .iter()
+        .filter(|(k, _)| k.starts_with("DynamoDB."))
+        .filter_map(|(_, v)| v.as_u64())
+        .sum();
+    (total, ledger)
+}
+
+#[tokio::main]
+async fn main() {
+    let binary = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "target/release/deploy".into()),
+    );
+    assert!(
+        binary.exists(),
+        "{} is missing: run `make build`",
+        binary.display()
+    );
+    println!(
+        "pushdeploy bench: {} against a local moto (loopback, one request at a time)\n",
+        binary.display()
+    );
+
+    // Cold start: exec to first poll, with and without the connection warm-up.
+    let bed = TestBed::start().await;
+    one_service_world(&bed, "prod").await;
+    let mut cold = Vec::new();
+    let mut cold_no_warm = Vec::new();
+    for _ in 0..STARTS {
+        let (f, _api, t) = start(&binary, &bed.function_env()).await;
+        cold.push(ms(t));
+        f.stop().await;
+        let mut env = bed.function_env();
+        env.push(("PUSHDEPLOY_WARM_UP".into(), "false".into()));
+        let (f, _api, t) = start(&binary, &env).await;
+        cold_no_warm.push(ms(t));
+        f.stop().await;
+    }
+    println!("cold start, exec -> first poll of the Runtime API ({STARTS} starts each):");
+    println!(
+        "  with connection warm-up (default):   median {:7.2} ms",
+        median(cold.clone())
+    );
+    println!(
+        "  without (PUSHDEPLOY_WARM_UP=false):  median {:7.2} ms",
+        median(cold_no_warm.clone())
+    );
+    println!(
+        "  so the warm-up costs {:.2} ms here (3 plain-HTTP loopback requests to moto)\n",
+        median(cold.clone()) - median(cold_no_warm.clone())
+    );
+
+    // Cold first deploy: exec to the first response, on a fresh process.
+    let t0 = Instant::now();
+    let (function, api, _) = start(&binary, &bed.function_env()).await;
+    let response = api
+        .invoke(
+            push_event(
+                "cold-1",
+                "web",
+                "latest",
+                &digest('0'),
+                "2026-11-26T12:00:00Z",
+            ),
+            Duration::from_secs(60),
+        )
+        .await
+        .response();
+    let cold_first = t0.elapsed();
+    assert_eq!(response["outcomes"][0]["outcome"], "deployed", "{response}");
+
+    // Warm single-service deploys on the same process.
+    let mut warm = Vec::new();
+    let mut call_counts = Vec::new();
+    for i in 0..WARM_DEPLOYS {
+        let d = char::from_digit((i % 15 + 1) as u32, 16).unwrap();
+        let event = push_event(
+            &format!("warm-{i}"),
+            "web",
+            "latest",
+            &format!("sha256:{d}{i:063x}"),
+            &format!("2026-11-26T13:{:02}:00Z", i),
+        );
+        let t = Instant::now();
+        let response = api.invoke(event, Duration::from_secs(60)).await.response();
+        warm.push(ms(t.elapsed()));
+        assert_eq!(response["outcomes"][0]["outcome"], "deployed", "{response}");
+        call_counts.push(calls(&response));
+    }
+    let rss = function.pid().and_then(peak_rss_kib);
+    function.stop().await;
+    let (total, ledger) = call_counts[0];
+    let single = median(warm.clone());
+    println!(
+        "cold first deploy, exec -> first response: {:.2} ms",
+        ms(cold_first)
+    );
+    println!("warm single-service deploy ({WARM_DEPLOYS} pushes, one process):");
+    println!("  median {:.2} ms, p95 {:.2} ms", single, p95(warm.clone()));
+    println!(
+        "  AWS calls per deploy: {total} = {} (discovery, describe x2, register, update) + {ledger} ledger",
+        total - ledger
+    );
+    if let Some(kib) = rss {
+        println!(
+            "peak RSS of the process over {} deploys: {:.1} MiB\n",
+            WARM_DEPLOYS + 1,
+            kib as f64 / 1024.0
+        );
+    }
+
+    // Fan-out: 50 services in 5 clusters following one repository.
+    let bed = TestBed::start().await;
+    for c in 0..5 {
+        bed.cluster(&format!("c{c}")).await;
+        for s in 0..10 {
+            let td = bed
+                .task_definition(
+                    &format!("f{c}-{s}"),
+                    &[("app", &format!("{REGISTRY}/web:latest"))],
+                )
+                .await;
+            bed.service(
+                &format!("c{c}"),
+                &format!("s{s}"),
+                &td,
+                &[("pushdeploy:repository", "web")],
+            )
+            .await;
+        }
+    }
+    let (function, api, _) = start(&binary, &bed.function_env()).await;
+    // One warm-up push on another repository, so that the measured one runs warm.
+    api.invoke(
+        push_event("w", "other", "latest", &digest('9'), "2026-11-26T11:00:00Z"),
+        Duration::from_secs(60),
+    )
+    .await
+    .response();
+    let t = Instant::now();
+    let response = api
+        .invoke(
+            push_event("fan", "web", "latest", &digest('f'), "2026-11-26T12:00:00Z"),
+            Duration::from_secs(120),
+        )
+        .await
+        .response();
+    let fan = ms(t.elapsed());
+    let deployed = response["outcomes"]
+        .as_array()
+        .map(|o| o.iter().filter(|o| o["outcome"] == "deployed").count())
+        .unwrap_or(0);
+    let (total, ledger) = calls(&response);
+    let fan_rss = function.pid().and_then(peak_rss_kib);
+    function.stop().await;
+    println!("fan-out: one push, 50 services in 5 clusters (50 distinct task definitions):");
+    println!(
+        "  {deployed} deployed in {fan:.2} ms = {:.2}x the single-service median",
+        fan / single
+    );
+    println!(
+        "  AWS calls: {total} ({} ECS/Tagging, {ledger} ledger)",
+        total - ledger
+    );
+    if let Some(kib) = fan_rss {
+        println!("  peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+    }
+
+    // Sizes.
+    let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "\nbinary: {} bytes ({:.2} MiB) stripped",
+        size,
+        size as f64 / 1048576.0
+    );
+    let zipped = std::env::temp_dir().join("pushdeploy-bench-bootstrap.zip");
+    let _ = std::fs::remove_file(&zipped);
+    let dir = std::env::temp_dir().join("pushdeploy-bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::copy(&binary, dir.join("bootstrap"));
+    let zip = std::process::Command::new("zip")
+        .args(["-q", "-9", "-j"])
+        .arg(&zipped)
+        .arg(dir.join("bootstrap"))
+        .status();
+    match (zip, std::fs::metadata(&zipped)) {
+        (Ok(s), Ok(m)) if s.success() => println!(
+            "bootstrap zipped (zip -9): {} bytes ({:.2} MiB)",
+            m.len(),
+            m.len() as f64 / 1048576.0
+        ),
+        _ => println!("bootstrap zipped: `zip` is not available here"),
+    }
+}
