@@ -192,61 +192,10 @@ async fn main() {
         );
     }
 
-    // Fan-out: 50 services in 5 clusters following one repository.
-    let bed = TestBed::start().await;
-    for c in 0..5 {
-        bed.cluster(&format!("c{c}")).await;
-        for s in 0..10 {
-            let td = bed
-                .task_definition(
-                    &format!("f{c}-{s}"),
-                    &[("app", &format!("{REGISTRY}/web:latest"))],
-                )
-                .await;
-            bed.service(
-                &format!("c{c}"),
-                &format!("s{s}"),
-                &td,
-                &[("pushdeploy:repository", "web")],
-            )
-            .await;
-        }
-    }
-    let (function, api, _) = start(&binary, &bed.function_env()).await;
-    // One warm-up push on another repository, so that the measured one runs warm.
-    api.invoke(
-        push_event("w", "other", "latest", &digest('9'), "2026-11-26T11:00:00Z"),
-        Duration::from_secs(60),
-    )
-    .await
-    .response();
-    let t = Instant::now();
-    let response = api
-        .invoke(
-            push_event("fan", "web", "latest", &digest('f'), "2026-11-26T12:00:00Z"),
-            Duration::from_secs(120),
-        )
-        .await
-        .response();
-    let fan = ms(t.elapsed());
-    let deployed = response["outcomes"]
-        .as_array()
-        .map(|o| o.iter().filter(|o| o["outcome"] == "deployed").count())
-        .unwrap_or(0);
-    let (total, ledger) = calls(&response);
-    let fan_rss = function.pid().and_then(peak_rss_kib);
-    function.stop().await;
-    println!("fan-out: one push, 50 services in 5 clusters (50 distinct task definitions):");
-    println!(
-        "  {deployed} deployed in {fan:.2} ms = {:.2}x the single-service median",
-        fan / single
-    );
-    println!(
-        "  AWS calls: {total} ({} ECS/Tagging, {ledger} ledger)",
-        total - ledger
-    );
-    if let Some(kib) = fan_rss {
-        println!("  peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+    // Fan-out: 50 services in 5 clusters following one repository, at the default service
+    // concurrency and at a high one.
+    for concurrency in ["8", "32"] {
+        fan_out(&binary, concurrency, single).await;
     }
 
     // Sizes.
@@ -273,5 +222,66 @@ async fn main() {
             m.len() as f64 / 1048576.0
         ),
         _ => println!("bootstrap zipped: `zip` is not available here"),
+    }
+}
+
+/// One push to 50 services in 5 clusters; prints its time against the single-service median.
+async fn fan_out(binary: &Path, concurrency: &str, single: f64) {
+    let bed = TestBed::start().await;
+    for c in 0..5 {
+        bed.cluster(&format!("c{c}")).await;
+        for s in 0..10 {
+            let td = bed
+                .task_definition(
+                    &format!("f{c}-{s}"),
+                    &[("app", &format!("{REGISTRY}/web:latest"))],
+                )
+                .await;
+            bed.service(
+                &format!("c{c}"),
+                &format!("s{s}"),
+                &td,
+                &[("pushdeploy:repository", "web")],
+            )
+            .await;
+        }
+    }
+    let mut env = bed.function_env();
+    env.push(("PUSHDEPLOY_CONCURRENCY".into(), concurrency.into()));
+    let (function, api, _) = start(binary, &env).await;
+    // One warm-up push on another repository, so that the measured one runs warm.
+    api.invoke(
+        push_event("w", "other", "latest", &digest('9'), "2026-11-26T11:00:00Z"),
+        Duration::from_secs(60),
+    )
+    .await
+    .response();
+    let t = Instant::now();
+    let response = api
+        .invoke(
+            push_event("fan", "web", "latest", &digest('f'), "2026-11-26T12:00:00Z"),
+            Duration::from_secs(120),
+        )
+        .await
+        .response();
+    let fan = ms(t.elapsed());
+    let deployed = response["outcomes"]
+        .as_array()
+        .map(|o| o.iter().filter(|o| o["outcome"] == "deployed").count())
+        .unwrap_or(0);
+    let (total, ledger) = calls(&response);
+    let fan_rss = function.pid().and_then(peak_rss_kib);
+    function.stop().await;
+    println!("fan-out: one push, 50 services in 5 clusters (50 distinct task definitions), PUSHDEPLOY_CONCURRENCY={concurrency}:");
+    println!(
+        "  {deployed} deployed in {fan:.2} ms = {:.2}x the single-service median",
+        fan / single
+    );
+    println!(
+        "  AWS calls: {total} ({} ECS/Tagging, {ledger} ledger)",
+        total - ledger
+    );
+    if let Some(kib) = fan_rss {
+        println!("  peak RSS: {:.1} MiB", kib as f64 / 1024.0);
     }
 }
