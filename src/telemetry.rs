@@ -13,6 +13,19 @@ pub struct Subject<'a> {
     pub digest: &'a str,
 }
 
+impl<'a> Subject<'a> {
+    /// An event that is not about one image (an ECS event, the sweep, the reconcile): the
+    /// outcomes name their own images.
+    pub fn event(event_id: &'a str) -> Subject<'a> {
+        Subject {
+            event_id,
+            repository: "",
+            tag: "",
+            digest: "",
+        }
+    }
+}
+
 impl<'a> From<&'a Push> for Subject<'a> {
     fn from(push: &'a Push) -> Self {
         Subject {
@@ -33,7 +46,27 @@ pub(crate) struct Run<'a> {
     pub metrics_namespace: Option<&'a str>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    pub fn new(
+        subject: Subject<'a>,
+        request_id: Option<&'a str>,
+        started: std::time::Instant,
+        config: &'a crate::config::Config,
+    ) -> Run<'a> {
+        Run {
+            subject,
+            request_id,
+            started,
+            metrics_namespace: config.emf_namespace(),
+        }
+    }
+
+    /// [`Run::conclude`], then one notification per milestone.
+    pub async fn announce(&self, outcomes: &mut [Outcome], notifier: &crate::notify::Notifier) {
+        self.conclude(outcomes);
+        notifier.send(self.subject, outcomes).await;
+    }
+
     pub fn duration_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }

@@ -244,14 +244,8 @@ impl Deployer {
         outcomes.extend(self.deploy_all(&push, following, &shared).await);
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
 
-        let run = Run {
-            subject: Subject::from(&push),
-            request_id,
-            started,
-            metrics_namespace: self.config.emf_namespace(),
-        };
-        run.conclude(&mut outcomes);
-        self.notifier.send(run.subject, &outcomes).await;
+        let run = Run::new(Subject::from(&push), request_id, started, &self.config);
+        run.announce(&mut outcomes, &self.notifier).await;
         // "My push did nothing" deserves a line of its own too.
         let reason = outcomes.is_empty().then(|| {
             let reason = format!(

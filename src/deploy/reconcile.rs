@@ -270,19 +270,9 @@ impl Deployer {
         outcomes.retain(|o| !in_step(o));
         let in_step_count = nothing_newer + considered - outcomes.len();
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
-        let run = Run {
-            subject: Subject {
-                event_id: event_id.as_deref().unwrap_or("reconcile"),
-                repository: "",
-                tag: "",
-                digest: "",
-            },
-            request_id,
-            started,
-            metrics_namespace: self.config.emf_namespace(),
-        };
-        run.conclude(&mut outcomes);
-        self.notifier.send(run.subject, &outcomes).await;
+        let subject = Subject::event(event_id.as_deref().unwrap_or("reconcile"));
+        let run = Run::new(subject, request_id, started, &self.config);
+        run.announce(&mut outcomes, &self.notifier).await;
         let mut reason = format!(
             "reconcile at {}: {} repositories, {} services follow them, {} already run the newest image they follow",
             crate::event::timestamp_text(&at),

@@ -73,19 +73,9 @@ impl RollbackHandler {
             ),
             Ok(RollbackTrigger::Sweep { at }) => (None, self.sweep(at, &lease).await),
         };
-        let run = Run {
-            subject: Subject {
-                event_id: event_id.as_deref().unwrap_or("sweep"),
-                repository: "",
-                tag: "",
-                digest: "",
-            },
-            request_id,
-            started,
-            metrics_namespace: self.config.emf_namespace(),
-        };
-        run.conclude(&mut outcomes);
-        self.notifier.send(run.subject, &outcomes).await;
+        let subject = Subject::event(event_id.as_deref().unwrap_or("sweep"));
+        let run = Run::new(subject, request_id, started, &self.config);
+        run.announce(&mut outcomes, &self.notifier).await;
         let report = Report {
             event_id: event_id.clone(),
             outcomes,
