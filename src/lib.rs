@@ -13,6 +13,7 @@ pub mod ecs_event;
 pub mod event;
 pub mod follow;
 pub mod image;
+pub mod init;
 pub mod ledger;
 pub mod logging;
 pub mod media;

@@ -303,6 +303,39 @@ async fn a_missing_setting_stops_the_function_at_start_with_a_sentence() {
     assert!(!status.success());
     let logs = function.log_lines().join("\n");
     assert!(logs.contains("PUSHDEPLOY_TABLE is not set"), "{logs}");
+    // Lambda hears it too, once, as the init error with the same sentence.
+    let reported: serde_json::Value =
+        serde_json::from_str(&api.init_error().expect("an /init/error post")).unwrap();
+    assert_eq!(reported["errorType"], "pushdeploy.ConfigError");
+    assert!(
+        reported["errorMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("PUSHDEPLOY_TABLE is not set"),
+        "{reported}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_setting_value_is_an_init_error_naming_the_variable() {
+    let api = RuntimeApi::start().await;
+    let env: Vec<(String, String)> = vec![
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("PUSHDEPLOY_TABLE".into(), "t".into()),
+        ("PUSHDEPLOY_CONCURRENCY".into(), "eight".into()),
+    ];
+    let mut function = FunctionProcess::spawn(binary(), &api, &env);
+    assert!(!function
+        .exit_status(Duration::from_secs(30))
+        .await
+        .success());
+    let reported = api.init_error().expect("an /init/error post");
+    assert!(
+        reported.contains(
+            "PUSHDEPLOY_CONCURRENCY is \\\"eight\\\": it must be a whole number from 1 to 64"
+        ),
+        "{reported}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,10 +9,14 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     pushdeploy::logging::init();
-    let config = Config::from_env().map_err(|e| {
-        tracing::error!(reason = %e, "pushdeploy cannot start");
-        e.to_string()
-    })?;
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(reason = %e, "pushdeploy cannot start");
+            pushdeploy::init::report_init_error("pushdeploy.ConfigError", &e.to_string()).await;
+            return Err(e.to_string().into());
+        }
+    };
     let sdk = pushdeploy::aws::load_sdk_config().await;
     let handler = RollbackHandler::new(&sdk, config);
     let handler = &handler;

@@ -112,6 +112,11 @@ impl RuntimeApi {
 }
 
 impl RuntimeApi {
+    /// What the function posted to `/runtime/init/error`, if it did.
+    pub fn init_error(&self) -> Option<String> {
+        self.state.init_error.lock().unwrap().clone()
+    }
+
     /// When the function first polled for an invocation, once it has.
     pub fn first_poll(&self) -> Option<std::time::Instant> {
         *self.state.first_poll.lock().unwrap()
