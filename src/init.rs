@@ -2,7 +2,21 @@
 //! takes the reason, so the init failure Lambda reports (and the first invocation's error)
 //! carries the sentence that names the bad setting, not only an exit status.
 
+use crate::config::Config;
 use std::time::Duration;
+
+/// The function's settings; or, when they are wrong, the reason logged once, posted as the init
+/// error, and returned so that `main` exits.
+pub async fn settings() -> Result<Config, lambda_runtime::Error> {
+    match Config::from_env() {
+        Ok(config) => Ok(config),
+        Err(e) => {
+            tracing::error!(reason = %e, "pushdeploy cannot start");
+            report_init_error("pushdeploy.ConfigError", &e.to_string()).await;
+            Err(e.to_string().into())
+        }
+    }
+}
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Posts `message` to `/runtime/init/error` of `AWS_LAMBDA_RUNTIME_API` (a loopback address,

@@ -1,21 +1,13 @@
 //! The deploy Lambda function: wiring only. The work is in `pushdeploy::deploy`.
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use pushdeploy::config::Config;
 use pushdeploy::deploy::{Deployer, Invocation};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     pushdeploy::logging::init();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(reason = %e, "pushdeploy cannot start");
-            pushdeploy::init::report_init_error("pushdeploy.ConfigError", &e.to_string()).await;
-            return Err(e.to_string().into());
-        }
-    };
+    let config = pushdeploy::init::settings().await?;
     let sdk = pushdeploy::aws::load_sdk_config().await;
     let deployer = Deployer::new(&sdk, config);
     deployer.warm_up().await;

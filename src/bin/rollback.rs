@@ -1,7 +1,6 @@
 //! The rollback Lambda function: wiring only. The work is in `pushdeploy::rollback`.
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use pushdeploy::config::Config;
 use pushdeploy::deploy::Invocation;
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::Value;
@@ -9,14 +8,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     pushdeploy::logging::init();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(reason = %e, "pushdeploy cannot start");
-            pushdeploy::init::report_init_error("pushdeploy.ConfigError", &e.to_string()).await;
-            return Err(e.to_string().into());
-        }
-    };
+    let config = pushdeploy::init::settings().await?;
     let sdk = pushdeploy::aws::load_sdk_config().await;
     let handler = RollbackHandler::new(&sdk, config);
     let handler = &handler;
