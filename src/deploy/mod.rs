@@ -7,7 +7,7 @@ mod reconcile;
 use crate::aws::{Aws, AwsError, DESCRIBE_SERVICES_BATCH};
 use crate::config::parse_bool;
 use crate::config::Config;
-use crate::ecs_event::{parse_trigger, RollbackTrigger};
+use crate::ecs_event::{parse_trigger, RollbackTrigger, SCHEDULE_SOURCE};
 use crate::event::{parse_push, timestamp_text, trust, Ignored, Push};
 use crate::follow::{followers, Follower, TAG_PAUSED};
 use crate::ledger::{Lease, Ledger};
@@ -153,8 +153,12 @@ impl Deployer {
     ) -> Result<Report, RetryableFailure> {
         self.aws.calls.take();
         // The reconcile schedule (template: MissedPushReconcile) sends EventBridge's standard
-        // Scheduled Event.
-        if let Ok(RollbackTrigger::Sweep { at }) = parse_trigger(payload.clone()) {
+        // Scheduled Event. Only an `aws.events` payload is parsed (and copied) for it: pushes
+        // go straight on.
+        let scheduled = payload.get("source").and_then(Value::as_str) == Some(SCHEDULE_SOURCE);
+        if let Some(Ok(RollbackTrigger::Sweep { at })) =
+            scheduled.then(|| parse_trigger(payload.clone()))
+        {
             let event_id = payload
                 .get("id")
                 .and_then(Value::as_str)
