@@ -37,42 +37,30 @@ fn summary(report: &Report) -> Vec<(String, OutcomeKind, Option<&'static str>)> 
 async fn semver_and_prefix_policies_follow_only_what_they_should() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
-    let semver = bed
-        .task_definition("api", &[("app", &format!("{REGISTRY}/web:1.4.2"))])
-        .await;
-    bed.service(
+    bed.app_service(
         "prod",
         "api",
-        &semver,
+        &format!("{REGISTRY}/web:1.4.2"),
         &[
             ("pushdeploy:repository", "web"),
             ("pushdeploy:tag", "semver:minor"),
         ],
     )
     .await;
-    let releases = bed
-        .task_definition(
-            "batch",
-            &[("app", &format!("{REGISTRY}/web:release-2026-11-01"))],
-        )
-        .await;
-    bed.service(
+    bed.app_service(
         "prod",
         "batch",
-        &releases,
+        &format!("{REGISTRY}/web:release-2026-11-01"),
         &[
             ("pushdeploy:repository", "web"),
             ("pushdeploy:tag", "prefix:release-"),
         ],
     )
     .await;
-    let broken = bed
-        .task_definition("cron", &[("app", &format!("{REGISTRY}/web:1.4.2"))])
-        .await;
-    bed.service(
+    bed.app_service(
         "prod",
         "cron",
-        &broken,
+        &format!("{REGISTRY}/web:1.4.2"),
         &[
             ("pushdeploy:repository", "web"),
             ("pushdeploy:tag", "semver:mnior"),

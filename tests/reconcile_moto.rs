@@ -62,37 +62,34 @@ async fn the_reconcile_deploys_what_was_missed_once_and_by_policy() {
         }
     }
     bed.cluster("prod").await;
-    let semver = bed
-        .task_definition("api", &[("app", &format!("{REGISTRY}/web:1.4.2"))])
-        .await;
-    bed.service(
+    bed.app_service(
         "prod",
         "api",
-        &semver,
+        &format!("{REGISTRY}/web:1.4.2"),
         &[
             ("pushdeploy:repository", "web"),
             ("pushdeploy:tag", "semver:minor"),
         ],
     )
     .await;
-    let latest = bed
-        .task_definition("site", &[("app", &format!("{REGISTRY}/web:latest"))])
-        .await;
-    bed.service("prod", "site", &latest, &[("pushdeploy:repository", "web")])
-        .await;
-    let frozen = bed
-        .task_definition("cron", &[("app", &format!("{REGISTRY}/web:latest"))])
-        .await;
-    bed.service(
+    bed.app_service(
         "prod",
-        "cron",
-        &frozen,
-        &[
-            ("pushdeploy:repository", "web"),
-            ("pushdeploy:paused", "true"),
-        ],
+        "site",
+        &format!("{REGISTRY}/web:latest"),
+        &[("pushdeploy:repository", "web")],
     )
     .await;
+    let frozen = bed
+        .app_service(
+            "prod",
+            "cron",
+            &format!("{REGISTRY}/web:latest"),
+            &[
+                ("pushdeploy:repository", "web"),
+                ("pushdeploy:paused", "true"),
+            ],
+        )
+        .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
     let report = deployer

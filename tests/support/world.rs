@@ -62,6 +62,20 @@ impl TestBed {
         }
     }
 
+    /// Service `cluster`/`name` running one container, `app`, on `image`, in a task definition
+    /// family named after the service, with `tags`; the revision's ARN.
+    pub async fn app_service(
+        &self,
+        cluster: &str,
+        name: &str,
+        image: &str,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let revision = self.task_definition(name, &[("app", image)]).await;
+        self.service(cluster, name, &revision, tags).await;
+        revision
+    }
+
     /// An SNS topic with an SQS queue subscribed to it; (topic ARN, queue URL).
     pub async fn notify_topic(&self) -> (String, String) {
         let sns = aws_sdk_sns::Client::new(&self.sdk);
