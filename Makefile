@@ -52,7 +52,11 @@ $(CARGO_DENY):
 	$(CARGO) install --locked --quiet --root .tools cargo-deny@$(CARGO_DENY_VERSION)
 
 ## deny: licences, bans and sources of every dependency (deny.toml), offline
+# cargo-deny reads the metadata of the whole graph, every target platform's crates included
+# (android_system_properties, windows-*), while a build downloads only this platform's: fetch
+# them all first, or a machine with an empty cargo home fails here (issue 11).
 deny: $(CARGO_DENY)
+	$(CARGO) fetch --locked --quiet
 	$(CARGO_DENY) --offline check licenses bans sources
 
 ## deny-advisories: the RustSec advisory check; needs github.com (not reachable from CI here)
