@@ -11,7 +11,7 @@ CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY := .tools/bin/cargo-deny
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo invoke bench test venv fmt-check clippy cargo-test template-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
+.PHONY: demo invoke bench test venv fmt-check clippy world-check cargo-test template-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
 
 ## demo: build, start a local AWS (moto), push-deploy a two-container service, show before/after
 demo: venv
@@ -24,7 +24,7 @@ invoke: venv
 
 ## test: formatting, clippy (warnings denied), every test against moto and mocks, template checks
 ## (cfn-lint, sam validate --lint, the event-pattern and policy check), dependency policy
-test: venv fmt-check clippy cargo-test template-check deny
+test: venv fmt-check clippy world-check cargo-test template-check deny
 
 venv: $(VENV_STAMP)
 
@@ -39,6 +39,10 @@ fmt-check:
 # --all-targets with the test features on, so clippy shares the test build's dependency set.
 clippy:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+## world-check: the deployment-aware ECS test world (tests/support/ecs_world.py) checked by itself
+world-check: venv
+	$(VENV)/bin/python tests/ecs_world_check.py
 
 cargo-test: venv
 	$(CARGO) test --locked

@@ -6,7 +6,9 @@
 use crate::follow::TaggedService;
 use aws_config::SdkConfig;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
-use aws_sdk_ecs::types::{Service, ServiceField, Tag, TaskDefinition, TaskDefinitionField};
+use aws_sdk_ecs::types::{
+    Service, ServiceField, ServiceRevision, Tag, TaskDefinition, TaskDefinitionField,
+};
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
@@ -389,6 +391,25 @@ impl Aws {
             maybe_applied: false,
         })?;
         Ok((definition, out.tags.unwrap_or_default()))
+    }
+
+    /// The service revisions `arns` (DescribeServiceRevisions takes at most 20 per call).
+    pub async fn describe_service_revisions(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceRevision>, AwsError> {
+        let mut revisions = Vec::new();
+        for batch in arns.chunks(20) {
+            let out = self
+                .ecs
+                .describe_service_revisions()
+                .set_service_revision_arns(Some(batch.to_vec()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ecs:DescribeServiceRevisions", e))?;
+            revisions.extend(out.service_revisions.unwrap_or_default());
+        }
+        Ok(revisions)
     }
 
     /// A request builder for [`crate::revision::revision_request`] to fill.

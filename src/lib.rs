@@ -24,6 +24,7 @@ pub mod outcome;
 pub mod plan;
 pub mod policy;
 pub mod replay;
+pub mod resolved;
 pub mod revision;
 pub mod rollback;
 pub mod telemetry;

@@ -9,12 +9,17 @@ pub const TAG_DIGEST: &str = "pushdeploy:digest";
 pub const TAG_PUSHED_AT: &str = "pushdeploy:pushed-at";
 pub const TAG_EVENT_ID: &str = "pushdeploy:event-id";
 pub const TAG_PREVIOUS: &str = "pushdeploy:previous-task-definition";
-const PROVENANCE: [&str; 5] = [
+/// On a rollback's pinned copy: the revision it copies, and why it exists.
+pub const TAG_PINS: &str = "pushdeploy:pins";
+pub const TAG_PIN_REASON: &str = "pushdeploy:pinned-because";
+const PROVENANCE: [&str; 7] = [
     TAG_PUSHED_TAG,
     TAG_DIGEST,
     TAG_PUSHED_AT,
     TAG_EVENT_ID,
     TAG_PREVIOUS,
+    TAG_PINS,
+    TAG_PIN_REASON,
 ];
 
 /// ECS accepts at most 50 user tags on a task definition.
@@ -69,6 +74,34 @@ impl Provenance {
     }
 }
 
+/// Where a rollback's pinned copy of a revision comes from, written onto it as tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinProvenance {
+    /// The revision copied.
+    pub pins: String,
+    /// The digest the followed container is pinned to.
+    pub digest: String,
+    /// The push whose failed deployment the rollback reverts.
+    pub event_id: String,
+    /// The failed revision the rollback replaces.
+    pub previous_task_definition: String,
+    /// Why: in ECS's tag alphabet (letters, digits, spaces and `+ - = . _ : / @`).
+    pub because: String,
+}
+
+impl PinProvenance {
+    fn tags(&self) -> [Tag; 5] {
+        [
+            (TAG_PINS, &self.pins),
+            (TAG_DIGEST, &self.digest),
+            (TAG_EVENT_ID, &self.event_id),
+            (TAG_PREVIOUS, &self.previous_task_definition),
+            (TAG_PIN_REASON, &self.because),
+        ]
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+    }
+}
+
 /// The value of tag `key` among `tags`, if set.
 pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
     tags.iter()
@@ -85,14 +118,39 @@ pub fn revision_request(
     image: &str,
     provenance: &Provenance,
 ) -> Result<RegisterTaskDefinitionFluentBuilder, RevisionError> {
+    let images = [(container.to_string(), image.to_string())];
+    copy_request(request, current, current_tags, &images, provenance.tags())
+}
+
+/// Fills `request` with a copy of `target` whose containers run the pinned `images`
+/// (container, image), for a rollback that must run exactly what `target` ran.
+pub fn pinned_copy_request(
+    request: RegisterTaskDefinitionFluentBuilder,
+    target: &TaskDefinition,
+    target_tags: &[Tag],
+    images: &[(String, String)],
+    provenance: &PinProvenance,
+) -> Result<RegisterTaskDefinitionFluentBuilder, RevisionError> {
+    copy_request(request, target, target_tags, images, provenance.tags())
+}
+
+fn copy_request(
+    request: RegisterTaskDefinitionFluentBuilder,
+    current: &TaskDefinition,
+    current_tags: &[Tag],
+    images: &[(String, String)],
+    provenance: [Tag; 5],
+) -> Result<RegisterTaskDefinitionFluentBuilder, RevisionError> {
     let arn = current.task_definition_arn.clone().unwrap_or_default();
     let family = current.family.clone().ok_or(RevisionError::NoFamily(arn))?;
     let mut containers = current.container_definitions.clone().unwrap_or_default();
-    let target = containers
-        .iter_mut()
-        .find(|c| c.name.as_deref() == Some(container))
-        .ok_or_else(|| RevisionError::NoSuchContainer(container.to_string()))?;
-    target.image = Some(image.to_string());
+    for (container, image) in images {
+        let target = containers
+            .iter_mut()
+            .find(|c| c.name.as_deref() == Some(container.as_str()))
+            .ok_or_else(|| RevisionError::NoSuchContainer(container.to_string()))?;
+        target.image = Some(image.to_string());
+    }
 
     // `aws:` keys are reserved (RegisterTaskDefinition rejects them); old provenance is replaced.
     let mut tags: Vec<Tag> = current_tags
@@ -103,7 +161,7 @@ pub fn revision_request(
         })
         .cloned()
         .collect();
-    tags.extend(provenance.tags());
+    tags.extend(provenance);
     if tags.len() > MAX_TAGS {
         return Err(RevisionError::TooManyTags(tags.len()));
     }

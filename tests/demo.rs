@@ -1,14 +1,17 @@
-//! `make demo`: one push-to-deploy, end to end, on a local AWS emulator (moto).
+//! `make demo`: one push-to-deploy, end to end, on a local AWS emulator (moto with the
+//! deployment-aware ECS world of `tests/support/ecs_world.py`).
 //!
-//! It starts moto and builds the demo world (an ECR repository with an image, a cluster, a
-//! two-container task definition: the app and a log-router sidecar, a service tagged to follow
-//! the repository, and an SNS topic with a queue subscribed). Then it runs the real binaries
-//! through a Lambda Runtime API stand-in: the `deploy` binary in dry run with
-//! `events/ecr-push.json` (the diff, nothing changed), the same push for real, ECS reporting that
-//! deployment FAILED (`events/ecs-deployment-failed.json`) to the `rollback` binary, which puts
-//! the service back. It prints the log lines, the metric (EMF) lines and the notifications read
-//! back at each step. It exits non-zero if anything did not happen as it should, so `cargo test`
-//! keeps it honest.
+//! It starts moto and builds the demo world (an ECR repository with an image tagged `latest`, a
+//! cluster, a two-container task definition that names the app by that tag beside a log-router
+//! sidecar, a service tagged to follow the repository with ECS's circuit breaker on, and an SNS
+//! topic with a queue subscribed). Then `docker push` of a new `latest` (ECR moves the tag), and
+//! the real binaries through a Lambda Runtime API stand-in: the `deploy` binary in dry run with
+//! ECR's push event (the diff, nothing changed), the same push for real, then the new tasks fail
+//! to start and ECS reports the deployment FAILED: the events the world emits go to the
+//! `rollback` binary, which puts the service back on exactly the digest it ran before, pinned
+//! (not on `latest`, which now names the failed image). It prints the log lines, the metric (EMF)
+//! lines and the notifications read back at each step. It exits non-zero if anything did not
+//! happen as it should, so `cargo test` keeps it honest.
 
 mod support;
 
@@ -16,12 +19,14 @@ use serde_json::Value;
 use std::time::Duration;
 use support::runtime_api::{FunctionProcess, RuntimeApi};
 use support::world::DEMO_REPOSITORY;
-use support::{sample_event, TestBed, REGISTRY};
+use support::{TestBed, REGISTRY};
 
 struct Row {
     revision: String,
     app: String,
     sidecar: String,
+    /// The digest ECS resolved for the app when it deployed the revision.
+    ran: String,
 }
 
 async fn row(bed: &TestBed, arn: &str) -> Row {
@@ -29,7 +34,33 @@ async fn row(bed: &TestBed, arn: &str) -> Row {
         revision: arn.rsplit('/').next().unwrap_or(arn).to_string(),
         app: bed.image(arn, "app").await,
         sidecar: bed.image(arn, "log-router").await,
+        ran: ran(bed, arn).await,
     }
+}
+
+/// The app digest of the newest deployment of `revision` that ECS shows.
+async fn ran(bed: &TestBed, revision: &str) -> String {
+    let view = bed.world().service("demo", "web").await;
+    let deployment = view["deployments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["taskDefinition"] == revision);
+    let Some(revision_arn) = deployment.and_then(|d| d["serviceRevisionArn"].as_str()) else {
+        return "?".into();
+    };
+    view["serviceRevisions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["serviceRevisionArn"] == revision_arn)
+        .and_then(|r| r["containerImages"].as_array())
+        .into_iter()
+        .flatten()
+        .find(|c| c["containerName"] == "app")
+        .and_then(|c| c["imageDigest"].as_str())
+        .unwrap_or("?")
+        .to_string()
 }
 
 #[tokio::main]
@@ -40,20 +71,27 @@ async fn main() {
     let bed = TestBed::start().await;
     println!("local AWS (moto) listening on {}", bed.moto.url());
     let world = bed.demo_world().await;
+    bed.demo_circuit_breaker().await;
     let old = world.revision.clone();
     let (topic, queue_url) = bed.notify_topic().await;
     println!(
         "ECR repository {DEMO_REPOSITORY}: first image {} tagged latest",
         world.first_digest
     );
-    println!("ECS service demo/web runs {old}, tagged pushdeploy:repository={DEMO_REPOSITORY}");
+    println!("ECS service demo/web runs {old} (app: {DEMO_REPOSITORY}:latest), tagged pushdeploy:repository={DEMO_REPOSITORY}, circuit breaker on");
     println!("SNS topic {topic}, with an SQS queue subscribed to read the notifications back\n");
     let mut env = bed.function_env();
     env.push(("PUSHDEPLOY_NOTIFY_TOPIC_ARN".into(), topic));
 
-    let event = sample_event("ecr-push.json");
+    // `docker push pushdeploy-demo:latest`: ECR moves the tag to the new image and sends its
+    // event (the shape of events/ecr-push.json, with the digest ECR gave the image).
+    let event = bed.demo_push(1).await;
+    let pushed = event["detail"]["image-digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     println!(
-        "docker push ... -> EventBridge delivers events/ecr-push.json: {}:{} = {}\n",
+        "docker push ... -> ECR moves latest, EventBridge delivers the push event: {}:{} = {}\n",
         event["detail"]["repository-name"]
             .as_str()
             .unwrap_or_default(),
@@ -104,13 +142,7 @@ async fn main() {
     let new = bed.running("demo", "web").await;
     assert_eq!(outcome["task_definition"].as_str(), Some(new.as_str()));
     let (before, after) = (row(&bed, &old).await, row(&bed, &new).await);
-    assert_eq!(
-        after.app,
-        format!(
-            "{REGISTRY}/{DEMO_REPOSITORY}@{}",
-            event["detail"]["image-digest"].as_str().unwrap()
-        )
-    );
+    assert_eq!(after.app, format!("{REGISTRY}/{DEMO_REPOSITORY}@{pushed}"));
     assert_eq!(after.sidecar, before.sidecar);
     let started = show_notifications(&bed, &queue_url, 1).await;
     assert_eq!(
@@ -118,28 +150,45 @@ async fn main() {
         "started"
     );
 
-    // The new revision fails to start: ECS's circuit breaker reports the deployment FAILED.
-    let failure = sample_event("ecs-deployment-failed.json");
+    // The new revision's tasks fail to start: ECS's circuit breaker reports the deployment
+    // FAILED. Its events, as ECS sends them, go to the rollback function.
+    bed.world().fail_tasks("demo", "web", 3).await;
+    let events = bed.world().take_events().await;
     println!(
-        "-- 3. ECS reports the deployment FAILED (events/ecs-deployment-failed.json): {}\n",
-        failure["detail"]["reason"].as_str().unwrap_or_default()
+        "-- 3. the new tasks fail to start; ECS sends {} events\n",
+        events.len()
     );
-    let response = invoke(
-        &bed,
-        env!("CARGO_BIN_EXE_rollback"),
-        "rollback",
-        &env,
-        failure,
-    )
-    .await;
+    let mut last = Value::Null;
+    for event in events {
+        println!(
+            "ECS: {} {} {}\n",
+            event["detail"]["eventName"].as_str().unwrap_or_default(),
+            event["detail"]["deploymentId"].as_str().unwrap_or_default(),
+            event["detail"]["reason"].as_str().unwrap_or_default()
+        );
+        last = invoke(
+            &bed,
+            env!("CARGO_BIN_EXE_rollback"),
+            "rollback",
+            &env,
+            event,
+        )
+        .await;
+    }
     assert_eq!(
-        response["outcomes"][0]["outcome"], "rolled_back",
-        "the demo failure was not rolled back: {response}"
+        last["outcomes"][0]["outcome"], "rolled_back",
+        "the demo failure was not rolled back: {last}"
     );
     let back = bed.running("demo", "web").await;
+    let (_, tags) = bed.describe(&back).await;
+    let pins = tags
+        .iter()
+        .find(|t| t.key() == Some("pushdeploy:pins"))
+        .and_then(|t| t.value());
     assert_eq!(
-        back, old,
-        "the service is back on the revision that ran before"
+        pins,
+        Some(old.as_str()),
+        "the service runs a copy of the revision that ran before"
     );
     let rolled = show_notifications(&bed, &queue_url, 1).await;
     assert_eq!(
@@ -147,26 +196,42 @@ async fn main() {
         "rolled_back"
     );
     let rolled_back = row(&bed, &back).await;
-
-    println!(
-        "service demo/web        {:<20}  image of container app",
-        "revision"
+    assert_eq!(
+        rolled_back.app,
+        format!("{REGISTRY}/{DEMO_REPOSITORY}@{}", before.ran),
+        "back on exactly the digest that ran before, pinned"
     );
-    for (label, r) in [
+    assert_eq!(rolled_back.ran, before.ran);
+    assert_ne!(rolled_back.ran, pushed);
+
+    let rows = [
         ("before", &before),
         ("after push", &after),
         ("after rollback", &rolled_back),
-    ] {
-        println!("  {label:<21} {:<20}  {}", r.revision, r.app);
+    ];
+    let w = rows.iter().map(|(_, r)| r.app.len()).max().unwrap_or(0);
+    println!(
+        "service demo/web        {:<20}  {:<w$}  digest ECS ran",
+        "revision", "image of container app"
+    );
+    for (label, r) in rows {
+        println!("  {label:<21} {:<20}  {:<w$}  {}", r.revision, r.app, r.ran);
     }
     println!("  sidecar log-router runs {} throughout", after.sidecar);
     println!(
         "\nThe push moved the app container to the pushed image, pinned by digest (the sidecar did"
     );
     println!(
-        "not move); when that deployment failed, the service went back to the revision before,"
+        "not move); when that deployment failed, the service went back to exactly the digest it ran"
     );
-    println!("and the failed digest is quarantined for this service.\n");
+    println!(
+        "before, pinned in a copy of the old revision ({}): `latest` now names the failed image,",
+        rolled_back.revision
+    );
+    println!(
+        "so going back to {DEMO_REPOSITORY}:latest would have run it again. The failed digest is"
+    );
+    println!("quarantined for this service.\n");
 }
 
 /// Runs one function binary through the Runtime API stand-in with `event`, and prints its log

@@ -1,7 +1,6 @@
-//! The deploy path against a real HTTP AWS stand-in (moto). moto is faithful here for
-//! ECS task definitions and services, Resource Groups Tagging and DynamoDB conditions; it does
-//! not start a new ECS deployment on UpdateService, so these tests read `service.taskDefinition`
-//! and leave deployment ids to the mock tests.
+//! The deploy path against a real HTTP AWS stand-in (moto, with the deployment-aware ECS world
+//! of `tests/support/ecs_world.py` in front of its ECS). moto is faithful here for ECS task
+//! definitions and services, Resource Groups Tagging and DynamoDB conditions.
 
 mod support;
 
@@ -25,7 +24,7 @@ async fn push(deployer: &Deployer, event_id: &str, d: char, time: &str) -> Repor
 const ENVOY: &str = "public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29.6.0-prod";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_five_calls() {
+async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_six_calls_then_five() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
     let old = bed
@@ -92,16 +91,21 @@ async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_five_calls() {
     );
 
     // The AWS calls of a single-service deploy, ledger excluded: discovery, one describe of
-    // the service, one of its task definition, one registration, one UpdateService.
-    let non_ledger: Vec<(String, u32)> = report
-        .aws_calls
-        .iter()
-        .filter(|(k, _)| !k.starts_with("DynamoDB"))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
+    // the service, one of its task definition, one registration, one UpdateService; and, since
+    // the service names its image by tag, one read of the digests ECS resolved for the revision
+    // it runs (a rollback to that revision must land on them, never on the tag).
+    let non_ledger = |report: &Report| -> Vec<(String, u32)> {
+        report
+            .aws_calls
+            .iter()
+            .filter(|(k, _)| !k.starts_with("DynamoDB"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
     assert_eq!(
-        non_ledger,
+        non_ledger(&report),
         [
+            ("ECS.DescribeServiceRevisions", 1),
             ("ECS.DescribeServices", 1),
             ("ECS.DescribeTaskDefinition", 1),
             ("ECS.RegisterTaskDefinition", 1),
@@ -117,7 +121,7 @@ async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_five_calls() {
         report.aws_calls
     );
 
-    // The ledger says what happened.
+    // The ledger says what happened, including the digests the service ran before.
     let history = deployer.ledger().latest(&service_arn, 10).await.unwrap();
     assert_eq!(history.len(), 1);
     let record = &history[0];
@@ -132,6 +136,12 @@ async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_five_calls() {
     assert_eq!(record.previous_task_definition, old);
     assert_eq!(record.new_task_definition.as_deref(), Some(new.as_str()));
     assert_eq!(record.container, "app");
+    // Read, and empty: `web:latest` is in no ECR repository here, so ECS resolved no digest
+    // for it (nor for the public envoy image). A rollback to `old` would then call a person.
+    assert_eq!(
+        record.previous_images,
+        Some(pushdeploy::resolved::ResolvedImages::default())
+    );
     let by_digest = deployer
         .ledger()
         .deployments_of_digest(&service_arn, &digest('b'))
@@ -144,6 +154,23 @@ async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_five_calls() {
         .await
         .unwrap()
         .is_empty());
+
+    // Once pushdeploy has pinned the image, the next push needs no such read: five calls.
+    let next = push(&deployer, "ev-2", 'c', "2026-11-26T12:01:00Z").await;
+    assert_eq!(next.outcomes[0].outcome, OutcomeKind::Deployed, "{next:?}");
+    assert_eq!(
+        non_ledger(&next),
+        [
+            ("ECS.DescribeServices", 1),
+            ("ECS.DescribeTaskDefinition", 1),
+            ("ECS.RegisterTaskDefinition", 1),
+            ("ECS.UpdateService", 1),
+            ("Resource Groups Tagging API.GetResources", 1)
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+        "all calls: {:?}",
+        next.aws_calls
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,9 +15,11 @@ delivered: the deploy rule must take only the ECR pushes it should, the
 rollback rule every ECS deployment state change and no ECR event.
 (moto's TestEventPattern is a stub, so it is not used.)
 
-It also reads RollbackFunction's definition: its inline policy must not grant
-ecs:RegisterTaskDefinition (wildcards included), passes roles only to ECS tasks, and it must
-have a Schedule event (the stuck-deployment sweep).
+It also reads RollbackFunction's definition: its inline policy grants
+ecs:RegisterTaskDefinition (wildcards included) only as the deploy function's is scoped (the
+rollback registers a pinned copy of a revision that names an image by tag, so that it never
+lands on a tag resolved anew), passes roles only to ECS tasks, and it must have a Schedule
+event (the stuck-deployment sweep).
 
 Prints one line per check and ends with "N passed, M failed"; exits 0 only
 when every check passed.
@@ -108,8 +110,12 @@ ECS_EVENT_TYPES = {
 }
 ECS_SERVICE_ARN = "arn:aws:ecs:us-east-1:123456789012:service/demo/web"
 
-# Actions the rollback function must never be granted.
-ROLLBACK_FORBIDDEN = ("ecs:RegisterTaskDefinition",)
+# Actions the rollback function may be granted only with the deploy function's scope. It used to
+# be forbidden: a rollback only called UpdateService. Since a rollback onto a revision that names
+# the followed image by tag would let ECS resolve the tag anew (possibly to the failed image), the
+# rollback registers a pinned copy of that revision; it gets no wider a grant than the deploy
+# function has for the same action.
+ROLLBACK_SCOPED_LIKE_DEPLOY = ("ecs:RegisterTaskDefinition", "ecs:TagResource")
 
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -440,6 +446,25 @@ def check_nothing_dropped(report: Report, template: dict) -> None:
                  str(queues))
 
 
+def granting_statements(policies: list, action: str) -> list[dict]:
+    """The Allow statements of `policies` whose actions (wildcards included) cover `action`."""
+    found = []
+    for policy in policies:
+        for statement in (policy.get("Statement", []) if isinstance(policy, dict) else []):
+            granted = statement.get("Action", []) if isinstance(statement, dict) else []
+            granted = granted if isinstance(granted, list) else [granted]
+            if statement.get("Effect") == "Allow" and any(
+                    fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in granted):
+                found.append(statement)
+    return found
+
+
+def deploy_policies(template: dict) -> list:
+    props = template.get("Resources", {}).get(DEPLOY_FUNCTION, {}).get("Properties", {}) or {}
+    policies = props.get("Policies", [])
+    return policies if isinstance(policies, list) else [policies]
+
+
 def check_rollback_definition(report: Report, template: dict) -> None:
     fn = template.get("Resources", {}).get(ROLLBACK_FUNCTION)
     if not report.check(isinstance(fn, dict)
@@ -465,10 +490,13 @@ def check_rollback_definition(report: Report, template: dict) -> None:
     policy_actions(policies, actions, problems)
     report.check(not problems, f"{ROLLBACK_FUNCTION} policy actions are literal",
                  "; ".join(problems))
-    for forbidden in ROLLBACK_FORBIDDEN:
-        grants = [a for a in actions if fnmatch.fnmatchcase(forbidden.lower(), a.lower())]
-        report.check(not grants, f"{ROLLBACK_FUNCTION} policy grants no {forbidden}",
-                     "granted by " + ", ".join(grants))
+    for action in ROLLBACK_SCOPED_LIKE_DEPLOY:
+        mine = granting_statements(policies, action)
+        deploys = granting_statements(deploy_policies(template), action)
+        scope = lambda st: (st.get("Resource"), st.get("Condition"))
+        report.check(all(scope(st) in [scope(d) for d in deploys] for st in mine),
+                     f"{ROLLBACK_FUNCTION} grants {action} only with the deploy function's scope",
+                     f"rollback {[scope(st) for st in mine]!r}, deploy {[scope(d) for d in deploys]!r}")
 
     # iam:PassRole only as UpdateService needs it: the listed task roles, to ECS tasks.
     for policy in policies:

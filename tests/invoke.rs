@@ -2,9 +2,13 @@
 //! the real function binary, exactly as Lambda runs it (the Runtime API stand-in), against a
 //! fresh local AWS (moto) holding the demo world that the sample events name. No Docker.
 //!
-//! A rollback event needs a deployment to be about, so for FUNCTION=rollback the demo push
-//! (`events/ecr-push.json`) is deployed first. `cargo test` runs this with its defaults (deploy,
-//! `events/ecr-push.json`), so the local path cannot rot.
+//! A rollback event needs a deployment to be about, so for FUNCTION=rollback a push of the demo
+//! repository is deployed first, and the deployment-aware ECS world then does what the sample
+//! describes (tasks start, or fail until the circuit breaker reports FAILED; for
+//! `ecs-deployment-failed-rollback.json`, the rollback's tasks fail too): the function gets the
+//! event the world emits, of the sample's kind, with the deployment id ECS really gave, not the
+//! sample's fixed one. `cargo test` runs this with its defaults (deploy, `events/ecr-push.json`),
+//! so the local path cannot rot.
 
 mod support;
 
@@ -31,6 +35,64 @@ async fn run(binary: &str, env: &[(String, String)], event: Value) -> Answer {
     }
     function.stop().await;
     answer
+}
+
+/// The event of the sample's kind that ECS (the world) sends for a real deployment of the demo
+/// push; `None` (having said why) when the demo push could not be deployed.
+async fn world_event(
+    bed: &TestBed,
+    env: &[(String, String)],
+    sample: &Value,
+    path: &str,
+) -> Option<Value> {
+    bed.demo_circuit_breaker().await;
+    println!("\nfirst, the deploy function deploys a push of pushdeploy-demo:latest, so that there is a deployment to follow:");
+    let push = bed.demo_push(1).await;
+    if let Answer::Error { error_type, body } = run(env!("CARGO_BIN_EXE_deploy"), env, push).await {
+        eprintln!("the demo push failed: {error_type}: {body}");
+        return None;
+    }
+    let world = bed.world();
+    let wanted = sample["detail"]["eventName"].as_str().unwrap_or_default();
+    match wanted {
+        "SERVICE_DEPLOYMENT_COMPLETED" => {
+            world.start_tasks("demo", "web", 1).await;
+        }
+        "SERVICE_DEPLOYMENT_FAILED" => {
+            world.fail_tasks("demo", "web", 3).await;
+        }
+        _ => {}
+    }
+    if path.contains("failed-rollback") {
+        println!("\nthen the deployment fails and the rollback function rolls it back:");
+        let failed = take(&world, wanted).await?;
+        run(env!("CARGO_BIN_EXE_rollback"), env, failed).await;
+        world.fail_tasks("demo", "web", 3).await;
+    }
+    let event = take(&world, wanted).await;
+    if let Some(event) = &event {
+        println!(
+            "\nECS sent {wanted} for deployment {} (the sample's id is {}):",
+            event["detail"]["deploymentId"].as_str().unwrap_or_default(),
+            sample["detail"]["deploymentId"]
+                .as_str()
+                .unwrap_or_default()
+        );
+    }
+    event
+}
+
+/// The newest event named `name` that the world emitted since the last look.
+async fn take(world: &support::ecs_world::World, name: &str) -> Option<Value> {
+    let event = world
+        .take_events()
+        .await
+        .into_iter()
+        .rfind(|e| e["detail"]["eventName"] == name);
+    if event.is_none() {
+        eprintln!("ECS sent no {name} event for the demo deployment");
+    }
+    event
 }
 
 #[tokio::main]
@@ -65,16 +127,14 @@ async fn main() -> ExitCode {
         world.revision
     );
     let mut env = bed.function_env();
-    if function == "rollback" {
-        println!("\nfirst, the deploy function deploys events/ecr-push.json, so that there is a deployment to follow:");
-        let push = support::sample_event("ecr-push.json");
-        if let Answer::Error { error_type, body } =
-            run(env!("CARGO_BIN_EXE_deploy"), &env, push).await
-        {
-            eprintln!("the demo push failed: {error_type}: {body}");
-            return ExitCode::FAILURE;
+    let event = if function == "rollback" {
+        match world_event(&bed, &env, &event, &event_path).await {
+            Some(event) => event,
+            None => return ExitCode::FAILURE,
         }
-    }
+    } else {
+        event
+    };
     if dry_run {
         env.push(("PUSHDEPLOY_DRY_RUN".into(), "true".into()));
     }

@@ -3,6 +3,7 @@
 
 mod support;
 
+use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -403,7 +404,11 @@ async fn a_failure_answer_reaches_the_runtime_api_as_a_retryable_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rollback_binary_follows_the_sample_deployment_events() {
     let bed = TestBed::start().await;
-    // The samples name service demo/web.
+    let world = bed.world();
+    // The samples name service demo/web. Its app runs `latest`, a real image in moto's ECR (so
+    // that ECS resolves the tag); the circuit breaker is on, its rollback off: ECS reports a
+    // failed deployment and leaves the rollback to pushdeploy.
+    bed.push_image("pushdeploy-demo", "latest", 0).await;
     bed.cluster("demo").await;
     let td = bed
         .task_definition(
@@ -411,11 +416,19 @@ async fn the_rollback_binary_follows_the_sample_deployment_events() {
             &[("app", &format!("{REGISTRY}/pushdeploy-demo:latest"))],
         )
         .await;
-    bed.service(
+    bed.service_with(
         "demo",
         "web",
         &td,
         &[("pushdeploy:repository", "pushdeploy-demo")],
+        DeploymentConfiguration::builder()
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(true)
+                    .rollback(false)
+                    .build(),
+            )
+            .build(),
     )
     .await;
     let (deploy_api, rollback_api) = (RuntimeApi::start().await, RuntimeApi::start().await);
@@ -434,36 +447,132 @@ async fn the_rollback_binary_follows_the_sample_deployment_events() {
         .unwrap()
         .to_string();
 
-    let mut said = Vec::new();
+    // The sample events are the documented shapes: the binary parses each and answers for
+    // demo/web, acting on none. Their deployment ids are made up, never issued by ECS for
+    // pushdeploy's UpdateService, so they are recorded, not taken for the deployment in flight.
     for sample in [
         "ecs-deployment-in-progress.json",
         "ecs-deployment-completed.json",
+        "ecs-deployment-failed.json",
         "ecs-deployment-failed-rollback.json",
     ] {
-        let response = rollback_api
+        let response = match rollback_api
             .invoke(sample_event(sample), INVOKE_WITHIN)
             .await
-            .response();
+        {
+            Answer::Response(response) => response,
+            other => panic!("{sample}: an answer, not {other:?}"),
+        };
+        assert_eq!(response["event_id"], sample_event(sample)["id"], "{sample}");
+        let outcome = &response["outcomes"][0];
+        assert_eq!(
+            (
+                outcome["outcome"].as_str(),
+                outcome["cluster"].as_str(),
+                outcome["service"].as_str()
+            ),
+            (Some("recorded"), Some("demo"), Some("web")),
+            "{sample}: {response}"
+        );
+        assert!(
+            outcome["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("not a deployment pushdeploy started"),
+            "{sample}: {response}"
+        );
         assert_eq!(
             calls(&response, "ECS.UpdateService"),
             0,
             "{sample}: {response}"
         );
-        said.push(
-            response["outcomes"][0]["reason"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
     }
-    assert!(said[0].contains("in progress"), "{said:?}");
-    assert!(said[1].contains("last known good"), "{said:?}");
-    // No rollback of pushdeploy's is in flight here, so that deployment is someone else's.
+    assert_eq!(bed.running("demo", "web").await, new);
+
+    // The decisions, from the events ECS emits for pushdeploy's deployments, delivered in order.
+    let deliver = || async {
+        let mut said = Vec::new();
+        for event in world.take_events().await {
+            let name = event["detail"]["eventName"].as_str().unwrap_or("?");
+            let name = name.trim_start_matches("SERVICE_DEPLOYMENT_").to_string();
+            let response = rollback_api.invoke(event, INVOKE_WITHIN).await.response();
+            said.push((name, response));
+        }
+        said
+    };
+    let reasons = |said: &[(String, Value)]| -> Vec<(String, String, String)> {
+        said.iter()
+            .map(|(name, r)| {
+                let o = &r["outcomes"][0];
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (name.clone(), text(&o["outcome"]), text(&o["reason"]))
+            })
+            .collect()
+    };
+    // The push's tasks run: IN_PROGRESS, then COMPLETED makes its revision the last known good.
+    world.start_tasks("demo", "web", 2).await;
+    let said = deliver().await;
+    let got = reasons(&said);
+    assert_eq!(got.len(), 2, "{said:#?}");
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1.as_str()),
+        ("IN_PROGRESS", "recorded")
+    );
+    assert!(got[0].2.contains("in progress"), "{got:?}");
+    assert_eq!(
+        (got[1].0.as_str(), got[1].1.as_str()),
+        ("COMPLETED", "recorded")
+    );
+    assert!(got[1].2.contains("last known good"), "{got:?}");
+    assert!(said.iter().all(|(_, r)| calls(r, "ECS.UpdateService") == 0));
+    assert_eq!(bed.running("demo", "web").await, new);
+
+    // A second push's tasks fail: IN_PROGRESS, then FAILED, and pushdeploy rolls the service
+    // back to the last known good revision (pinned by digest already: no copy needed).
+    let digest2 = bed.push_image("pushdeploy-demo", "latest", 1).await;
+    let pushed = deploy_api
+        .invoke(
+            push_event(
+                "push-2",
+                "pushdeploy-demo",
+                "latest",
+                &digest2,
+                &world.now().await,
+            ),
+            INVOKE_WITHIN,
+        )
+        .await
+        .response();
+    assert_eq!(pushed["outcomes"][0]["outcome"], "deployed", "{pushed}");
+    world.fail_tasks("demo", "web", 3).await;
+    let said = deliver().await;
+    let got = reasons(&said);
+    assert_eq!(got.len(), 2, "{said:#?}");
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1.as_str()),
+        ("IN_PROGRESS", "recorded")
+    );
+    assert_eq!(
+        (got[1].0.as_str(), got[1].1.as_str()),
+        ("FAILED", "rolled_back")
+    );
+    assert!(got[1].2.contains("last known good revision"), "{got:?}");
+    // The failed deployment is recorded failed: its digest is quarantined for the service.
     assert!(
-        said[2].starts_with("not a deployment pushdeploy started"),
-        "{said:?}"
+        got[1]
+            .2
+            .contains(&format!("the deployment of {digest2} failed"))
+            && got[1].2.contains("now quarantined"),
+        "{got:?}"
+    );
+    assert_eq!(calls(&said[1].1, "ECS.UpdateService"), 1, "{said:#?}");
+    assert_eq!(
+        calls(&said[1].1, "ECS.RegisterTaskDefinition"),
+        0,
+        "{said:#?}"
     );
     assert_eq!(bed.running("demo", "web").await, new);
+
     // Garbage and pushes are not for this function: answered, not acted on.
     let response = rollback_api
         .invoke(sample_event("ecr-push.json"), INVOKE_WITHIN)

@@ -4,6 +4,7 @@
 
 mod support;
 
+use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,7 +13,6 @@ use support::runtime_api::{FunctionProcess, RuntimeApi};
 use support::{digest, push_event, sample_event, TestBed};
 
 const INVOKE_WITHIN: Duration = Duration::from_secs(60);
-const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/demo/web";
 const NAMESPACE: &str = "Acme/Deploys";
 
 /// CloudWatch's units (MetricDatum `Unit`), which EMF's `Unit` takes.
@@ -237,6 +237,26 @@ async fn invoke(api: &RuntimeApi, event: Value) -> Value {
 async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
     let bed = TestBed::start().await;
     bed.demo_world().await;
+    let world = bed.world();
+    // The demo service has no circuit breaker, so ECS would never report a FAILED deployment:
+    // turn it on (rollback off, so that the rollback is pushdeploy's to make).
+    bed.ecs
+        .update_service()
+        .cluster("demo")
+        .service("web")
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .deployment_circuit_breaker(
+                    DeploymentCircuitBreaker::builder()
+                        .enable(true)
+                        .rollback(false)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("turn the circuit breaker on");
     let mut env = bed.function_env();
     env.push(("PUSHDEPLOY_METRICS_NAMESPACE".into(), NAMESPACE.into()));
     let (deploy_api, rollback_api) = (RuntimeApi::start().await, RuntimeApi::start().await);
@@ -246,47 +266,122 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
         &rollback_api,
         &env,
     );
+    // Every event ECS emitted since the last call, delivered in order: (event, answer) each.
+    let deliver = || async {
+        let mut answers = Vec::new();
+        for event in world.take_events().await {
+            let answer = invoke(&rollback_api, event.clone()).await;
+            answers.push((event, answer));
+        }
+        answers
+    };
+    let ecs = |delivered: Vec<(Value, Value)>| {
+        delivered.into_iter().map(|(event, answer)| {
+            let name = event["detail"]["eventName"].as_str().unwrap_or("?");
+            (
+                name.trim_start_matches("SERVICE_DEPLOYMENT_").to_string(),
+                answer,
+            )
+        })
+    };
 
-    // deployed; the same digest again (skipped); FAILED (rolled back); a new digest that
-    // COMPLETES; a push no service follows; an event that is not a push.
+    // deployed; the same digest again (skipped); its tasks fail and ECS reports it FAILED
+    // (rolled back); a new digest whose tasks run 120 s after its push (COMPLETED); a push no
+    // service follows; an event that is not a push. ECS's IN_PROGRESS events (one per
+    // deployment, the rollback's included) are recorded too.
     let first = sample_event("ecr-push.json");
     let pushed = first["detail"]["image-digest"]
         .as_str()
         .unwrap()
         .to_string();
-    let answers = [
-        invoke(&deploy_api, first).await,
-        invoke(&deploy_api, push_event("again", "pushdeploy-demo", "latest", &pushed, "2026-11-26T12:01:00Z")).await,
-        invoke(&rollback_api, sample_event("ecs-deployment-failed.json")).await,
-        invoke(&deploy_api, push_event("second", "pushdeploy-demo", "latest", &digest('2'), "2026-11-26T12:10:00Z")).await,
-        invoke(&rollback_api, json!({
-            "version": "0", "id": "completed-1", "detail-type": "ECS Deployment State Change",
-            "source": "aws.ecs", "account": "123456789012", "time": "2026-11-26T12:12:00Z",
-            "region": "us-east-1", "resources": [SERVICE_ARN],
-            "detail": {"eventType": "INFO", "eventName": "SERVICE_DEPLOYMENT_COMPLETED",
-                       "deploymentId": "ecs-svc/2", "updatedAt": "2026-11-26T12:12:00Z", "reason": ""}
-        })).await,
-        invoke(&deploy_api, push_event("nobody", "unfollowed", "latest", &digest('3'), "2026-11-26T12:20:00Z")).await,
-        invoke(&deploy_api, sample_event("ecr-delete.json")).await,
+    let mut answers: Vec<(String, Value)> = vec![
+        ("push".into(), invoke(&deploy_api, first).await),
+        (
+            "same push".into(),
+            invoke(
+                &deploy_api,
+                push_event(
+                    "again",
+                    "pushdeploy-demo",
+                    "latest",
+                    &pushed,
+                    "2026-11-26T12:01:00Z",
+                ),
+            )
+            .await,
+        ),
     ];
-    let outcomes: Vec<&str> = answers
+    world.fail_tasks("demo", "web", 3).await;
+    answers.extend(ecs(deliver().await));
+    let second_at = world.now().await;
+    let second = push_event(
+        "second",
+        "pushdeploy-demo",
+        "latest",
+        &digest('2'),
+        &second_at,
+    );
+    answers.push(("second push".into(), invoke(&deploy_api, second).await));
+    world.advance(120).await;
+    world.start_tasks("demo", "web", 1).await;
+    let delivered = deliver().await;
+    let completed_at = delivered
         .iter()
-        .map(|a| a["outcomes"][0]["outcome"].as_str().unwrap_or("-"))
+        .find(|(e, _)| e["detail"]["eventName"] == "SERVICE_DEPLOYMENT_COMPLETED")
+        .and_then(|(e, _)| e["detail"]["updatedAt"].as_str())
+        .expect("ECS reports the second push's deployment COMPLETED")
+        .to_string();
+    answers.extend(ecs(delivered));
+    answers.push((
+        "unfollowed push".into(),
+        invoke(
+            &deploy_api,
+            push_event(
+                "nobody",
+                "unfollowed",
+                "latest",
+                &digest('3'),
+                "2026-11-26T12:20:00Z",
+            ),
+        )
+        .await,
+    ));
+    answers.push((
+        "delete".into(),
+        invoke(&deploy_api, sample_event("ecr-delete.json")).await,
+    ));
+    let outcomes: Vec<(&str, &str)> = answers
+        .iter()
+        .map(|(what, a)| {
+            let outcome = a["outcomes"][0]["outcome"].as_str().unwrap_or("-");
+            (what.as_str(), outcome)
+        })
         .collect();
     assert_eq!(
         outcomes,
         [
-            "deployed",
-            "skipped",
-            "rolled_back",
-            "deployed",
-            "recorded",
-            "-",
-            "-"
+            ("push", "deployed"),
+            ("same push", "skipped"),
+            ("IN_PROGRESS", "recorded"),
+            ("FAILED", "rolled_back"),
+            ("second push", "deployed"),
+            // The rollback's deployment, replaced by the second push's before it completed.
+            ("IN_PROGRESS", "recorded"),
+            ("IN_PROGRESS", "recorded"),
+            ("COMPLETED", "recorded"),
+            ("unfollowed push", "-"),
+            ("delete", "-"),
         ],
         "{answers:#?}"
     );
-    assert_eq!(answers[4]["outcomes"][0]["milestone"], "completed");
+    assert_eq!(answers[7].1["outcomes"][0]["milestone"], "completed");
+    // Push to COMPLETED, to the second, as ECS's event times it on the world's clock.
+    let seconds = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp();
+    let push_to_completed = seconds(&completed_at) - seconds(&second_at);
+    assert!(
+        (120..=122).contains(&push_to_completed),
+        "{second_at} -> {completed_at}"
+    );
 
     let mut raw = deploy.log_lines();
     raw.extend(rollback.log_lines());
@@ -333,7 +428,10 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
         .iter()
         .find(|d| d.get("PushToCompletedSeconds").is_some())
         .unwrap();
-    assert_eq!(completed["PushToCompletedSeconds"], 120.0);
+    assert_eq!(
+        completed["PushToCompletedSeconds"].as_f64(),
+        Some(push_to_completed as f64)
+    );
 
     // Logs: every field a README query reads is a key of some pushdeploy line.
     let logged: BTreeSet<&str> = lines

@@ -1,19 +1,27 @@
 //! The ops experience against moto: the `pushdeploy` CLI (the real binary: pause, resume,
 //! history, status), the dry run (nothing in ECS, the ledger or SNS changes), and SNS
 //! notifications read back through an SQS subscription. moto's SNS delivers to SQS in-process,
-//! with the subject and message attributes in the envelope, as SNS does.
+//! with the subject and message attributes in the envelope, as SNS does. ECS's deployment
+//! state changes are the ones the deployment-aware world (`tests/support/ecs_world.py`) emits.
 
 mod support;
 
+use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
 use pushdeploy::rollback::RollbackHandler;
-use serde_json::{json, Value};
+use serde_json::Value;
+use support::ecs_world::World;
 use support::{digest, push_event, TestBed, REGISTRY, TABLE};
 
 const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
 
-async fn world() -> (TestBed, String) {
+/// Service prod/web following repository `web`, on `web:latest` (a real image in moto's ECR,
+/// so that ECS resolves the tag to a digest) beside a sidecar, with the circuit breaker on and
+/// its rollback off: ECS reports a failed deployment and leaves the rollback to pushdeploy.
+/// (the bed, the first revision, the digest `latest` named when the service was created)
+async fn world() -> (TestBed, String, String) {
     let bed = TestBed::start().await;
+    let first_digest = bed.push_image("web", "latest", 0).await;
     bed.cluster("prod").await;
     let first = bed
         .task_definition(
@@ -24,12 +32,32 @@ async fn world() -> (TestBed, String) {
             ],
         )
         .await;
-    bed.service("prod", "web", &first, &[("pushdeploy:repository", "web")])
-        .await;
-    (bed, first)
+    let breaker = DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(false)
+                .build(),
+        )
+        .build();
+    bed.service_with(
+        "prod",
+        "web",
+        &first,
+        &[("pushdeploy:repository", "web")],
+        breaker,
+    )
+    .await;
+    (bed, first, first_digest)
 }
 
-async fn push(deployer: &Deployer, id: &str, d: char, time: &str) -> Report {
+/// A push of `web:latest` with digest `d`, made now by the world's clock.
+async fn push(deployer: &Deployer, world: &World, id: &str, d: char) -> Report {
+    let time = world.now().await;
+    push_at(deployer, id, d, &time).await
+}
+
+async fn push_at(deployer: &Deployer, id: &str, d: char, time: &str) -> Report {
     deployer
         .handle(
             push_event(id, "web", "latest", &digest(d), time),
@@ -39,25 +67,55 @@ async fn push(deployer: &Deployer, id: &str, d: char, time: &str) -> Report {
         .unwrap()
 }
 
-fn failed_event(time: &str) -> Value {
-    json!({
-        "version": "0", "id": "ecs-failed-1", "detail-type": "ECS Deployment State Change",
-        "source": "aws.ecs", "account": "123456789012", "time": time, "region": "us-east-1",
-        "resources": [SERVICE_ARN],
-        "detail": {"eventType": "ERROR", "eventName": "SERVICE_DEPLOYMENT_FAILED",
-                   "deploymentId": "ecs-svc/1", "updatedAt": time,
-                   "reason": "ECS deployment circuit breaker: task failed to start."}
-    })
+/// Three tasks of the service's deployment fail: the circuit breaker (threshold 3) marks it
+/// FAILED and ECS sends SERVICE_DEPLOYMENT_FAILED.
+async fn fail_deployment(world: &World, cluster: &str, service: &str) {
+    world.fail_tasks(cluster, service, 3).await;
 }
 
-fn completed_event(time: &str) -> Value {
-    json!({
-        "version": "0", "id": "ecs-completed-1", "detail-type": "ECS Deployment State Change",
-        "source": "aws.ecs", "account": "123456789012", "time": time, "region": "us-east-1",
-        "resources": [SERVICE_ARN],
-        "detail": {"eventType": "INFO", "eventName": "SERVICE_DEPLOYMENT_COMPLETED",
-                   "deploymentId": "ecs-svc/2", "updatedAt": time, "reason": ""}
-    })
+/// The events ECS emitted since the last delivery, each handed to the rollback function in
+/// order; (event, report) per event.
+async fn deliver(rollback: &RollbackHandler, world: &World) -> Vec<(Value, Report)> {
+    let mut answers = Vec::new();
+    for event in world.take_events().await {
+        let report = rollback
+            .handle(event.clone(), &Invocation::default())
+            .await
+            .unwrap();
+        answers.push((event, report));
+    }
+    answers
+}
+
+/// The report for the event named `name` (`SERVICE_DEPLOYMENT_FAILED`, ...): exactly one.
+fn answer_to<'a>(answers: &'a [(Value, Report)], name: &str) -> &'a Report {
+    let found: Vec<&Report> = answers
+        .iter()
+        .filter(|(event, _)| event["detail"]["eventName"] == name)
+        .map(|(_, report)| report)
+        .collect();
+    assert_eq!(found.len(), 1, "one {name} expected: {answers:#?}");
+    found[0]
+}
+
+/// The pinned copy a rollback landed on: it pins `original` (its `pushdeploy:pins` tag), and its
+/// app container runs `digest`, the one ECS resolved `latest` to before the failed push.
+async fn assert_pinned_copy(bed: &TestBed, pinned: &str, original: &str, digest: &str) {
+    assert_ne!(
+        pinned, original,
+        "a copy, not the revision that names a tag"
+    );
+    let (_, tags) = bed.describe(pinned).await;
+    let pins = tags
+        .iter()
+        .find(|t| t.key() == Some("pushdeploy:pins"))
+        .and_then(|t| t.value());
+    assert_eq!(pins, Some(original), "{tags:?}");
+    assert_eq!(
+        bed.image(pinned, "app").await,
+        format!("{REGISTRY}/web@{digest}")
+    );
+    assert_eq!(bed.image(pinned, "log-router").await, "fluent-bit:stable");
 }
 
 /// Runs the `pushdeploy` CLI against the bed; (exit code, stdout, stderr).
@@ -88,13 +146,14 @@ async fn ledger_items(bed: &TestBed) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_skips_the_service_resume_deploys_and_history_tells_it_all() {
-    let (bed, first) = world().await;
+    let (bed, first, first_digest) = world().await;
+    let world = bed.world();
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
     let (code, out, err) = cli(&bed, &["pause", "--cluster", "prod", "--service", "web"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with(&format!("paused {SERVICE_ARN}")), "{out}");
-    let report = push(&deployer, "push-1", '1', "2026-11-26T12:00:00Z").await;
+    let report = push(&deployer, &world, "push-1", '1').await;
     let o = &report.outcomes[0];
     assert_eq!(o.outcome, OutcomeKind::Skipped, "{report:?}");
     assert!(o.reason.as_deref().unwrap().starts_with("paused"), "{o:?}");
@@ -109,7 +168,7 @@ async fn pause_skips_the_service_resume_deploys_and_history_tells_it_all() {
     let (code, out, err) = cli(&bed, &["resume", "--cluster", "prod", "--service", "web"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("resumed"), "{out}");
-    let report = push(&deployer, "push-2", '2', "2026-11-26T12:01:00Z").await;
+    let report = push(&deployer, &world, "push-2", '2').await;
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::Deployed,
@@ -129,18 +188,21 @@ async fn pause_skips_the_service_resume_deploys_and_history_tells_it_all() {
     assert_eq!(in_flight[0]["digest"], digest('2'));
     assert_eq!(in_flight[0]["outcome"], "deployed");
 
-    // It fails; the rollback puts the first revision back. Then a third push deploys.
+    // Its tasks fail; ECS reports it FAILED; the rollback puts the first revision back (as a
+    // copy pinned to the digest it ran: it names the app by tag, and `latest` is not to be
+    // resolved anew). Then a third push deploys.
     let rollback = RollbackHandler::new(&bed.sdk, bed.config());
-    let report = rollback
-        .handle(failed_event("2026-11-26T12:05:00Z"), &Invocation::default())
-        .await
-        .unwrap();
+    fail_deployment(&world, "prod", "web").await;
+    let answers = deliver(&rollback, &world).await;
+    let report = answer_to(&answers, "SERVICE_DEPLOYMENT_FAILED");
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::RolledBack,
         "{report:?}"
     );
-    let report = push(&deployer, "push-3", '3', "2026-11-26T12:10:00Z").await;
+    let pinned = bed.running("prod", "web").await;
+    assert_pinned_copy(&bed, &pinned, &first, &first_digest).await;
+    let report = push(&deployer, &world, "push-3", '3').await;
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::Deployed,
@@ -172,11 +234,18 @@ async fn pause_skips_the_service_resume_deploys_and_history_tells_it_all() {
         })
         .collect();
     let (d2, d3) = (digest('2'), digest('3'));
+    // The rollback's row names the pinned copy and the digest it pins (the copy is web:3, so
+    // the third push's revision is web:4).
     assert_eq!(
         rows,
         [
             ("deploy", "deployed", d3.as_str(), third.as_str()),
-            ("rollback", "deployed", "", first.as_str()),
+            (
+                "rollback",
+                "deployed",
+                first_digest.as_str(),
+                pinned.as_str()
+            ),
             ("deploy", "failed", d2.as_str(), second.as_str()),
         ],
         "newest first; the paused push left no record: {out}"
@@ -196,11 +265,11 @@ async fn pause_skips_the_service_resume_deploys_and_history_tells_it_all() {
     );
     assert_eq!(lines.len(), 4, "{table}");
     assert!(
-        lines[1].contains("web:1 -> web:3") && lines[1].contains(&d3[..19]),
+        lines[1].contains("web:3 -> web:4") && lines[1].contains(&d3[..19]),
         "{table}"
     );
     assert!(
-        lines[2].contains("rollback") && lines[2].contains("web:2 -> web:1"),
+        lines[2].contains("rollback") && lines[2].contains("web:2 -> web:3"),
         "{table}"
     );
 
@@ -215,14 +284,15 @@ async fn pause_skips_the_service_resume_deploys_and_history_tells_it_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
-    let (bed, first) = world().await;
+    let (bed, first, first_digest) = world().await;
+    let world = bed.world();
     let (topic, queue_url) = bed.notify_topic().await;
     let mut config = bed.config();
     config.notify_topic_arn = Some(topic.clone());
     let deployer = Deployer::new(&bed.sdk, config.clone());
     let rollback = RollbackHandler::new(&bed.sdk, config.clone());
 
-    let report = push(&deployer, "push-1", '1', "2026-11-26T12:00:00Z").await;
+    let report = push(&deployer, &world, "push-1", '1').await;
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::Deployed,
@@ -249,12 +319,12 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
     assert_eq!(n["MessageAttributes"]["repository"]["Value"], "web");
 
     // A skipped push (same digest again, new event) says nothing.
-    push(&deployer, "push-1b", '1', "2026-11-26T12:00:30Z").await;
-    // It fails and is rolled back: one message, subject naming service and outcome.
-    let report = rollback
-        .handle(failed_event("2026-11-26T12:05:00Z"), &Invocation::default())
-        .await
-        .unwrap();
+    push(&deployer, &world, "push-1b", '1').await;
+    // It fails and is rolled back: one message, subject naming service and outcome. (ECS's
+    // IN_PROGRESS event before the FAILED one is recorded and says nothing either.)
+    fail_deployment(&world, "prod", "web").await;
+    let answers = deliver(&rollback, &world).await;
+    let report = answer_to(&answers, "SERVICE_DEPLOYMENT_FAILED");
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::RolledBack,
@@ -274,19 +344,38 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
         .as_str()
         .unwrap()
         .contains("circuit breaker"));
-    assert_eq!(bed.running("prod", "web").await, first);
+    // Back on the first revision, as a copy pinned to the digest it ran.
+    let pinned = bed.running("prod", "web").await;
+    assert_pinned_copy(&bed, &pinned, &first, &first_digest).await;
 
-    // A new push completes: started, then completed with push-to-completed time.
-    push(&deployer, "push-2", '2', "2026-11-26T12:10:00Z").await;
-    let report = rollback
-        .handle(
-            completed_event("2026-11-26T12:12:30Z"),
-            &Invocation::default(),
-        )
-        .await
-        .unwrap();
+    // A new push completes: started, then completed with push-to-completed time. The world's
+    // clock moves on 150 s before the tasks run; ECS's event says when, to the second.
+    let pushed_at = world.now().await;
+    push_at(&deployer, "push-2", '2', &pushed_at).await;
+    world.advance(150).await;
+    world.start_tasks("prod", "web", 2).await;
+    let answers = deliver(&rollback, &world).await;
+    let (event, report) = answers
+        .iter()
+        .find(|(event, _)| event["detail"]["eventName"] == "SERVICE_DEPLOYMENT_COMPLETED")
+        .expect("ECS reports the deployment COMPLETED");
     let completed = &report.outcomes[0];
-    assert_eq!(completed.push_to_completed_ms, Some(150_000), "{report:?}");
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis()
+    };
+    let expected = ms(event["detail"]["updatedAt"].as_str().unwrap()) - ms(&pushed_at);
+    assert!(
+        (150_000..=152_000).contains(&expected),
+        "{expected} ms: {event}"
+    );
+    assert_eq!(
+        completed.push_to_completed_ms,
+        Some(expected as u64),
+        "{report:?}"
+    );
+    // The rollback's own deployment was replaced by the push's: its IN_PROGRESS says nothing.
     let got = bed.notifications(&queue_url, 2).await;
     let subjects: Vec<&str> = got.iter().map(|n| n["Subject"].as_str().unwrap()).collect();
     assert_eq!(
@@ -296,16 +385,20 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
             "pushdeploy: prod/web deployment completed"
         ]
     );
-    assert!(got[1]["Message"]
-        .as_str()
-        .unwrap()
-        .contains("Push to completed: 150 s"));
+    assert!(
+        got[1]["Message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Push to completed: {} s", expected / 1000)),
+        "{}",
+        got[1]["Message"]
+    );
 
     // A topic that does not exist: the deployment goes ahead, the failure is only logged.
     let mut broken = config.clone();
     broken.notify_topic_arn = Some("arn:aws:sns:us-east-1:123456789012:no-such-topic".into());
     let deployer = Deployer::new(&bed.sdk, broken);
-    let report = push(&deployer, "push-3", '3', "2026-11-26T12:20:00Z").await;
+    let report = push(&deployer, &world, "push-3", '3').await;
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::Deployed,
@@ -322,14 +415,15 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
-    let (bed, first) = world().await;
+    let (bed, first, _) = world().await;
+    let world = bed.world();
     let (topic, queue_url) = bed.notify_topic().await;
     let mut config = bed.config();
     config.dry_run = true;
     config.notify_topic_arn = Some(topic);
     let deployer = Deployer::new(&bed.sdk, config.clone());
 
-    let report = push(&deployer, "push-1", '1', "2026-11-26T12:00:00Z").await;
+    let report = push(&deployer, &world, "push-1", '1').await;
     let o = &report.outcomes[0];
     assert_eq!(o.outcome, OutcomeKind::DryRun, "{report:?}");
     assert!(
@@ -384,7 +478,7 @@ async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
         )
         .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
-    let report = push(&deployer, "push-2", '2', "2026-11-26T12:01:00Z").await;
+    let report = push(&deployer, &world, "push-2", '2').await;
     let by_service: Vec<(&str, OutcomeKind)> = report
         .outcomes
         .iter()
@@ -398,15 +492,22 @@ async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
     assert_eq!(bed.running("prod", "api").await, first);
 
     // The rollback function's dry run says what it would do about a failure, and does nothing.
+    // The failure is the one ECS reports for web's deployment of push-2.
     let rollback = RollbackHandler::new(&bed.sdk, config);
     let deployed = bed.running("prod", "web").await;
     let items = ledger_items(&bed).await;
-    let report = rollback
-        .handle(failed_event("2026-11-26T12:05:00Z"), &Invocation::default())
-        .await
-        .unwrap();
+    let revisions = bed.revisions("web").await;
+    fail_deployment(&world, "prod", "web").await;
+    let answers = deliver(&rollback, &world).await;
+    for (event, report) in &answers {
+        assert_eq!(
+            report.outcomes[0].outcome,
+            OutcomeKind::DryRun,
+            "{event}: {report:?}"
+        );
+    }
+    let report = answer_to(&answers, "SERVICE_DEPLOYMENT_FAILED");
     let o = &report.outcomes[0];
-    assert_eq!(o.outcome, OutcomeKind::DryRun, "{report:?}");
     assert!(
         o.reason
             .as_deref()
@@ -416,4 +517,15 @@ async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
     );
     assert_eq!(bed.running("prod", "web").await, deployed);
     assert_eq!(ledger_items(&bed).await, items);
+    // Not even the pinned copy a real rollback would register.
+    assert_eq!(bed.revisions("web").await, revisions);
+    for write in [
+        "ECS.RegisterTaskDefinition",
+        "ECS.UpdateService",
+        "DynamoDB.PutItem",
+        "DynamoDB.UpdateItem",
+        "SNS.Publish",
+    ] {
+        assert_eq!(report.aws_calls.get(write), None, "{write}: {report:?}");
+    }
 }

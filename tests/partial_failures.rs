@@ -58,6 +58,7 @@ async fn died_after_registering(bed: &TestBed, tag_as_ours: bool) -> String {
             previous_task_definition: first,
             new_task_definition: None,
             deployment_id: None,
+            previous_images: None,
             status: Status::Deploying,
             reason: None,
             created_at: "2026-11-26T12:00:01Z".into(),

@@ -5,7 +5,10 @@
 
 mod support;
 
-use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, RepositoryCredentials, Secret};
+use aws_sdk_ecs::types::{
+    ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration, KeyValuePair,
+    RepositoryCredentials, Secret,
+};
 use std::path::Path;
 use std::time::Duration;
 use support::runtime_api::{FunctionProcess, RuntimeApi};
@@ -56,6 +59,9 @@ fn container(name: &str, image: &str) -> ContainerDefinition {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_of_a_task_definition_reaches_logs_outcomes_or_errors() {
     let bed = TestBed::start().await;
+    // A real image behind `latest`, so that ECS resolves the tag when a deployment starts and
+    // the rollback can pin the digest web ran (it copies the revision, secrets and all).
+    bed.push_image("pushdeploy-demo", "latest", 0).await;
     bed.cluster("demo").await;
     let app = format!("{REGISTRY}/pushdeploy-demo:latest");
     let td = |family: &'static str, containers: Vec<ContainerDefinition>| {
@@ -83,11 +89,20 @@ async fn no_secret_of_a_task_definition_reaches_logs_outcomes_or_errors() {
     )
     .await;
     let ambiguous = td("twin", vec![container("a", &app), container("b", &app)]).await;
-    bed.service(
+    // The circuit breaker on, its rollback off: ECS reports web's failure, pushdeploy rolls back.
+    bed.service_with(
         "demo",
         "web",
         &good,
         &[("pushdeploy:repository", "pushdeploy-demo")],
+        DeploymentConfiguration::builder()
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(true)
+                    .rollback(false)
+                    .build(),
+            )
+            .build(),
     )
     .await;
     bed.service(
@@ -113,14 +128,15 @@ async fn no_secret_of_a_task_definition_reaches_logs_outcomes_or_errors() {
         .invoke(sample_event("ecr-push.json"), within)
         .await
         .response()];
-    answers.push(
-        rollback_api
-            .invoke(sample_event("ecs-deployment-failed.json"), within)
-            .await
-            .response(),
-    );
+    // web's new tasks fail: ECS reports its deployment IN_PROGRESS, then FAILED.
+    let world = bed.world();
+    world.fail_tasks("demo", "web", 3).await;
+    for event in world.take_events().await {
+        answers.push(rollback_api.invoke(event, within).await.response());
+    }
 
-    // The paths really ran: a deploy, a failure, a rollback.
+    // The paths really ran: a deploy, a failure, a rollback (onto a pinned copy of web's
+    // first revision: RegisterTaskDefinition with every secret in it).
     assert_eq!(
         answers[0]["outcomes"].as_array().unwrap().len(),
         2,
@@ -131,11 +147,12 @@ async fn no_secret_of_a_task_definition_reaches_logs_outcomes_or_errors() {
         answers[0].to_string().contains("\"failed\"")
             && answers[0].to_string().contains("\"deployed\"")
     );
-    assert_eq!(
-        answers[1]["outcomes"][0]["outcome"], "rolled_back",
-        "{}",
-        answers[1]
-    );
+    let ecs_said: Vec<&str> = answers[1..]
+        .iter()
+        .map(|a| a["outcomes"][0]["outcome"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(ecs_said, ["recorded", "rolled_back"], "{answers:#?}");
+    assert_eq!(answers[2]["aws_calls"]["ECS.RegisterTaskDefinition"], 1);
 
     let mut lines = deploy.log_lines();
     lines.extend(rollback.log_lines());
@@ -147,8 +164,8 @@ async fn no_secret_of_a_task_definition_reaches_logs_outcomes_or_errors() {
         .filter(|l| l.contains("\"outcome\"") && !l.contains("\"_aws\""))
         .count();
     assert_eq!(
-        decisions, 3,
-        "one line per decision: deployed, failed, rolled back: {lines:?}"
+        decisions, 4,
+        "one line per decision: deployed, failed, in progress (recorded), rolled back: {lines:?}"
     );
     let mut said = lines.join("\n");
     for answer in &answers {

@@ -13,7 +13,6 @@ use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report, RetryableFai
 use pushdeploy::event::parse_push;
 use pushdeploy::ledger::{Kind, Status, HEAD_SK, QUARANTINE_PREFIX};
 use pushdeploy::rollback::RollbackHandler;
-use serde_json::json;
 use support::fault_proxy::{call, Call, Fault, FaultProxy, Plan};
 use support::{digest, push_event, TestBed, REGISTRY, TABLE};
 
@@ -161,6 +160,7 @@ async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_d
         row("discovery", call("tagging", "GetResources"), 1, PERSISTENT, Fault::Unavailable, true),
         row("describe service", call("ecs", "DescribeServices"), 1, PERSISTENT, Fault::Throttled, true),
         row("describe definition", call("ecs", "DescribeTaskDefinition"), 1, PERSISTENT, Fault::Hang, true),
+        row("read running digests", call("ecs", "DescribeServiceRevisions"), 1, PERSISTENT, Fault::Unavailable, true),
         row("quarantine check", call("dynamodb", "GetItem"), 1, PERSISTENT, Fault::Unavailable, true),
         row("claim", call("dynamodb", "UpdateItem"), 1, PERSISTENT, Fault::Unavailable, true),
         row("claim", call("dynamodb", "UpdateItem"), 1, ONCE, Fault::AnswerLost, false),
@@ -274,17 +274,16 @@ async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_d
     print_table("Deploy path (one service)", &table);
 }
 
-fn failed_event(id: &str, service_arn: &str) -> serde_json::Value {
-    json!({
-        "version": "0", "id": id, "detail-type": "ECS Deployment State Change", "source": "aws.ecs",
-        "account": "123456789012", "time": "2026-11-26T12:05:00Z", "region": "us-east-1",
-        "resources": [service_arn],
-        "detail": {
-            "eventType": "ERROR", "eventName": "SERVICE_DEPLOYMENT_FAILED",
-            "deploymentId": "ecs-svc/unknown-to-moto", "updatedAt": "2026-11-26T12:05:00Z",
-            "reason": "ECS deployment circuit breaker: task failed to start."
-        }
-    })
+/// The circuit breaker on, ECS's own rollback off: pushdeploy rolls back.
+fn circuit_breaker() -> aws_sdk_ecs::types::DeploymentConfiguration {
+    aws_sdk_ecs::types::DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            aws_sdk_ecs::types::DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(false)
+                .build(),
+        )
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,6 +294,10 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
         row("read history", call("dynamodb", "Query"), 1, PERSISTENT, Fault::Throttled, true),
         row("claim", call("dynamodb", "UpdateItem"), 1, PERSISTENT, Fault::Unavailable, true),
         row("claim", call("dynamodb", "UpdateItem"), 1, ONCE, Fault::AnswerLost, false),
+        row("describe target", call("ecs", "DescribeTaskDefinition"), 1, PERSISTENT, Fault::Unavailable, true),
+        row("register pinned copy", call("ecs", "RegisterTaskDefinition"), 1, ONCE, Fault::AnswerLost, false),
+        row("register pinned copy", call("ecs", "RegisterTaskDefinition"), 1, PERSISTENT, Fault::AnswerLost, false),
+        row("register pinned copy", call("ecs", "RegisterTaskDefinition"), 1, PERSISTENT, Fault::Unavailable, true),
         row("record ECS id", call("dynamodb", "PutItem"), 1, PERSISTENT, Fault::Unavailable, true),
         row("record intent", call("dynamodb", "PutItem"), 2, PERSISTENT, Fault::Unavailable, true),
         row("update service", UPDATE_SERVICE, 1, ONCE, Fault::AnswerLost, false),
@@ -315,6 +318,8 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
 
     for (i, row) in rows.iter().enumerate() {
         let (repository, name) = (format!("app{i}"), format!("svc{i}"));
+        // `latest` names a real image, which ECS resolves when the service starts.
+        let good_digest = bed.push_image(&repository, "latest", 0).await;
         let good = bed
             .task_definition(
                 &repository,
@@ -322,11 +327,12 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
             )
             .await;
         let service_arn = bed
-            .service(
+            .service_with(
                 "prod",
                 &name,
                 &good,
                 &[("pushdeploy:repository", &repository)],
+                circuit_breaker(),
             )
             .await;
         let push = push_event(
@@ -343,7 +349,15 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
         let bad = deployed.outcomes[0].task_definition.clone().unwrap();
         assert_eq!(bed.running("prod", &name).await, bad);
 
-        let event = failed_event(&format!("ecs-{i}"), &service_arn);
+        // The new tasks fail to start; ECS's circuit breaker reports the deployment FAILED.
+        bed.world().fail_tasks("prod", &name, 3).await;
+        let event = bed
+            .world()
+            .take_events()
+            .await
+            .into_iter()
+            .rfind(|e| e["detail"]["eventName"] == "SERVICE_DEPLOYMENT_FAILED")
+            .expect("ECS reports the deployment FAILED");
         let (first_text, second) =
             break_then_retry(&proxy, row, &format!("rb-{i}"), |invocation| {
                 let event = event.clone();
@@ -354,12 +368,22 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
         let outcome = &second.outcomes[0];
         assert!(!outcome.retryable, "row {i}: {outcome:?}");
 
+        // Back on what `good` ran: a copy of it pinned to the digest `latest` named then (the tag
+        // now names the failed image), registered once.
+        let back = bed.running("prod", &name).await;
+        let (_, tags) = bed.describe(&back).await;
+        let pins = tags.iter().find(|t| t.key() == Some("pushdeploy:pins"));
         assert_eq!(
-            bed.running("prod", &name).await,
-            good,
+            pins.and_then(|t| t.value()),
+            Some(good.as_str()),
             "row {i}: rolled back"
         );
-        assert_eq!(bed.revisions(&repository).await.len(), 2, "row {i}");
+        assert_eq!(
+            bed.image(&back, "app").await,
+            format!("{REGISTRY}/{repository}@{good_digest}"),
+            "row {i}"
+        );
+        assert_eq!(bed.revisions(&repository).await.len(), 3, "row {i}");
         let updates = proxy.forwarded(UPDATE_SERVICE);
         assert_eq!(updates, 1, "row {i}: UpdateService calls that reached ECS");
         let order_key = parse_push(push).unwrap().order_key();
@@ -381,7 +405,7 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
                 reverted.status,
                 reverted.new_task_definition.as_deref()
             ),
-            (Kind::Rollback, Status::Deployed, Some(good.as_str())),
+            (Kind::Rollback, Status::Deployed, Some(back.as_str())),
             "row {i}"
         );
         let quarantined = bed
@@ -403,7 +427,7 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
         assert_eq!((state.as_str(), lease.as_str()), ("failed", "0"), "row {i}");
 
         table.push(format!(
-            "| {} `{}.{}` (#{}) | {}{} | {} | {} | back on {}, {} UpdateService, deployment `{}`, rollback `{}`, digest quarantined |",
+            "| {} `{}.{}` (#{}) | {}{} | {} | {} | back on {} (pinned copy), {} UpdateService, deployment `{}`, rollback `{}`, digest quarantined |",
             row.step,
             row.call.service,
             row.call.operation,
@@ -412,7 +436,7 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
             if row.times == ONCE { ", once" } else { ", every attempt" },
             first_text,
             outcome.outcome.as_str(),
-            good.rsplit('/').next().unwrap_or_default(),
+            back.rsplit('/').next().unwrap_or_default(),
             updates,
             failed.status.as_str(),
             reverted.status.as_str(),

@@ -34,6 +34,27 @@ fn breaker(rollback: bool) -> DeploymentConfiguration {
         .build()
 }
 
+/// V1 as DescribeTaskDefinition returns it, its app pinned by digest: a rollback target that
+/// names no image by tag, so the rollback lands on it as it is (no pinned copy to register).
+fn pinned_v1() -> aws_smithy_mocks::Rule {
+    mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(|| {
+        aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput::builder()
+            .task_definition(
+                aws_sdk_ecs::types::TaskDefinition::builder()
+                    .task_definition_arn(V1)
+                    .family("web")
+                    .container_definitions(
+                        aws_sdk_ecs::types::ContainerDefinition::builder()
+                            .name("app")
+                            .image(format!("{}/web@{}", support::REGISTRY, digest('a')))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    })
+}
+
 fn push(id: &str, time: &str) -> Value {
     push_event(id, "web", "latest", &digest('b'), time)
 }
@@ -156,8 +177,11 @@ async fn no_circuit_breaker_is_warned_about_and_a_5xx_rollback_is_retried() {
         .times(3)
         .output(|| updated_output(V1))
         .build();
-    let rollback =
-        RollbackHandler::with_aws(aws(&bed, &[], &[&after, &rollback_update]), bed.config());
+    let target = pinned_v1();
+    let rollback = RollbackHandler::with_aws(
+        aws(&bed, &[], &[&after, &target, &rollback_update]),
+        bed.config(),
+    );
     let first = rollback
         .handle(
             failed("ecs-svc/1111111111111111111"),

@@ -1,54 +1,83 @@
-//! The rollback function against moto. moto never starts ECS deployments, so it never emits
-//! deployment events and UpdateService returns no new deployment id: these tests deliver the
-//! ECS events themselves, and pushdeploy matches them to its ledger by task definition (the
-//! fallback for a deployment id it never learned). What moto cannot hold, a service's
-//! `deploymentConfiguration` (circuit breaker, alarms), is in tests/rollback_mocks.rs.
+//! The rollback function against moto and the deployment-aware ECS world inside it
+//! (`tests/support/ecs_world.py`). The service runs `web:latest` (an image that exists in moto's
+//! ECR, so ECS resolves it to a digest) with the deployment circuit breaker on and ECS's own
+//! rollback off, so rolling back is pushdeploy's job. Every UpdateService starts a real
+//! deployment with the id ECS returns (and pushdeploy records); the tests make its tasks start
+//! or fail, and hand the rollback function exactly the `ECS Deployment State Change` events the
+//! world emitted for that, in order. What each decision did is then read back from ECS (the
+//! world's view of the service) and from the ledger: rollback and quarantine, the last
+//! COMPLETED revision as the target, no rollback of a rollback, deployments pushdeploy did not
+//! start and services changed by hand left alone, the sweep of deployments that never end.
+//! Rollbacks to a revision that names the image by tag land on a copy pinned to the digest ECS
+//! recorded for it (tag `pushdeploy:pins`).
+//! ECS's own rollback (circuit breaker with `rollback: true`) and a 5xx on the rollback's
+//! UpdateService are in tests/rollback_mocks.rs.
 
 mod support;
 
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
+use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+use pushdeploy::deploy::{Deployer, Invocation, Outcome, OutcomeKind, Report};
 use pushdeploy::ledger::{Kind, Status};
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::{json, Value};
 use support::{digest, push_event, TestBed, REGISTRY};
 
 const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
+const CLUSTER: &str = "prod";
+const SERVICE: &str = "web";
+const CONTAINER: &str = "app";
+const IN_PROGRESS: &str = "SERVICE_DEPLOYMENT_IN_PROGRESS";
+const COMPLETED: &str = "SERVICE_DEPLOYMENT_COMPLETED";
+const FAILED: &str = "SERVICE_DEPLOYMENT_FAILED";
 
-fn deployment_event(id: &str, name: &str, deployment_id: &str, time: &str) -> Value {
-    json!({
-        "version": "0", "id": id, "detail-type": "ECS Deployment State Change", "source": "aws.ecs",
-        "account": "123456789012", "time": time, "region": "us-east-1", "resources": [SERVICE_ARN],
-        "detail": {
-            "eventType": if name.ends_with("FAILED") { "ERROR" } else { "INFO" },
-            "eventName": name, "deploymentId": deployment_id, "updatedAt": time,
-            "reason": if name.ends_with("FAILED") { "ECS deployment circuit breaker: task failed to start." } else { "" }
-        }
-    })
-}
-
-struct World {
+/// The service's deployments, the pushdeploy functions, and the world that runs them.
+struct Rig {
     bed: TestBed,
+    world: support::ecs_world::World,
     deployer: Deployer,
     rollback: RollbackHandler,
+    /// The revision the service was created on: `web:latest`, by tag.
     first: String,
+    /// The digest `web:latest` named in ECR when the service was created.
+    first_digest: String,
 }
 
-impl World {
-    async fn new() -> World {
+impl Rig {
+    async fn new() -> Rig {
         let bed = TestBed::start().await;
-        bed.cluster("prod").await;
+        let world = bed.world();
+        let first_digest = bed.push_image("web", "latest", 0).await;
+        bed.cluster(CLUSTER).await;
         let first = bed
-            .task_definition("web", &[("app", &format!("{REGISTRY}/web:latest"))])
+            .task_definition("web", &[(CONTAINER, &format!("{REGISTRY}/web:latest"))])
             .await;
-        bed.service("prod", "web", &first, &[("pushdeploy:repository", "web")])
-            .await;
+        // Circuit breaker on, so that failing tasks make ECS fail the deployment (and say so);
+        // ECS's own rollback off, so that rolling back is pushdeploy's decision.
+        let breaker = DeploymentConfiguration::builder()
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(true)
+                    .rollback(false)
+                    .build(),
+            )
+            .build();
+        bed.service_with(
+            CLUSTER,
+            SERVICE,
+            &first,
+            &[("pushdeploy:repository", "web")],
+            breaker,
+        )
+        .await;
         let mut config = bed.config();
         config.deploy_timeout = std::time::Duration::from_secs(60);
-        World {
+        Rig {
             deployer: Deployer::new(&bed.sdk, config.clone()),
             rollback: RollbackHandler::new(&bed.sdk, config),
+            world,
             bed,
             first,
+            first_digest,
         }
     }
 
@@ -62,14 +91,18 @@ impl World {
             .unwrap()
     }
 
-    async fn deploy(&self, event_id: &str, d: char, time: &str) -> String {
+    /// Deploys the push; its new revision and the ECS deployment id UpdateService returned.
+    async fn deploy(&self, event_id: &str, d: char, time: &str) -> (String, String) {
         let report = self.push(event_id, d, time).await;
-        assert_eq!(
-            report.outcomes[0].outcome,
-            OutcomeKind::Deployed,
-            "{report:?}"
-        );
-        report.outcomes[0].task_definition.clone().unwrap()
+        let outcome = only(&report);
+        assert_eq!(outcome.outcome, OutcomeKind::Deployed, "{report:?}");
+        (
+            outcome.task_definition.clone().unwrap(),
+            outcome
+                .deployment_id
+                .clone()
+                .expect("UpdateService names the deployment it started"),
+        )
     }
 
     async fn ecs(&self, event: Value) -> Report {
@@ -79,69 +112,172 @@ impl World {
             .unwrap()
     }
 
+    /// The events ECS emitted since the last call, in order.
+    async fn take(&self) -> Vec<Value> {
+        self.world.take_events().await
+    }
+
+    /// Hands every event ECS emitted since the last call to the rollback function, in order.
+    async fn deliver(&self) -> Vec<(Value, Report)> {
+        let mut answered = Vec::new();
+        for event in self.take().await {
+            let report = self.ecs(event.clone()).await;
+            answered.push((event, report));
+        }
+        answered
+    }
+
+    async fn start_tasks(&self, n: u32) {
+        self.world.start_tasks(CLUSTER, SERVICE, n).await;
+    }
+
+    async fn fail_tasks(&self, n: u32) {
+        self.world.fail_tasks(CLUSTER, SERVICE, n).await;
+    }
+
     async fn running(&self) -> String {
-        self.bed.running("prod", "web").await
+        self.bed.running(CLUSTER, SERVICE).await
+    }
+
+    /// The service's PRIMARY deployment, as ECS shows it.
+    async fn primary(&self) -> Value {
+        let view = self.world.service(CLUSTER, SERVICE).await;
+        view["deployments"]
+            .as_array()
+            .and_then(|ds| ds.iter().find(|d| d["status"] == "PRIMARY"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no PRIMARY deployment: {view:#}"))
+    }
+
+    /// The digest ECS resolved the followed container to in the PRIMARY deployment's service
+    /// revision: what the service really runs.
+    async fn digest_running(&self) -> Option<String> {
+        let view = self.world.service(CLUSTER, SERVICE).await;
+        let primary = self.primary().await;
+        view["serviceRevisions"]
+            .as_array()?
+            .iter()
+            .find(|r| r["serviceRevisionArn"] == primary["serviceRevisionArn"])?["containerImages"]
+            .as_array()?
+            .iter()
+            .find(|c| c["containerName"] == CONTAINER)?["imageDigest"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// The revision `revision` is a pinned copy of (its `pushdeploy:pins` tag), if it is one.
+    async fn pins(&self, revision: &str) -> Option<String> {
+        let (_, tags) = self.bed.describe(revision).await;
+        tags.iter()
+            .find(|t| t.key() == Some("pushdeploy:pins"))
+            .and_then(|t| t.value().map(str::to_string))
     }
 }
 
-fn only(report: &Report) -> &pushdeploy::deploy::Outcome {
+fn only(report: &Report) -> &Outcome {
     assert_eq!(report.outcomes.len(), 1, "{report:?}");
     &report.outcomes[0]
 }
 
+/// The event names, in order.
+fn names(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["detail"]["eventName"].as_str().unwrap_or("?"))
+        .collect()
+}
+
+fn answered_names(answered: &[(Value, Report)]) -> Vec<&str> {
+    answered
+        .iter()
+        .map(|(e, _)| e["detail"]["eventName"].as_str().unwrap_or("?"))
+        .collect()
+}
+
+fn deployment_id(event: &Value) -> &str {
+    event["detail"]["deploymentId"].as_str().unwrap_or("?")
+}
+
+fn reason(outcome: &Outcome) -> &str {
+    outcome.reason.as_deref().unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_push_is_rolled_back_quarantined_and_a_new_digest_still_deploys() {
-    let w = World::new().await;
-    let d1 = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
+    let w = Rig::new().await;
+    let (d1, d1_id) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
     assert_eq!(w.running().await, d1);
+    let started = w.deliver().await;
+    assert_eq!(answered_names(&started), [IN_PROGRESS]);
+    assert_eq!(deployment_id(&started[0].0), d1_id);
+    assert_eq!(only(&started[0].1).outcome, OutcomeKind::Recorded);
 
-    let report = w
-        .ecs(deployment_event(
-            "ecs-1",
-            "SERVICE_DEPLOYMENT_FAILED",
-            "ecs-svc/d1",
-            "2026-11-26T12:05:00Z",
-        ))
-        .await;
+    // Three tasks fail to start: the circuit breaker fails the deployment, and ECS says so.
+    w.fail_tasks(3).await;
+    let failed = w.take().await;
+    assert_eq!(names(&failed), [FAILED]);
+    assert_eq!(deployment_id(&failed[0]), d1_id);
+    assert_eq!(w.primary().await["rolloutState"], "FAILED");
+    let report = w.ecs(failed[0].clone()).await;
     let outcome = only(&report);
     assert_eq!(outcome.outcome, OutcomeKind::RolledBack, "{outcome:?}");
-    assert_eq!(outcome.task_definition.as_deref(), Some(w.first.as_str()));
+    // The revision that ran before names `web:latest` by tag: the rollback lands on a copy of
+    // it pinned to the digest ECS resolved for it, not on the first revision itself (which
+    // would resolve `latest` anew).
+    let pinned = outcome.task_definition.clone().unwrap();
+    assert_ne!(pinned, w.first);
+    assert_eq!(w.pins(&pinned).await.as_deref(), Some(w.first.as_str()));
+    assert_eq!(
+        w.bed.image(&pinned, CONTAINER).await,
+        format!("{REGISTRY}/web@{}", w.first_digest)
+    );
     assert_eq!(
         outcome.previous_task_definition.as_deref(),
         Some(d1.as_str())
     );
-    assert!(
-        outcome
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("circuit breaker"),
-        "{outcome:?}"
-    );
+    assert!(reason(outcome).contains("circuit breaker"), "{outcome:?}");
     assert_eq!(
         w.running().await,
-        w.first,
-        "back on the revision that ran before"
+        pinned,
+        "back on (a pinned copy of) the revision that ran before"
+    );
+    assert_eq!(
+        w.digest_running().await.as_deref(),
+        Some(w.first_digest.as_str()),
+        "ECS runs the digest that ran before"
     );
     assert_eq!(report.aws_calls.get("ECS.UpdateService"), Some(&1));
 
-    // The same digest pushed again (another tag event, later): quarantined.
+    // The rollback's own deployment runs its tasks and completes.
+    let rollback_id = outcome.deployment_id.clone().unwrap();
+    w.start_tasks(2).await;
+    let settled = w.deliver().await;
+    assert_eq!(answered_names(&settled), [IN_PROGRESS, COMPLETED]);
+    assert!(settled.iter().all(|(e, _)| deployment_id(e) == rollback_id));
+    assert!(
+        reason(only(&settled[1].1)).contains("last known good"),
+        "{settled:?}"
+    );
+
+    // The same digest pushed again (another tag event, later): quarantined, ECS not touched.
     let again = w.push("push-1-again", '1', "2026-11-26T12:10:00Z").await;
     let outcome = only(&again);
     assert_eq!(outcome.outcome, OutcomeKind::Skipped);
-    assert!(
-        outcome
-            .reason
-            .as_deref()
-            .unwrap()
-            .starts_with("quarantined"),
-        "{outcome:?}"
-    );
-    assert_eq!(w.running().await, w.first);
+    assert!(reason(outcome).starts_with("quarantined"), "{outcome:?}");
+    assert_eq!(w.running().await, pinned);
+    assert!(w.take().await.is_empty(), "no deployment started");
 
-    // A new digest deploys as usual.
-    let d2 = w.deploy("push-2", '2', "2026-11-26T12:15:00Z").await;
+    // A new digest deploys as usual, to completion.
+    let (d2, d2_id) = w.deploy("push-2", '2', "2026-11-26T12:15:00Z").await;
     assert_eq!(w.running().await, d2);
+    w.start_tasks(2).await;
+    let done = w.deliver().await;
+    assert_eq!(answered_names(&done), [IN_PROGRESS, COMPLETED]);
+    assert!(done.iter().all(|(e, _)| deployment_id(e) == d2_id));
+    assert_eq!(
+        w.digest_running().await.as_deref(),
+        Some(digest('2').as_str())
+    );
 
     // The ledger tells the story.
     let history = w.deployer.ledger().latest(SERVICE_ARN, 10).await.unwrap();
@@ -150,66 +286,64 @@ async fn a_failed_push_is_rolled_back_quarantined_and_a_new_digest_still_deploys
         .find(|r| r.event_id == "push-1" && r.kind == Kind::Deploy)
         .unwrap();
     assert_eq!(failed.status, Status::Failed);
+    assert_eq!(failed.deployment_id.as_deref(), Some(d1_id.as_str()));
     let rollback = history.iter().find(|r| r.kind == Kind::Rollback).unwrap();
     assert_eq!(
         (
             rollback.reverts.as_deref(),
-            rollback.new_task_definition.as_deref()
+            rollback.new_task_definition.as_deref(),
+            rollback.deployment_id.as_deref(),
+            rollback.status,
         ),
-        (Some(failed.sk().as_str()), Some(w.first.as_str()))
+        (
+            Some(failed.sk().as_str()),
+            Some(pinned.as_str()),
+            Some(rollback_id.as_str()),
+            Status::Succeeded
+        )
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_goes_back_to_the_last_completed_revision_not_minus_one_nor_older() {
-    let w = World::new().await;
-    w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
-    assert_eq!(
-        only(
-            &w.ecs(deployment_event(
-                "ecs-1",
-                "SERVICE_DEPLOYMENT_COMPLETED",
-                "ecs-svc/d1",
-                "2026-11-26T12:01:00Z"
-            ))
-            .await
-        )
-        .outcome,
-        OutcomeKind::Recorded
-    );
-    let d2 = w.deploy("push-2", '2', "2026-11-26T12:02:00Z").await;
-    let completed = w
-        .ecs(deployment_event(
-            "ecs-2",
-            "SERVICE_DEPLOYMENT_COMPLETED",
-            "ecs-svc/d2",
-            "2026-11-26T12:03:00Z",
-        ))
-        .await;
+    let w = Rig::new().await;
+    let (d1, _) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
+    w.start_tasks(2).await;
+    let first = w.deliver().await;
+    assert_eq!(answered_names(&first), [IN_PROGRESS, COMPLETED]);
+    assert_eq!(only(&first[1].1).outcome, OutcomeKind::Recorded);
+    let (d2, _) = w.deploy("push-2", '2', "2026-11-26T12:02:00Z").await;
+    w.start_tasks(2).await;
+    let second = w.deliver().await;
+    assert_eq!(answered_names(&second), [IN_PROGRESS, COMPLETED]);
     assert!(
-        only(&completed)
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("last known good"),
-        "{completed:?}"
+        reason(only(&second[1].1)).contains("last known good"),
+        "{second:?}"
     );
     // A revision registered by hand in between, so "the revision before D3" is not D2's.
     w.bed
-        .task_definition("web", &[("app", &format!("{REGISTRY}/web:manual"))])
+        .task_definition("web", &[(CONTAINER, &format!("{REGISTRY}/web:manual"))])
         .await;
-    let d3 = w.deploy("push-3", '3', "2026-11-26T12:04:00Z").await;
+    let (d3, d3_id) = w.deploy("push-3", '3', "2026-11-26T12:04:00Z").await;
+    w.fail_tasks(3).await;
+    let third = w.deliver().await;
+    assert_eq!(answered_names(&third), [IN_PROGRESS, FAILED]);
+    assert!(third.iter().all(|(e, _)| deployment_id(e) == d3_id));
 
-    let report = w
-        .ecs(deployment_event(
-            "ecs-3",
-            "SERVICE_DEPLOYMENT_FAILED",
-            "ecs-svc/d3",
-            "2026-11-26T12:05:00Z",
-        ))
-        .await;
-    assert_eq!(only(&report).outcome, OutcomeKind::RolledBack, "{report:?}");
+    let report = &third[1].1;
+    assert_eq!(only(report).outcome, OutcomeKind::RolledBack, "{report:?}");
+    // D2 names its image by digest, so it is the target as it is: no pinned copy.
+    assert_eq!(
+        only(report).task_definition.as_deref(),
+        Some(d2.as_str()),
+        "{report:?}"
+    );
     assert_eq!(w.running().await, d2, "the last COMPLETED revision, D2's");
+    assert_ne!(w.running().await, d1, "not an older COMPLETED one");
+    assert_eq!(
+        w.digest_running().await.as_deref(),
+        Some(digest('2').as_str())
+    );
     let revisions = w.bed.revisions("web").await;
     let minus_one = &revisions[revisions.iter().position(|r| *r == d3).unwrap() - 1];
     assert_ne!(&d2, minus_one);
@@ -217,43 +351,34 @@ async fn a_failure_goes_back_to_the_last_completed_revision_not_minus_one_nor_ol
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_rollback_is_never_rolled_back_again() {
-    let w = World::new().await;
+    let w = Rig::new().await;
     w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
-    let rolled_back = w
-        .ecs(deployment_event(
-            "ecs-1",
-            "SERVICE_DEPLOYMENT_FAILED",
-            "ecs-svc/d1",
-            "2026-11-26T12:05:00Z",
-        ))
-        .await;
-    assert_eq!(only(&rolled_back).outcome, OutcomeKind::RolledBack);
-    assert_eq!(w.running().await, w.first);
-    // ECS names the rollback's deployment in its events by the id UpdateService returned.
-    // (moto returns its service's first deployment, whose task definition happens to be the
-    // rollback target, so pushdeploy records that id; with none, the task definition would do.)
-    let rollback_id = only(&rolled_back)
-        .deployment_id
-        .clone()
-        .unwrap_or_else(|| "ecs-svc/rollback".into());
+    w.fail_tasks(3).await;
+    let failed = w.deliver().await;
+    assert_eq!(answered_names(&failed), [IN_PROGRESS, FAILED]);
+    let rolled_back = only(&failed[1].1);
+    assert_eq!(rolled_back.outcome, OutcomeKind::RolledBack);
+    // A pinned copy of the first revision (it names `web:latest` by tag), not the first itself.
+    let pinned = rolled_back.task_definition.clone().unwrap();
+    assert_eq!(w.pins(&pinned).await.as_deref(), Some(w.first.as_str()));
+    assert_eq!(w.running().await, pinned);
+    // ECS names the rollback's deployment by the id UpdateService returned, which pushdeploy
+    // recorded: the deployment ECS now shows as PRIMARY.
+    let rollback_id = rolled_back.deployment_id.clone().unwrap();
+    assert_eq!(w.primary().await["id"], rollback_id.as_str());
 
-    // The rollback deployment fails too.
-    let report = w
-        .ecs(deployment_event(
-            "ecs-2",
-            "SERVICE_DEPLOYMENT_FAILED",
-            &rollback_id,
-            "2026-11-26T12:10:00Z",
-        ))
-        .await;
+    // The rollback deployment fails too: ECS starts it, then its tasks fail to start.
+    w.fail_tasks(3).await;
+    let events = w.take().await;
+    assert_eq!(names(&events), [IN_PROGRESS, FAILED]);
+    assert!(events.iter().all(|e| deployment_id(e) == rollback_id));
+    let in_progress = w.ecs(events[0].clone()).await;
+    assert_eq!(only(&in_progress).outcome, OutcomeKind::Recorded);
+    let report = w.ecs(events[1].clone()).await;
     let outcome = only(&report);
     assert_eq!(outcome.outcome, OutcomeKind::NeedsHuman, "{outcome:?}");
     assert!(
-        outcome
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("does not roll back a rollback"),
+        reason(outcome).contains("does not roll back a rollback"),
         "{outcome:?}"
     );
     assert_eq!(
@@ -261,7 +386,8 @@ async fn a_failed_rollback_is_never_rolled_back_again() {
         None,
         "no further UpdateService"
     );
-    assert_eq!(w.running().await, w.first);
+    assert_eq!(w.running().await, pinned);
+    assert_eq!(w.primary().await["rolloutState"], "FAILED");
     let history = w.deployer.ledger().latest(SERVICE_ARN, 10).await.unwrap();
     assert_eq!(
         history
@@ -271,52 +397,48 @@ async fn a_failed_rollback_is_never_rolled_back_again() {
             .status,
         Status::NeedsHuman
     );
-    // Delivered again: still nothing.
-    let again = w
-        .ecs(deployment_event(
-            "ecs-2",
-            "SERVICE_DEPLOYMENT_FAILED",
-            &rollback_id,
-            "2026-11-26T12:10:00Z",
-        ))
-        .await;
+    // Delivered again (EventBridge delivers at least once): still nothing.
+    let again = w.ecs(events[1].clone()).await;
     assert_eq!(again.aws_calls.get("ECS.UpdateService"), None);
+    assert!(w.take().await.is_empty(), "no deployment started");
+    assert_eq!(w.running().await, pinned);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_pushdeploy_did_not_start_and_services_changed_by_hand_are_untouched() {
-    let w = World::new().await;
-    // Nothing of pushdeploy's: an ECS deployment of the first revision fails.
-    let report = w
-        .ecs(deployment_event(
-            "ecs-0",
-            "SERVICE_DEPLOYMENT_FAILED",
-            "ecs-svc/theirs",
-            "2026-11-26T11:00:00Z",
-        ))
-        .await;
-    let outcome = only(&report);
-    assert_eq!(outcome.outcome, OutcomeKind::Recorded);
-    assert!(
-        outcome
-            .reason
-            .as_deref()
-            .unwrap()
-            .starts_with("not a deployment pushdeploy started"),
-        "{outcome:?}"
-    );
-    assert_eq!(report.aws_calls.get("ECS.UpdateService"), None);
+    let w = Rig::new().await;
+    // Nothing of pushdeploy's: someone forces a new deployment of the first revision, and it
+    // fails.
+    w.bed
+        .ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service(SERVICE)
+        .force_new_deployment(true)
+        .send()
+        .await
+        .unwrap();
+    w.fail_tasks(3).await;
+    let theirs = w.deliver().await;
+    assert_eq!(answered_names(&theirs), [IN_PROGRESS, FAILED]);
+    for (event, report) in &theirs {
+        let outcome = only(report);
+        assert_eq!(outcome.outcome, OutcomeKind::Recorded, "{event}");
+        assert!(
+            reason(outcome).starts_with("not a deployment pushdeploy started"),
+            "{outcome:?}"
+        );
+        assert_eq!(report.aws_calls.get("ECS.UpdateService"), None);
+    }
     assert_eq!(w.running().await, w.first);
+    assert!(w.take().await.is_empty(), "no deployment started");
 
-    // pushdeploy's deployment, linked to its ECS id by the IN_PROGRESS event...
-    let d1 = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
-    w.ecs(deployment_event(
-        "ecs-1",
-        "SERVICE_DEPLOYMENT_IN_PROGRESS",
-        "ecs-svc/d1",
-        "2026-11-26T12:00:05Z",
-    ))
-    .await;
+    // pushdeploy's deployment, linked to its ECS id by UpdateService's answer; the
+    // IN_PROGRESS event ECS sends names the same id...
+    let (d1, d1_id) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
+    let started = w.deliver().await;
+    assert_eq!(answered_names(&started), [IN_PROGRESS]);
+    assert_eq!(deployment_id(&started[0].0), d1_id);
     let linked = w
         .deployer
         .ledger()
@@ -324,80 +446,80 @@ async fn deployments_pushdeploy_did_not_start_and_services_changed_by_hand_are_u
         .await
         .unwrap()
         .remove(0);
-    assert_eq!(linked.deployment_id.as_deref(), Some("ecs-svc/d1"));
-    // ...then someone moves the service by hand, and only then ECS reports the failure.
+    assert_eq!(linked.deployment_id.as_deref(), Some(d1_id.as_str()));
+    // ...then it fails, but before the FAILED event reaches pushdeploy someone moves the
+    // service by hand (a held-back delivery: EventBridge gives no delivery time).
+    w.fail_tasks(3).await;
+    let late = w.take().await;
+    assert_eq!(names(&late), [FAILED]);
+    assert_eq!(deployment_id(&late[0]), d1_id);
     let manual = w
         .bed
-        .task_definition("web", &[("app", &format!("{REGISTRY}/web:hotfix"))])
+        .task_definition("web", &[(CONTAINER, &format!("{REGISTRY}/web:hotfix"))])
         .await;
     w.bed
         .ecs
         .update_service()
-        .cluster("prod")
-        .service("web")
+        .cluster(CLUSTER)
+        .service(SERVICE)
         .task_definition(&manual)
         .send()
         .await
         .unwrap();
-    let report = w
-        .ecs(deployment_event(
-            "ecs-2",
-            "SERVICE_DEPLOYMENT_FAILED",
-            "ecs-svc/d1",
-            "2026-11-26T12:05:00Z",
-        ))
-        .await;
+    let report = w.ecs(late[0].clone()).await;
     let outcome = only(&report);
     assert_eq!(outcome.outcome, OutcomeKind::Recorded, "{outcome:?}");
-    assert!(
-        outcome.reason.as_deref().unwrap().contains("changed since"),
-        "{outcome:?}"
-    );
+    assert!(reason(outcome).contains("changed since"), "{outcome:?}");
     assert_eq!(report.aws_calls.get("ECS.UpdateService"), None);
+    // The person's deployment is theirs, not pushdeploy's.
+    let by_hand = w.deliver().await;
+    assert_eq!(answered_names(&by_hand), [IN_PROGRESS]);
+    assert!(reason(only(&by_hand[0].1)).starts_with("not a deployment pushdeploy started"));
     assert_eq!(w.running().await, manual, "the human's change wins");
     assert_ne!(manual, d1);
+    assert!(w.take().await.is_empty(), "no deployment started");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_that_never_completes_is_rolled_back_by_the_sweep() {
-    let w = World::new().await;
-    let d1 = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
+    let w = Rig::new().await;
+    let (d1, _) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
+    // One of its two tasks starts, the other never does: ECS says nothing more.
+    w.start_tasks(1).await;
+    let started = w.deliver().await;
+    assert_eq!(answered_names(&started), [IN_PROGRESS]);
+    assert_eq!(w.primary().await["rolloutState"], "IN_PROGRESS");
     let sweep = |time: String| {
         json!({"version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
         "account": "123456789012", "time": time, "region": "us-east-1", "resources": [], "detail": {}})
     };
-    let now = chrono::Utc::now();
 
     // Within the timeout (60 s here): nothing to do.
-    let early = w
-        .ecs(sweep(pushdeploy::event::timestamp_text(
-            &(now + chrono::Duration::seconds(30)),
-        )))
-        .await;
+    let early = w.ecs(sweep(w.world.now().await)).await;
     assert!(early.outcomes.is_empty(), "{early:?}");
     assert_eq!(w.running().await, d1);
 
-    // Past it: the deployment is failed, the service rolled back, the digest quarantined.
-    let late = w
-        .ecs(sweep(pushdeploy::event::timestamp_text(
-            &(now + chrono::Duration::seconds(120)),
-        )))
-        .await;
+    // Past it (on ECS's clock), still IN_PROGRESS and no event: the deployment is failed, the
+    // service rolled back, the digest quarantined.
+    w.world.advance(120).await;
+    assert!(w.take().await.is_empty(), "ECS reported nothing");
+    assert_eq!(w.primary().await["rolloutState"], "IN_PROGRESS");
+    let late = w.ecs(sweep(w.world.now().await)).await;
     let outcome = only(&late);
     assert_eq!(outcome.outcome, OutcomeKind::RolledBack, "{outcome:?}");
     assert!(
-        outcome
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("did not complete within 60 s"),
+        reason(outcome).contains("did not complete within 60 s"),
         "{outcome:?}"
     );
-    assert_eq!(w.running().await, w.first);
+    // The first revision names `web:latest` by tag: back on a pinned copy of it.
+    let pinned = outcome.task_definition.clone().unwrap();
+    assert_eq!(w.pins(&pinned).await.as_deref(), Some(w.first.as_str()));
+    assert_eq!(w.running().await, pinned);
+    assert_eq!(
+        w.digest_running().await.as_deref(),
+        Some(w.first_digest.as_str())
+    );
+    assert_eq!(late.aws_calls.get("ECS.UpdateService"), Some(&1));
     let again = w.push("push-1-again", '1', "2026-11-26T12:30:00Z").await;
-    assert!(only(&again)
-        .reason
-        .as_deref()
-        .unwrap()
-        .starts_with("quarantined"));
+    assert!(reason(only(&again)).starts_with("quarantined"));
 }

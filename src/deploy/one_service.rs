@@ -8,6 +8,7 @@ use crate::follow::{Follower, ServiceKey, TAG_DRY_RUN};
 use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, Status};
 use crate::outcome::{Outcome, OutcomeKind, SkipReason};
 use crate::plan::{decide, unreported_failure_warning, Change, Decision};
+use crate::resolved::{image_of, is_pinned, revision_running, ResolvedImages};
 use crate::revision::{revision_request, tag_value, Provenance, TAG_EVENT_ID, TAG_PREVIOUS};
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
 
@@ -74,6 +75,7 @@ impl Deployer {
             previous_task_definition: previous.to_string(),
             new_task_definition: None,
             deployment_id: None,
+            previous_images: None,
             status: Status::Deploying,
             reason: None,
             created_at: now.clone(),
@@ -134,6 +136,13 @@ impl Deployer {
         if let Some(refused) = self.quarantine_refuses(push, key, service).await {
             return refused;
         }
+        let previous_images = match self
+            .images_running(key, service, definition, &change.container)
+            .await
+        {
+            Ok(images) => images,
+            Err(outcome) => return outcome,
+        };
         let (mut record, resuming) = match self.claim(push, key, service, shared.lease).await {
             Ok(Some(resumed)) => (resumed, true),
             Ok(None) => (
@@ -142,6 +151,7 @@ impl Deployer {
             ),
             Err(outcome) => return outcome,
         };
+        record.previous_images = record.previous_images.or(previous_images);
         // An interrupted attempt may have registered the revision without recording it.
         if resuming && record.new_task_definition.is_none() {
             record.new_task_definition = self.registered_earlier(push, definition, &change).await;
@@ -249,6 +259,45 @@ impl Deployer {
             });
         }
         outcome
+    }
+
+    /// The digests ECS recorded for the revision the service runs now, read only when the
+    /// followed container names its image by tag: a rollback to that revision must land on them,
+    /// and ECS is the only one who knows them. `None` when the image is pinned already, or ECS
+    /// lists no service revision for the service.
+    async fn images_running(
+        &self,
+        key: &ServiceKey,
+        service: &Service,
+        definition: &TaskDefinition,
+        container: &str,
+    ) -> Result<Option<ResolvedImages>, Outcome> {
+        if image_of(definition, container).is_none_or(is_pinned) {
+            return Ok(None);
+        }
+        let arns: Vec<String> = service
+            .current_service_revisions()
+            .iter()
+            .filter_map(|r| r.arn().map(str::to_string))
+            .collect();
+        let Some(running) = service.task_definition().filter(|_| !arns.is_empty()) else {
+            return Ok(None);
+        };
+        let tasks = service
+            .current_service_revisions()
+            .iter()
+            .filter_map(|r| Some((r.arn()?.to_string(), r.running_task_count())))
+            .collect();
+        match self.aws.describe_service_revisions(&arns).await {
+            Ok(revisions) => Ok(revision_running(&revisions, running, &tasks)
+                .map(ResolvedImages::of_revision)),
+            Err(e) => Err(Outcome::failed(
+                key,
+                format!("not deployed: cannot read the digests the service runs now, which a rollback would need ({e})"),
+                e.retryable,
+            )
+            .on(service)),
+        }
     }
 
     /// The outcome when the quarantine refuses the push (or cannot be read); `None`: go ahead.

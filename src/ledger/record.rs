@@ -1,6 +1,7 @@
 //! One deployment record and its DynamoDB item form.
 
 use super::LedgerError;
+use crate::resolved::ResolvedImages;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
@@ -79,6 +80,11 @@ pub struct DeploymentRecord {
     pub previous_task_definition: String,
     pub new_task_definition: Option<String>,
     pub deployment_id: Option<String>,
+    /// The digests ECS recorded for the revision the service ran before this deployment
+    /// (`previous_task_definition`), read when the deployment started; `None` when nobody read
+    /// them (the followed container was already pinned by digest, or ECS listed no service
+    /// revision). A rollback onto a revision that names an image by tag lands on these.
+    pub previous_images: Option<ResolvedImages>,
     pub status: Status,
     pub reason: Option<String>,
     pub created_at: String,
@@ -106,6 +112,24 @@ pub fn deploy_sk(order_key: &str) -> String {
 }
 
 pub(super) const INFLIGHT: &str = "inflight";
+const PREVIOUS_IMAGES: &str = "previous_images";
+
+/// The `previous_images` map (container -> digest), if the item has one.
+fn previous_images(item: &Item) -> Result<Option<ResolvedImages>, String> {
+    let Some(value) = item.get(PREVIOUS_IMAGES) else {
+        return Ok(None);
+    };
+    let map = value
+        .as_m()
+        .map_err(|_| format!("{PREVIOUS_IMAGES} is not a map"))?;
+    map.iter()
+        .map(|(container, digest)| match digest.as_s() {
+            Ok(digest) => Ok((container.clone(), digest.clone())),
+            Err(_) => Err(format!("{PREVIOUS_IMAGES}.{container} is not a string")),
+        })
+        .collect::<Result<_, _>>()
+        .map(|images| Some(ResolvedImages(images)))
+}
 pub(super) const INFLIGHT_YES: &str = "1";
 
 impl DeploymentRecord {
@@ -139,6 +163,10 @@ impl DeploymentRecord {
             s(format!("{}#{}", self.service_arn, self.digest)),
         );
         item.insert("status".into(), s(self.status.as_str()));
+        if let Some(images) = &self.previous_images {
+            let map = images.0.iter().map(|(c, d)| (c.clone(), s(d))).collect();
+            item.insert(PREVIOUS_IMAGES.into(), AttributeValue::M(map));
+        }
         item.insert("kind".into(), s(self.kind.as_str()));
         // The sparse `in-flight` index holds exactly the deployments ECS is still rolling out,
         // for the sweep that catches the ones that never finish.
@@ -187,6 +215,7 @@ impl DeploymentRecord {
             previous_task_definition: get("previous_task_definition")?,
             new_task_definition: text(item, "new_task_definition"),
             deployment_id: text(item, "deployment_id"),
+            previous_images: previous_images(item).map_err(malformed)?,
             status: Status::parse(&status)
                 .ok_or_else(|| malformed(format!("unknown status {status:?}")))?,
             reason: text(item, "reason"),

@@ -3,6 +3,7 @@
 
 use crate::ledger::{DeploymentRecord, Kind, Status};
 use crate::plan::ecs_rollback;
+use crate::resolved::ResolvedImages;
 use aws_sdk_ecs::types::Service;
 
 /// The ledger record of the deployment `deployment_id` of `service`, if pushdeploy started it.
@@ -113,6 +114,20 @@ pub fn on_failure(
             why: "to the revision that ran before (no completed deployment is known)".to_string(),
         },
     }
+}
+
+/// What ECS recorded that `target` ran, as read when a deployment replaced it: the failed
+/// deployment's own reading when it replaced `target`, else that of any deployment in the
+/// history that did.
+pub fn digests_ran<'a>(
+    target: &str,
+    failed: &'a DeploymentRecord,
+    history: &'a [DeploymentRecord],
+) -> Option<&'a ResolvedImages> {
+    std::iter::once(failed)
+        .chain(history)
+        .filter(|r| r.previous_task_definition == target)
+        .find_map(|r| r.previous_images.as_ref())
 }
 
 #[cfg(test)]

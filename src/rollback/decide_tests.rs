@@ -31,6 +31,7 @@ fn record(
         previous_task_definition: td(previous),
         new_task_definition: Some(td(new)),
         deployment_id: deployment_id.map(Into::into),
+        previous_images: None,
         status,
         reason: None,
         created_at: "t".into(),

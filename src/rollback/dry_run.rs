@@ -61,7 +61,7 @@ impl RollbackHandler {
                 "would record the deployment as failed ({reason}), not roll back ({why}), and quarantine {digest} for this service"
             ),
             FailureAction::RollBack { target, why } => format!(
-                "would roll the service back to {target} ({why}) because the deployment failed ({reason}), and quarantine {digest} for this service"
+                "would roll the service back to {target} ({why}; pinned to the digests it ran when it names an image by tag) because the deployment failed ({reason}), and quarantine {digest} for this service"
             ),
         };
         with_record(dry_run_outcome(&key_of(&failed), what), &failed)

@@ -2,6 +2,7 @@
 //! service back when that is pushdeploy's job.
 
 use super::decide::{on_failure, FailureAction};
+use super::pin::NoSafeTarget;
 use super::{good_or, key_of, RollbackHandler};
 use crate::aws::primary_deployment;
 use crate::deploy::{now_ms, now_text};
@@ -89,6 +90,24 @@ impl RollbackHandler {
         now: &str,
     ) -> Outcome {
         let key = key_of(&failed);
+        let good = good_or(&failed, history, target);
+        let (target, pinned_digest) = if service.task_definition() == Some(target) {
+            // An earlier attempt's UpdateService landed: that revision was already safe.
+            (target.to_string(), None)
+        } else {
+            match self.pinned_target(&failed, history, target).await {
+                Ok(pinned) => pinned,
+                Err(NoSafeTarget::Aws(e)) => {
+                    return self
+                        .stop_rollback(&failed, why, &e.to_string(), e.retryable, now)
+                        .await
+                }
+                Err(NoSafeTarget::Unknown(why_not)) => {
+                    return self.no_safe_target(failed, reason, &why_not, now).await
+                }
+            }
+        };
+        let target = target.as_str();
         let mut rollback = DeploymentRecord {
             kind: Kind::Rollback,
             reverts: Some(failed.sk()),
@@ -99,12 +118,16 @@ impl RollbackHandler {
             previous_task_definition: failed.new_task_definition.clone().unwrap_or_default(),
             new_task_definition: Some(target.to_string()),
             deployment_id: None,
+            previous_images: None,
             status: Status::Deploying,
             reason: Some(format!("rolls back {} ({reason})", failed.digest)),
             created_at: now.to_string(),
             updated_at: now.to_string(),
-            ..good_or(&failed, history, target)
+            ..good
         };
+        if let Some(digest) = pinned_digest {
+            rollback.digest = digest;
+        }
         if let Some(started) = history.iter().find(|r| r.sk() == rollback.sk()) {
             rollback.created_at = started.created_at.clone();
             rollback.deployment_id = started.deployment_id.clone();
@@ -215,7 +238,31 @@ impl RollbackHandler {
             })
     }
 
-    /// Marks the deployment failed, quarantines its digest for the service, frees the service.
+    /// The failed deployment has no revision to return to that is sure to run what it ran:
+    /// quarantine, record, free the service, and call for a person.
+    async fn no_safe_target(
+        &self,
+        mut failed: DeploymentRecord,
+        reason: &str,
+        why_not: &str,
+        now: &str,
+    ) -> Outcome {
+        failed.status = Status::NeedsHuman;
+        let what_next = format!("not rolled back: {why_not}; the service needs a person");
+        let outcome = self
+            .fail_and_quarantine(failed, reason, &what_next, now)
+            .await;
+        if outcome.outcome == OutcomeKind::Failed {
+            return outcome;
+        }
+        Outcome {
+            milestone: Some(Milestone::NeedsHuman),
+            ..outcome.with_kind(OutcomeKind::NeedsHuman)
+        }
+    }
+
+    /// Marks the deployment failed (or, when it already says so, needing a person), quarantines
+    /// its digest for the service, frees the service.
     async fn fail_and_quarantine(
         &self,
         mut failed: DeploymentRecord,
@@ -223,7 +270,9 @@ impl RollbackHandler {
         what_next: &str,
         now: &str,
     ) -> Outcome {
-        failed.status = Status::Failed;
+        if failed.status != Status::NeedsHuman {
+            failed.status = Status::Failed;
+        }
         failed.reason = Some(format!("{reason}; {what_next}"));
         let summary = format!("the deployment of {} failed ({reason}); {what_next}; that digest is now quarantined for this service", failed.digest);
         let written = match self.ledger.quarantine(&failed, reason, now).await {

@@ -7,6 +7,7 @@
 pub mod decide;
 mod dry_run;
 mod failure;
+mod pin;
 
 use crate::aws::Aws;
 use crate::config::Config;

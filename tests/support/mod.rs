@@ -3,6 +3,7 @@
 //! template.yaml defines it, and small helpers to set up ECS.
 #![allow(dead_code)]
 
+pub mod ecs_world;
 pub mod fault_proxy;
 pub mod mocks;
 pub mod moto;
@@ -71,6 +72,37 @@ impl TestBed {
             )
             .load()
             .await
+    }
+
+    /// The deployment-aware ECS world inside this bed's moto (`ecs_world.py`).
+    pub fn world(&self) -> ecs_world::World {
+        ecs_world::World::at(self.moto.address)
+    }
+
+    /// Pushes a fresh image (a manifest made from `seed`) to `repository` under `tag`, as
+    /// `docker push` would: the tag moves to it. Its digest, as ECR computed it.
+    pub async fn push_image(&self, repository: &str, tag: &str, seed: u32) -> String {
+        let ecr = aws_sdk_ecr::Client::new(&self.sdk);
+        let _ = ecr
+            .create_repository()
+            .repository_name(repository)
+            .send()
+            .await;
+        // moto's digest of a manifest is computed from its layers: one layer per seed.
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1469,"digest":"sha256:{seed:064x}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":100,"digest":"sha256:{seed:064x}"}}]}}"#
+        );
+        ecr.put_image()
+            .repository_name(repository)
+            .image_tag(tag)
+            .image_manifest(manifest)
+            .send()
+            .await
+            .expect("put image")
+            .image
+            .and_then(|i| i.image_id)
+            .and_then(|i| i.image_digest)
+            .expect("ECR returns the digest")
     }
 
     /// The function's configuration for this bed.
@@ -199,6 +231,37 @@ impl TestBed {
             .service_name(name)
             .task_definition(task_definition)
             .desired_count(1);
+        for (k, v) in tags {
+            request = request.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        request
+            .send()
+            .await
+            .expect("create service")
+            .service
+            .unwrap()
+            .service_arn
+            .unwrap()
+    }
+
+    /// Creates a service on `task_definition` with these tags and deployment configuration
+    /// (circuit breaker, strategy, bake time); returns its ARN.
+    pub async fn service_with(
+        &self,
+        cluster: &str,
+        name: &str,
+        task_definition: &str,
+        tags: &[(&str, &str)],
+        configuration: aws_sdk_ecs::types::DeploymentConfiguration,
+    ) -> String {
+        let mut request = self
+            .ecs
+            .create_service()
+            .cluster(cluster)
+            .service_name(name)
+            .task_definition(task_definition)
+            .desired_count(2)
+            .deployment_configuration(configuration);
         for (k, v) in tags {
             request = request.tags(Tag::builder().key(*k).value(*v).build());
         }

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+const WORLD_SEED: &str = "1";
+
 pub struct Moto {
     child: Child,
     pub address: SocketAddr,
@@ -17,7 +19,8 @@ pub fn venv_python() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
 }
 
-/// moto's server, one request at a time (see `moto_serial.py` for why).
+/// moto's server with the deployment-aware ECS world in front of its ECS (see
+/// `moto_serial.py` and `ecs_world.py`).
 fn moto_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_serial.py")
 }
@@ -39,7 +42,8 @@ impl Moto {
                 .port();
             let mut child = Command::new(&server)
                 .arg(moto_script())
-                .args(["127.0.0.1", &port.to_string()])
+                // The world's seed: each test's world draws the same deployment ids, run after run.
+                .args(["127.0.0.1", &port.to_string(), WORLD_SEED])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()

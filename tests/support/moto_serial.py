@@ -1,12 +1,20 @@
-"""moto's server, answering one request at a time.
+"""moto's server, with a deployment-aware ECS world, serializing what correctness needs.
 
 moto_server runs werkzeug threaded, and moto's DynamoDB evaluates a conditional write and
 applies it without a lock: two concurrent UpdateItem calls on one item can both pass their
 condition (seen here about once in 25 runs of the concurrent-claim test). Real DynamoDB
-applies conditional writes to one item atomically. Serving one request at a time restores
-that guarantee for the tests, which is what they rely on; nothing else about moto changes.
+applies conditional writes to one item atomically. All DynamoDB requests therefore run one at
+a time, under one lock, which restores that guarantee for the tests, which rely on it.
 
-Usage: python moto_serial.py HOST PORT
+The server is threaded, but not free-for-all (see ecs_world.Locks): ECS, Resource Groups
+Tagging and the world's /_world/ control endpoints share one lock (they read and write the same
+ECS state, and task definition revision numbers per family must not race); every other service
+has a lock of its own. Every AWS service answers exactly as moto does, except the ECS
+operations the world models (see ecs_world.py).
+
+Usage: python moto_serial.py HOST PORT [SEED]
+SEED (an integer, default 0) seeds the world's ids (deployment ids, revisions, event ids), so
+that runs are repeatable.
 """
 
 import os
@@ -16,12 +24,16 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.server import MotoRequestHandler
 from werkzeug.serving import run_simple
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the tests
+import ecs_world  # noqa: E402  (this script's folder is on sys.path)
+
 
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
+    seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     os.environ.setdefault("MOTO_PORT", str(port))
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple(host, port, app, threaded=False, request_handler=MotoRequestHandler)
+    app = ecs_world.wrap(DomainDispatcherApplication(create_backend_app), seed=seed)
+    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

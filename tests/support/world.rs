@@ -62,6 +62,38 @@ impl TestBed {
         }
     }
 
+    /// Turns on the demo service's deployment circuit breaker, with ECS's own rollback off, so
+    /// that failing tasks make ECS report the deployment FAILED and pushdeploy rolls it back.
+    pub async fn demo_circuit_breaker(&self) {
+        self.ecs
+            .update_service()
+            .cluster("demo")
+            .service("web")
+            .deployment_configuration(
+                aws_sdk_ecs::types::DeploymentConfiguration::builder()
+                    .deployment_circuit_breaker(
+                        aws_sdk_ecs::types::DeploymentCircuitBreaker::builder()
+                            .enable(true)
+                            .rollback(false)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("turn on the circuit breaker");
+    }
+
+    /// `docker push pushdeploy-demo:latest` of a new image: ECR's push event for it, built from
+    /// `events/ecr-push.json` with the digest ECR gave the image and the world's time.
+    pub async fn demo_push(&self, seed: u32) -> Value {
+        let digest = self.push_image(DEMO_REPOSITORY, "latest", seed).await;
+        let mut event = super::sample_event("ecr-push.json");
+        event["detail"]["image-digest"] = Value::String(digest);
+        event["time"] = Value::String(self.world().now().await);
+        event
+    }
+
     /// Service `cluster`/`name` running one container, `app`, on `image`, in a task definition
     /// family named after the service, with `tags`; the revision's ARN.
     pub async fn app_service(

@@ -1,0 +1,93 @@
+//! A rollback lands on exactly the images its target revision ran. A target that names the
+//! followed container by tag is copied into a new revision pinned to the digests ECS recorded
+//! for it (see [`crate::resolved`]); when that digest is not known, nothing is rolled back.
+
+use super::decide::digests_ran;
+use super::RollbackHandler;
+use crate::aws::{write_at_most_once, AwsError};
+use crate::ledger::DeploymentRecord;
+use crate::resolved::{pin_plan, PinPlan};
+use crate::revision::{pinned_copy_request, tag_value, PinProvenance, TAG_EVENT_ID, TAG_PINS};
+use aws_sdk_ecs::types::TaskDefinition;
+
+/// Why a rollback has no revision to land on.
+#[derive(Debug)]
+pub(super) enum NoSafeTarget {
+    /// Rolling back would resolve a tag anew: a person must decide.
+    Unknown(String),
+    /// ECS could not be asked or could not register the copy.
+    Aws(AwsError),
+}
+
+impl RollbackHandler {
+    /// The revision a rollback to `target` deploys: `target` itself when it names the followed
+    /// container by digest, else its pinned copy, registered once however often this runs, with
+    /// the digest it pins the followed container to.
+    pub(super) async fn pinned_target(
+        &self,
+        failed: &DeploymentRecord,
+        history: &[DeploymentRecord],
+        target: &str,
+    ) -> Result<(String, Option<String>), NoSafeTarget> {
+        let (definition, tags) = self
+            .aws
+            .describe_task_definition(target)
+            .await
+            .map_err(NoSafeTarget::Aws)?;
+        let ran = digests_ran(target, failed, history);
+        let (images, followed_digest) =
+            match pin_plan(&definition, &failed.container, ran, &failed.digest) {
+                PinPlan::AsIs => return Ok((target.to_string(), None)),
+                PinPlan::Unknown(why) => return Err(NoSafeTarget::Unknown(why)),
+                PinPlan::Pin {
+                    images,
+                    followed_digest,
+                } => (images, followed_digest),
+            };
+        let provenance = PinProvenance {
+            pins: target.to_string(),
+            digest: followed_digest,
+            event_id: failed.event_id.clone(),
+            previous_task_definition: failed.new_task_definition.clone().unwrap_or_default(),
+            because: format!(
+                "rollback after {} failed: the revision names container {} by tag",
+                failed.digest, failed.container
+            ),
+        };
+        let landed = || self.pinned_earlier(&definition, &provenance);
+        let digest = Some(provenance.digest.clone());
+        if let Some(arn) = landed().await {
+            return Ok((arn, digest));
+        }
+        let request = pinned_copy_request(
+            self.aws.new_revision(),
+            &definition,
+            &tags,
+            &images,
+            &provenance,
+        )
+        .map_err(|e| NoSafeTarget::Unknown(format!("cannot copy {target}: {e}")))?;
+        let register = || self.aws.register_task_definition(request.clone());
+        let arn = write_at_most_once(register, landed)
+            .await
+            .map_err(NoSafeTarget::Aws)?;
+        Ok((arn, digest))
+    }
+
+    /// The family's newest revision, if an earlier attempt of this rollback registered it.
+    async fn pinned_earlier(
+        &self,
+        target: &TaskDefinition,
+        provenance: &PinProvenance,
+    ) -> Option<String> {
+        let (latest, tags) = self
+            .aws
+            .describe_task_definition(target.family()?)
+            .await
+            .ok()?;
+        let ours = tag_value(&tags, TAG_PINS) == Some(provenance.pins.as_str())
+            && tag_value(&tags, TAG_EVENT_ID) == Some(provenance.event_id.as_str());
+        ours.then(|| latest.task_definition_arn().map(str::to_string))
+            .flatten()
+    }
+}

@@ -1,0 +1,742 @@
+//! Timelines: both real binaries, run as Lambda runs them (the Runtime API stand-in), driven
+//! through whole stories in the deployment-aware ECS world of `tests/support/ecs_world.py`.
+//! ECS's `ECS Deployment State Change` events are the ones the world emits, delivered to the
+//! rollback binary in order, or duplicated and reordered on demand. After every step the
+//! invariants are checked against what the world (ECS) shows and what the ledger says:
+//!
+//! 1. the service never runs a digest quarantined for it, unless pushdeploy called a person;
+//! 2. a rollback lands on exactly the digest its target revision ran, never a tag resolved anew;
+//! 3. no digest is quarantined unless ECS reported or showed its deployment failing;
+//! 4. at most one UpdateService per decision;
+//! 5. what the ledger says matches what ECS shows.
+//!
+//! A program rather than a test harness (like `make demo`), so that it prints each timeline as a
+//! table: the step, what ECS did, what pushdeploy did. It ends with "N passed, M failed".
+
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+use support::ecs_world::World;
+use support::runtime_api::{Answer, FunctionProcess, RuntimeApi};
+use support::{push_event, TestBed, ACCOUNT, REGION, REGISTRY, TABLE};
+
+const REPOSITORY: &str = "web";
+const CLUSTER: &str = "prod";
+const SERVICE: &str = "web";
+const CONTAINER: &str = "app";
+const SIDECAR: &str = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable";
+/// `PUSHDEPLOY_DEPLOY_TIMEOUT` in these timelines.
+const TIMEOUT_SECS: u64 = 600;
+const INVOKE_WITHIN: Duration = Duration::from_secs(60);
+
+fn service_arn() -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{CLUSTER}/{SERVICE}")
+}
+
+/// Enough of a digest to tell them apart in a table.
+fn short(digest: &str) -> String {
+    digest
+        .strip_prefix("sha256:")
+        .map(|hex| format!("{}..", &hex[..8.min(hex.len())]))
+        .unwrap_or_else(|| digest.to_string())
+}
+
+fn revision_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// One function binary, kept running for the whole timeline as a warm Lambda environment is.
+struct Function {
+    api: RuntimeApi,
+    process: FunctionProcess,
+}
+
+impl Function {
+    async fn start(binary: &str, env: &[(String, String)]) -> Function {
+        let api = RuntimeApi::start().await;
+        let process = FunctionProcess::spawn(std::path::Path::new(binary), &api, env);
+        Function { api, process }
+    }
+
+    /// The function's answer: its report, or the error body Lambda would retry on.
+    async fn invoke(&self, event: Value) -> Value {
+        match self.api.invoke(event, INVOKE_WITHIN).await {
+            Answer::Response(report) => report,
+            Answer::Error { body, .. } => body,
+        }
+    }
+}
+
+struct Row {
+    step: String,
+    ecs: String,
+    pushdeploy: String,
+}
+
+/// The service's deployment configuration for a timeline.
+fn breaker(rollback: bool) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(rollback)
+                .build(),
+        )
+        .build()
+}
+
+fn no_breaker() -> DeploymentConfiguration {
+    DeploymentConfiguration::builder().build()
+}
+
+struct Timeline {
+    title: &'static str,
+    bed: TestBed,
+    world: World,
+    deploy: Function,
+    rollback: Function,
+    rows: Vec<Row>,
+    pushes: u32,
+    /// The revision the service was created on (the app by tag `latest`).
+    first_revision: String,
+    /// The digest `latest` named when the service was created.
+    first_digest: String,
+}
+
+impl Timeline {
+    /// Service prod/web, desired 2, running `web:latest` (first digest) beside a public
+    /// sidecar, following repository `web`, with `configuration`.
+    async fn new(title: &'static str, configuration: DeploymentConfiguration) -> Timeline {
+        let bed = TestBed::start().await;
+        let world = bed.world();
+        let first_digest = bed.push_image(REPOSITORY, "latest", 0).await;
+        bed.cluster(CLUSTER).await;
+        let first_revision = bed
+            .task_definition(
+                SERVICE,
+                &[
+                    (CONTAINER, &format!("{REGISTRY}/{REPOSITORY}:latest")),
+                    ("log-router", SIDECAR),
+                ],
+            )
+            .await;
+        bed.service_with(
+            CLUSTER,
+            SERVICE,
+            &first_revision,
+            &[("pushdeploy:repository", REPOSITORY)],
+            configuration,
+        )
+        .await;
+        let mut env = bed.function_env();
+        env.push(("PUSHDEPLOY_DEPLOY_TIMEOUT".into(), TIMEOUT_SECS.to_string()));
+        let deploy = Function::start(env!("CARGO_BIN_EXE_deploy"), &env).await;
+        let rollback = Function::start(env!("CARGO_BIN_EXE_rollback"), &env).await;
+        let mut timeline = Timeline {
+            title,
+            bed,
+            world,
+            deploy,
+            rollback,
+            rows: Vec::new(),
+            pushes: 0,
+            first_revision,
+            first_digest,
+        };
+        let first = short(&timeline.first_digest);
+        timeline
+            .row(
+                format!("service on web:latest ({first}), sidecar by tag"),
+                "pushdeploy: nothing yet".into(),
+            )
+            .await;
+        timeline
+    }
+
+    /// `docker push web:<tag>` of a new image, and ECR's event delivered to the deploy function.
+    async fn push(&mut self, tag: &str) -> String {
+        self.pushes += 1;
+        let digest = self.bed.push_image(REPOSITORY, tag, self.pushes).await;
+        let now = self.world.now().await;
+        let event = push_event(
+            &format!("push-{}", self.pushes),
+            REPOSITORY,
+            tag,
+            &digest,
+            &now,
+        );
+        let report = self.deploy.invoke(event).await;
+        let did = summary(&report);
+        self.row(format!("push {tag} = {}", short(&digest)), did)
+            .await;
+        digest
+    }
+
+    async fn start_tasks(&mut self, n: u32) {
+        self.world.start_tasks(CLUSTER, SERVICE, n).await;
+        self.row(format!("{n} task(s) start"), "-".into()).await;
+    }
+
+    async fn fail_tasks(&mut self, n: u32) {
+        self.world.fail_tasks(CLUSTER, SERVICE, n).await;
+        self.row(format!("{n} task(s) fail"), "-".into()).await;
+    }
+
+    async fn advance(&mut self, seconds: u64) {
+        self.world.advance(seconds).await;
+        self.row(format!("{} min pass", seconds / 60), "-".into())
+            .await;
+    }
+
+    /// The events ECS emitted since the last delivery, in the order given by `arrange`.
+    async fn deliver_with(&mut self, arrange: impl Fn(Vec<Value>) -> Vec<Value>) {
+        let events = arrange(self.world.take_events().await);
+        for event in events {
+            let what = format!(
+                "event {} {}",
+                event["detail"]["eventName"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .trim_start_matches("SERVICE_DEPLOYMENT_"),
+                event["detail"]["deploymentId"].as_str().unwrap_or("?")
+            );
+            let report = self.rollback.invoke(event).await;
+            let did = summary(&report);
+            self.row(what, did).await;
+        }
+    }
+
+    async fn deliver(&mut self) {
+        self.deliver_with(|events| events).await;
+    }
+
+    /// The scheduled sweep, at the world's time.
+    async fn sweep(&mut self) {
+        let now = self.world.now().await;
+        let event = json!({"version": "0", "id": format!("sweep-{now}"), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": ACCOUNT, "time": now, "region": REGION,
+            "resources": [], "detail": {}});
+        let report = self.rollback.invoke(event).await;
+        let did = summary(&report);
+        self.row("sweep".into(), did).await;
+    }
+
+    /// A person puts the service on `revision` with the console or the CLI.
+    async fn by_hand(&mut self, revision: &str) {
+        self.bed
+            .ecs
+            .update_service()
+            .cluster(CLUSTER)
+            .service(SERVICE)
+            .task_definition(revision)
+            .send()
+            .await
+            .expect("a person's UpdateService");
+        self.row(
+            format!("a person deploys {}", revision_name(revision)),
+            "-".into(),
+        )
+        .await;
+    }
+
+    /// Adds the step to the table with what ECS shows now, then checks every invariant.
+    async fn row(&mut self, step: String, pushdeploy: String) {
+        let view = self.world.service(CLUSTER, SERVICE).await;
+        self.rows.push(Row {
+            step: step.clone(),
+            ecs: ecs_summary(&view),
+            pushdeploy,
+        });
+        let ledger = self.ledger().await;
+        if let Err(broken) = self.invariants(&view, &ledger).await {
+            self.print();
+            panic!("after step {step:?}: {broken}\nworld: {view:#}\nledger: {ledger:#?}");
+        }
+    }
+
+    /// Every ledger item of the service, keyed by `sk`, as plain text values.
+    async fn ledger(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        let out = self
+            .bed
+            .dynamodb
+            .query()
+            .table_name(TABLE)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(service_arn()))
+            .send()
+            .await
+            .expect("read the ledger");
+        out.items()
+            .iter()
+            .map(|item| {
+                let fields: BTreeMap<String, String> = item
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone())))
+                    .collect();
+                (fields.get("sk").cloned().unwrap_or_default(), fields)
+            })
+            .collect()
+    }
+
+    async fn invariants(
+        &self,
+        view: &Value,
+        ledger: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<(), String> {
+        let deployments = view["deployments"].as_array().cloned().unwrap_or_default();
+        let quarantined: Vec<&str> = ledger
+            .keys()
+            .filter_map(|sk| sk.strip_prefix("QUARANTINE#"))
+            .collect();
+        let records: Vec<&BTreeMap<String, String>> = ledger
+            .iter()
+            .filter(|(sk, _)| sk.starts_with("DEPLOY#"))
+            .map(|(_, r)| r)
+            .collect();
+        let status = |r: &BTreeMap<String, String>| r.get("status").cloned().unwrap_or_default();
+
+        // 1. The service never runs a digest quarantined for it, unless a person was called.
+        let primary = deployments.iter().find(|d| d["status"] == "PRIMARY");
+        let running = primary.and_then(|d| digest_in(view, d, CONTAINER));
+        let called_a_person = records.iter().any(|r| status(r) == "needs_human");
+        if let Some(running) = &running {
+            if quarantined.contains(&running.as_str()) && !called_a_person {
+                return Err(format!("the service runs {running}, quarantined for it"));
+            }
+        }
+
+        // 2. A rollback lands on exactly the digest its target revision ran.
+        for record in records
+            .iter()
+            .filter(|r| r.get("kind").map(String::as_str) == Some("rollback"))
+        {
+            let Some(id) = record.get("deployment_id") else {
+                continue;
+            };
+            let Some(deployment) = deployments.iter().find(|d| d["id"] == id.as_str()) else {
+                return Err(format!("rollback deployment {id} is unknown to ECS"));
+            };
+            let landed = digest_in(view, deployment, CONTAINER);
+            let revision = deployment["taskDefinition"].as_str().unwrap_or_default();
+            let target = self
+                .pinned_from(revision)
+                .await
+                .unwrap_or_else(|| revision.to_string());
+            let target_ran = deployments
+                .iter()
+                .filter(|d| d["id"] != id.as_str() && d["taskDefinition"] == target.as_str())
+                .find_map(|d| digest_in(view, d, CONTAINER));
+            let reverted = record
+                .get("reverts")
+                .and_then(|sk| ledger.get(sk))
+                .and_then(|r| r.get("digest"));
+            if landed.is_none() || landed.as_ref() == reverted {
+                return Err(format!(
+                    "rollback {id} runs {landed:?}, the digest it reverts"
+                ));
+            }
+            if let Some(target_ran) = target_ran {
+                if landed.as_ref() != Some(&target_ran) {
+                    return Err(format!(
+                        "rollback {id} runs {landed:?}, but its target {target} ran {target_ran}"
+                    ));
+                }
+            }
+        }
+
+        // 3. No digest is quarantined unless ECS reported or showed its deployment failing.
+        for digest in &quarantined {
+            let failing = deployments.iter().any(|d| {
+                digest_in(view, d, CONTAINER).as_deref() == Some(*digest)
+                    && (d["rolloutState"] == "FAILED" || d["failedTasks"].as_u64() > Some(0))
+            });
+            if !failing {
+                return Err(format!(
+                    "{digest} is quarantined, but ECS never showed it failing"
+                ));
+            }
+        }
+
+        // 5. What the ledger says matches what ECS shows.
+        for record in &records {
+            let Some(id) = record.get("deployment_id") else {
+                continue;
+            };
+            let Some(deployment) = deployments.iter().find(|d| d["id"] == id.as_str()) else {
+                return Err(format!(
+                    "the ledger names deployment {id}, which ECS never had"
+                ));
+            };
+            let ecs = deployment["rolloutState"].as_str().unwrap_or_default();
+            let consistent = match status(record).as_str() {
+                "succeeded" => ecs == "COMPLETED",
+                "failed" => ecs == "FAILED" || deployment["failedTasks"].as_u64() > Some(0),
+                _ => true,
+            };
+            if !consistent {
+                return Err(format!(
+                    "the ledger says {id} {}, ECS shows it {ecs}",
+                    status(record)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The revision a pinned copy pins (its `pushdeploy:pins` tag), if `revision` is one.
+    async fn pinned_from(&self, revision: &str) -> Option<String> {
+        let (_, tags) = self.bed.describe(revision).await;
+        tags.iter()
+            .find(|t| t.key() == Some("pushdeploy:pins"))
+            .and_then(|t| t.value().map(str::to_string))
+    }
+
+    /// The digest and image of the followed container in the service's primary deployment.
+    async fn running(&self) -> (String, String) {
+        let view = self.world.service(CLUSTER, SERVICE).await;
+        let deployments = view["deployments"].as_array().cloned().unwrap_or_default();
+        let primary = deployments
+            .iter()
+            .find(|d| d["status"] == "PRIMARY")
+            .expect("a primary deployment");
+        let revision = primary["taskDefinition"].as_str().unwrap_or_default();
+        (
+            digest_in(&view, primary, CONTAINER).unwrap_or_default(),
+            self.bed.image(revision, CONTAINER).await,
+        )
+    }
+
+    /// The ledger record of the push `push-N`.
+    async fn record_of(&self, push: u32) -> BTreeMap<String, String> {
+        let event = format!("push-{push}");
+        self.ledger()
+            .await
+            .into_values()
+            .find(|r| {
+                r.get("event_id") == Some(&event)
+                    && r.get("kind").map(String::as_str) != Some("rollback")
+            })
+            .unwrap_or_else(|| panic!("no ledger record of {event}"))
+    }
+
+    async fn quarantined(&self) -> Vec<String> {
+        self.ledger()
+            .await
+            .keys()
+            .filter_map(|sk| sk.strip_prefix("QUARANTINE#").map(str::to_string))
+            .collect()
+    }
+
+    fn print(&self) {
+        let width =
+            |f: fn(&Row) -> &String| self.rows.iter().map(|r| f(r).len()).max().unwrap_or(0);
+        let (a, b) = (width(|r| &r.step), width(|r| &r.ecs));
+        println!("\n== {}\n", self.title);
+        println!("  {:<a$}  {:<b$}  pushdeploy", "step", "ECS shows");
+        for r in &self.rows {
+            println!("  {:<a$}  {:<b$}  {}", r.step, r.ecs, r.pushdeploy);
+        }
+    }
+
+    async fn stop(self) {
+        self.print();
+        self.deploy.process.stop().await;
+        self.rollback.process.stop().await;
+    }
+}
+
+/// The digest ECS resolved for `container` in `deployment`'s service revision.
+fn digest_in(view: &Value, deployment: &Value, container: &str) -> Option<String> {
+    let revision = deployment["serviceRevisionArn"].as_str()?;
+    view["serviceRevisions"]
+        .as_array()?
+        .iter()
+        .find(|r| r["serviceRevisionArn"] == revision)?["containerImages"]
+        .as_array()?
+        .iter()
+        .find(|c| c["containerName"] == container)?["imageDigest"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The deployments ECS lists now: `PRIMARY web:4 IN_PROGRESS 1/2 ...`.
+fn ecs_summary(view: &Value) -> String {
+    view["deployments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["status"] != "INACTIVE")
+        .map(|d| {
+            let failed = d["failedTasks"].as_u64().unwrap_or(0);
+            format!(
+                "{} {} {} {}/{}{} {}",
+                d["status"].as_str().unwrap_or("?"),
+                revision_name(d["taskDefinition"].as_str().unwrap_or("?")),
+                d["rolloutState"].as_str().unwrap_or("?"),
+                d["runningCount"],
+                d["desiredCount"],
+                if failed > 0 {
+                    format!(" failed {failed}")
+                } else {
+                    String::new()
+                },
+                digest_in(view, d, CONTAINER)
+                    .map(|d| short(&d))
+                    .unwrap_or_else(|| "?".into()),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What the function answered, in a few words per outcome; checks invariant 4 on the way.
+fn summary(report: &Value) -> String {
+    let outcomes = report["outcomes"].as_array().cloned().unwrap_or_default();
+    let updates = report["aws_calls"]["ECS.UpdateService"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        updates <= outcomes.len() as u64,
+        "invariant 4: {updates} UpdateService calls for {} decisions: {report}",
+        outcomes.len()
+    );
+    if outcomes.is_empty() {
+        return match (report["reason"].as_str(), report["errorMessage"].as_str()) {
+            (Some(reason), _) => format!("nothing: {reason}"),
+            (None, Some(error)) => format!("error: {error}"),
+            (None, None) => "nothing to do".into(),
+        };
+    }
+    outcomes
+        .iter()
+        .map(|o| {
+            let mut said = o["outcome"].as_str().unwrap_or("?").to_string();
+            if let Some(td) = o["task_definition"].as_str() {
+                said.push_str(&format!(" {}", revision_name(td)));
+            }
+            if let Some(reason) = o["reason"].as_str() {
+                let reason: String = reason.chars().take(90).collect();
+                said.push_str(&format!(": {reason}"));
+            }
+            said
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The timelines
+// ---------------------------------------------------------------------------------------------
+
+/// Situation 1: a service on `web:latest`; a push of `latest` fails; the rollback must run the
+/// digest `latest` named before, not what `latest` names now (the failed image).
+async fn mutable_tag_rollback() {
+    let mut t = Timeline::new(
+        "rollback onto a mutable tag lands on the digest that ran",
+        breaker(false),
+    )
+    .await;
+    let pushed = t.push("latest").await;
+    assert_eq!(t.record_of(1).await["status"], "deployed");
+    t.fail_tasks(3).await;
+    t.deliver().await;
+    let (digest, image) = t.running().await;
+    assert_eq!(digest, t.first_digest, "back on the digest that ran before");
+    assert_eq!(
+        image,
+        format!("{REGISTRY}/{REPOSITORY}@{}", t.first_digest),
+        "pinned, not a tag"
+    );
+    assert_eq!(t.quarantined().await, vec![pushed]);
+    let first = t.first_revision.clone();
+    assert_eq!(
+        t.pinned_from(&t.bed.running(CLUSTER, SERVICE).await).await,
+        Some(first)
+    );
+    t.stop().await;
+}
+
+/// The circuit breaker rolls back by itself to the last COMPLETED deployment: pushdeploy records
+/// the failure, quarantines, and sends no UpdateService.
+async fn breaker_rollback_with_a_completed_predecessor() {
+    let mut t = Timeline::new(
+        "circuit breaker rolls back to a COMPLETED deployment",
+        breaker(true),
+    )
+    .await;
+    let good = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    assert_eq!(t.record_of(1).await["status"], "succeeded");
+    let bad = t.push("latest").await;
+    t.fail_tasks(3).await;
+    t.deliver().await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    assert_eq!(t.record_of(2).await["status"], "failed");
+    assert_eq!(t.quarantined().await, vec![bad]);
+    assert_eq!(
+        t.running().await.0,
+        good,
+        "ECS's rollback runs the good digest"
+    );
+    t.stop().await;
+}
+
+/// No circuit breaker: tasks fail, ECS says nothing; the sweep past the timeout sees it, fails
+/// it and rolls back onto the digest that ran.
+async fn rolling_stuck_with_failing_tasks() {
+    let mut t = Timeline::new(
+        "rolling deployment stuck with failing tasks, no breaker",
+        no_breaker(),
+    )
+    .await;
+    let bad = t.push("latest").await;
+    t.deliver().await;
+    t.fail_tasks(1).await;
+    t.sweep().await;
+    assert_eq!(
+        t.record_of(1).await["status"],
+        "deployed",
+        "not past the timeout yet"
+    );
+    t.advance(TIMEOUT_SECS + 60).await;
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(t.quarantined().await, vec![bad]);
+    assert_eq!(t.running().await.0, t.first_digest);
+    t.stop().await;
+}
+
+/// The sweep and ECS's FAILED event both report one deployment: one rollback, one quarantine.
+async fn sweep_and_failed_event_race() {
+    let mut t = Timeline::new(
+        "the sweep and a FAILED event race for one deployment",
+        breaker(false),
+    )
+    .await;
+    let bad = t.push("latest").await;
+    t.fail_tasks(3).await;
+    t.advance(TIMEOUT_SECS + 60).await;
+    t.sweep().await;
+    t.deliver().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(t.quarantined().await, vec![bad]);
+    assert_eq!(t.running().await.0, t.first_digest);
+    t.stop().await;
+}
+
+/// A person rolls back by hand while pushdeploy's deployment is still rolling out: the person
+/// wins, nothing is quarantined.
+async fn a_person_rolls_back_by_hand() {
+    let mut t = Timeline::new("a person rolls back by hand mid-deployment", breaker(false)).await;
+    t.push("latest").await;
+    t.deliver().await;
+    let first = t.first_revision.clone();
+    t.by_hand(&first).await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    assert!(t.quarantined().await.is_empty());
+    assert_eq!(t.bed.running(CLUSTER, SERVICE).await, first);
+    t.stop().await;
+}
+
+/// Five pushes within seconds, ECS's events duplicated and delivered newest first: the last
+/// push completes, nothing is quarantined.
+async fn five_pushes_with_events_duplicated_and_reordered() {
+    let mut t = Timeline::new(
+        "five pushes in ten seconds, events duplicated and reordered",
+        breaker(false),
+    )
+    .await;
+    let mut last = String::new();
+    for _ in 0..5 {
+        last = t.push("latest").await;
+    }
+    t.start_tasks(2).await;
+    t.deliver_with(|events| {
+        let mut twice: Vec<Value> = events.iter().chain(events.iter()).cloned().collect();
+        twice.reverse();
+        twice
+    })
+    .await;
+    assert_eq!(t.record_of(5).await["status"], "succeeded");
+    assert!(t.quarantined().await.is_empty());
+    assert_eq!(t.running().await.0, last);
+    t.stop().await;
+}
+
+/// A blue/green deployment bakes for an hour, then completes.
+async fn blue_green_bake() {
+    let configuration = DeploymentConfiguration::builder()
+        .strategy(aws_sdk_ecs::types::DeploymentStrategy::BlueGreen)
+        .bake_time_in_minutes(60)
+        .build();
+    let mut t = Timeline::new("blue/green with a 60-minute bake", configuration).await;
+    let pushed = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    assert_eq!(t.record_of(1).await["status"], "deployed", "baking");
+    t.advance(61 * 60).await;
+    t.deliver().await;
+    assert_eq!(t.record_of(1).await["status"], "succeeded");
+    assert_eq!(t.running().await.0, pushed);
+    t.stop().await;
+}
+
+type Scenario = fn() -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn scenarios() -> Vec<(&'static str, Scenario)> {
+    vec![
+        ("mutable_tag_rollback", || Box::pin(mutable_tag_rollback())),
+        ("breaker_rollback_with_a_completed_predecessor", || {
+            Box::pin(breaker_rollback_with_a_completed_predecessor())
+        }),
+        ("rolling_stuck_with_failing_tasks", || {
+            Box::pin(rolling_stuck_with_failing_tasks())
+        }),
+        ("sweep_and_failed_event_race", || {
+            Box::pin(sweep_and_failed_event_race())
+        }),
+        ("a_person_rolls_back_by_hand", || {
+            Box::pin(a_person_rolls_back_by_hand())
+        }),
+        ("five_pushes_with_events_duplicated_and_reordered", || {
+            Box::pin(five_pushes_with_events_duplicated_and_reordered())
+        }),
+        ("blue_green_bake", || Box::pin(blue_green_bake())),
+    ]
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo test --test timelines -- NAME` runs the timelines whose name contains NAME.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, Vec::new());
+    for (name, scenario) in scenarios() {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        match tokio::spawn(scenario()).await {
+            Ok(()) => passed += 1,
+            Err(_) => failed.push(name),
+        }
+    }
+    println!();
+    for name in &failed {
+        println!("FAILED: {name}");
+    }
+    println!("{passed} passed, {} failed", failed.len());
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}
