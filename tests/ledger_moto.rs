@@ -167,3 +167,130 @@ async fn the_holder_of_a_claim_may_take_it_again_while_leased() {
         Claim::Finished { .. }
     ));
 }
+
+/// Situation: ECS sends IN_PROGRESS as soon as UpdateService starts a deployment, so the rollback
+/// function can read the deployment's record before the deploy function's last write and write
+/// after it. Interleaved exactly so, through two gates at fault proxies: the deploy function's
+/// final PutItem is held until the rollback function has read the record, and the rollback
+/// function's write is held until the deploy function has finished. Each function must change
+/// only the fields it owns: the record ends `deployed`, in flight, with its ECS deployment id,
+/// and ECS's COMPLETED then makes it the last known good revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollback_function_never_undoes_the_deploy_functions_last_write() {
+    use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+    use pushdeploy::rollback::RollbackHandler;
+    use support::fault_proxy::{call, Fault, FaultProxy, Plan};
+
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    let first = bed
+        .task_definition(
+            "web",
+            &[("app", &format!("{}/web@{}", support::REGISTRY, digest('a')))],
+        )
+        .await;
+    let service_arn = bed
+        .service("prod", "web", &first, &[("pushdeploy:repository", "web")])
+        .await;
+    let deploy_proxy = FaultProxy::start(bed.moto.address).await;
+    let rollback_proxy = FaultProxy::start(bed.moto.address).await;
+    let deployer = Deployer::new(&bed.sdk_through(&deploy_proxy.url).await, bed.config());
+    let rollback = RollbackHandler::new(&bed.sdk_through(&rollback_proxy.url).await, bed.config());
+    let invocation = Invocation::default();
+
+    // The deploy function's third PutItem is its last: the record as `deployed`.
+    deploy_proxy.break_calls(Plan {
+        call: call("dynamodb", "PutItem"),
+        skip: 2,
+        times: 1,
+        fault: Fault::Held,
+    });
+    let event = support::push_event(
+        "push-1",
+        "web",
+        "latest",
+        &digest('b'),
+        "2026-11-26T12:00:00Z",
+    );
+    let (finished, deploy_finished) = tokio::sync::oneshot::channel();
+    let deploy = async {
+        let answer = deployer.handle(event, &invocation).await;
+        let _ = finished.send(());
+        answer
+    };
+    let rollback_side = async {
+        deploy_proxy.held(1).await;
+        // UpdateService has started the deployment; ECS's IN_PROGRESS reaches the rollback
+        // function, which reads the record (still `deploying`) and writes: that write is held.
+        let in_progress = bed
+            .world()
+            .take_events()
+            .await
+            .into_iter()
+            .find(|e| e["detail"]["eventName"] == "SERVICE_DEPLOYMENT_IN_PROGRESS")
+            .expect("ECS reports the deployment in progress");
+        rollback_proxy.break_calls(Plan {
+            // Its first ledger write, whichever call it is.
+            call: call("dynamodb", "PutItem|UpdateItem"),
+            skip: 0,
+            times: 1,
+            fault: Fault::Held,
+        });
+        let recording = rollback.handle(in_progress.clone(), &invocation);
+        // The deploy function finishes first, then the rollback function's write lands.
+        let steer = async {
+            rollback_proxy.held(1).await;
+            deploy_proxy.release();
+            deploy_finished.await.unwrap();
+            rollback_proxy.release();
+        };
+        let (recorded, ()) = tokio::join!(recording, steer);
+        (in_progress, recorded)
+    };
+    let (deployed, (in_progress, recorded)) = tokio::join!(deploy, rollback_side);
+    let deployed = deployed.unwrap();
+    assert_eq!(
+        deployed.outcomes[0].outcome,
+        OutcomeKind::Deployed,
+        "{deployed:?}"
+    );
+    let recorded = recorded.unwrap();
+    assert_eq!(
+        recorded.outcomes[0].outcome,
+        OutcomeKind::Recorded,
+        "{recorded:?}"
+    );
+
+    let ledger = deployer.ledger();
+    let record = ledger.latest(&service_arn, 5).await.unwrap().remove(0);
+    assert_eq!(record.status, Status::Deployed, "{record:?}");
+    assert_eq!(
+        record.deployment_id.as_deref(),
+        in_progress["detail"]["deploymentId"].as_str()
+    );
+    let in_flight = ledger
+        .in_flight_since_before("9999-12-31T00:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(
+        in_flight.len(),
+        1,
+        "still watched by the sweep: {in_flight:?}"
+    );
+
+    // ECS completes it: the last known good revision.
+    bed.world().start_tasks("prod", "web", 1).await;
+    let completed = bed
+        .world()
+        .take_events()
+        .await
+        .into_iter()
+        .find(|e| e["detail"]["eventName"] == "SERVICE_DEPLOYMENT_COMPLETED")
+        .expect("ECS reports the deployment completed");
+    rollback
+        .handle(completed, &Invocation::default())
+        .await
+        .unwrap();
+    let record = ledger.latest(&service_arn, 5).await.unwrap().remove(0);
+    assert_eq!(record.status, Status::Succeeded, "{record:?}");
+}

@@ -163,7 +163,7 @@ impl Deployer {
         }
         .on(service);
         record.updated_at = now_text();
-        if let Err(e) = self.ledger.put(&record).await {
+        if let Err(e) = self.ledger.put_deploying(&record).await {
             return self
                 .abandon(
                     record,
@@ -213,7 +213,7 @@ impl Deployer {
                 };
                 record.new_task_definition = Some(arn.clone());
                 record.updated_at = now_text();
-                if let Err(e) = self.ledger.put(&record).await {
+                if let Err(e) = self.ledger.put_deploying(&record).await {
                     return self
                         .abandon(
                             record,

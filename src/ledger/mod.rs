@@ -16,8 +16,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 mod followup;
+mod phases;
 mod queries;
 mod record;
+pub use phases::Written;
 pub use record::{deploy_sk, DeploymentRecord, Kind, Status, DEPLOY_PREFIX};
 use record::{number, s, text, Item};
 
@@ -243,10 +245,11 @@ impl Ledger {
         }
     }
 
-    /// Writes the record, then ends the push's hold on the service in the record's status
-    /// (see [`Ledger::release`]).
+    /// Writes the deploy function's record (unless ECS's report of its end got there first),
+    /// then ends the push's hold on the service in the record's status (see
+    /// [`Ledger::release`]).
     pub async fn settle(&self, record: &DeploymentRecord) -> Result<(), LedgerError> {
-        self.put(record).await?;
+        self.put_deploying(record).await?;
         self.release(
             &record.service_arn,
             &record.event_id,

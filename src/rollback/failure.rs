@@ -6,7 +6,7 @@ use super::pin::NoSafeTarget;
 use super::{good_or, key_of, RollbackHandler};
 use crate::aws::primary_deployment;
 use crate::deploy::{now_ms, now_text};
-use crate::ledger::{DeploymentRecord, Kind, Lease, LedgerError, Status};
+use crate::ledger::{DeploymentRecord, Kind, Lease, LedgerError, Status, Written};
 use crate::outcome::{Milestone, Outcome, OutcomeKind, SkipReason};
 use aws_sdk_ecs::types::Service;
 
@@ -134,8 +134,16 @@ impl RollbackHandler {
         }
         // The failed deployment's ECS id first: once the service is back on `target`, it is how
         // a retry of this event finds the deployment; then the rollback's intent.
-        let intent = match self.ledger.put(&failed).await {
-            Ok(()) => self.ledger.put(&rollback).await,
+        let intent = match self.ledger.put_unsettled(&failed).await {
+            Ok(Written::Landed) => self.ledger.put(&rollback).await,
+            Ok(Written::MovedOn) => {
+                let why = "another report of this deployment settled it meanwhile: not rolled back";
+                let _ = self.release_failed(&failed, now).await;
+                return Outcome {
+                    skip_reason: Some(SkipReason::AlreadyHandled),
+                    ..Outcome::recorded(&failed, why).with_kind(OutcomeKind::Skipped)
+                };
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = intent {
@@ -276,8 +284,9 @@ impl RollbackHandler {
         failed.reason = Some(format!("{reason}; {what_next}"));
         let summary = format!("the deployment of {} failed ({reason}); {what_next}; that digest is now quarantined for this service", failed.digest);
         let written = match self.ledger.quarantine(&failed, reason, now).await {
-            Ok(()) => match self.ledger.put(&failed).await {
-                Ok(()) => self.release_failed(&failed, now).await,
+            // Written unless another report of the deployment settled it first.
+            Ok(()) => match self.ledger.put_unsettled(&failed).await {
+                Ok(_) => self.release_failed(&failed, now).await,
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),

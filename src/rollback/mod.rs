@@ -16,7 +16,7 @@ use crate::deploy::{now_text, Invocation};
 use crate::ecs_event::{parse_trigger, DeploymentChange, DeploymentState, RollbackTrigger};
 use crate::follow::ServiceKey;
 use crate::follow::TAG_DRY_RUN;
-use crate::ledger::{DeploymentRecord, Lease, Ledger, Status};
+use crate::ledger::{DeploymentRecord, Lease, Ledger, LedgerError, Status, Written};
 use crate::notify::Notifier;
 use crate::outcome::{Milestone, Outcome, OutcomeKind, Report, RetryableFailure, SkipReason};
 use crate::telemetry::{Run, Subject};
@@ -153,12 +153,22 @@ impl RollbackHandler {
         match change.state {
             DeploymentState::InProgress => {
                 let reason = format!("deployment {} in progress", change.deployment_id);
-                self.write(&record, Outcome::recorded(&record, reason))
-                    .await
+                let linked = self
+                    .ledger
+                    .link_deployment(&record, &change.deployment_id, &now_text())
+                    .await;
+                let known = "the record already names another ECS deployment: kept";
+                self.written(&record, linked, Outcome::recorded(&record, reason), known)
             }
-            DeploymentState::Completed if record.status == Status::Deployed => {
+            // `deploying` too: ECS may report the end before the deploy function's last write.
+            DeploymentState::Completed
+                if matches!(record.status, Status::Deployed | Status::Deploying) =>
+            {
+                let succeeded = self
+                    .ledger
+                    .mark_succeeded(&record, &change.deployment_id, &now_text())
+                    .await;
                 record.status = Status::Succeeded;
-                record.updated_at = now_text();
                 let revision = record.new_task_definition.clone().unwrap_or_default();
                 let reason =
                     format!("completed: {revision} is now the service's last known good revision");
@@ -167,7 +177,8 @@ impl RollbackHandler {
                     push_to_completed_ms: push_to_completed_ms(&record.pushed_at, change.at),
                     ..Outcome::recorded(&record, reason)
                 };
-                self.write(&record, outcome).await
+                let settled = "already settled by an earlier report of this deployment";
+                self.written(&record, succeeded, outcome, settled)
             }
             DeploymentState::Completed => {
                 let reason = format!("completed; already recorded as {}", record.status.as_str());
@@ -231,6 +242,28 @@ impl RollbackHandler {
             outcomes.push(outcome);
         }
         outcomes
+    }
+
+    /// `outcome` when a conditional write landed; `moved_on` when the record had moved on
+    /// (another report of the same deployment got there first); a failure when the write failed.
+    fn written(
+        &self,
+        record: &DeploymentRecord,
+        written: Result<Written, LedgerError>,
+        outcome: Outcome,
+        moved_on: &str,
+    ) -> Outcome {
+        match written {
+            Ok(Written::Landed) => outcome,
+            Ok(Written::MovedOn) => {
+                Outcome::recorded(record, format!("{moved_on}: nothing changed"))
+            }
+            Err(e) => Outcome::failed(
+                &key_of(record),
+                format!("could not record it: {e}"),
+                e.retryable(),
+            ),
+        }
     }
 
     /// Writes the record and answers `outcome`, or a failure when the write failed.

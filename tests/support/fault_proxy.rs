@@ -26,6 +26,9 @@ pub enum Fault {
     AnswerLost,
     /// No answer until the client gives up: its attempt timeout fires.
     Hang,
+    /// Held at the proxy, not yet reaching AWS, until the test calls [`FaultProxy::release`];
+    /// then it goes through. Lets a test interleave two functions' calls deterministically.
+    Held,
 }
 
 impl Fault {
@@ -35,6 +38,7 @@ impl Fault {
             Fault::Throttled => "throttled",
             Fault::AnswerLost => "applied, answer lost (500)",
             Fault::Hang => "no answer (timeout)",
+            Fault::Held => "held, then let through",
         }
     }
 }
@@ -68,10 +72,11 @@ impl Call {
         }
     }
 
+    /// `operation` may name several, separated by `|`.
     fn matches(&self, target: &str) -> bool {
         target
             .strip_prefix(self.target_prefix())
-            .is_some_and(|op| op == self.operation)
+            .is_some_and(|op| self.operation.split('|').any(|o| o == op))
     }
 }
 
@@ -88,6 +93,8 @@ struct State {
 pub struct FaultProxy {
     pub url: String,
     state: Arc<Mutex<State>>,
+    /// Opened by [`FaultProxy::release`]: held requests go through.
+    gate: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -105,19 +112,46 @@ impl FaultProxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
+        let (gate, opened) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = shared.clone();
+                let opened = opened.clone();
                 tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req| handle(state.clone(), upstream, req));
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(state.clone(), opened.clone(), upstream, req)
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        FaultProxy { url, state, server }
+        FaultProxy {
+            url,
+            state,
+            gate,
+            server,
+        }
+    }
+
+    /// Lets the requests held by a [`Fault::Held`] plan (and any later ones) go through.
+    pub fn release(&self) {
+        self.state.lock().unwrap().plan = None;
+        let _ = self.gate.send(true);
+    }
+
+    /// Waits (up to 30 s) until `n` requests are held at the gate.
+    pub async fn held(&self, n: u32) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.injected() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {n} requests reached the gate",
+                self.injected()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// From now on, break requests as `plan` says (and count afresh).
@@ -167,6 +201,7 @@ fn error(status: u16, code: &str) -> Response<Full<Bytes>> {
 
 async fn handle(
     state: Arc<Mutex<State>>,
+    mut opened: tokio::sync::watch::Receiver<bool>,
     upstream: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
@@ -197,6 +232,9 @@ async fn handle(
             // Far longer than any attempt timeout of the tests; the client hangs up first.
             tokio::time::sleep(Duration::from_secs(60)).await;
             return Ok(error(500, "InternalServerError"));
+        }
+        Some(Fault::Held) => {
+            let _ = opened.wait_for(|open| *open).await;
         }
         Some(Fault::AnswerLost) | None => {}
     }

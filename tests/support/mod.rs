@@ -105,6 +105,19 @@ impl TestBed {
             .expect("ECR returns the digest")
     }
 
+    /// The bed's SDK configuration, talking to `endpoint` (a fault proxy holding calls at a
+    /// gate) with the functions' own retry and timeout settings, so that a held call waits.
+    pub async fn sdk_through(&self, endpoint: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
     /// The function's configuration for this bed.
     pub fn config(&self) -> pushdeploy::config::Config {
         pushdeploy::config::Config::for_table(TABLE)

@@ -1,0 +1,127 @@
+//! Who may write a deployment record, and when. Both functions write the same record: the deploy
+//! function while it deploys, the rollback function when ECS reports on the deployment. ECS
+//! sends IN_PROGRESS as soon as UpdateService starts a deployment ("Amazon ECS service deployment
+//! state change events", Developer Guide), so the rollback function can read the record before
+//! the deploy function's last write and write after it. Every write is therefore conditional on
+//! the record still being in a status the writer may move it from, and the rollback function's
+//! event writes change only the fields it owns: a write never undoes another.
+
+use super::record::{s, INFLIGHT};
+use super::{is_condition_failure, DeploymentRecord, Ledger, LedgerError, Status};
+use crate::aws::AwsError;
+
+/// Whether a conditional write landed, or found the record already moved on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Landed,
+    /// The record was no longer in a status this writer may move it from: someone who knew
+    /// more (ECS's report of the deployment's end) wrote it first. Nothing was changed.
+    MovedOn,
+}
+
+/// Where a deployment record may stand for the deploy function to (re)write it: not yet
+/// written, or still its own (claimed, or deployed by an earlier delivery of the same push).
+const DEPLOYS: [Status; 2] = [Status::Deploying, Status::Deployed];
+
+impl Ledger {
+    /// The deploy function's write of its record: only while the deployment is its own (new,
+    /// `deploying` or `deployed`), never over an end ECS already reported.
+    pub async fn put_deploying(&self, record: &DeploymentRecord) -> Result<Written, LedgerError> {
+        self.put_from(record, true, &DEPLOYS).await
+    }
+
+    /// The rollback function's write of a record it read in one of `DEPLOYS`: lands only if no
+    /// one settled it meanwhile.
+    pub async fn put_unsettled(&self, record: &DeploymentRecord) -> Result<Written, LedgerError> {
+        self.put_from(record, false, &DEPLOYS).await
+    }
+
+    async fn put_from(
+        &self,
+        record: &DeploymentRecord,
+        may_create: bool,
+        from: &[Status],
+    ) -> Result<Written, LedgerError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record.to_item()))
+            .expression_attribute_names("#status", "status");
+        let mut allowed = Vec::new();
+        for (i, status) in from.iter().enumerate() {
+            let name = format!(":from{i}");
+            put = put.expression_attribute_values(&name, s(status.as_str()));
+            allowed.push(name);
+        }
+        let in_status = format!("#status IN ({})", allowed.join(", "));
+        put = put.condition_expression(if may_create {
+            format!("attribute_not_exists(pk) OR {in_status}")
+        } else {
+            format!("attribute_exists(pk) AND {in_status}")
+        });
+        match put.send().await {
+            Ok(_) => Ok(Written::Landed),
+            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:PutItem", e).into()),
+        }
+    }
+
+    /// ECS's IN_PROGRESS: the record learns its ECS deployment id, and nothing else changes.
+    /// An id already recorded is kept.
+    pub async fn link_deployment(
+        &self,
+        record: &DeploymentRecord,
+        deployment_id: &str,
+        now: &str,
+    ) -> Result<Written, LedgerError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&record.service_arn))
+            .key("sk", s(record.sk()))
+            .update_expression("SET deployment_id = :id, updated_at = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(deployment_id) OR deployment_id = :id)",
+            )
+            .expression_attribute_values(":id", s(deployment_id))
+            .expression_attribute_values(":now", s(now));
+        match update.send().await {
+            Ok(_) => Ok(Written::Landed),
+            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
+        }
+    }
+
+    /// ECS's COMPLETED: the deployment succeeded and leaves the in-flight index; only from
+    /// `deploying` (the deploy function's last write not landed yet) or `deployed`.
+    pub async fn mark_succeeded(
+        &self,
+        record: &DeploymentRecord,
+        deployment_id: &str,
+        now: &str,
+    ) -> Result<Written, LedgerError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&record.service_arn))
+            .key("sk", s(record.sk()))
+            .update_expression(format!(
+                "SET #status = :succeeded, updated_at = :now, deployment_id = if_not_exists(deployment_id, :id) REMOVE {INFLIGHT}, reason"
+            ))
+            .condition_expression("attribute_exists(pk) AND #status IN (:deploying, :deployed)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
+            .expression_attribute_values(":deploying", s(Status::Deploying.as_str()))
+            .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
+            .expression_attribute_values(":id", s(deployment_id))
+            .expression_attribute_values(":now", s(now));
+        match update.send().await {
+            Ok(_) => Ok(Written::Landed),
+            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
+        }
+    }
+}
