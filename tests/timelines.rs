@@ -643,6 +643,7 @@ async fn a_person_rolls_back_by_hand() {
     t.start_tasks(2).await;
     t.deliver().await;
     assert!(t.quarantined().await.is_empty());
+    assert_eq!(t.record_of(1).await["status"], "superseded");
     assert_eq!(t.bed.running(CLUSTER, SERVICE).await, first);
     t.stop().await;
 }
@@ -667,6 +668,13 @@ async fn five_pushes_with_events_duplicated_and_reordered() {
     })
     .await;
     assert_eq!(t.record_of(5).await["status"], "succeeded");
+    for replaced in 1..5 {
+        assert_eq!(
+            t.record_of(replaced).await["status"],
+            "superseded",
+            "push {replaced}"
+        );
+    }
     assert!(t.quarantined().await.is_empty());
     assert_eq!(t.running().await.0, last);
     t.stop().await;
@@ -687,6 +695,31 @@ async fn blue_green_bake() {
     t.deliver().await;
     assert_eq!(t.record_of(1).await["status"], "succeeded");
     assert_eq!(t.running().await.0, pushed);
+    t.stop().await;
+}
+
+/// Situation 3: two pushes minutes apart; ECS replaces the first deployment with the second
+/// before the first completes. Half an hour later the sweep runs: the first was superseded, not
+/// failed: its digest never failed and is never quarantined.
+async fn a_replaced_deployment_is_superseded() {
+    let mut t = Timeline::new(
+        "a deployment replaced by a newer push is superseded",
+        breaker(false),
+    )
+    .await;
+    let first = t.push("latest").await;
+    t.deliver().await;
+    t.advance(3 * 60).await;
+    let second = t.push("latest").await;
+    t.deliver().await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    t.advance(30 * 60).await;
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "superseded");
+    assert_eq!(t.record_of(2).await["status"], "succeeded");
+    assert!(t.quarantined().await.is_empty(), "{first} never failed");
+    assert_eq!(t.running().await.0, second);
     t.stop().await;
 }
 
@@ -711,6 +744,9 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
             Box::pin(five_pushes_with_events_duplicated_and_reordered())
         }),
         ("blue_green_bake", || Box::pin(blue_green_bake())),
+        ("a_replaced_deployment_is_superseded", || {
+            Box::pin(a_replaced_deployment_is_superseded())
+        }),
     ]
 }
 

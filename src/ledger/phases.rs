@@ -30,10 +30,12 @@ impl Ledger {
         self.put_from(record, true, &DEPLOYS).await
     }
 
-    /// The rollback function's write of a record it read in one of `DEPLOYS`: lands only if no
-    /// one settled it meanwhile.
+    /// The rollback function's write of a failure over a record it read unsettled (in flight,
+    /// or only inferred superseded, which ECS's FAILED outranks): lands only if no one settled
+    /// it meanwhile.
     pub async fn put_unsettled(&self, record: &DeploymentRecord) -> Result<Written, LedgerError> {
-        self.put_from(record, false, &DEPLOYS).await
+        let unsettled = [Status::Deploying, Status::Deployed, Status::Superseded];
+        self.put_from(record, false, &unsettled).await
     }
 
     async fn put_from(
@@ -94,8 +96,39 @@ impl Ledger {
         }
     }
 
-    /// ECS's COMPLETED: the deployment succeeded and leaves the in-flight index; only from
-    /// `deploying` (the deploy function's last write not landed yet) or `deployed`.
+    /// ECS shows the deployment replaced by a newer one before it completed: it leaves the
+    /// in-flight index as `superseded`; only from `deployed`.
+    pub async fn mark_superseded(
+        &self,
+        record: &DeploymentRecord,
+        reason: &str,
+        now: &str,
+    ) -> Result<Written, LedgerError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&record.service_arn))
+            .key("sk", s(record.sk()))
+            .update_expression(format!(
+                "SET #status = :superseded, reason = :reason, updated_at = :now REMOVE {INFLIGHT}"
+            ))
+            .condition_expression("attribute_exists(pk) AND #status = :deployed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
+            .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(now));
+        match update.send().await {
+            Ok(_) => Ok(Written::Landed),
+            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
+        }
+    }
+
+    /// ECS's COMPLETED: the deployment succeeded and leaves the in-flight index; from
+    /// `deploying` (the deploy function's last write not landed yet), `deployed`, or
+    /// `superseded` (it completed, then a newer deployment replaced it: ECS's word wins).
     pub async fn mark_succeeded(
         &self,
         record: &DeploymentRecord,
@@ -111,8 +144,11 @@ impl Ledger {
             .update_expression(format!(
                 "SET #status = :succeeded, updated_at = :now, deployment_id = if_not_exists(deployment_id, :id) REMOVE {INFLIGHT}, reason"
             ))
-            .condition_expression("attribute_exists(pk) AND #status IN (:deploying, :deployed)")
+            .condition_expression(
+                "attribute_exists(pk) AND #status IN (:deploying, :deployed, :superseded)",
+            )
             .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
             .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
             .expression_attribute_values(":deploying", s(Status::Deploying.as_str()))
             .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))

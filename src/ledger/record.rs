@@ -17,16 +17,21 @@ pub enum Status {
     Succeeded,
     /// Gave up for a reason a retry cannot fix, or ECS reported it FAILED (or it never finished).
     Failed,
-    /// A rollback that failed: pushdeploy never rolls a rollback back, a person has to look.
+    /// A rollback that failed, or a failure with no safe revision to return to: a person has to
+    /// look.
     NeedsHuman,
+    /// ECS replaced the deployment with a newer one (pushdeploy's or a person's) before it
+    /// completed. Neither failed nor succeeded: never quarantined, never rolled back.
+    Superseded,
 }
 
-const ALL_STATUSES: [Status; 5] = [
+const ALL_STATUSES: [Status; 6] = [
     Status::Deploying,
     Status::Deployed,
     Status::Succeeded,
     Status::Failed,
     Status::NeedsHuman,
+    Status::Superseded,
 ];
 
 /// Whether a record is a deployment of a push or pushdeploy's rollback of a failed one.
@@ -53,6 +58,7 @@ impl Status {
             Status::Succeeded => "succeeded",
             Status::Failed => "failed",
             Status::NeedsHuman => "needs_human",
+            Status::Superseded => "superseded",
         }
     }
 

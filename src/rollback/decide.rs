@@ -4,7 +4,7 @@
 use crate::ledger::{DeploymentRecord, Kind, Status};
 use crate::plan::ecs_rollback;
 use crate::resolved::ResolvedImages;
-use aws_sdk_ecs::types::Service;
+use aws_sdk_ecs::types::{DeploymentRolloutState, Service};
 
 /// The ledger record of the deployment `deployment_id` of `service`, if pushdeploy started it.
 /// By the ECS deployment id recorded from UpdateService; otherwise by task definition: the one
@@ -52,6 +52,8 @@ pub enum FailureAction {
     RollBack { target: String, why: String },
 }
 
+/// A `superseded` record is not settled here: supersession is read from what ECS lists, and
+/// ECS's own report that the deployment FAILED outranks it (the digest did fail).
 pub fn on_failure(
     failed: &DeploymentRecord,
     service: &Service,
@@ -113,6 +115,56 @@ pub fn on_failure(
             target: failed.previous_task_definition.clone(),
             why: "to the revision that ran before (no completed deployment is known)".to_string(),
         },
+    }
+}
+
+/// What ECS shows of a deployment pushdeploy still has in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EcsShows {
+    /// The service's primary deployment, still rolling out.
+    Primary,
+    /// Completed (its COMPLETED event not handled yet, or lost).
+    Completed,
+    /// Failed: ECS reports it.
+    Failed,
+    /// Replaced by a newer deployment before it completed; why, in ECS's words.
+    Replaced(String),
+    /// Nothing that settles it.
+    Unknown,
+}
+
+/// What ECS shows of `record`'s deployment in `service` (a DescribeServices answer read after
+/// the ledger, so that every deployment a record names had started before the answer). Found by
+/// the ECS id recorded, or by task definition while no id is. "PRIMARY: The most recent
+/// deployment of a service. ACTIVE: A service deployment that still has running tasks, but are
+/// in the process of being replaced with a new PRIMARY deployment" (API `Deployment.status`): one
+/// that is no longer PRIMARY and never reached COMPLETED or FAILED was replaced, and so was one
+/// ECS no longer lists at all while another is PRIMARY (its tasks drained away).
+pub fn ecs_shows(record: &DeploymentRecord, service: &Service) -> EcsShows {
+    let deployments = service.deployments();
+    let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
+    let listed = deployments.iter().find(|d| match &record.deployment_id {
+        Some(id) => d.id() == Some(id.as_str()),
+        None => {
+            d.task_definition().is_some()
+                && d.task_definition() == record.new_task_definition.as_deref()
+        }
+    });
+    let primary_id = primary.and_then(|d| d.id()).unwrap_or("?");
+    let ours = record.deployment_id.as_deref().unwrap_or("?");
+    match (listed, primary) {
+        (Some(d), _) => match d.rollout_state() {
+            Some(DeploymentRolloutState::Completed) => EcsShows::Completed,
+            Some(DeploymentRolloutState::Failed) => EcsShows::Failed,
+            _ if d.status() == Some("PRIMARY") => EcsShows::Primary,
+            _ => EcsShows::Replaced(format!(
+                "ECS replaced deployment {ours} with {primary_id} before it completed"
+            )),
+        },
+        (None, Some(_)) => EcsShows::Replaced(format!(
+            "ECS no longer lists deployment {ours}; {primary_id} replaced it"
+        )),
+        (None, None) => EcsShows::Unknown,
     }
 }
 

@@ -196,3 +196,93 @@ fn rollbacks_duplicates_native_rollback_and_manual_changes_are_left_alone() {
         FailureAction::RollBack { .. }
     ));
 }
+
+/// A service whose deployments are (id, revision, status, rollout state).
+fn deployments(listed: &[(&str, u32, &str, DeploymentRolloutState)]) -> Service {
+    let mut b = Service::builder().service_arn(SERVICE);
+    for (id, n, status, state) in listed {
+        b = b.deployments(
+            aws_sdk_ecs::types::Deployment::builder()
+                .id(*id)
+                .task_definition(td(*n))
+                .status(*status)
+                .rollout_state(state.clone())
+                .build(),
+        );
+    }
+    b.build()
+}
+
+#[test]
+fn what_ecs_shows_settles_a_deployment_in_flight() {
+    use DeploymentRolloutState::{Completed, Failed, InProgress};
+    let ours = record("1", Kind::Deploy, Status::Deployed, 1, 2, Some("ecs-svc/2"));
+    let shows = |listed| ecs_shows(&ours, &deployments(listed));
+
+    assert_eq!(
+        shows(&[("ecs-svc/2", 2, "PRIMARY", InProgress)]),
+        EcsShows::Primary
+    );
+    assert_eq!(
+        shows(&[("ecs-svc/2", 2, "PRIMARY", Completed)]),
+        EcsShows::Completed
+    );
+    assert_eq!(
+        shows(&[
+            ("ecs-svc/3", 1, "PRIMARY", InProgress),
+            ("ecs-svc/2", 2, "ACTIVE", Failed)
+        ]),
+        EcsShows::Failed
+    );
+    // Completed, then a newer deployment came: still completed.
+    assert_eq!(
+        shows(&[
+            ("ecs-svc/3", 3, "PRIMARY", InProgress),
+            ("ecs-svc/2", 2, "ACTIVE", Completed)
+        ]),
+        EcsShows::Completed
+    );
+    // Replaced while still rolling out, or gone from the list: superseded, never failed.
+    let EcsShows::Replaced(why) = shows(&[
+        ("ecs-svc/3", 3, "PRIMARY", InProgress),
+        ("ecs-svc/2", 2, "ACTIVE", InProgress),
+    ]) else {
+        panic!("expected Replaced");
+    };
+    assert!(why.contains("ecs-svc/3"), "{why}");
+    assert!(matches!(
+        shows(&[("ecs-svc/3", 3, "PRIMARY", Completed)]),
+        EcsShows::Replaced(_)
+    ));
+    assert_eq!(shows(&[]), EcsShows::Unknown);
+
+    // Without a recorded id, by revision.
+    let unlinked = DeploymentRecord {
+        deployment_id: None,
+        ..ours.clone()
+    };
+    assert_eq!(
+        ecs_shows(
+            &unlinked,
+            &deployments(&[("ecs-svc/9", 2, "PRIMARY", InProgress)])
+        ),
+        EcsShows::Primary
+    );
+}
+
+#[test]
+fn ecs_reporting_failed_outranks_a_supersession_read_from_its_list() {
+    let superseded = record(
+        "1",
+        Kind::Deploy,
+        Status::Superseded,
+        1,
+        2,
+        Some("ecs-svc/2"),
+    );
+    let moved_on = service(3, &[("ecs-svc/3", 3)], None);
+    assert!(matches!(
+        on_failure(&superseded, &moved_on, &[]),
+        FailureAction::ChangedSince(_)
+    ));
+}

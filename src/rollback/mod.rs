@@ -22,7 +22,7 @@ use crate::outcome::{Milestone, Outcome, OutcomeKind, Report, RetryableFailure, 
 use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
-use decide::find_deployment;
+use decide::{ecs_shows, find_deployment, EcsShows};
 use serde_json::Value;
 
 /// How many of a service's latest records an ECS event is matched against.
@@ -70,7 +70,7 @@ impl RollbackHandler {
             }
             Ok(RollbackTrigger::Deployment(change)) => (
                 Some(change.event_id.clone()),
-                vec![self.on_change(&change, &lease).await],
+                self.on_change(&change, &lease).await,
             ),
             Ok(RollbackTrigger::Sweep { at }) => (None, self.sweep(at, &lease).await),
         };
@@ -105,28 +105,84 @@ impl RollbackHandler {
         }
     }
 
-    async fn on_change(&self, change: &DeploymentChange, lease: &Lease) -> Outcome {
+    /// The event's outcome, then one for each other deployment of the service that ECS shows
+    /// replaced (superseded).
+    async fn on_change(&self, change: &DeploymentChange, lease: &Lease) -> Vec<Outcome> {
         let key = &change.service;
-        let service = match self.describe(key).await {
-            Ok(Some(service)) => service,
-            Ok(None) if self.config.dry_run => {
-                return dry_run_outcome(
-                    key,
-                    "would record the event: ECS no longer knows the service".into(),
-                )
-            }
-            Ok(None) => return self.seen(change, "ECS no longer knows the service").await,
-            Err(outcome) => return outcome,
-        };
-        let dry_run = self.config.dry_run || flag(&service, TAG_DRY_RUN);
+        // The ledger first: every deployment it names started before ECS's answer below, so
+        // one that answer does not list is gone, not too new to be listed.
         let history = match self.ledger.latest(&change.service_arn, HISTORY).await {
             Ok(history) => history,
             Err(e) => {
-                return Outcome::failed(key, format!("cannot read the ledger: {e}"), e.retryable())
+                let reason = format!("cannot read the ledger: {e}");
+                return vec![Outcome::failed(key, reason, e.retryable())];
             }
         };
-        let Some(record) = find_deployment(&history, &change.deployment_id, &service).cloned()
-        else {
+        let service = match self.describe(key).await {
+            Ok(Some(service)) => service,
+            Ok(None) if self.config.dry_run => {
+                return vec![dry_run_outcome(
+                    key,
+                    "would record the event: ECS no longer knows the service".into(),
+                )]
+            }
+            Ok(None) => return vec![self.seen(change, "ECS no longer knows the service").await],
+            Err(outcome) => return vec![outcome],
+        };
+        let dry_run = self.config.dry_run || flag(&service, TAG_DRY_RUN);
+        let mut outcomes = vec![
+            self.on_change_of(change, lease, &service, &history, dry_run)
+                .await,
+        ];
+        if !dry_run {
+            let others = history
+                .iter()
+                .filter(|r| r.deployment_id.as_deref() != Some(change.deployment_id.as_str()));
+            for record in others {
+                if let Some(outcome) = self.supersede_if_replaced(record, &service).await {
+                    outcomes.push(outcome);
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// Records `record` as superseded when it is still in flight and ECS shows a newer
+    /// deployment replaced it; `None` when it is not.
+    async fn supersede_if_replaced(
+        &self,
+        record: &DeploymentRecord,
+        service: &Service,
+    ) -> Option<Outcome> {
+        if record.status != Status::Deployed {
+            return None;
+        }
+        let EcsShows::Replaced(why) = ecs_shows(record, service) else {
+            return None;
+        };
+        Some(self.supersede(record, &why).await)
+    }
+
+    async fn supersede(&self, record: &DeploymentRecord, why: &str) -> Outcome {
+        let superseded = self.ledger.mark_superseded(record, why, &now_text()).await;
+        let outcome = Outcome::recorded(
+            record,
+            format!("superseded: {why}; its digest is not quarantined"),
+        );
+        let settled = "already settled by another report of this deployment";
+        self.written(record, superseded, outcome, settled)
+    }
+
+    async fn on_change_of(
+        &self,
+        change: &DeploymentChange,
+        lease: &Lease,
+        service: &Service,
+        history: &[DeploymentRecord],
+        dry_run: bool,
+    ) -> Outcome {
+        let key = &change.service;
+        let Some(record) = find_deployment(history, &change.deployment_id, service).cloned() else {
             if dry_run {
                 return dry_run_outcome(
                     key,
@@ -148,7 +204,7 @@ impl RollbackHandler {
             ..record
         };
         if dry_run {
-            return self.dry_run(record, change, &service, &history);
+            return self.dry_run(record, change, service, history);
         }
         match change.state {
             DeploymentState::InProgress => {
@@ -162,7 +218,10 @@ impl RollbackHandler {
             }
             // `deploying` too: ECS may report the end before the deploy function's last write.
             DeploymentState::Completed
-                if matches!(record.status, Status::Deployed | Status::Deploying) =>
+                if matches!(
+                    record.status,
+                    Status::Deployed | Status::Deploying | Status::Superseded
+                ) =>
             {
                 let succeeded = self
                     .ledger
@@ -190,7 +249,7 @@ impl RollbackHandler {
                 } else {
                     change.reason.clone()
                 };
-                self.on_failure(record, &service, &history, &reason, lease)
+                self.on_failure(record, service, history, &reason, lease)
                     .await
             }
         }
@@ -224,16 +283,18 @@ impl RollbackHandler {
             };
             let reason = format!("the deployment did not complete within {} s of UpdateService (PUSHDEPLOY_DEPLOY_TIMEOUT)", timeout.as_secs());
             let outcome = match self.describe(&key).await {
-                Ok(Some(service)) => match self.ledger.latest(&record.service_arn, HISTORY).await {
-                    Ok(history) if self.config.dry_run || flag(&service, TAG_DRY_RUN) => {
-                        self.dry_run_failure(record, &service, &history, &reason)
+                Ok(Some(service)) => match ecs_shows(&record, &service) {
+                    // ECS's word settles it: no timeout applies.
+                    EcsShows::Completed | EcsShows::Replaced(_)
+                        if self.config.dry_run || flag(&service, TAG_DRY_RUN) =>
+                    {
+                        let shows = ecs_shows(&record, &service);
+                        dry_run_outcome(&key, format!("would record what ECS shows: {shows:?}"))
                     }
-                    Ok(history) => {
-                        self.on_failure(record, &service, &history, &reason, lease)
-                            .await
-                    }
-                    Err(e) => {
-                        Outcome::failed(&key, format!("cannot read the ledger: {e}"), e.retryable())
+                    EcsShows::Completed => self.completed_unreported(&record).await,
+                    EcsShows::Replaced(why) => self.supersede(&record, &why).await,
+                    EcsShows::Primary | EcsShows::Failed | EcsShows::Unknown => {
+                        self.timed_out(record, &service, &reason, lease).await
                     }
                 },
                 Ok(None) => Outcome::failed(&key, "ECS no longer knows the service", false),
@@ -242,6 +303,44 @@ impl RollbackHandler {
             outcomes.push(outcome);
         }
         outcomes
+    }
+
+    /// ECS shows the deployment COMPLETED, but its event never reached pushdeploy.
+    async fn completed_unreported(&self, record: &DeploymentRecord) -> Outcome {
+        let id = record.deployment_id.clone().unwrap_or_default();
+        let succeeded = self.ledger.mark_succeeded(record, &id, &now_text()).await;
+        let revision = record.new_task_definition.clone().unwrap_or_default();
+        let outcome = Outcome {
+            milestone: Some(Milestone::Completed),
+            ..Outcome::recorded(
+                record,
+                format!("ECS shows it completed (its event was not seen): {revision} is now the service's last known good revision"),
+            )
+        };
+        let settled = "already settled by another report of this deployment";
+        self.written(record, succeeded, outcome, settled)
+    }
+
+    /// A deployment past the deploy timeout that ECS has not settled: failed.
+    async fn timed_out(
+        &self,
+        record: DeploymentRecord,
+        service: &Service,
+        reason: &str,
+        lease: &Lease,
+    ) -> Outcome {
+        let history = match self.ledger.latest(&record.service_arn, HISTORY).await {
+            Ok(history) => history,
+            Err(e) => {
+                let why = format!("cannot read the ledger: {e}");
+                return Outcome::failed(&key_of(&record), why, e.retryable());
+            }
+        };
+        if self.config.dry_run || flag(service, TAG_DRY_RUN) {
+            return self.dry_run_failure(record, service, &history, reason);
+        }
+        self.on_failure(record, service, &history, reason, lease)
+            .await
     }
 
     /// `outcome` when a conditional write landed; `moved_on` when the record had moved on
