@@ -7,7 +7,8 @@ use crate::follow::TaggedService;
 use aws_config::SdkConfig;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{
-    Service, ServiceField, ServiceRevision, Tag, TaskDefinition, TaskDefinitionField,
+    Service, ServiceField, ServiceRevision, StopServiceDeploymentStopType, Tag, TaskDefinition,
+    TaskDefinitionField,
 };
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -410,6 +411,31 @@ impl Aws {
             revisions.extend(out.service_revisions.unwrap_or_default());
         }
         Ok(revisions)
+    }
+
+    /// Asks ECS to stop a service deployment and roll it back to the service revision that ran
+    /// before it ("ROLLBACK: the service deployment is rolled back to the previous service
+    /// revision", API `StopServiceDeployment`). A deployment ECS is already stopping or rolling
+    /// back answers ConflictException: that is the state asked for, and counts as done.
+    pub async fn stop_and_roll_back(&self, service_deployment_arn: &str) -> Result<(), AwsError> {
+        let sent = self
+            .ecs
+            .stop_service_deployment()
+            .service_deployment_arn(service_deployment_arn)
+            .stop_type(StopServiceDeploymentStopType::Rollback)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = AwsError::from_sdk("ecs:StopServiceDeployment", e);
+                if e.code.as_deref() == Some("ConflictException") {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
 
     /// A request builder for [`crate::revision::revision_request`] to fill.

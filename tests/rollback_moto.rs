@@ -481,7 +481,7 @@ async fn deployments_pushdeploy_did_not_start_and_services_changed_by_hand_are_u
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deployment_that_never_completes_is_rolled_back_by_the_sweep() {
+async fn a_deployment_that_stops_progressing_is_rolled_back_by_the_sweep() {
     let w = Rig::new().await;
     let (d1, _) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
     // One of its two tasks starts, the other never does: ECS says nothing more.
@@ -499,16 +499,27 @@ async fn a_deployment_that_never_completes_is_rolled_back_by_the_sweep() {
     assert!(early.outcomes.is_empty(), "{early:?}");
     assert_eq!(w.running().await, d1);
 
-    // Past it (on ECS's clock), still IN_PROGRESS and no event: the deployment is failed, the
-    // service rolled back, the digest quarantined.
+    // Past it (on ECS's clock), still IN_PROGRESS and no event; but one task has started since
+    // UpdateService: progress, so the sweep looks again one timeout later.
     w.world.advance(120).await;
     assert!(w.take().await.is_empty(), "ECS reported nothing");
     assert_eq!(w.primary().await["rolloutState"], "IN_PROGRESS");
+    let progressing = w.ecs(sweep(w.world.now().await)).await;
+    let outcome = only(&progressing);
+    assert_eq!(outcome.outcome, OutcomeKind::Recorded, "{outcome:?}");
+    assert!(reason(outcome).contains("still progressing"), "{outcome:?}");
+    assert_eq!(w.running().await, d1);
+
+    // Another timeout on, no more tasks: stuck. The deployment is failed, the service rolled
+    // back, the digest quarantined, and the reason says what ECS showed.
+    w.world.advance(120).await;
     let late = w.ecs(sweep(w.world.now().await)).await;
     let outcome = only(&late);
     assert_eq!(outcome.outcome, OutcomeKind::RolledBack, "{outcome:?}");
     assert!(
-        reason(outcome).contains("did not complete within 60 s"),
+        reason(outcome).contains("no progress since the last look")
+            && reason(outcome).contains("1 of 2 tasks running")
+            && reason(outcome).contains("past PUSHDEPLOY_DEPLOY_TIMEOUT (60 s)"),
         "{outcome:?}"
     );
     // The first revision names `web:latest` by tag: back on a pinned copy of it.

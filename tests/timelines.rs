@@ -350,11 +350,14 @@ impl Timeline {
             }
         }
 
-        // 3. No digest is quarantined unless ECS reported or showed its deployment failing.
+        // 3. No digest is quarantined unless ECS reported or showed its deployment failing:
+        // FAILED, failing tasks, or short of its tasks past the deploy timeout.
+        let now = chrono::DateTime::parse_from_rfc3339(view["now"].as_str().unwrap_or_default())
+            .map(|t| t.timestamp() as f64)
+            .unwrap_or(0.0);
         for digest in &quarantined {
             let failing = deployments.iter().any(|d| {
-                digest_in(view, d, CONTAINER).as_deref() == Some(*digest)
-                    && (d["rolloutState"] == "FAILED" || d["failedTasks"].as_u64() > Some(0))
+                digest_in(view, d, CONTAINER).as_deref() == Some(*digest) && showed_failing(d, now)
             });
             if !failing {
                 return Err(format!(
@@ -376,7 +379,8 @@ impl Timeline {
             let ecs = deployment["rolloutState"].as_str().unwrap_or_default();
             let consistent = match status(record).as_str() {
                 "succeeded" => ecs == "COMPLETED",
-                "failed" => ecs == "FAILED" || deployment["failedTasks"].as_u64() > Some(0),
+                "failed" => showed_failing(deployment, now),
+                "superseded" => ecs != "COMPLETED" && deployment["status"] != "PRIMARY",
                 _ => true,
             };
             if !consistent {
@@ -449,6 +453,17 @@ impl Timeline {
         self.deploy.process.stop().await;
         self.rollback.process.stop().await;
     }
+}
+
+/// ECS reported the deployment FAILED, or showed failing tasks, or was short of its tasks past
+/// the deploy timeout (`now`: the world's time, epoch seconds).
+fn showed_failing(deployment: &Value, now: f64) -> bool {
+    let short_past_timeout = deployment["runningCount"].as_u64()
+        < deployment["desiredCount"].as_u64()
+        && now - deployment["createdAt"].as_f64().unwrap_or(now) >= TIMEOUT_SECS as f64;
+    deployment["rolloutState"] == "FAILED"
+        || deployment["failedTasks"].as_u64() > Some(0)
+        || short_past_timeout
 }
 
 /// The digest ECS resolved for `container` in `deployment`'s service revision.
@@ -680,18 +695,34 @@ async fn five_pushes_with_events_duplicated_and_reordered() {
     t.stop().await;
 }
 
-/// A blue/green deployment bakes for an hour, then completes.
-async fn blue_green_bake() {
-    let configuration = DeploymentConfiguration::builder()
+fn blue_green(bake_minutes: i32) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
         .strategy(aws_sdk_ecs::types::DeploymentStrategy::BlueGreen)
-        .bake_time_in_minutes(60)
-        .build();
-    let mut t = Timeline::new("blue/green with a 60-minute bake", configuration).await;
+        .bake_time_in_minutes(bake_minutes)
+        .build()
+}
+
+/// Situation 2: a blue/green deployment bakes for an hour, five times the deploy timeout; the
+/// sweep looks every 11 minutes and finds it healthy each time. It completes.
+async fn blue_green_bake() {
+    let mut t = Timeline::new(
+        "blue/green with a 60-minute bake, swept every 11 minutes",
+        blue_green(60),
+    )
+    .await;
     let pushed = t.push("latest").await;
     t.start_tasks(2).await;
     t.deliver().await;
-    assert_eq!(t.record_of(1).await["status"], "deployed", "baking");
-    t.advance(61 * 60).await;
+    for _ in 0..5 {
+        t.advance(11 * 60).await;
+        t.sweep().await;
+        assert_eq!(
+            t.record_of(1).await["status"],
+            "deployed",
+            "baking, healthy"
+        );
+    }
+    t.advance(6 * 60).await;
     t.deliver().await;
     assert_eq!(t.record_of(1).await["status"], "succeeded");
     assert_eq!(t.running().await.0, pushed);
@@ -723,6 +754,84 @@ async fn a_replaced_deployment_is_superseded() {
     t.stop().await;
 }
 
+/// Situation 2: a healthy rolling deployment that is simply slow: past the timeout one of two
+/// tasks runs (progress since it started), so the sweep looks again later; it completes.
+async fn slow_healthy_rolling() {
+    let mut t = Timeline::new("a slow but healthy rolling deployment", no_breaker()).await;
+    let pushed = t.push("latest").await;
+    t.deliver().await;
+    t.start_tasks(1).await;
+    t.advance(TIMEOUT_SECS + 60).await;
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "deployed", "progressing");
+    t.start_tasks(1).await;
+    t.deliver().await;
+    t.advance(TIMEOUT_SECS + 60).await;
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "succeeded");
+    assert!(t.quarantined().await.is_empty());
+    assert_eq!(t.running().await.0, pushed);
+    t.stop().await;
+}
+
+/// Situation 2: a rolling deployment that makes no progress: one task ran by the first look,
+/// none more by the next: stuck, failed, rolled back.
+async fn rolling_without_progress() {
+    let mut t = Timeline::new(
+        "a rolling deployment that stops making progress",
+        no_breaker(),
+    )
+    .await;
+    let bad = t.push("latest").await;
+    t.deliver().await;
+    t.start_tasks(1).await;
+    t.advance(TIMEOUT_SECS + 60).await;
+    t.sweep().await;
+    assert_eq!(
+        t.record_of(1).await["status"],
+        "deployed",
+        "progress since it started"
+    );
+    t.advance(TIMEOUT_SECS + 60).await;
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(t.quarantined().await, vec![bad]);
+    assert_eq!(t.running().await.0, t.first_digest);
+    t.stop().await;
+}
+
+/// Situation 2: a blue/green deployment stuck with a failing task: ECS owns the rollback, so
+/// pushdeploy asks for it (StopServiceDeployment, ROLLBACK) and sends no UpdateService.
+async fn blue_green_stuck_is_stopped_not_updated() {
+    let mut t = Timeline::new(
+        "a stuck blue/green deployment: ECS is asked to roll back",
+        blue_green(60),
+    )
+    .await;
+    let bad = t.push("latest").await;
+    t.deliver().await;
+    t.fail_tasks(1).await;
+    t.advance(TIMEOUT_SECS + 60).await;
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(t.quarantined().await, vec![bad]);
+    t.start_tasks(2).await;
+    t.deliver().await;
+    assert_eq!(
+        t.running().await.0,
+        t.first_digest,
+        "ECS's rollback runs what ran before"
+    );
+    let rollbacks = t
+        .ledger()
+        .await
+        .into_values()
+        .filter(|r| r.get("kind").map(String::as_str) == Some("rollback"))
+        .count();
+    assert_eq!(rollbacks, 0, "ECS rolled back, not pushdeploy");
+    t.stop().await;
+}
+
 type Scenario = fn() -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn scenarios() -> Vec<(&'static str, Scenario)> {
@@ -746,6 +855,13 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("blue_green_bake", || Box::pin(blue_green_bake())),
         ("a_replaced_deployment_is_superseded", || {
             Box::pin(a_replaced_deployment_is_superseded())
+        }),
+        ("slow_healthy_rolling", || Box::pin(slow_healthy_rolling())),
+        ("rolling_without_progress", || {
+            Box::pin(rolling_without_progress())
+        }),
+        ("blue_green_stuck_is_stopped_not_updated", || {
+            Box::pin(blue_green_stuck_is_stopped_not_updated())
         }),
     ]
 }

@@ -76,6 +76,7 @@ impl Deployer {
             new_task_definition: None,
             deployment_id: None,
             previous_images: None,
+            running_at_last_sweep: None,
             status: Status::Deploying,
             reason: None,
             created_at: now.clone(),

@@ -6,9 +6,10 @@
 //! the record still being in a status the writer may move it from, and the rollback function's
 //! event writes change only the fields it owns: a write never undoes another.
 
-use super::record::{s, INFLIGHT};
+use super::record::{s, INFLIGHT, SWEEP_RUNNING};
 use super::{is_condition_failure, DeploymentRecord, Ledger, LedgerError, Status};
 use crate::aws::AwsError;
+use aws_sdk_dynamodb::types::AttributeValue;
 
 /// Whether a conditional write landed, or found the record already moved on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +119,34 @@ impl Ledger {
             .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
             .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
             .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(now));
+        match update.send().await {
+            Ok(_) => Ok(Written::Landed),
+            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
+        }
+    }
+
+    /// The sweep found the deployment progressing: keep its running count for the next look,
+    /// and move its deadline on by one deploy timeout (the in-flight index orders by
+    /// `updated_at`); only while it is `deployed`.
+    pub async fn note_progress(
+        &self,
+        record: &DeploymentRecord,
+        running: i32,
+        now: &str,
+    ) -> Result<Written, LedgerError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&record.service_arn))
+            .key("sk", s(record.sk()))
+            .update_expression(format!("SET {SWEEP_RUNNING} = :running, updated_at = :now"))
+            .condition_expression("attribute_exists(pk) AND #status = :deployed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
+            .expression_attribute_values(":running", AttributeValue::N(running.to_string()))
             .expression_attribute_values(":now", s(now));
         match update.send().await {
             Ok(_) => Ok(Written::Landed),

@@ -91,6 +91,9 @@ pub struct DeploymentRecord {
     /// them (the followed container was already pinned by digest, or ECS listed no service
     /// revision). A rollback onto a revision that names an image by tag lands on these.
     pub previous_images: Option<ResolvedImages>,
+    /// The deployment's running task count at the sweep's last look, if it looked: the next
+    /// look compares against it to tell progress from a stall.
+    pub running_at_last_sweep: Option<i32>,
     pub status: Status,
     pub reason: Option<String>,
     pub created_at: String,
@@ -119,6 +122,7 @@ pub fn deploy_sk(order_key: &str) -> String {
 
 pub(super) const INFLIGHT: &str = "inflight";
 const PREVIOUS_IMAGES: &str = "previous_images";
+pub(super) const SWEEP_RUNNING: &str = "sweep_running";
 
 /// The `previous_images` map (container -> digest), if the item has one.
 fn previous_images(item: &Item) -> Result<Option<ResolvedImages>, String> {
@@ -169,6 +173,9 @@ impl DeploymentRecord {
             s(format!("{}#{}", self.service_arn, self.digest)),
         );
         item.insert("status".into(), s(self.status.as_str()));
+        if let Some(running) = self.running_at_last_sweep {
+            item.insert(SWEEP_RUNNING.into(), AttributeValue::N(running.to_string()));
+        }
         if let Some(images) = &self.previous_images {
             let map = images.0.iter().map(|(c, d)| (c.clone(), s(d))).collect();
             item.insert(PREVIOUS_IMAGES.into(), AttributeValue::M(map));
@@ -222,6 +229,7 @@ impl DeploymentRecord {
             new_task_definition: text(item, "new_task_definition"),
             deployment_id: text(item, "deployment_id"),
             previous_images: previous_images(item).map_err(malformed)?,
+            running_at_last_sweep: number(item, SWEEP_RUNNING).and_then(|n| i32::try_from(n).ok()),
             status: Status::parse(&status)
                 .ok_or_else(|| malformed(format!("unknown status {status:?}")))?,
             reason: text(item, "reason"),

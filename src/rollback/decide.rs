@@ -4,7 +4,7 @@
 use crate::ledger::{DeploymentRecord, Kind, Status};
 use crate::plan::ecs_rollback;
 use crate::resolved::ResolvedImages;
-use aws_sdk_ecs::types::{DeploymentRolloutState, Service};
+use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState, DeploymentStrategy, Service};
 
 /// The ledger record of the deployment `deployment_id` of `service`, if pushdeploy started it.
 /// By the ECS deployment id recorded from UpdateService; otherwise by task definition: the one
@@ -50,6 +50,9 @@ pub enum FailureAction {
     ChangedSince(String),
     /// Put the service back on `target`: the last known good revision, or the one before.
     RollBack { target: String, why: String },
+    /// ECS owns this service's rollbacks (its strategy is BLUE_GREEN, LINEAR or CANARY): ask it
+    /// to roll back, with StopServiceDeployment.
+    AskEcsToRollBack(String),
 }
 
 /// A `superseded` record is not settled here: supersession is read from what ECS lists, and
@@ -98,6 +101,11 @@ pub fn on_failure(
             "the service now runs {running}, not the failed revision {failed_revision}: it was changed since, and that change wins"
         ));
     }
+    if let Some(strategy) = native_strategy(service) {
+        return FailureAction::AskEcsToRollBack(format!(
+            "the service's {strategy} strategy has ECS own its rollbacks: asked ECS to roll it back (StopServiceDeployment, ROLLBACK)"
+        ));
+    }
     let last_good = history.iter().find(|r| {
         r.status == Status::Succeeded
             && r.new_task_definition.is_some()
@@ -141,15 +149,11 @@ pub enum EcsShows {
 /// that is no longer PRIMARY and never reached COMPLETED or FAILED was replaced, and so was one
 /// ECS no longer lists at all while another is PRIMARY (its tasks drained away).
 pub fn ecs_shows(record: &DeploymentRecord, service: &Service) -> EcsShows {
-    let deployments = service.deployments();
-    let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
-    let listed = deployments.iter().find(|d| match &record.deployment_id {
-        Some(id) => d.id() == Some(id.as_str()),
-        None => {
-            d.task_definition().is_some()
-                && d.task_definition() == record.new_task_definition.as_deref()
-        }
-    });
+    let primary = service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"));
+    let listed = deployment_of(record, service);
     let primary_id = primary.and_then(|d| d.id()).unwrap_or("?");
     let ours = record.deployment_id.as_deref().unwrap_or("?");
     match (listed, primary) {
@@ -166,6 +170,79 @@ pub fn ecs_shows(record: &DeploymentRecord, service: &Service) -> EcsShows {
         )),
         (None, None) => EcsShows::Unknown,
     }
+}
+
+/// `record`'s deployment among those ECS lists for `service`: by the ECS id recorded, or by
+/// task definition while no id is.
+pub fn deployment_of<'a>(
+    record: &DeploymentRecord,
+    service: &'a Service,
+) -> Option<&'a Deployment> {
+    service
+        .deployments()
+        .iter()
+        .find(|d| match &record.deployment_id {
+            Some(id) => d.id() == Some(id.as_str()),
+            None => {
+                d.task_definition().is_some()
+                    && d.task_definition() == record.new_task_definition.as_deref()
+            }
+        })
+}
+
+/// What the sweep makes of a deployment ECS still rolls out past the deploy timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Healthy or moving: look again one timeout later. Why, in ECS's figures.
+    Progressing(String),
+    /// Failing tasks, or no progress since the last look: failed. Why, in ECS's figures.
+    Stuck(String),
+}
+
+/// Whether a deployment past the deploy timeout is progressing or stuck, from what ECS shows of
+/// it and the running count the last look saw (none: the deployment started from 0). The
+/// timeout is when the sweep looks, not a verdict: a blue/green deployment bakes with all its
+/// tasks running (BLUE_GREEN's `bakeTimeInMinutes`, LINEAR and CANARY steps keep them running
+/// between shifts), and a slow rolling one keeps adding tasks. Failing tasks are stuck at once:
+/// the circuit breaker, where it is on, counts the same tasks.
+pub fn progress(deployment: &Deployment, last_running: Option<i32>) -> Progress {
+    let (running, desired) = (deployment.running_count(), deployment.desired_count());
+    let (pending, failed) = (deployment.pending_count(), deployment.failed_tasks());
+    let figures = format!(
+        "ECS shows {running} of {desired} tasks running, {pending} pending, {failed} failed, rollout {}",
+        deployment
+            .rollout_state()
+            .map(|s| s.as_str())
+            .unwrap_or("unknown")
+    );
+    let before = last_running.unwrap_or(0);
+    if failed > 0 {
+        Progress::Stuck(format!("stuck with failing tasks: {figures}"))
+    } else if running >= desired && desired > 0 {
+        Progress::Progressing(format!(
+            "all tasks running, none failed (settling or baking): {figures}"
+        ))
+    } else if running > before {
+        Progress::Progressing(format!(
+            "running tasks rose from {before} to {running}: {figures}"
+        ))
+    } else {
+        Progress::Stuck(format!(
+            "no progress since the last look ({before} running then): {figures}"
+        ))
+    }
+}
+
+/// The service's deployment strategy when ECS owns its rollbacks (BLUE_GREEN, LINEAR, CANARY):
+/// pushdeploy then asks ECS to roll back (StopServiceDeployment, stop type ROLLBACK) and never
+/// sends an UpdateService of its own.
+pub fn native_strategy(service: &Service) -> Option<&str> {
+    let strategy = service.deployment_configuration()?.strategy()?;
+    matches!(
+        strategy,
+        DeploymentStrategy::BlueGreen | DeploymentStrategy::Linear | DeploymentStrategy::Canary
+    )
+    .then(|| strategy.as_str())
 }
 
 /// What ECS recorded that `target` ran, as read when a deployment replaced it: the failed

@@ -32,6 +32,7 @@ fn record(
         new_task_definition: Some(td(new)),
         deployment_id: deployment_id.map(Into::into),
         previous_images: None,
+        running_at_last_sweep: None,
         status,
         reason: None,
         created_at: "t".into(),
@@ -284,5 +285,75 @@ fn ecs_reporting_failed_outranks_a_supersession_read_from_its_list() {
     assert!(matches!(
         on_failure(&superseded, &moved_on, &[]),
         FailureAction::ChangedSince(_)
+    ));
+}
+
+fn rolling(running: i32, desired: i32, failed: i32) -> aws_sdk_ecs::types::Deployment {
+    aws_sdk_ecs::types::Deployment::builder()
+        .id("ecs-svc/2")
+        .status("PRIMARY")
+        .running_count(running)
+        .desired_count(desired)
+        .pending_count(desired - running)
+        .failed_tasks(failed)
+        .rollout_state(DeploymentRolloutState::InProgress)
+        .build()
+}
+
+#[test]
+fn past_the_timeout_progress_is_looked_at_again_and_only_a_stall_or_failures_fail() {
+    let progressing = |p| matches!(p, Progress::Progressing(_));
+    // Baking or settling: every task runs, none failed.
+    assert!(progressing(progress(&rolling(2, 2, 0), Some(2))));
+    // Slow but moving: more tasks than at the last look (or than at the start).
+    assert!(progressing(progress(&rolling(1, 2, 0), None)));
+    assert!(progressing(progress(&rolling(2, 3, 0), Some(1))));
+    // No progress since the last look, or none since it started.
+    let Progress::Stuck(why) = progress(&rolling(1, 2, 0), Some(1)) else {
+        panic!("expected Stuck");
+    };
+    assert!(why.contains("1 of 2 tasks running"), "{why}");
+    assert!(!progressing(progress(&rolling(0, 2, 0), None)));
+    // Failing tasks: stuck at once, whatever runs.
+    let Progress::Stuck(why) = progress(&rolling(2, 2, 1), Some(0)) else {
+        panic!("expected Stuck");
+    };
+    assert!(why.contains("1 failed"), "{why}");
+}
+
+#[test]
+fn ecs_owns_the_rollbacks_of_blue_green_linear_and_canary() {
+    use aws_sdk_ecs::types::DeploymentStrategy;
+    let with = |strategy: Option<DeploymentStrategy>| {
+        service(
+            2,
+            &[],
+            Some(
+                DeploymentConfiguration::builder()
+                    .set_strategy(strategy)
+                    .build(),
+            ),
+        )
+    };
+    assert_eq!(
+        native_strategy(&with(Some(DeploymentStrategy::BlueGreen))),
+        Some("BLUE_GREEN")
+    );
+    assert_eq!(
+        native_strategy(&with(Some(DeploymentStrategy::Canary))),
+        Some("CANARY")
+    );
+    assert_eq!(
+        native_strategy(&with(Some(DeploymentStrategy::Rolling))),
+        None
+    );
+    assert_eq!(native_strategy(&with(None)), None);
+
+    // Where pushdeploy would roll back, it asks ECS to instead.
+    let failed = record("2", Kind::Deploy, Status::Deployed, 1, 2, Some("ecs-svc/2"));
+    let blue_green = with(Some(DeploymentStrategy::BlueGreen));
+    assert!(matches!(
+        on_failure(&failed, &blue_green, &[]),
+        FailureAction::AskEcsToRollBack(_)
     ));
 }

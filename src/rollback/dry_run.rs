@@ -57,6 +57,9 @@ impl RollbackHandler {
             FailureAction::NeedsHuman(why) => {
                 format!("would mark the deployment as needing a human ({reason}; {why})")
             }
+            FailureAction::AskEcsToRollBack(why) => format!(
+                "would record the deployment as failed ({reason}), quarantine {digest} for this service, and ask ECS to roll back ({why})"
+            ),
             FailureAction::EcsRollsBack(why) | FailureAction::ChangedSince(why) => format!(
                 "would record the deployment as failed ({reason}), not roll back ({why}), and quarantine {digest} for this service"
             ),

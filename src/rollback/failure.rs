@@ -49,6 +49,10 @@ impl RollbackHandler {
             FailureAction::EcsRollsBack(why) | FailureAction::ChangedSince(why) => {
                 self.fail_and_quarantine(failed, reason, &why, &now).await
             }
+            FailureAction::AskEcsToRollBack(why) => {
+                self.ask_ecs_to_roll_back(failed, service, reason, &why, &now)
+                    .await
+            }
             FailureAction::RollBack { target, why } => {
                 match self
                     .ledger
@@ -119,6 +123,7 @@ impl RollbackHandler {
             new_task_definition: Some(target.to_string()),
             deployment_id: None,
             previous_images: None,
+            running_at_last_sweep: None,
             status: Status::Deploying,
             reason: Some(format!("rolls back {} ({reason})", failed.digest)),
             created_at: now.to_string(),
@@ -195,6 +200,30 @@ impl RollbackHandler {
             ));
         }
         outcome
+    }
+
+    /// A service whose strategy has ECS own its rollbacks: stop its current service deployment
+    /// with the ROLLBACK stop type, then record, quarantine, free. No UpdateService.
+    async fn ask_ecs_to_roll_back(
+        &self,
+        failed: DeploymentRecord,
+        service: &Service,
+        reason: &str,
+        why: &str,
+        now: &str,
+    ) -> Outcome {
+        let Some(arn) = service.current_service_deployment() else {
+            let why = "ECS lists no current service deployment to stop: not rolled back";
+            return self.no_safe_target(failed, reason, why, now).await;
+        };
+        if let Err(e) = self.aws.stop_and_roll_back(arn).await {
+            return Outcome::failed(
+                &key_of(&failed),
+                format!("not rolled back yet: {e}"),
+                e.retryable,
+            );
+        }
+        self.fail_and_quarantine(failed, reason, why, now).await
     }
 
     /// Leaves the failed deployment as it was and frees the service, so that the retry tries

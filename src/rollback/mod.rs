@@ -22,7 +22,7 @@ use crate::outcome::{Milestone, Outcome, OutcomeKind, Report, RetryableFailure, 
 use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
-use decide::{ecs_shows, find_deployment, EcsShows};
+use decide::{deployment_of, ecs_shows, find_deployment, progress, EcsShows, Progress};
 use serde_json::Value;
 
 /// How many of a service's latest records an ECS event is matched against.
@@ -277,32 +277,85 @@ impl RollbackHandler {
         };
         let mut outcomes = Vec::new();
         for record in stuck {
-            let key = ServiceKey {
-                cluster: record.cluster.clone(),
-                service: record.service.clone(),
-            };
-            let reason = format!("the deployment did not complete within {} s of UpdateService (PUSHDEPLOY_DEPLOY_TIMEOUT)", timeout.as_secs());
+            let key = key_of(&record);
             let outcome = match self.describe(&key).await {
-                Ok(Some(service)) => match ecs_shows(&record, &service) {
-                    // ECS's word settles it: no timeout applies.
-                    EcsShows::Completed | EcsShows::Replaced(_)
-                        if self.config.dry_run || flag(&service, TAG_DRY_RUN) =>
-                    {
-                        let shows = ecs_shows(&record, &service);
-                        dry_run_outcome(&key, format!("would record what ECS shows: {shows:?}"))
-                    }
-                    EcsShows::Completed => self.completed_unreported(&record).await,
-                    EcsShows::Replaced(why) => self.supersede(&record, &why).await,
-                    EcsShows::Primary | EcsShows::Failed | EcsShows::Unknown => {
-                        self.timed_out(record, &service, &reason, lease).await
-                    }
-                },
+                Ok(Some(service)) => self.look_again(record, &service, at, lease).await,
                 Ok(None) => Outcome::failed(&key, "ECS no longer knows the service", false),
                 Err(outcome) => outcome,
             };
             outcomes.push(outcome);
         }
         outcomes
+    }
+
+    /// A deployment still in flight past the deploy timeout: what ECS shows decides. Completed
+    /// or replaced, it is recorded so; progressing, it is looked at again one timeout later;
+    /// only a stuck (or failed) one is failed.
+    async fn look_again(
+        &self,
+        record: DeploymentRecord,
+        service: &Service,
+        at: chrono::DateTime<chrono::Utc>,
+        lease: &Lease,
+    ) -> Outcome {
+        let dry_run = self.config.dry_run || flag(service, TAG_DRY_RUN);
+        let timeout = self.config.deploy_timeout.as_secs();
+        let shows = ecs_shows(&record, service);
+        let verdict = match (&shows, deployment_of(&record, service)) {
+            (EcsShows::Primary, Some(deployment)) => Some((
+                progress(deployment, record.running_at_last_sweep),
+                deployment.running_count(),
+            )),
+            _ => None,
+        };
+        match (shows, verdict) {
+            (EcsShows::Completed | EcsShows::Replaced(_), _) if dry_run => {
+                let shows = ecs_shows(&record, service);
+                dry_run_outcome(
+                    &key_of(&record),
+                    format!("would record what ECS shows: {shows:?}"),
+                )
+            }
+            (EcsShows::Completed, _) => self.completed_unreported(&record).await,
+            (EcsShows::Replaced(why), _) => self.supersede(&record, &why).await,
+            (_, Some((Progress::Progressing(why), _))) if dry_run => {
+                dry_run_outcome(&key_of(&record), format!("would look again later: {why}"))
+            }
+            (_, Some((Progress::Progressing(why), running))) => {
+                self.still_progressing(&record, running, at, &why).await
+            }
+            (_, Some((Progress::Stuck(why), _))) => {
+                let reason = format!("{why}, past PUSHDEPLOY_DEPLOY_TIMEOUT ({timeout} s)");
+                self.timed_out(record, service, &reason, lease).await
+            }
+            (EcsShows::Failed, None) => {
+                let reason = "ECS shows the deployment FAILED (its event was not seen)";
+                self.timed_out(record, service, reason, lease).await
+            }
+            (_, None) => {
+                let reason = format!("ECS does not show the deployment, and it did not complete within {timeout} s of UpdateService (PUSHDEPLOY_DEPLOY_TIMEOUT)");
+                self.timed_out(record, service, &reason, lease).await
+            }
+        }
+    }
+
+    /// The deployment is moving: keep the reading, look again one timeout after this sweep
+    /// (its `at`, the time the sweep's cutoff is measured from).
+    async fn still_progressing(
+        &self,
+        record: &DeploymentRecord,
+        running: i32,
+        at: chrono::DateTime<chrono::Utc>,
+        why: &str,
+    ) -> Outcome {
+        let at = crate::event::timestamp_text(&at);
+        let noted = self.ledger.note_progress(record, running, &at).await;
+        let outcome = Outcome::recorded(
+            record,
+            format!("still progressing, looking again after PUSHDEPLOY_DEPLOY_TIMEOUT: {why}"),
+        );
+        let settled = "already settled by a report of this deployment";
+        self.written(record, noted, outcome, settled)
     }
 
     /// ECS shows the deployment COMPLETED, but its event never reached pushdeploy.
