@@ -60,6 +60,7 @@ async fn died_after_registering(bed: &TestBed, tag_as_ours: bool) -> String {
             deployment_id: None,
             previous_images: None,
             running_at_last_sweep: None,
+            awaits_ecs_rollback: false,
             status: Status::Deploying,
             reason: None,
             created_at: "2026-11-26T12:00:01Z".into(),

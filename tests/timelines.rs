@@ -4,7 +4,8 @@
 //! rollback binary in order, or duplicated and reordered on demand. After every step the
 //! invariants are checked against what the world (ECS) shows and what the ledger says:
 //!
-//! 1. the service never runs a digest quarantined for it, unless pushdeploy called a person;
+//! 1. the service never runs a digest quarantined for it, unless pushdeploy called a person (or
+//!    while ECS is expected to roll it back by itself, until the next sweep checks);
 //! 2. a rollback lands on exactly the digest its target revision ran, never a tag resolved anew;
 //! 3. no digest is quarantined unless ECS reported or showed its deployment failing;
 //! 4. at most one UpdateService per decision;
@@ -301,12 +302,16 @@ impl Timeline {
             .collect();
         let status = |r: &BTreeMap<String, String>| r.get("status").cloned().unwrap_or_default();
 
-        // 1. The service never runs a digest quarantined for it, unless a person was called.
+        // 1. The service never runs a digest quarantined for it, unless a person was called, or
+        // while ECS is expected to roll it back by itself (until the next sweep checks).
         let primary = deployments.iter().find(|d| d["status"] == "PRIMARY");
         let running = primary.and_then(|d| digest_in(view, d, CONTAINER));
         let called_a_person = records.iter().any(|r| status(r) == "needs_human");
+        let ecs_owns_it = records
+            .iter()
+            .any(|r| r.contains_key("awaits_ecs_rollback"));
         if let Some(running) = &running {
-            if quarantined.contains(&running.as_str()) && !called_a_person {
+            if quarantined.contains(&running.as_str()) && !called_a_person && !ecs_owns_it {
                 return Err(format!("the service runs {running}, quarantined for it"));
             }
         }
@@ -592,9 +597,24 @@ async fn breaker_rollback_with_a_completed_predecessor() {
     let bad = t.push("latest").await;
     t.fail_tasks(3).await;
     t.deliver().await;
+    assert_eq!(
+        t.record_of(2)
+            .await
+            .get("awaits_ecs_rollback")
+            .map(String::as_str),
+        Some("1"),
+        "the sweep will check that ECS rolled back"
+    );
     t.start_tasks(2).await;
     t.deliver().await;
+    t.advance(5 * 60).await;
+    t.sweep().await;
     assert_eq!(t.record_of(2).await["status"], "failed");
+    assert_eq!(
+        t.record_of(2).await.get("awaits_ecs_rollback"),
+        None,
+        "confirmed"
+    );
     assert_eq!(t.quarantined().await, vec![bad]);
     assert_eq!(
         t.running().await.0,
@@ -832,6 +852,52 @@ async fn blue_green_stuck_is_stopped_not_updated() {
     t.stop().await;
 }
 
+/// Situation 5: alarm-based rollback is configured, but the alarms never fire (the world has
+/// none). The stuck deployment is failed and ECS is expected to roll back; the next sweep sees
+/// the failed deployment still primary and rolls back itself, onto the digest that ran.
+async fn expected_ecs_rollback_that_never_comes() {
+    let alarms = DeploymentConfiguration::builder()
+        .alarms(
+            aws_sdk_ecs::types::DeploymentAlarms::builder()
+                .alarm_names("web-5xx")
+                .enable(true)
+                .rollback(true)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let mut t = Timeline::new(
+        "alarm rollback expected, never comes: the next sweep acts",
+        alarms,
+    )
+    .await;
+    let bad = t.push("latest").await;
+    t.deliver().await;
+    t.fail_tasks(1).await;
+    t.advance(TIMEOUT_SECS + 60).await;
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(
+        t.record_of(1)
+            .await
+            .get("awaits_ecs_rollback")
+            .map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(t.running().await.0, bad, "pushdeploy waits for ECS");
+    t.advance(5 * 60).await;
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(t.record_of(1).await.get("awaits_ecs_rollback"), None);
+    assert_eq!(t.quarantined().await, vec![bad]);
+    assert_eq!(
+        t.running().await.0,
+        t.first_digest,
+        "rolled back by pushdeploy"
+    );
+    t.stop().await;
+}
+
 type Scenario = fn() -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn scenarios() -> Vec<(&'static str, Scenario)> {
@@ -857,6 +923,9 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
             Box::pin(a_replaced_deployment_is_superseded())
         }),
         ("slow_healthy_rolling", || Box::pin(slow_healthy_rolling())),
+        ("expected_ecs_rollback_that_never_comes", || {
+            Box::pin(expected_ecs_rollback_that_never_comes())
+        }),
         ("rolling_without_progress", || {
             Box::pin(rolling_without_progress())
         }),

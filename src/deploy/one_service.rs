@@ -77,6 +77,7 @@ impl Deployer {
             deployment_id: None,
             previous_images: None,
             running_at_last_sweep: None,
+            awaits_ecs_rollback: false,
             status: Status::Deploying,
             reason: None,
             created_at: now.clone(),

@@ -6,7 +6,7 @@
 //! the record still being in a status the writer may move it from, and the rollback function's
 //! event writes change only the fields it owns: a write never undoes another.
 
-use super::record::{s, INFLIGHT, SWEEP_RUNNING};
+use super::record::{s, AWAITS_ECS_ROLLBACK, INFLIGHT, INFLIGHT_YES, SWEEP_RUNNING};
 use super::{is_condition_failure, DeploymentRecord, Ledger, LedgerError, Status};
 use crate::aws::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -149,6 +149,63 @@ impl Ledger {
             .expression_attribute_values(":running", AttributeValue::N(running.to_string()))
             .expression_attribute_values(":now", s(now));
         match update.send().await {
+            Ok(_) => Ok(Written::Landed),
+            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
+        }
+    }
+
+    /// The sweep saw ECS roll the service back as expected: the failed deployment leaves the
+    /// sweep's watch; only while it still awaits that.
+    pub async fn ecs_rollback_seen(
+        &self,
+        record: &DeploymentRecord,
+        now: &str,
+    ) -> Result<Written, LedgerError> {
+        let update = format!("SET updated_at = :now REMOVE {AWAITS_ECS_ROLLBACK}, {INFLIGHT}");
+        self.end_wait(record, &update, now).await
+    }
+
+    /// ECS did not roll back as expected: the failed deployment goes back in flight, so that
+    /// pushdeploy's own failure handling takes it (claim, rollback, record); only while it still
+    /// awaits ECS.
+    pub async fn reopen_for_rollback(
+        &self,
+        record: &DeploymentRecord,
+        now: &str,
+    ) -> Result<Written, LedgerError> {
+        let update = format!(
+            "SET #status = :deployed, {INFLIGHT} = :yes, updated_at = :now REMOVE {AWAITS_ECS_ROLLBACK}"
+        );
+        self.end_wait(record, &update, now).await
+    }
+
+    /// Applies `update` to a failed record that still awaits ECS's rollback.
+    async fn end_wait(
+        &self,
+        record: &DeploymentRecord,
+        update: &str,
+        now: &str,
+    ) -> Result<Written, LedgerError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&record.service_arn))
+            .key("sk", s(record.sk()))
+            .update_expression(update)
+            .condition_expression(format!(
+                "attribute_exists({AWAITS_ECS_ROLLBACK}) AND #status = :failed"
+            ))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":now", s(now));
+        if update.contains(":deployed") {
+            request = request
+                .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
+                .expression_attribute_values(":yes", s(INFLIGHT_YES));
+        }
+        match request.send().await {
             Ok(_) => Ok(Written::Landed),
             Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
             Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),

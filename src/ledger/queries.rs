@@ -1,7 +1,7 @@
 //! Reads for people (the `pushdeploy` CLI): which services the ledger knows by name, and what
 //! ECS is rolling out now.
 
-use super::record::{s, text, INFLIGHT, INFLIGHT_YES};
+use super::record::{s, text, INFLIGHT, INFLIGHT_ECS_ROLLBACK, INFLIGHT_YES};
 use super::{DeploymentRecord, Ledger, LedgerError, HEAD_SK, IN_FLIGHT_INDEX};
 use crate::aws::AwsError;
 
@@ -41,9 +41,23 @@ impl Ledger {
         self.in_flight_query(None).await
     }
 
+    /// Failed deployments whose rollback ECS was expected to make (their own partition of the
+    /// in-flight index), for the sweep to confirm.
+    pub async fn awaiting_ecs_rollback(&self) -> Result<Vec<DeploymentRecord>, LedgerError> {
+        self.in_flight_partition(INFLIGHT_ECS_ROLLBACK, None).await
+    }
+
     /// The sparse in-flight index, all of it or only what was last updated before `cutoff`.
     pub(super) async fn in_flight_query(
         &self,
+        cutoff: Option<&str>,
+    ) -> Result<Vec<DeploymentRecord>, LedgerError> {
+        self.in_flight_partition(INFLIGHT_YES, cutoff).await
+    }
+
+    async fn in_flight_partition(
+        &self,
+        partition: &str,
         cutoff: Option<&str>,
     ) -> Result<Vec<DeploymentRecord>, LedgerError> {
         let query = self
@@ -52,7 +66,7 @@ impl Ledger {
             .table_name(&self.table)
             .index_name(IN_FLIGHT_INDEX)
             .expression_attribute_names("#inflight", INFLIGHT)
-            .expression_attribute_values(":yes", s(INFLIGHT_YES));
+            .expression_attribute_values(":yes", s(partition));
         let query = match cutoff {
             Some(cutoff) => query
                 .key_condition_expression("#inflight = :yes AND updated_at < :cutoff")

@@ -94,6 +94,9 @@ pub struct DeploymentRecord {
     /// The deployment's running task count at the sweep's last look, if it looked: the next
     /// look compares against it to tell progress from a stall.
     pub running_at_last_sweep: Option<i32>,
+    /// Failed where ECS was expected to roll the service back by itself (circuit breaker or
+    /// alarm rollback): the next sweep confirms from ECS that it did, or acts.
+    pub awaits_ecs_rollback: bool,
     pub status: Status,
     pub reason: Option<String>,
     pub created_at: String,
@@ -141,6 +144,8 @@ fn previous_images(item: &Item) -> Result<Option<ResolvedImages>, String> {
         .map(|images| Some(ResolvedImages(images)))
 }
 pub(super) const INFLIGHT_YES: &str = "1";
+pub(super) const INFLIGHT_ECS_ROLLBACK: &str = "ecs-rollback";
+pub(super) const AWAITS_ECS_ROLLBACK: &str = "awaits_ecs_rollback";
 
 impl DeploymentRecord {
     /// The record's sort key, which also names it in `reverts`.
@@ -186,6 +191,11 @@ impl DeploymentRecord {
         if self.status == Status::Deployed {
             item.insert(INFLIGHT.into(), s(INFLIGHT_YES));
         }
+        // The same index, its own partition: what the sweep must confirm ECS rolled back.
+        if self.awaits_ecs_rollback && self.status == Status::Failed {
+            item.insert(INFLIGHT.into(), s(INFLIGHT_ECS_ROLLBACK));
+            item.insert(AWAITS_ECS_ROLLBACK.into(), s("1"));
+        }
         for (k, v) in [
             ("new_task_definition", &self.new_task_definition),
             ("deployment_id", &self.deployment_id),
@@ -230,6 +240,7 @@ impl DeploymentRecord {
             deployment_id: text(item, "deployment_id"),
             previous_images: previous_images(item).map_err(malformed)?,
             running_at_last_sweep: number(item, SWEEP_RUNNING).and_then(|n| i32::try_from(n).ok()),
+            awaits_ecs_rollback: text(item, AWAITS_ECS_ROLLBACK).is_some(),
             status: Status::parse(&status)
                 .ok_or_else(|| malformed(format!("unknown status {status:?}")))?,
             reason: text(item, "reason"),

@@ -62,6 +62,26 @@ pub fn on_failure(
     service: &Service,
     history: &[DeploymentRecord],
 ) -> FailureAction {
+    decide_failure(failed, service, history, true)
+}
+
+/// [`on_failure`] for a deployment whose rollback ECS was expected to make and did not (the
+/// sweep saw the failed deployment still primary): pushdeploy acts as for a service without
+/// native rollback.
+pub fn on_failure_ecs_did_not_roll_back(
+    failed: &DeploymentRecord,
+    service: &Service,
+    history: &[DeploymentRecord],
+) -> FailureAction {
+    decide_failure(failed, service, history, false)
+}
+
+fn decide_failure(
+    failed: &DeploymentRecord,
+    service: &Service,
+    history: &[DeploymentRecord],
+    expect_ecs_rollback: bool,
+) -> FailureAction {
     let failed_revision = failed.new_task_definition.as_deref().unwrap_or_default();
     if matches!(
         failed.status,
@@ -90,9 +110,9 @@ pub fn on_failure(
             target,
         };
     }
-    if let Some(how) = ecs_rollback(service) {
+    if let Some(how) = ecs_rollback(service).filter(|_| expect_ecs_rollback) {
         return FailureAction::EcsRollsBack(format!(
-            "ECS rolls the service back by itself ({how}); pushdeploy did not call UpdateService"
+            "ECS rolls the service back by itself ({how}); pushdeploy did not call UpdateService, and its sweep checks that ECS did"
         ));
     }
     let running = service.task_definition().unwrap_or_default();

@@ -33,6 +33,7 @@ fn record(
         deployment_id: deployment_id.map(Into::into),
         previous_images: None,
         running_at_last_sweep: None,
+        awaits_ecs_rollback: false,
         status,
         reason: None,
         created_at: "t".into(),
@@ -355,5 +356,27 @@ fn ecs_owns_the_rollbacks_of_blue_green_linear_and_canary() {
     assert!(matches!(
         on_failure(&failed, &blue_green, &[]),
         FailureAction::AskEcsToRollBack(_)
+    ));
+}
+
+#[test]
+fn when_ecs_did_not_roll_back_pushdeploy_does() {
+    let breaker = DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(true)
+                .build(),
+        )
+        .build();
+    let failed = record("2", Kind::Deploy, Status::Deployed, 1, 2, Some("ecs-svc/2"));
+    let still_on_it = service(2, &[("ecs-svc/2", 2)], Some(breaker));
+    assert!(matches!(
+        on_failure(&failed, &still_on_it, &[]),
+        FailureAction::EcsRollsBack(_)
+    ));
+    assert!(matches!(
+        on_failure_ecs_did_not_roll_back(&failed, &still_on_it, &[]),
+        FailureAction::RollBack { ref target, .. } if *target == td(1)
     ));
 }

@@ -13,13 +13,26 @@ use aws_sdk_ecs::types::Service;
 impl RollbackHandler {
     pub(super) async fn on_failure(
         &self,
-        mut failed: DeploymentRecord,
+        failed: DeploymentRecord,
         service: &Service,
         history: &[DeploymentRecord],
         reason: &str,
         lease: &Lease,
     ) -> Outcome {
         let action = on_failure(&failed, service, history);
+        self.act_on_failure(action, failed, service, history, reason, lease)
+            .await
+    }
+
+    pub(super) async fn act_on_failure(
+        &self,
+        action: FailureAction,
+        mut failed: DeploymentRecord,
+        service: &Service,
+        history: &[DeploymentRecord],
+        reason: &str,
+        lease: &Lease,
+    ) -> Outcome {
         let now = now_text();
         failed.updated_at = now.clone();
         match action {
@@ -46,7 +59,12 @@ impl RollbackHandler {
                     .with_kind(OutcomeKind::NeedsHuman);
                 self.write(&failed, outcome).await
             }
-            FailureAction::EcsRollsBack(why) | FailureAction::ChangedSince(why) => {
+            FailureAction::EcsRollsBack(why) => {
+                // Kept in the sweep's watch until it sees ECS's rollback.
+                failed.awaits_ecs_rollback = true;
+                self.fail_and_quarantine(failed, reason, &why, &now).await
+            }
+            FailureAction::ChangedSince(why) => {
                 self.fail_and_quarantine(failed, reason, &why, &now).await
             }
             FailureAction::AskEcsToRollBack(why) => {
@@ -124,6 +142,7 @@ impl RollbackHandler {
             deployment_id: None,
             previous_images: None,
             running_at_last_sweep: None,
+            awaits_ecs_rollback: false,
             status: Status::Deploying,
             reason: Some(format!("rolls back {} ({reason})", failed.digest)),
             created_at: now.to_string(),

@@ -261,6 +261,8 @@ impl RollbackHandler {
         let cutoff = crate::event::timestamp_text(
             &(at - chrono::Duration::from_std(timeout).unwrap_or_default()),
         );
+        // Read before this sweep marks any: ECS gets one sweep's interval to start its rollback.
+        let awaiting = self.ledger.awaiting_ecs_rollback().await;
         let stuck = match self.ledger.in_flight_since_before(&cutoff).await {
             Ok(stuck) => stuck,
             Err(e) => {
@@ -285,7 +287,106 @@ impl RollbackHandler {
             };
             outcomes.push(outcome);
         }
+        match awaiting {
+            Ok(awaiting) => {
+                for record in awaiting {
+                    outcomes.push(self.confirm_ecs_rollback(record, lease).await);
+                }
+            }
+            Err(e) => outcomes.push(Outcome::failed(
+                &ServiceKey {
+                    cluster: String::new(),
+                    service: String::new(),
+                },
+                format!("the sweep cannot read the ledger: {e}"),
+                e.retryable(),
+            )),
+        }
         outcomes
+    }
+
+    /// A failed deployment ECS was expected to roll back: did it? ECS did when the failed
+    /// deployment is no longer the service's primary one and the one that is has not failed
+    /// too. If ECS's own rollback failed, a person must look; if ECS started none (no COMPLETED
+    /// deployment to go back to, or alarms that never fired), pushdeploy rolls back itself.
+    async fn confirm_ecs_rollback(&self, record: DeploymentRecord, lease: &Lease) -> Outcome {
+        let key = key_of(&record);
+        let service = match self.describe(&key).await {
+            Ok(Some(service)) => service,
+            Ok(None) => return Outcome::failed(&key, "ECS no longer knows the service", false),
+            Err(outcome) => return outcome,
+        };
+        let primary = service
+            .deployments()
+            .iter()
+            .find(|d| d.status() == Some("PRIMARY"));
+        let still_primary =
+            deployment_of(&record, &service).is_some_and(|d| d.status() == Some("PRIMARY"));
+        let now = now_text();
+        if self.config.dry_run || flag(&service, TAG_DRY_RUN) {
+            let what = if still_primary {
+                "roll it back itself"
+            } else {
+                "record ECS's rollback"
+            };
+            return dry_run_outcome(
+                &key,
+                format!(
+                    "would {what}: ECS was expected to roll back {}",
+                    record.digest
+                ),
+            );
+        }
+        if !still_primary {
+            let rollback = primary.and_then(|d| d.id()).unwrap_or("?");
+            let rollback_failed = primary.is_some_and(|d| {
+                d.rollout_state() == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Failed)
+            });
+            let seen = self.ledger.ecs_rollback_seen(&record, &now).await;
+            return if rollback_failed {
+                let why = format!(
+                    "ECS's own rollback ({rollback}) failed too: the service needs a person"
+                );
+                let outcome = Outcome {
+                    milestone: Some(Milestone::NeedsHuman),
+                    ..Outcome::recorded(&record, why).with_kind(OutcomeKind::NeedsHuman)
+                };
+                self.written(&record, seen, outcome, "already handled")
+            } else {
+                let why = format!("ECS rolled the service back as expected ({rollback} replaced the failed deployment)");
+                self.written(
+                    &record,
+                    seen,
+                    Outcome::recorded(&record, why),
+                    "already handled",
+                )
+            };
+        }
+        match self.ledger.reopen_for_rollback(&record, &now).await {
+            Ok(Written::Landed) => {}
+            Ok(Written::MovedOn) => return Outcome::recorded(&record, "already handled"),
+            Err(e) => {
+                return Outcome::failed(&key, format!("could not record it: {e}"), e.retryable())
+            }
+        }
+        let history = match self.ledger.latest(&record.service_arn, HISTORY).await {
+            Ok(history) => history,
+            Err(e) => {
+                return Outcome::failed(&key, format!("cannot read the ledger: {e}"), e.retryable())
+            }
+        };
+        let record = DeploymentRecord {
+            status: Status::Deployed,
+            awaits_ecs_rollback: false,
+            ..record
+        };
+        let reason = format!(
+            "ECS was expected to roll the service back ({}) but has not: the failed deployment is still its primary one",
+            crate::plan::ecs_rollback(&service).unwrap_or("native rollback")
+        );
+        let action = decide::on_failure_ecs_did_not_roll_back(&record, &service, &history);
+        self.act_on_failure(action, record, &service, &history, &reason, lease)
+            .await
     }
 
     /// A deployment still in flight past the deploy timeout: what ECS shows decides. Completed
