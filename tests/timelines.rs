@@ -898,6 +898,44 @@ async fn expected_ecs_rollback_that_never_comes() {
     t.stop().await;
 }
 
+/// The circuit breaker's rollback with no COMPLETED deployment left to go back to: ECS rolled
+/// back once (to the service's first deployment, which is then no longer eligible) and a second
+/// push fails before that rollback completes. ECS starts no rollback; the next sweep sees the
+/// failed deployment still primary, and pushdeploy rolls back onto the digest that ran.
+async fn breaker_rollback_without_a_completed_predecessor() {
+    let mut t = Timeline::new(
+        "circuit breaker rollback with no COMPLETED deployment left",
+        breaker(true),
+    )
+    .await;
+    let first_bad = t.push("latest").await;
+    t.fail_tasks(3).await;
+    t.deliver().await;
+    let second_bad = t.push("latest").await;
+    t.fail_tasks(3).await;
+    t.deliver().await;
+    assert_eq!(
+        t.running().await.0,
+        second_bad,
+        "ECS has nothing to roll back to"
+    );
+    t.advance(5 * 60).await;
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(t.record_of(2).await["status"], "failed");
+    let mut quarantined = t.quarantined().await;
+    quarantined.sort();
+    let mut expected = vec![first_bad, second_bad];
+    expected.sort();
+    assert_eq!(quarantined, expected);
+    assert_eq!(
+        t.running().await.0,
+        t.first_digest,
+        "rolled back by pushdeploy"
+    );
+    t.stop().await;
+}
+
 type Scenario = fn() -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn scenarios() -> Vec<(&'static str, Scenario)> {
@@ -923,6 +961,9 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
             Box::pin(a_replaced_deployment_is_superseded())
         }),
         ("slow_healthy_rolling", || Box::pin(slow_healthy_rolling())),
+        ("breaker_rollback_without_a_completed_predecessor", || {
+            Box::pin(breaker_rollback_without_a_completed_predecessor())
+        }),
         ("expected_ecs_rollback_that_never_comes", || {
             Box::pin(expected_ecs_rollback_that_never_comes())
         }),

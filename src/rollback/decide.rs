@@ -265,6 +265,52 @@ pub fn native_strategy(service: &Service) -> Option<&str> {
     .then(|| strategy.as_str())
 }
 
+/// Whether ECS made the rollback it was expected to make of `failed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EcsRollback {
+    /// The failed deployment is no longer primary: ECS rolled back, or a newer deployment of
+    /// pushdeploy's replaced it.
+    Seen(String),
+    /// ECS's own rollback deployment failed too: a person must look.
+    Failed(String),
+    /// The failed deployment is still the service's primary one: no rollback started.
+    NotStarted,
+}
+
+/// What ECS shows of the rollback it was expected to make of `failed`.
+pub fn ecs_rollback_verdict(
+    failed: &DeploymentRecord,
+    service: &Service,
+    history: &[DeploymentRecord],
+) -> EcsRollback {
+    if deployment_of(failed, service).is_some_and(|d| d.status() == Some("PRIMARY")) {
+        return EcsRollback::NotStarted;
+    }
+    let primary = service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"));
+    let id = primary.and_then(|d| d.id()).unwrap_or("?");
+    let ours = history
+        .iter()
+        .any(|r| r.deployment_id.as_deref() == Some(id));
+    let failed_too =
+        primary.is_some_and(|d| d.rollout_state() == Some(&DeploymentRolloutState::Failed));
+    if failed_too && !ours {
+        EcsRollback::Failed(format!(
+            "ECS's own rollback ({id}) failed too: the service needs a person"
+        ))
+    } else if ours {
+        EcsRollback::Seen(format!(
+            "a newer deployment of pushdeploy's ({id}) replaced the failed one"
+        ))
+    } else {
+        EcsRollback::Seen(format!(
+            "ECS rolled the service back as expected ({id} replaced the failed deployment)"
+        ))
+    }
+}
+
 /// What ECS recorded that `target` ran, as read when a deployment replaced it: the failed
 /// deployment's own reading when it replaced `target`, else that of any deployment in the
 /// history that did.

@@ -380,3 +380,43 @@ fn when_ecs_did_not_roll_back_pushdeploy_does() {
         FailureAction::RollBack { ref target, .. } if *target == td(1)
     ));
 }
+
+#[test]
+fn ecs_rollback_is_seen_failed_or_not_started() {
+    use DeploymentRolloutState::{Failed, InProgress};
+    let failed = record("2", Kind::Deploy, Status::Failed, 1, 2, Some("ecs-svc/2"));
+    let verdict = |listed, history: &[DeploymentRecord]| {
+        ecs_rollback_verdict(&failed, &deployments(listed), history)
+    };
+    assert_eq!(
+        verdict(&[("ecs-svc/2", 2, "PRIMARY", Failed)], &[]),
+        EcsRollback::NotStarted
+    );
+    assert!(matches!(
+        verdict(
+            &[
+                ("ecs-svc/9", 1, "PRIMARY", InProgress),
+                ("ecs-svc/2", 2, "ACTIVE", Failed)
+            ],
+            &[]
+        ),
+        EcsRollback::Seen(_)
+    ));
+    assert!(matches!(
+        verdict(
+            &[
+                ("ecs-svc/9", 1, "PRIMARY", Failed),
+                ("ecs-svc/2", 2, "ACTIVE", Failed)
+            ],
+            &[]
+        ),
+        EcsRollback::Failed(_)
+    ));
+    // A newer push of pushdeploy's, not ECS's rollback, is primary and failing: that one has
+    // a record of its own, this one is done waiting.
+    let newer = record("3", Kind::Deploy, Status::Deployed, 1, 3, Some("ecs-svc/9"));
+    assert!(matches!(
+        verdict(&[("ecs-svc/9", 3, "PRIMARY", Failed)], &[newer]),
+        EcsRollback::Seen(_)
+    ));
+}

@@ -22,7 +22,10 @@ use crate::outcome::{Milestone, Outcome, OutcomeKind, Report, RetryableFailure, 
 use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
-use decide::{deployment_of, ecs_shows, find_deployment, progress, EcsShows, Progress};
+use decide::{
+    deployment_of, ecs_rollback_verdict, ecs_shows, find_deployment, progress, EcsRollback,
+    EcsShows, Progress,
+};
 use serde_json::Value;
 
 /// How many of a service's latest records an ECS event is matched against.
@@ -316,65 +319,42 @@ impl RollbackHandler {
             Ok(None) => return Outcome::failed(&key, "ECS no longer knows the service", false),
             Err(outcome) => return outcome,
         };
-        let primary = service
-            .deployments()
-            .iter()
-            .find(|d| d.status() == Some("PRIMARY"));
-        let still_primary =
-            deployment_of(&record, &service).is_some_and(|d| d.status() == Some("PRIMARY"));
+        let history = match self.ledger.latest(&record.service_arn, HISTORY).await {
+            Ok(history) => history,
+            Err(e) => {
+                let why = format!("cannot read the ledger: {e}");
+                return Outcome::failed(&key, why, e.retryable());
+            }
+        };
         let now = now_text();
+        let verdict = ecs_rollback_verdict(&record, &service, &history);
         if self.config.dry_run || flag(&service, TAG_DRY_RUN) {
-            let what = if still_primary {
-                "roll it back itself"
-            } else {
-                "record ECS's rollback"
-            };
-            return dry_run_outcome(
-                &key,
-                format!(
-                    "would {what}: ECS was expected to roll back {}",
-                    record.digest
-                ),
-            );
+            return dry_run_outcome(&key, format!("would act on: {verdict:?}"));
         }
-        if !still_primary {
-            let rollback = primary.and_then(|d| d.id()).unwrap_or("?");
-            let rollback_failed = primary.is_some_and(|d| {
-                d.rollout_state() == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Failed)
-            });
-            let seen = self.ledger.ecs_rollback_seen(&record, &now).await;
-            return if rollback_failed {
-                let why = format!(
-                    "ECS's own rollback ({rollback}) failed too: the service needs a person"
-                );
+        let settled = "already handled";
+        match verdict {
+            EcsRollback::Seen(why) => {
+                let seen = self.ledger.ecs_rollback_seen(&record, &now).await;
+                return self.written(&record, seen, Outcome::recorded(&record, why), settled);
+            }
+            EcsRollback::Failed(why) => {
+                let seen = self.ledger.ecs_rollback_seen(&record, &now).await;
                 let outcome = Outcome {
                     milestone: Some(Milestone::NeedsHuman),
                     ..Outcome::recorded(&record, why).with_kind(OutcomeKind::NeedsHuman)
                 };
-                self.written(&record, seen, outcome, "already handled")
-            } else {
-                let why = format!("ECS rolled the service back as expected ({rollback} replaced the failed deployment)");
-                self.written(
-                    &record,
-                    seen,
-                    Outcome::recorded(&record, why),
-                    "already handled",
-                )
-            };
+                return self.written(&record, seen, outcome, settled);
+            }
+            EcsRollback::NotStarted => {}
         }
         match self.ledger.reopen_for_rollback(&record, &now).await {
             Ok(Written::Landed) => {}
-            Ok(Written::MovedOn) => return Outcome::recorded(&record, "already handled"),
+            Ok(Written::MovedOn) => return Outcome::recorded(&record, settled),
             Err(e) => {
-                return Outcome::failed(&key, format!("could not record it: {e}"), e.retryable())
+                let why = format!("could not record it: {e}");
+                return Outcome::failed(&key, why, e.retryable());
             }
         }
-        let history = match self.ledger.latest(&record.service_arn, HISTORY).await {
-            Ok(history) => history,
-            Err(e) => {
-                return Outcome::failed(&key, format!("cannot read the ledger: {e}"), e.retryable())
-            }
-        };
         let record = DeploymentRecord {
             status: Status::Deployed,
             awaits_ecs_rollback: false,
