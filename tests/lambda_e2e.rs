@@ -3,7 +3,6 @@
 
 mod support;
 
-use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -421,14 +420,7 @@ async fn the_rollback_binary_follows_the_sample_deployment_events() {
         "web",
         &td,
         &[("pushdeploy:repository", "pushdeploy-demo")],
-        DeploymentConfiguration::builder()
-            .deployment_circuit_breaker(
-                DeploymentCircuitBreaker::builder()
-                    .enable(true)
-                    .rollback(false)
-                    .build(),
-            )
-            .build(),
+        support::circuit_breaker(false),
     )
     .await;
     let (deploy_api, rollback_api) = (RuntimeApi::start().await, RuntimeApi::start().await);

@@ -4,7 +4,6 @@
 
 mod support;
 
-use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -244,16 +243,7 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
         .update_service()
         .cluster("demo")
         .service("web")
-        .deployment_configuration(
-            DeploymentConfiguration::builder()
-                .deployment_circuit_breaker(
-                    DeploymentCircuitBreaker::builder()
-                        .enable(true)
-                        .rollback(false)
-                        .build(),
-                )
-                .build(),
-        )
+        .deployment_configuration(support::circuit_breaker(false))
         .send()
         .await
         .expect("turn the circuit breaker on");

@@ -6,7 +6,6 @@
 
 mod support;
 
-use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::Value;
@@ -32,14 +31,7 @@ async fn world() -> (TestBed, String, String) {
             ],
         )
         .await;
-    let breaker = DeploymentConfiguration::builder()
-        .deployment_circuit_breaker(
-            DeploymentCircuitBreaker::builder()
-                .enable(true)
-                .rollback(false)
-                .build(),
-        )
-        .build();
+    let breaker = support::circuit_breaker(false);
     bed.service_with(
         "prod",
         "web",

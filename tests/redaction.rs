@@ -5,10 +5,7 @@
 
 mod support;
 
-use aws_sdk_ecs::types::{
-    ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration, KeyValuePair,
-    RepositoryCredentials, Secret,
-};
+use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, RepositoryCredentials, Secret};
 use std::path::Path;
 use std::time::Duration;
 use support::runtime_api::{FunctionProcess, RuntimeApi};
@@ -95,14 +92,7 @@ async fn no_secret_of_a_task_definition_reaches_logs_outcomes_or_errors() {
         "web",
         &good,
         &[("pushdeploy:repository", "pushdeploy-demo")],
-        DeploymentConfiguration::builder()
-            .deployment_circuit_breaker(
-                DeploymentCircuitBreaker::builder()
-                    .enable(true)
-                    .rollback(false)
-                    .build(),
-            )
-            .build(),
+        support::circuit_breaker(false),
     )
     .await;
     bed.service(

@@ -274,18 +274,6 @@ async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_d
     print_table("Deploy path (one service)", &table);
 }
 
-/// The circuit breaker on, ECS's own rollback off: pushdeploy rolls back.
-fn circuit_breaker() -> aws_sdk_ecs::types::DeploymentConfiguration {
-    aws_sdk_ecs::types::DeploymentConfiguration::builder()
-        .deployment_circuit_breaker(
-            aws_sdk_ecs::types::DeploymentCircuitBreaker::builder()
-                .enable(true)
-                .rollback(false)
-                .build(),
-        )
-        .build()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantines() {
     #[rustfmt::skip]
@@ -332,7 +320,7 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
                 &name,
                 &good,
                 &[("pushdeploy:repository", &repository)],
-                circuit_breaker(),
+                support::circuit_breaker(false),
             )
             .await;
         let push = push_event(

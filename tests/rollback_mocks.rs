@@ -5,7 +5,6 @@
 
 mod support;
 
-use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
 use aws_smithy_mocks::mock;
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
 use pushdeploy::rollback::RollbackHandler;
@@ -21,17 +20,6 @@ fn failed(deployment_id: &str) -> Value {
         "detail": {"eventType": "ERROR", "eventName": "SERVICE_DEPLOYMENT_FAILED", "deploymentId": deployment_id,
                    "updatedAt": "2026-11-26T12:05:00Z", "reason": "ECS deployment circuit breaker: task failed to start."}
     })
-}
-
-fn breaker(rollback: bool) -> DeploymentConfiguration {
-    DeploymentConfiguration::builder()
-        .deployment_circuit_breaker(
-            DeploymentCircuitBreaker::builder()
-                .enable(true)
-                .rollback(rollback)
-                .build(),
-        )
-        .build()
 }
 
 /// V1 as DescribeTaskDefinition returns it, its app pinned by digest: a rollback target that
@@ -67,7 +55,7 @@ async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_u
     let update = mock!(aws_sdk_ecs::Client::update_service)
         .then_compute_output(|input| updated_output(input.task_definition().unwrap()));
     // Before the push the service runs V1; after it, V2 (the failed revision).
-    let before = described_services_with(Some(breaker(true)), V1);
+    let before = described_services_with(Some(support::circuit_breaker(true)), V1);
     let deployer = Deployer::with_aws(
         aws(
             &bed,
@@ -94,7 +82,7 @@ async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_u
         Some("ecs-svc/1111111111111111111")
     );
 
-    let after = described_services_with(Some(breaker(true)), V2);
+    let after = described_services_with(Some(support::circuit_breaker(true)), V2);
     let rollback = RollbackHandler::with_aws(aws(&bed, &[], &[&after, &update]), bed.config());
     let report = rollback
         .handle(
@@ -170,7 +158,7 @@ async fn no_circuit_breaker_is_warned_about_and_a_5xx_rollback_is_retried() {
 
     // A breaker without rollback reports FAILED and leaves the rollback to pushdeploy; its
     // UpdateService answers 500 to all three SDK attempts, then works.
-    let after = described_services_with(Some(breaker(false)), V2);
+    let after = described_services_with(Some(support::circuit_breaker(false)), V2);
     let rollback_update = mock!(aws_sdk_ecs::Client::update_service)
         .sequence()
         .http_status(500, Some(wire_error("ServerException")))

@@ -15,7 +15,6 @@
 
 mod support;
 
-use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
 use pushdeploy::deploy::{Deployer, Invocation, Outcome, OutcomeKind, Report};
 use pushdeploy::ledger::{Kind, Status};
 use pushdeploy::rollback::RollbackHandler;
@@ -53,14 +52,7 @@ impl Rig {
             .await;
         // Circuit breaker on, so that failing tasks make ECS fail the deployment (and say so);
         // ECS's own rollback off, so that rolling back is pushdeploy's decision.
-        let breaker = DeploymentConfiguration::builder()
-            .deployment_circuit_breaker(
-                DeploymentCircuitBreaker::builder()
-                    .enable(true)
-                    .rollback(false)
-                    .build(),
-            )
-            .build();
+        let breaker = support::circuit_breaker(false);
         bed.service_with(
             CLUSTER,
             SERVICE,

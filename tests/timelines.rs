@@ -17,7 +17,7 @@
 mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+use aws_sdk_ecs::types::DeploymentConfiguration;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -78,18 +78,6 @@ struct Row {
     step: String,
     ecs: String,
     pushdeploy: String,
-}
-
-/// The service's deployment configuration for a timeline.
-fn breaker(rollback: bool) -> DeploymentConfiguration {
-    DeploymentConfiguration::builder()
-        .deployment_circuit_breaker(
-            DeploymentCircuitBreaker::builder()
-                .enable(true)
-                .rollback(rollback)
-                .build(),
-        )
-        .build()
 }
 
 fn no_breaker() -> DeploymentConfiguration {
@@ -559,7 +547,7 @@ fn summary(report: &Value) -> String {
 async fn mutable_tag_rollback() {
     let mut t = Timeline::new(
         "rollback onto a mutable tag lands on the digest that ran",
-        breaker(false),
+        support::circuit_breaker(false),
     )
     .await;
     let pushed = t.push("latest").await;
@@ -587,7 +575,7 @@ async fn mutable_tag_rollback() {
 async fn breaker_rollback_with_a_completed_predecessor() {
     let mut t = Timeline::new(
         "circuit breaker rolls back to a COMPLETED deployment",
-        breaker(true),
+        support::circuit_breaker(true),
     )
     .await;
     let good = t.push("latest").await;
@@ -653,7 +641,7 @@ async fn rolling_stuck_with_failing_tasks() {
 async fn sweep_and_failed_event_race() {
     let mut t = Timeline::new(
         "the sweep and a FAILED event race for one deployment",
-        breaker(false),
+        support::circuit_breaker(false),
     )
     .await;
     let bad = t.push("latest").await;
@@ -670,7 +658,11 @@ async fn sweep_and_failed_event_race() {
 /// A person rolls back by hand while pushdeploy's deployment is still rolling out: the person
 /// wins, nothing is quarantined.
 async fn a_person_rolls_back_by_hand() {
-    let mut t = Timeline::new("a person rolls back by hand mid-deployment", breaker(false)).await;
+    let mut t = Timeline::new(
+        "a person rolls back by hand mid-deployment",
+        support::circuit_breaker(false),
+    )
+    .await;
     t.push("latest").await;
     t.deliver().await;
     let first = t.first_revision.clone();
@@ -688,7 +680,7 @@ async fn a_person_rolls_back_by_hand() {
 async fn five_pushes_with_events_duplicated_and_reordered() {
     let mut t = Timeline::new(
         "five pushes in ten seconds, events duplicated and reordered",
-        breaker(false),
+        support::circuit_breaker(false),
     )
     .await;
     let mut last = String::new();
@@ -755,7 +747,7 @@ async fn blue_green_bake() {
 async fn a_replaced_deployment_is_superseded() {
     let mut t = Timeline::new(
         "a deployment replaced by a newer push is superseded",
-        breaker(false),
+        support::circuit_breaker(false),
     )
     .await;
     let first = t.push("latest").await;
@@ -905,7 +897,7 @@ async fn expected_ecs_rollback_that_never_comes() {
 async fn breaker_rollback_without_a_completed_predecessor() {
     let mut t = Timeline::new(
         "circuit breaker rollback with no COMPLETED deployment left",
-        breaker(true),
+        support::circuit_breaker(true),
     )
     .await;
     let first_bad = t.push("latest").await;

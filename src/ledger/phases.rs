@@ -9,7 +9,11 @@
 use super::record::{s, AWAITS_ECS_ROLLBACK, INFLIGHT, INFLIGHT_YES, SWEEP_RUNNING};
 use super::{is_condition_failure, DeploymentRecord, Ledger, LedgerError, Status};
 use crate::aws::AwsError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Whether a conditional write landed, or found the record already moved on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +28,31 @@ pub enum Written {
 /// written, or still its own (claimed, or deployed by an earlier delivery of the same push).
 const DEPLOYS: [Status; 2] = [Status::Deploying, Status::Deployed];
 
+/// A conditional write's answer: landed, or the condition found the record moved on.
+fn conditional<T, E>(
+    sent: Result<T, SdkError<E, HttpResponse>>,
+    operation: &'static str,
+) -> Result<Written, LedgerError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match sent {
+        Ok(_) => Ok(Written::Landed),
+        Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
+        Err(e) => Err(AwsError::from_sdk(operation, e).into()),
+    }
+}
+
 impl Ledger {
+    /// An UpdateItem of `record`'s item, to be given its expressions.
+    fn record_update(&self, record: &DeploymentRecord) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&record.service_arn))
+            .key("sk", s(record.sk()))
+    }
+
     /// The deploy function's write of its record: only while the deployment is its own (new,
     /// `deploying` or `deployed`), never over an end ECS already reported.
     pub async fn put_deploying(&self, record: &DeploymentRecord) -> Result<Written, LedgerError> {
@@ -63,11 +91,7 @@ impl Ledger {
         } else {
             format!("attribute_exists(pk) AND {in_status}")
         });
-        match put.send().await {
-            Ok(_) => Ok(Written::Landed),
-            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:PutItem", e).into()),
-        }
+        conditional(put.send().await, "dynamodb:PutItem")
     }
 
     /// ECS's IN_PROGRESS: the record learns its ECS deployment id, and nothing else changes.
@@ -79,22 +103,14 @@ impl Ledger {
         now: &str,
     ) -> Result<Written, LedgerError> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&record.service_arn))
-            .key("sk", s(record.sk()))
+            .record_update(record)
             .update_expression("SET deployment_id = :id, updated_at = :now")
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(deployment_id) OR deployment_id = :id)",
             )
             .expression_attribute_values(":id", s(deployment_id))
             .expression_attribute_values(":now", s(now));
-        match update.send().await {
-            Ok(_) => Ok(Written::Landed),
-            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
-        }
+        conditional(update.send().await, "dynamodb:UpdateItem")
     }
 
     /// ECS shows the deployment replaced by a newer one before it completed: it leaves the
@@ -106,11 +122,7 @@ impl Ledger {
         now: &str,
     ) -> Result<Written, LedgerError> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&record.service_arn))
-            .key("sk", s(record.sk()))
+            .record_update(record)
             .update_expression(format!(
                 "SET #status = :superseded, reason = :reason, updated_at = :now REMOVE {INFLIGHT}"
             ))
@@ -120,11 +132,7 @@ impl Ledger {
             .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
             .expression_attribute_values(":reason", s(reason))
             .expression_attribute_values(":now", s(now));
-        match update.send().await {
-            Ok(_) => Ok(Written::Landed),
-            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
-        }
+        conditional(update.send().await, "dynamodb:UpdateItem")
     }
 
     /// The sweep found the deployment progressing: keep its running count for the next look,
@@ -137,22 +145,14 @@ impl Ledger {
         now: &str,
     ) -> Result<Written, LedgerError> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&record.service_arn))
-            .key("sk", s(record.sk()))
+            .record_update(record)
             .update_expression(format!("SET {SWEEP_RUNNING} = :running, updated_at = :now"))
             .condition_expression("attribute_exists(pk) AND #status = :deployed")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
             .expression_attribute_values(":running", AttributeValue::N(running.to_string()))
             .expression_attribute_values(":now", s(now));
-        match update.send().await {
-            Ok(_) => Ok(Written::Landed),
-            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
-        }
+        conditional(update.send().await, "dynamodb:UpdateItem")
     }
 
     /// The sweep saw ECS roll the service back as expected: the failed deployment leaves the
@@ -188,11 +188,7 @@ impl Ledger {
         now: &str,
     ) -> Result<Written, LedgerError> {
         let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&record.service_arn))
-            .key("sk", s(record.sk()))
+            .record_update(record)
             .update_expression(update)
             .condition_expression(format!(
                 "attribute_exists({AWAITS_ECS_ROLLBACK}) AND #status = :failed"
@@ -205,11 +201,7 @@ impl Ledger {
                 .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
                 .expression_attribute_values(":yes", s(INFLIGHT_YES));
         }
-        match request.send().await {
-            Ok(_) => Ok(Written::Landed),
-            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
-        }
+        conditional(request.send().await, "dynamodb:UpdateItem")
     }
 
     /// ECS's COMPLETED: the deployment succeeded and leaves the in-flight index; from
@@ -222,11 +214,7 @@ impl Ledger {
         now: &str,
     ) -> Result<Written, LedgerError> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&record.service_arn))
-            .key("sk", s(record.sk()))
+            .record_update(record)
             .update_expression(format!(
                 "SET #status = :succeeded, updated_at = :now, deployment_id = if_not_exists(deployment_id, :id) REMOVE {INFLIGHT}, reason"
             ))
@@ -240,10 +228,6 @@ impl Ledger {
             .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
             .expression_attribute_values(":id", s(deployment_id))
             .expression_attribute_values(":now", s(now));
-        match update.send().await {
-            Ok(_) => Ok(Written::Landed),
-            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
-        }
+        conditional(update.send().await, "dynamodb:UpdateItem")
     }
 }

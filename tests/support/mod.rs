@@ -229,7 +229,8 @@ impl TestBed {
             .unwrap()
     }
 
-    /// Creates a service on `task_definition` with these tags; returns its ARN.
+    /// Creates a service on `task_definition` with these tags (desired count 1); returns its
+    /// ARN.
     pub async fn service(
         &self,
         cluster: &str,
@@ -237,28 +238,12 @@ impl TestBed {
         task_definition: &str,
         tags: &[(&str, &str)],
     ) -> String {
-        let mut request = self
-            .ecs
-            .create_service()
-            .cluster(cluster)
-            .service_name(name)
-            .task_definition(task_definition)
-            .desired_count(1);
-        for (k, v) in tags {
-            request = request.tags(Tag::builder().key(*k).value(*v).build());
-        }
-        request
-            .send()
+        self.create_service(cluster, name, task_definition, tags, 1, None)
             .await
-            .expect("create service")
-            .service
-            .unwrap()
-            .service_arn
-            .unwrap()
     }
 
     /// Creates a service on `task_definition` with these tags and deployment configuration
-    /// (circuit breaker, strategy, bake time); returns its ARN.
+    /// (circuit breaker, strategy, bake time), desired count 2; returns its ARN.
     pub async fn service_with(
         &self,
         cluster: &str,
@@ -267,14 +252,27 @@ impl TestBed {
         tags: &[(&str, &str)],
         configuration: aws_sdk_ecs::types::DeploymentConfiguration,
     ) -> String {
+        self.create_service(cluster, name, task_definition, tags, 2, Some(configuration))
+            .await
+    }
+
+    async fn create_service(
+        &self,
+        cluster: &str,
+        name: &str,
+        task_definition: &str,
+        tags: &[(&str, &str)],
+        desired: i32,
+        configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
+    ) -> String {
         let mut request = self
             .ecs
             .create_service()
             .cluster(cluster)
             .service_name(name)
             .task_definition(task_definition)
-            .desired_count(2)
-            .deployment_configuration(configuration);
+            .desired_count(desired)
+            .set_deployment_configuration(configuration);
         for (k, v) in tags {
             request = request.tags(Tag::builder().key(*k).value(*v).build());
         }
@@ -337,6 +335,19 @@ impl TestBed {
         arns.sort_by_key(|a| a.rsplit(':').next().and_then(|r| r.parse::<u32>().ok()));
         arns
     }
+}
+
+/// A deployment configuration with ECS's circuit breaker on, and ECS's own rollback on or off
+/// (off: pushdeploy rolls back).
+pub fn circuit_breaker(rollback: bool) -> aws_sdk_ecs::types::DeploymentConfiguration {
+    aws_sdk_ecs::types::DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            aws_sdk_ecs::types::DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(rollback)
+                .build(),
+        )
+        .build()
 }
 
 /// An ECR push event as EventBridge delivers it.

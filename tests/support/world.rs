@@ -69,16 +69,7 @@ impl TestBed {
             .update_service()
             .cluster("demo")
             .service("web")
-            .deployment_configuration(
-                aws_sdk_ecs::types::DeploymentConfiguration::builder()
-                    .deployment_circuit_breaker(
-                        aws_sdk_ecs::types::DeploymentCircuitBreaker::builder()
-                            .enable(true)
-                            .rollback(false)
-                            .build(),
-                    )
-                    .build(),
-            )
+            .deployment_configuration(super::circuit_breaker(false))
             .send()
             .await
             .expect("turn on the circuit breaker");
