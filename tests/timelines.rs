@@ -24,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use support::ecs_world::World;
+use support::fault_proxy::{call, Fault, FaultProxy, Plan};
 use support::runtime_api::{Answer, FunctionProcess, RuntimeApi};
 use support::{push_event, TestBed, ACCOUNT, REGION, REGISTRY, TABLE};
 
@@ -90,6 +91,10 @@ struct Timeline {
     world: World,
     deploy: Function,
     rollback: Function,
+    /// Each function reaches AWS through a proxy of its own, which lets every call through
+    /// unless a timeline holds one at a gate.
+    deploy_proxy: FaultProxy,
+    rollback_proxy: FaultProxy,
     rows: Vec<Row>,
     pushes: u32,
     /// The revision the service was created on (the app by tag `latest`).
@@ -123,16 +128,25 @@ impl Timeline {
             configuration,
         )
         .await;
-        let mut env = bed.function_env();
-        env.push(("PUSHDEPLOY_DEPLOY_TIMEOUT".into(), TIMEOUT_SECS.to_string()));
-        let deploy = Function::start(env!("CARGO_BIN_EXE_deploy"), &env).await;
-        let rollback = Function::start(env!("CARGO_BIN_EXE_rollback"), &env).await;
+        let deploy_proxy = FaultProxy::start(bed.moto.address).await;
+        let rollback_proxy = FaultProxy::start(bed.moto.address).await;
+        let env = |proxy: &FaultProxy| {
+            let mut env = bed.function_env();
+            env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+            env.push(("AWS_ENDPOINT_URL".into(), proxy.url.clone()));
+            env.push(("PUSHDEPLOY_DEPLOY_TIMEOUT".into(), TIMEOUT_SECS.to_string()));
+            env
+        };
+        let deploy = Function::start(env!("CARGO_BIN_EXE_deploy"), &env(&deploy_proxy)).await;
+        let rollback = Function::start(env!("CARGO_BIN_EXE_rollback"), &env(&rollback_proxy)).await;
         let mut timeline = Timeline {
             title,
             bed,
             world,
             deploy,
             rollback,
+            deploy_proxy,
+            rollback_proxy,
             rows: Vec::new(),
             pushes: 0,
             first_revision,
@@ -928,6 +942,86 @@ async fn breaker_rollback_without_a_completed_predecessor() {
     t.stop().await;
 }
 
+/// Situation 4: ECS's IN_PROGRESS reaches the rollback function while the deploy function is
+/// between UpdateService and its last ledger write. Held at gates in the functions' proxies, the
+/// rollback function reads the record before that write and writes after it. Neither undoes the
+/// other: the record stays deployed and in flight, and ECS's COMPLETED makes it succeeded.
+async fn in_progress_between_the_deploy_functions_writes() {
+    let mut t = Timeline::new(
+        "IN_PROGRESS handled between the deploy function's writes",
+        support::circuit_breaker(false),
+    )
+    .await;
+    t.pushes += 1;
+    let digest = t.bed.push_image(REPOSITORY, "latest", t.pushes).await;
+    let event = push_event(
+        "push-1",
+        REPOSITORY,
+        "latest",
+        &digest,
+        &t.world.now().await,
+    );
+    // The deploy function's third PutItem is its last: the record as `deployed`.
+    t.deploy_proxy.break_calls(Plan {
+        call: call("dynamodb", "PutItem"),
+        skip: 2,
+        times: 1,
+        fault: Fault::Held,
+    });
+    let (finished, deploy_finished) = tokio::sync::oneshot::channel();
+    let deploying = async {
+        let answer = t.deploy.invoke(event).await;
+        let _ = finished.send(());
+        answer
+    };
+    let recording = async {
+        t.deploy_proxy.held(1).await;
+        let in_progress = t
+            .world
+            .take_events()
+            .await
+            .into_iter()
+            .find(|e| e["detail"]["eventName"] == "SERVICE_DEPLOYMENT_IN_PROGRESS")
+            .expect("ECS reports the deployment in progress");
+        // Its first ledger write, whichever call it is.
+        t.rollback_proxy.break_calls(Plan {
+            call: call("dynamodb", "PutItem|UpdateItem"),
+            skip: 0,
+            times: 1,
+            fault: Fault::Held,
+        });
+        let gates = async {
+            t.rollback_proxy.held(1).await;
+            t.deploy_proxy.release();
+            deploy_finished.await.unwrap();
+            t.rollback_proxy.release();
+        };
+        let (answer, ()) = tokio::join!(t.rollback.invoke(in_progress), gates);
+        answer
+    };
+    let (deployed, recorded) = tokio::join!(deploying, recording);
+    t.row(
+        format!("push latest = {}, its last write held", short(&digest)),
+        summary(&deployed),
+    )
+    .await;
+    t.row(
+        "event IN_PROGRESS: read before that write, written after".into(),
+        summary(&recorded),
+    )
+    .await;
+    assert_eq!(t.record_of(1).await["status"], "deployed");
+    assert_eq!(
+        t.record_of(1).await["inflight"],
+        "1",
+        "still watched by the sweep"
+    );
+    t.start_tasks(2).await;
+    t.deliver().await;
+    assert_eq!(t.record_of(1).await["status"], "succeeded");
+    t.stop().await;
+}
+
 type Scenario = fn() -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn scenarios() -> Vec<(&'static str, Scenario)> {
@@ -953,6 +1047,9 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
             Box::pin(a_replaced_deployment_is_superseded())
         }),
         ("slow_healthy_rolling", || Box::pin(slow_healthy_rolling())),
+        ("in_progress_between_the_deploy_functions_writes", || {
+            Box::pin(in_progress_between_the_deploy_functions_writes())
+        }),
         ("breaker_rollback_without_a_completed_predecessor", || {
             Box::pin(breaker_rollback_without_a_completed_predecessor())
         }),
