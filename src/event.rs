@@ -281,19 +281,34 @@ pub fn is_valid_tag(tag: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
-/// ECR's repository-name grammar: slash-separated components of lowercase alphanumerics
-/// joined by single `.`, `_` or `-`, 2 to 256 characters in all.
+/// ECR's repository-name grammar, as the API reference documents it for `repositoryName`:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`, 2 to 256
+/// characters: slash-separated components of lowercase alphanumerics joined by `.`, `_`, `__`
+/// or a run of `-`.
 pub fn is_valid_repository(name: &str) -> bool {
-    (2..=256).contains(&name.len())
-        && name.split('/').all(|component| {
-            !component.is_empty()
-                && component.split(['.', '_', '-']).all(|part| {
-                    !part.is_empty()
-                        && part
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                })
-        })
+    (2..=256).contains(&name.len()) && name.split('/').all(is_valid_component)
+}
+
+fn is_valid_component(component: &str) -> bool {
+    let alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let mut rest = component;
+    loop {
+        let run = rest.find(|c| !alphanumeric(c)).unwrap_or(rest.len());
+        if run == 0 {
+            return false;
+        }
+        rest = &rest[run..];
+        if rest.is_empty() {
+            return true;
+        }
+        let separator = rest.find(alphanumeric).unwrap_or(rest.len());
+        if !matches!(&rest[..separator], "." | "_" | "__")
+            && !rest[..separator].bytes().all(|b| b == b'-')
+        {
+            return false;
+        }
+        rest = &rest[separator..];
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +463,38 @@ mod tests {
             parse_push(event(d)).unwrap_err().event_id.as_deref(),
             Some("e-1")
         );
+    }
+
+    /// ECR's documented pattern, `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`
+    /// (API reference, `CreateRepository`, `repositoryName`; the same in botocore's ECR model),
+    /// 2 to 256 characters: in events and in image references alike.
+    #[test]
+    fn repository_names_follow_ecrs_documented_pattern() {
+        let table = [
+            ("team__app", true),
+            ("team--app", true),
+            ("team---app", true),
+            ("a.b_c-d", true),
+            ("org/team__app/web--x", true),
+            ("team___app", false),
+            ("team._app", false),
+            ("team_-app", false),
+            ("team-.app", false),
+            ("__app", false),
+            ("app--", false),
+            ("team/__app", false),
+        ];
+        for (name, valid) in table {
+            assert_eq!(is_valid_repository(name), valid, "{name}");
+            let image = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}:latest");
+            assert_eq!(
+                crate::image::ImageRef::parse(&image).is_some(),
+                valid,
+                "{image}"
+            );
+        }
+        assert!(is_valid_repository(&"a".repeat(256)));
+        assert!(!is_valid_repository(&"a".repeat(257)));
     }
 
     #[test]
