@@ -526,3 +526,33 @@ async fn a_deployment_that_stops_progressing_is_rolled_back_by_the_sweep() {
     let again = w.push("push-1-again", '1', "2026-11-26T12:30:00Z").await;
     assert!(reason(only(&again)).starts_with("quarantined"));
 }
+
+/// With `PUSHDEPLOY_CLUSTERS` set, the rollback rule still delivers every cluster's deployment
+/// events, and the role's `ecs:cluster` condition denies DescribeServices on the others: an
+/// event of another cluster is a skip that costs no AWS call, not a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_of_a_cluster_outside_pushdeploy_clusters_costs_no_aws_call() {
+    let bed = TestBed::start().await;
+    let mut config = bed.config();
+    config.clusters = Some(["prod".to_string()].into_iter().collect());
+    let rollback = RollbackHandler::new(&bed.sdk, config);
+    let event = json!({
+        "version": "0", "id": "ev-other", "detail-type": "ECS Deployment State Change",
+        "source": "aws.ecs", "account": "123456789012", "time": "2026-11-26T12:00:00Z",
+        "region": "us-east-1", "resources": ["arn:aws:ecs:us-east-1:123456789012:service/staging/web"],
+        "detail": {"eventType": "ERROR", "eventName": "SERVICE_DEPLOYMENT_FAILED",
+                   "deploymentId": "ecs-svc/1234567890123456789", "updatedAt": "2026-11-26T12:00:00Z",
+                   "reason": "ECS deployment circuit breaker: task failed to start."}
+    });
+    let report = rollback
+        .handle(event, &Invocation::default())
+        .await
+        .expect("no failure, so no Lambda retry");
+    let outcome = only(&report);
+    assert_eq!(outcome.outcome, OutcomeKind::Skipped, "{outcome:?}");
+    assert_eq!(
+        outcome.skip_reason,
+        Some(pushdeploy::outcome::SkipReason::ClusterNotAllowed)
+    );
+    assert!(report.aws_calls.is_empty(), "{:?}", report.aws_calls);
+}

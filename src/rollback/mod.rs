@@ -112,6 +112,16 @@ impl RollbackHandler {
     /// replaced (superseded).
     async fn on_change(&self, change: &DeploymentChange, lease: &Lease) -> Vec<Outcome> {
         let key = &change.service;
+        // Before any AWS call: the role's ecs:cluster condition denies the others anyway.
+        if let Some(clusters) = &self.config.clusters {
+            if !clusters.contains(&key.cluster) {
+                let reason = format!(
+                    "cluster {} is not one of PUSHDEPLOY_CLUSTERS: not pushdeploy's to follow",
+                    key.cluster
+                );
+                return vec![Outcome::skipped(key, SkipReason::ClusterNotAllowed, reason)];
+            }
+        }
         // The ledger first: every deployment it names started before ECS's answer below, so
         // one that answer does not list is gone, not too new to be listed.
         let history = match self.ledger.latest(&change.service_arn, HISTORY).await {
