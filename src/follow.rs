@@ -69,6 +69,17 @@ pub fn service_key_from_arn(arn: &str) -> Option<ServiceKey> {
     }
 }
 
+/// A follow found through the service's own tags (the Resource Groups Tagging API).
+pub const VIA_TAGS: &str = "service tags";
+
+impl Follower {
+    /// Found only through its tags: the Tagging API, which lists resources that were tagged
+    /// before and may lag behind a deletion, not through a rule someone wrote.
+    pub fn only_by_tags(&self) -> bool {
+        self.via.iter().all(|v| v == VIA_TAGS)
+    }
+}
+
 pub fn followers(
     push: &Push,
     tagged: &[TaggedService],
@@ -140,7 +151,7 @@ pub fn followers(
             continue;
         }
         match key {
-            Some(key) => add(key, service.tags.get(TAG_CONTAINER).cloned(), policy, "service tags".to_string()),
+            Some(key) => add(key, service.tags.get(TAG_CONTAINER).cloned(), policy, VIA_TAGS.to_string()),
             None => unusable_arns.push(Err(Excluded {
                 key: ServiceKey { cluster: String::new(), service: service.arn.clone() },
                 reason: "the service ARN has no cluster (old ARN format); opt the account into the long ECS ARN format".into(),

@@ -314,3 +314,37 @@ async fn discovery_follows_page_tokens_and_a_shared_definition_is_described_once
         "both services run V1"
     );
 }
+
+/// The Resource Groups Tagging API lists resources that were tagged before and may lag behind a
+/// deletion: a service it returns that ECS reports MISSING is gone, a skip with its reason, not
+/// a failure on every push. (moto's tagging API reads moto's ECS, so it never lags: mocks.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tagged_service_ecs_reports_missing_is_a_skip_not_a_failure() {
+    let bed = TestBed::start().await;
+    let discover = discovery(&["web"]);
+    let missing = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
+        aws_sdk_ecs::operation::describe_services::DescribeServicesOutput::builder()
+            .failures(
+                aws_sdk_ecs::types::Failure::builder()
+                    .arn(service_arn("web"))
+                    .reason("MISSING")
+                    .build(),
+            )
+            .build()
+    });
+    let deployer = deployer(&bed, &[&discover], &[&missing]).await;
+    let report = deployer
+        .handle(push(), &Invocation::default())
+        .await
+        .expect("a service that is gone is no reason for Lambda to retry");
+    let outcome = &report.outcomes[0];
+    assert_eq!(outcome.outcome, OutcomeKind::Skipped, "{outcome:?}");
+    assert_eq!(
+        outcome.skip_reason,
+        Some(pushdeploy::outcome::SkipReason::NotActive)
+    );
+    assert!(
+        outcome.reason.as_deref().unwrap().contains("MISSING"),
+        "{outcome:?}"
+    );
+}

@@ -338,17 +338,7 @@ impl Deployer {
                                 .on(service),
                             ),
                             Some(service) => ready.push((follower, service.clone())),
-                            None => {
-                                let why = found
-                                    .failures
-                                    .iter()
-                                    .find(|(arn, _)| {
-                                        arn.ends_with(&format!("/{}", follower.key.service))
-                                    })
-                                    .map(|(_, r)| r.as_str())
-                                    .unwrap_or("not returned");
-                                outcomes.push(Outcome::failed(&follower.key, format!("ECS cannot describe the service ({why}); check the cluster and service names in {}", follower.via.join(" and ")), false));
-                            }
+                            None => outcomes.push(not_described(follower, &found.failures)),
                         }
                     }
                 }
@@ -396,4 +386,32 @@ impl Deployer {
         outcomes.extend(deployments);
         outcomes
     }
+}
+
+/// A service DescribeServices did not return. One the Tagging API alone listed and ECS reports
+/// MISSING or INACTIVE is gone (the Tagging API lists resources tagged before and may lag behind
+/// a deletion): a skip. One a rule names is a configuration to fix: a failure.
+fn not_described(follower: &Follower, failures: &[(String, String)]) -> Outcome {
+    let why = failures
+        .iter()
+        .find(|(arn, _)| arn.ends_with(&format!("/{}", follower.key.service)))
+        .map(|(_, r)| r.as_str())
+        .unwrap_or("not returned");
+    if follower.only_by_tags() && matches!(why, "MISSING" | "INACTIVE") {
+        return Outcome::skipped(
+            &follower.key,
+            SkipReason::NotActive,
+            format!(
+                "ECS reports the service {why}: it is gone, though the Tagging API still lists it"
+            ),
+        );
+    }
+    Outcome::failed(
+        &follower.key,
+        format!(
+            "ECS cannot describe the service ({why}); check the cluster and service names in {}",
+            follower.via.join(" and ")
+        ),
+        false,
+    )
 }
