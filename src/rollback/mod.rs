@@ -1,8 +1,9 @@
 //! The rollback function: follows every deployment pushdeploy started to its end. COMPLETED
-//! makes a revision the last known good; FAILED (or no end within the deploy timeout)
-//! quarantines the digest and puts the service back on the last known good revision, unless
-//! ECS does that itself, a person changed the service since, or the failed deployment was
-//! itself a rollback.
+//! makes a revision the last known good; a deployment a newer one replaced is superseded;
+//! FAILED (or stuck, as the sweep finds it past the deploy timeout) quarantines the digest and
+//! puts the service back on exactly the digest its last known good revision ran, unless ECS
+//! does that itself (then the next sweep checks it did), a person changed the service since, or
+//! the failed deployment was itself a rollback.
 
 pub mod decide;
 mod dry_run;
@@ -268,7 +269,8 @@ impl RollbackHandler {
         }
     }
 
-    /// Deployments still rolling out past the deploy timeout are failed deployments.
+    /// Deployments still rolling out past the deploy timeout: what ECS shows decides (see
+    /// [`RollbackHandler::look_again`]); then the failures ECS was expected to roll back.
     async fn sweep(&self, at: chrono::DateTime<chrono::Utc>, lease: &Lease) -> Vec<Outcome> {
         let timeout = self.config.deploy_timeout;
         let cutoff = crate::event::timestamp_text(
