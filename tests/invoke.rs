@@ -84,11 +84,7 @@ async fn world_event(
 
 /// The newest event named `name` that the world emitted since the last look.
 async fn take(world: &support::ecs_world::World, name: &str) -> Option<Value> {
-    let event = world
-        .take_events()
-        .await
-        .into_iter()
-        .rfind(|e| e["detail"]["eventName"] == name);
+    let event = world.take_event(name).await;
     if event.is_none() {
         eprintln!("ECS sent no {name} event for the demo deployment");
     }

@@ -224,10 +224,8 @@ async fn the_rollback_function_never_undoes_the_deploy_functions_last_write() {
         // function, which reads the record (still `deploying`) and writes: that write is held.
         let in_progress = bed
             .world()
-            .take_events()
+            .take_event("SERVICE_DEPLOYMENT_IN_PROGRESS")
             .await
-            .into_iter()
-            .find(|e| e["detail"]["eventName"] == "SERVICE_DEPLOYMENT_IN_PROGRESS")
             .expect("ECS reports the deployment in progress");
         rollback_proxy.break_calls(Plan {
             // Its first ledger write, whichever call it is.
@@ -282,10 +280,8 @@ async fn the_rollback_function_never_undoes_the_deploy_functions_last_write() {
     bed.world().start_tasks("prod", "web", 1).await;
     let completed = bed
         .world()
-        .take_events()
+        .take_event("SERVICE_DEPLOYMENT_COMPLETED")
         .await
-        .into_iter()
-        .find(|e| e["detail"]["eventName"] == "SERVICE_DEPLOYMENT_COMPLETED")
         .expect("ECS reports the deployment completed");
     rollback
         .handle(completed, &Invocation::default())

@@ -341,10 +341,8 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
         bed.world().fail_tasks("prod", &name, 3).await;
         let event = bed
             .world()
-            .take_events()
+            .take_event("SERVICE_DEPLOYMENT_FAILED")
             .await
-            .into_iter()
-            .rfind(|e| e["detail"]["eventName"] == "SERVICE_DEPLOYMENT_FAILED")
             .expect("ECS reports the deployment FAILED");
         let (first_text, second) =
             break_then_retry(&proxy, row, &format!("rb-{i}"), |invocation| {

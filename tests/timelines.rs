@@ -978,10 +978,8 @@ async fn in_progress_between_the_deploy_functions_writes() {
         t.deploy_proxy.held(1).await;
         let in_progress = t
             .world
-            .take_events()
+            .take_event("SERVICE_DEPLOYMENT_IN_PROGRESS")
             .await
-            .into_iter()
-            .find(|e| e["detail"]["eventName"] == "SERVICE_DEPLOYMENT_IN_PROGRESS")
             .expect("ECS reports the deployment in progress");
         // Its first ledger write, whichever call it is.
         t.rollback_proxy.break_calls(Plan {

@@ -280,17 +280,7 @@ impl RollbackHandler {
         let awaiting = self.ledger.awaiting_ecs_rollback().await;
         let stuck = match self.ledger.in_flight_since_before(&cutoff).await {
             Ok(stuck) => stuck,
-            Err(e) => {
-                let key = ServiceKey {
-                    cluster: String::new(),
-                    service: String::new(),
-                };
-                return vec![Outcome::failed(
-                    &key,
-                    format!("the sweep cannot read the ledger: {e}"),
-                    e.retryable(),
-                )];
-            }
+            Err(e) => return vec![cannot_read_the_ledger(&e)],
         };
         let mut outcomes = Vec::new();
         for record in stuck {
@@ -308,14 +298,7 @@ impl RollbackHandler {
                     outcomes.push(self.confirm_ecs_rollback(record, lease).await);
                 }
             }
-            Err(e) => outcomes.push(Outcome::failed(
-                &ServiceKey {
-                    cluster: String::new(),
-                    service: String::new(),
-                },
-                format!("the sweep cannot read the ledger: {e}"),
-                e.retryable(),
-            )),
+            Err(e) => outcomes.push(cannot_read_the_ledger(&e)),
         }
         outcomes
     }
@@ -402,8 +385,7 @@ impl RollbackHandler {
             _ => None,
         };
         match (shows, verdict) {
-            (EcsShows::Completed | EcsShows::Replaced(_), _) if dry_run => {
-                let shows = ecs_shows(&record, service);
+            (shows @ (EcsShows::Completed | EcsShows::Replaced(_)), _) if dry_run => {
                 dry_run_outcome(
                     &key_of(&record),
                     format!("would record what ECS shows: {shows:?}"),
@@ -544,6 +526,16 @@ impl RollbackHandler {
             ),
         }
     }
+}
+
+/// The sweep's answer when it cannot read the ledger: about no service in particular.
+fn cannot_read_the_ledger(e: &LedgerError) -> Outcome {
+    let key = ServiceKey {
+        cluster: String::new(),
+        service: String::new(),
+    };
+    let reason = format!("the sweep cannot read the ledger: {e}");
+    Outcome::failed(&key, reason, e.retryable())
 }
 
 /// Milliseconds from the push to `at` (ECS's COMPLETED), when both are known.

@@ -55,6 +55,15 @@ impl World {
         out["events"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The newest event named `name` (`SERVICE_DEPLOYMENT_FAILED`, ...) among those emitted
+    /// since the last look; the others are taken too.
+    pub async fn take_event(&self, name: &str) -> Option<Value> {
+        self.take_events()
+            .await
+            .into_iter()
+            .rfind(|e| e["detail"]["eventName"] == name)
+    }
+
     /// The world's whole view of one service: deployments, service deployments, revisions.
     pub async fn service(&self, cluster: &str, service: &str) -> Value {
         self.get(&format!(
