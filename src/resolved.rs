@@ -1,12 +1,15 @@
 //! The images a revision actually ran, as ECS recorded them, and what a rollback must pin.
 //!
-//! ECS resolves each container's image tag to a digest when a deployment starts and keeps it in
-//! the service revision: "When a new deployment starts, Amazon ECS resolves the image tag to a
-//! digest ... a later change to the tag does not change the image the tasks run" (Amazon ECS
-//! Developer Guide, "Container image resolution"; API `ServiceRevision.containerImages`). A new
+//! ECS resolves each container's image tag to a digest per deployment and keeps it in the
+//! service revision: "To ensure that all tasks in a service use the same container image,
+//! Amazon ECS resolves container image names and any image tags specified in the task
+//! definition to container image digests" (API reference, `ContainerImage`, the members of
+//! `ServiceRevision.containerImages`); "Amazon ECS will now resolve a container image tag to its
+//! container image digest for every version (deployment) of an Amazon ECS Service" (AWS
+//! Containers blog, "Announcing software version consistency for Amazon ECS services"). So a new
 //! deployment of a revision that names an image by tag resolves the tag *again*: rolling back to
-//! `web:latest` after `latest` moved to the failed digest would run the failed image. So a
-//! rollback never lands on a tag: it lands on the digest the target revision ran.
+//! `web:latest` after `latest` moved to the failed digest would run the failed image. A rollback
+//! never lands on a tag: it lands on the digest the target revision ran.
 
 use crate::event::Digest;
 use crate::image::ImageRef;
