@@ -403,6 +403,49 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
         "it was tried"
     );
     assert!(bed.notifications(&queue_url, 0).await.is_empty());
+
+    // The topic the stack creates is encrypted with the AWS managed key (template.yaml,
+    // NotifyTopicForStack: KmsMasterKeyId alias/aws/sns): a notification still reaches the
+    // subscriber.
+    let sns = aws_sdk_sns::Client::new(&bed.sdk);
+    let encrypted = sns
+        .create_topic()
+        .name("pushdeploy-encrypted")
+        .attributes("KmsMasterKeyId", "alias/aws/sns")
+        .send()
+        .await
+        .expect("create the encrypted topic")
+        .topic_arn
+        .unwrap();
+    let attributes = sns
+        .get_topic_attributes()
+        .topic_arn(&encrypted)
+        .send()
+        .await
+        .expect("topic attributes");
+    let key = attributes
+        .attributes()
+        .and_then(|a| a.get("KmsMasterKeyId"));
+    assert_eq!(key.map(String::as_str), Some("alias/aws/sns"));
+    sns.subscribe()
+        .topic_arn(&encrypted)
+        .protocol("sqs")
+        .endpoint("arn:aws:sqs:us-east-1:123456789012:notifications")
+        .send()
+        .await
+        .expect("subscribe the queue");
+    let mut sealed = config.clone();
+    sealed.notify_topic_arn = Some(encrypted);
+    let deployer = Deployer::new(&bed.sdk, sealed);
+    let report = push(&deployer, &world, "push-4", '4').await;
+    assert_eq!(
+        report.outcomes[0].outcome,
+        OutcomeKind::Deployed,
+        "{report:?}"
+    );
+    let got = bed.notifications(&queue_url, 1).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["Subject"], "pushdeploy: prod/web deployment started");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
