@@ -1,5 +1,10 @@
 //! The edge: a raw invocation payload becomes a typed [`Push`] exactly once, or a typed
 //! [`NotDeployable`] reason. Code past this module never sees a half-valid event.
+//!
+//! Two ECR events stand for "a new image is in this registry": a push (`ECR Image Action`,
+//! `PUSH`) and, in the destination region and account of ECR replication, the replicated image
+//! (`ECR Replication Action`, `REPLICATE`, with `source-account` and `source-region`; ECR user
+//! guide, "Amazon ECR events and EventBridge"). Both become a [`Push`] and take the same path.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -9,6 +14,7 @@ use std::fmt;
 
 pub const ECR_SOURCE: &str = "aws.ecr";
 pub const ECR_IMAGE_ACTION: &str = "ECR Image Action";
+pub const ECR_REPLICATION_ACTION: &str = "ECR Replication Action";
 
 /// The `detail` of an ECR `ECR Image Action` event, as EventBridge delivers it.
 /// Every field is optional here so that a missing one becomes a precise reason, not a serde error.
@@ -22,6 +28,9 @@ pub struct EcrImageActionDetail {
     pub image_tag: Option<String>,
     pub manifest_media_type: Option<String>,
     pub artifact_media_type: Option<String>,
+    /// Set on an `ECR Replication Action` only.
+    pub source_account: Option<String>,
+    pub source_region: Option<String>,
 }
 
 /// An image digest that is exactly `sha256:` followed by 64 lowercase hex digits.
@@ -55,10 +64,12 @@ impl fmt::Display for Digest {
     }
 }
 
-/// A successful push of a tagged image: the only thing pushdeploy deploys.
+/// A tagged image that arrived in a registry, by a push or by replication: the only thing
+/// pushdeploy deploys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
     pub event_id: String,
+    /// The registry the image is in (for a replica: the destination, where the event arrived).
     pub account: String,
     pub region: String,
     pub repository: String,
@@ -67,6 +78,15 @@ pub struct Push {
     pub pushed_at: DateTime<Utc>,
     pub manifest_media_type: Option<String>,
     pub artifact_media_type: Option<String>,
+    /// Where ECR replicated the image from; `None` for a push.
+    pub replicated_from: Option<ReplicatedFrom>,
+}
+
+/// The registry an `ECR Replication Action` copied the image from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicatedFrom {
+    pub account: String,
+    pub region: String,
 }
 
 impl Push {
@@ -95,7 +115,7 @@ pub fn order_key(pushed_at: &DateTime<Utc>, event_id: &str) -> String {
 pub enum NotDeployable {
     #[error("the payload is not an EventBridge event: {0}")]
     NotEventBridge(String),
-    #[error("the event is {event_source:?} / {detail_type:?}, not an ECR image action (aws.ecr / ECR Image Action)")]
+    #[error("the event is {event_source:?} / {detail_type:?}, not an ECR push or replication (aws.ecr / ECR Image Action or ECR Replication Action)")]
     NotEcrImageAction {
         event_source: String,
         detail_type: String,
@@ -108,6 +128,8 @@ pub enum NotDeployable {
     BadDetail(String),
     #[error("action-type is {0:?}; only PUSH deploys")]
     NotAPush(String),
+    #[error("action-type is {0:?}; a replication action deploys only with REPLICATE")]
+    NotAReplication(String),
     #[error("the push result is {0:?}; only SUCCESS deploys")]
     NotSuccessful(String),
     #[error("the push has no image-tag (an untagged push is never deployed)")]
@@ -126,6 +148,10 @@ pub enum NotDeployable {
     UntrustedAccount(String),
     #[error("the push is to a registry in region {push}, but this function deploys in {home}")]
     OtherRegion { push: String, home: String },
+    #[error("the image was replicated from account {0}, which this function does not trust (PUSHDEPLOY_TRUSTED_ACCOUNTS, default: its own account)")]
+    UntrustedSourceAccount(String),
+    #[error("the image was replicated into account {replica}'s registry, but this function deploys in {home}: a replication is acted on only in the account it arrived in")]
+    ReplicaInOtherAccount { replica: String, home: String },
 }
 
 /// What the edge learned about an event that was not deployable: its id when it had one.
@@ -146,7 +172,8 @@ pub fn parse_push(payload: Value) -> Result<Push, Ignored> {
         event_id: event_id.clone(),
         reason,
     };
-    if envelope.source != ECR_SOURCE || envelope.detail_type != ECR_IMAGE_ACTION {
+    let replication = envelope.detail_type == ECR_REPLICATION_ACTION;
+    if envelope.source != ECR_SOURCE || !(replication || envelope.detail_type == ECR_IMAGE_ACTION) {
         return Err(ignored(NotDeployable::NotEcrImageAction {
             event_source: envelope.source,
             detail_type: envelope.detail_type,
@@ -160,8 +187,40 @@ pub fn parse_push(payload: Value) -> Result<Push, Ignored> {
         envelope.region,
         envelope.time,
         detail,
+        replication,
     )
     .map_err(ignored)
+}
+
+/// The source of an `ECR Replication Action`, held to the shapes AWS gives account ids and
+/// region names like the envelope's own.
+fn replicated_from(detail: &EcrImageActionDetail) -> Result<ReplicatedFrom, NotDeployable> {
+    let field = |v: &Option<String>, name, valid: fn(&str) -> bool| {
+        let v = v
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or(NotDeployable::MissingDetailField(name))?;
+        if valid(&v) {
+            Ok(v)
+        } else {
+            Err(NotDeployable::BadEnvelopeField(name, v))
+        }
+    };
+    Ok(ReplicatedFrom {
+        account: field(&detail.source_account, "source-account", is_account_id)?,
+        region: field(&detail.source_region, "source-region", is_region_name)?,
+    })
+}
+
+fn is_account_id(a: &str) -> bool {
+    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_region_name(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn push_from(
@@ -170,13 +229,18 @@ fn push_from(
     region: Option<String>,
     time: Option<DateTime<Utc>>,
     detail: EcrImageActionDetail,
+    replication: bool,
 ) -> Result<Push, NotDeployable> {
     let action = detail
         .action_type
+        .clone()
         .ok_or(NotDeployable::MissingDetailField("action-type"))?;
-    if action != "PUSH" {
-        return Err(NotDeployable::NotAPush(action));
+    match (replication, action.as_str()) {
+        (false, "PUSH") | (true, "REPLICATE") => {}
+        (false, _) => return Err(NotDeployable::NotAPush(action)),
+        (true, _) => return Err(NotDeployable::NotAReplication(action)),
     }
+    let replicated_from = replication.then(|| replicated_from(&detail)).transpose()?;
     let result = detail
         .result
         .ok_or(NotDeployable::MissingDetailField("result"))?;
@@ -228,25 +292,21 @@ fn push_from(
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@+=".contains(&b))
         })?,
-        account: field(account, "account", |a| {
-            a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
-        })?,
-        region: field(region, "region", |r| {
-            r.len() <= 32
-                && r.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })?,
+        account: field(account, "account", is_account_id)?,
+        region: field(region, "region", is_region_name)?,
         pushed_at: time.ok_or(NotDeployable::MissingEnvelopeField("time"))?,
         repository,
         tag,
         digest,
         manifest_media_type: detail.manifest_media_type,
         artifact_media_type: detail.artifact_media_type,
+        replicated_from,
     })
 }
 
 /// Whether this function acts on `push`: only pushes to its own region, from its own account
-/// or one of `trusted`. Unknown home values (a local run) are not checked.
+/// or one of `trusted`; a replica only in its own region and account, replicated from its own
+/// account or one of `trusted`. Unknown home values (a local run) are not checked.
 pub fn trust(
     push: &Push,
     home_account: Option<&str>,
@@ -261,15 +321,23 @@ pub fn trust(
             });
         }
     }
-    let trusted_account = match (trusted, home_account) {
-        (Some(trusted), _) => trusted.contains(&push.account),
-        (None, Some(home)) => push.account == home,
+    let is_trusted = |account: &String| match (trusted, home_account) {
+        (Some(trusted), _) => trusted.contains(account),
+        (None, Some(home)) => account == home,
         (None, None) => true,
     };
-    if trusted_account {
-        Ok(())
-    } else {
-        Err(NotDeployable::UntrustedAccount(push.account.clone()))
+    match &push.replicated_from {
+        None if is_trusted(&push.account) => Ok(()),
+        None => Err(NotDeployable::UntrustedAccount(push.account.clone())),
+        // A replica is in this account's registry: it arrived on this account's bus.
+        Some(_) if home_account.is_some_and(|home| home != push.account) => {
+            Err(NotDeployable::ReplicaInOtherAccount {
+                replica: push.account.clone(),
+                home: home_account.unwrap_or_default().to_string(),
+            })
+        }
+        Some(from) if is_trusted(&from.account) => Ok(()),
+        Some(from) => Err(NotDeployable::UntrustedSourceAccount(from.account.clone())),
     }
 }
 
@@ -451,6 +519,103 @@ mod tests {
         );
         assert!(matches!(
             trust(&push, None, Some("eu-west-1"), None),
+            Err(NotDeployable::OtherRegion { .. })
+        ));
+    }
+
+    /// The documented `ECR Replication Action` (ECR user guide, "Amazon ECR events and
+    /// EventBridge"), as the destination account and region receive it.
+    fn replication(source_account: &str) -> Value {
+        let mut e = event(json!({
+            "result": "SUCCESS", "repository-name": "team/web", "image-digest": DIGEST,
+            "source-account": source_account, "action-type": "REPLICATE",
+            "source-region": "us-west-2", "image-tag": "latest"
+        }));
+        e["detail-type"] = json!("ECR Replication Action");
+        e
+    }
+
+    #[test]
+    fn a_replicated_image_is_deployable_from_the_destination_registry() {
+        let push = parse_push(replication("210987654321")).unwrap();
+        assert_eq!(push.account, "123456789012", "the replica's registry");
+        assert_eq!(push.region, "us-east-1");
+        assert_eq!(
+            push.replicated_from,
+            Some(ReplicatedFrom {
+                account: "210987654321".into(),
+                region: "us-west-2".into()
+            })
+        );
+        assert_eq!(
+            (push.repository.as_str(), push.tag.as_str()),
+            ("team/web", "latest")
+        );
+        assert_eq!(
+            parse_push(event(push_detail())).unwrap().replicated_from,
+            None
+        );
+    }
+
+    #[test]
+    fn a_replication_is_held_to_its_own_action_and_source() {
+        let mut push_as_replication = event(push_detail());
+        push_as_replication["detail-type"] = json!("ECR Replication Action");
+        assert_eq!(
+            reason_for(push_as_replication),
+            NotDeployable::NotAReplication("PUSH".into())
+        );
+        let mut replicate_as_push = replication("210987654321");
+        replicate_as_push["detail-type"] = json!("ECR Image Action");
+        assert_eq!(
+            reason_for(replicate_as_push),
+            NotDeployable::NotAPush("REPLICATE".into())
+        );
+        let mut no_source = replication("210987654321");
+        no_source["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("source-account");
+        assert_eq!(
+            reason_for(no_source),
+            NotDeployable::MissingDetailField("source-account")
+        );
+        assert_eq!(
+            reason_for(replication("2109876")),
+            NotDeployable::BadEnvelopeField("source-account", "2109876".into())
+        );
+        let mut failed = replication("210987654321");
+        failed["detail"]["result"] = json!("FAILURE");
+        assert_eq!(
+            reason_for(failed),
+            NotDeployable::NotSuccessful("FAILURE".into())
+        );
+    }
+
+    /// Issue 13, item 1: a replica deploys only in the account and region it arrived in, and
+    /// only when its source account is trusted as a push's account would be.
+    #[test]
+    fn a_replica_is_trusted_by_where_it_arrived_and_where_it_came_from() {
+        let home = Some("123456789012");
+        let region = Some("us-east-1");
+        let own = parse_push(replication("123456789012")).unwrap();
+        assert_eq!(trust(&own, home, region, None), Ok(()));
+        let other = parse_push(replication("210987654321")).unwrap();
+        assert_eq!(
+            trust(&other, home, region, None),
+            Err(NotDeployable::UntrustedSourceAccount("210987654321".into()))
+        );
+        let trusted = ["210987654321".to_string()].into_iter().collect();
+        assert_eq!(trust(&other, home, region, Some(&trusted)), Ok(()));
+        assert_eq!(
+            trust(&other, Some("999999999999"), region, Some(&trusted)),
+            Err(NotDeployable::ReplicaInOtherAccount {
+                replica: "123456789012".into(),
+                home: "999999999999".into()
+            })
+        );
+        assert!(matches!(
+            trust(&other, home, Some("eu-west-1"), Some(&trusted)),
             Err(NotDeployable::OtherRegion { .. })
         ));
     }

@@ -210,6 +210,7 @@ mod tests {
             pushed_at: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             manifest_media_type: None,
             artifact_media_type: None,
+            replicated_from: None,
         }
     }
 

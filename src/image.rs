@@ -84,7 +84,11 @@ impl ImageRef {
     }
 }
 
-/// A private ECR registry host: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`.
+/// A private ECR registry host, on any of the endpoints ECR serves image pulls from (ECR user
+/// guide, "Making requests to Amazon ECR registries": "<registry-id>.dkr-ecr.<aws-region>.on.aws"
+/// for dual-stack; AWS General Reference, "Amazon ECR endpoints and quotas", for the FIPS forms):
+/// `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` (IPv4) and
+/// `<account>.dkr-ecr[-fips].<region>.on.aws` (dual-stack). All name the same registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EcrRegistry {
     pub account: String,
@@ -93,13 +97,8 @@ pub struct EcrRegistry {
 
 impl EcrRegistry {
     pub fn parse(host: &str) -> Option<EcrRegistry> {
-        let rest = host
-            .strip_suffix(".amazonaws.com")
-            .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
-        let (account, rest) = rest.split_once('.')?;
-        let region = rest
-            .strip_prefix("dkr.ecr.")
-            .or_else(|| rest.strip_prefix("dkr.ecr-fips."))?;
+        let (account, rest) = host.split_once('.')?;
+        let region = Self::ipv4_region(rest).or_else(|| Self::dual_stack_region(rest))?;
         let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
         let valid_region = !region.is_empty()
             && region
@@ -109,6 +108,20 @@ impl EcrRegistry {
             account: account.to_string(),
             region: region.to_string(),
         })
+    }
+
+    fn ipv4_region(rest: &str) -> Option<&str> {
+        let rest = rest
+            .strip_suffix(".amazonaws.com")
+            .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))?;
+        rest.strip_prefix("dkr.ecr.")
+            .or_else(|| rest.strip_prefix("dkr.ecr-fips."))
+    }
+
+    fn dual_stack_region(rest: &str) -> Option<&str> {
+        let rest = rest.strip_suffix(".on.aws")?;
+        rest.strip_prefix("dkr-ecr.")
+            .or_else(|| rest.strip_prefix("dkr-ecr-fips."))
     }
 }
 
@@ -131,6 +144,7 @@ mod tests {
             pushed_at: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             manifest_media_type: None,
             artifact_media_type: None,
+            replicated_from: None,
         }
     }
 
@@ -212,5 +226,35 @@ mod tests {
         assert!(EcrRegistry::parse("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn").is_some());
         assert!(EcrRegistry::parse("1234.dkr.ecr.us-east-1.amazonaws.com").is_none());
         assert!(EcrRegistry::parse("public.ecr.aws").is_none());
+    }
+
+    /// Issue 13, item 2: the dual-stack hosts (and their FIPS forms) are the same registry, so
+    /// a push to the repository deploys a service that pulls through them, pinned on that host.
+    #[test]
+    fn dual_stack_hosts_are_the_same_registry() {
+        let p = push("web");
+        for host in [
+            "123456789012.dkr-ecr.us-east-1.on.aws",
+            "123456789012.dkr-ecr-fips.us-east-1.on.aws",
+            "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com",
+        ] {
+            let image = ImageRef::parse(&format!("{host}/web:latest")).unwrap();
+            assert!(image.is_from(&p), "{host}");
+            assert_eq!(
+                image.pinned_to(&Digest::parse(D).unwrap()),
+                format!("{host}/web@{D}")
+            );
+        }
+        for host in [
+            "123456789012.dkr-ecr.eu-west-1.on.aws", // another region
+            "210987654321.dkr-ecr.us-east-1.on.aws", // another account
+            "123456789012.dkr.ecr.us-east-1.on.aws", // IPv4 label on the dual-stack domain
+            "123456789012.dkr-ecr.us-east-1.amazonaws.com", // dual-stack label on the IPv4 domain
+            "123456789012.dkr-ecr.us-east-1.on.aws.evil.example",
+            "123456789012.ecr.us-east-1.on.aws",
+        ] {
+            let image = ImageRef::parse(&format!("{host}/web:latest")).unwrap();
+            assert!(!image.is_from(&p), "{host}");
+        }
     }
 }

@@ -333,3 +333,110 @@ async fn services_on_other_deployment_controllers_are_skipped() {
     );
     assert_eq!(bed.running("prod", "blue-green").await, td);
 }
+
+/// The `ECR Replication Action` the destination account and region receive (ECR user guide,
+/// "Amazon ECR events and EventBridge": `action-type` REPLICATE, with `source-account` and
+/// `source-region`), for `web:latest` at digest `d`.
+fn replication_event(id: &str, d: char, time: &str, source_account: &str) -> serde_json::Value {
+    let mut event = push_event(id, "web", "latest", &digest(d), time);
+    event["detail-type"] = "ECR Replication Action".into();
+    event["detail"]["action-type"] = "REPLICATE".into();
+    event["detail"]["source-account"] = source_account.into();
+    event["detail"]["source-region"] = "us-west-2".into();
+    event
+}
+
+/// Issue 13, item 1: a replicated image takes the push's path (claim, ordering, pinning), and
+/// is trusted by where it came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_image_deploys_like_a_push_from_a_trusted_source_only() {
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    let old = bed
+        .task_definition("web", &[("app", &app_image("latest"))])
+        .await;
+    bed.service("prod", "web", &old, &[("pushdeploy:repository", "web")])
+        .await;
+    let deployer = Deployer::new(&bed.sdk, bed.config());
+    // The function's own account and region, as Lambda tells it.
+    let invocation = Invocation {
+        function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:deploy".into()),
+        ..Invocation::default()
+    };
+    let deliver = |event| deployer.handle(event, &invocation);
+
+    let untrusted = deliver(replication_event(
+        "rep-0",
+        'c',
+        "2026-11-26T12:00:00Z",
+        "210987654321",
+    ))
+    .await
+    .unwrap();
+    assert!(untrusted.outcomes.is_empty(), "{untrusted:?}");
+    assert!(
+        untrusted
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("replicated from account 210987654321")),
+        "{untrusted:?}"
+    );
+    assert_eq!(bed.running("prod", "web").await, old);
+
+    let report = deliver(replication_event(
+        "rep-1",
+        'b',
+        "2026-11-26T12:00:00Z",
+        "123456789012",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(report.outcomes.len(), 1, "{report:?}");
+    assert_eq!(report.outcomes[0].outcome, OutcomeKind::Deployed);
+    let new = bed.running("prod", "web").await;
+    assert_eq!(
+        bed.image(&new, "app").await,
+        format!("{REGISTRY}/web@{}", digest('b'))
+    );
+
+    // The same ordering guard as a push: an older replica after a newer one is stale.
+    let late = deliver(replication_event(
+        "rep-2",
+        'd',
+        "2026-11-26T11:59:00Z",
+        "123456789012",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(late.outcomes[0].outcome, OutcomeKind::Skipped, "{late:?}");
+    assert_eq!(bed.running("prod", "web").await, new);
+}
+
+/// Issue 13, item 2: a service that pulls through ECR's dual-stack endpoint runs the same
+/// repository; the push deploys it, pinned by digest on the host it uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_on_the_dual_stack_endpoint_deploys_pinned_on_that_host() {
+    const DUAL_STACK: &str = "123456789012.dkr-ecr.us-east-1.on.aws";
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    let old = bed
+        .task_definition("web", &[("app", &format!("{DUAL_STACK}/web:latest"))])
+        .await;
+    bed.service("prod", "web", &old, &[("pushdeploy:repository", "web")])
+        .await;
+    let deployer = Deployer::new(&bed.sdk, bed.config());
+
+    let report = push(&deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
+
+    assert_eq!(report.outcomes.len(), 1, "{report:?}");
+    assert_eq!(
+        report.outcomes[0].outcome,
+        OutcomeKind::Deployed,
+        "{report:?}"
+    );
+    let new = bed.running("prod", "web").await;
+    assert_eq!(
+        bed.image(&new, "app").await,
+        format!("{DUAL_STACK}/web@{}", digest('b'))
+    );
+}

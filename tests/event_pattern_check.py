@@ -63,6 +63,7 @@ SCENARIOS: dict[str, dict[str, bool]] = {
         "ecr-push-untagged.json": True,
         "ecr-push-failed.json": False,
         "ecr-delete.json": False,
+        "ecr-replication.json": True,  # ECR Replication Action (issue 13, item 1)
     },
     "pushdeploy-demo": {
         "ecr-push.json": True,
@@ -76,6 +77,7 @@ SCENARIOS: dict[str, dict[str, bool]] = {
         "ecr-push-untagged.json": True,
         "ecr-push-failed.json": False,
         "ecr-delete.json": False,
+        "ecr-replication.json": True,  # ECR Replication Action (issue 13, item 1)
     },
     "other-repo": {
         "ecr-push.json": False,
@@ -89,6 +91,7 @@ SCENARIOS: dict[str, dict[str, bool]] = {
         "ecr-push-untagged.json": False,
         "ecr-push-failed.json": False,
         "ecr-delete.json": False,
+        "ecr-replication.json": False,  # ECR Replication Action (issue 13, item 1)
     },
 }
 
@@ -273,14 +276,16 @@ def envelope_problems(ev: dict, want: dict) -> list[str]:
 
 def check_sample_shape(report: Report, name: str, ev: dict) -> None:
     problems = []
+    replication = ev.get("detail-type") == "ECR Replication Action"
     want = {
         "version": "0",
-        "detail-type": "ECR Image Action",
+        "detail-type": "ECR Replication Action" if replication else "ECR Image Action",
         "source": "aws.ecr",
         "account": "123456789012",
         "region": REGION,
-        "resources": [],
     }
+    if not replication:
+        want["resources"] = []
     problems.extend(envelope_problems(ev, want))
     detail = ev.get("detail")
     if not isinstance(detail, dict):
@@ -290,8 +295,13 @@ def check_sample_shape(report: Report, name: str, ev: dict) -> None:
             problems.append("repository-name")
         if detail.get("result") not in ("SUCCESS", "FAILURE"):
             problems.append("result")
-        if detail.get("action-type") not in ("PUSH", "DELETE"):
+        if detail.get("action-type") not in (("REPLICATE",) if replication else ("PUSH", "DELETE")):
             problems.append("action-type")
+        # The replication event's own fields (ECR user guide, "Amazon ECR events and
+        # EventBridge"): where the image was replicated from.
+        if replication and not (re.fullmatch(r"[0-9]{12}", str(detail.get("source-account")))
+                                and re.fullmatch(r"[a-z0-9-]+", str(detail.get("source-region")))):
+            problems.append("source-account / source-region")
         if "image-digest" in detail and not DIGEST.match(str(detail["image-digest"])):
             problems.append("image-digest")
     report.check(not problems, f"{name} has the documented ECR event shape",

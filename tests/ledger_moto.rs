@@ -24,6 +24,7 @@ fn push(event_id: &str, second: u32, d: char) -> Push {
             .unwrap(),
         manifest_media_type: None,
         artifact_media_type: None,
+        replicated_from: None,
     }
 }
 

@@ -191,6 +191,18 @@ impl Deployer {
                 ));
             }
         };
+        if let Some(from) = &push.replicated_from {
+            tracing::info!(
+                request_id,
+                event_id = push.event_id.as_str(),
+                repository = push.repository.as_str(),
+                tag = push.tag.as_str(),
+                digest = push.digest.as_str(),
+                source_account = from.account.as_str(),
+                source_region = from.region.as_str(),
+                "a replicated image: deployed like a push"
+            );
+        }
         let tagged = match self.aws.tagged_services(&push.repository).await {
             Ok(tagged) => tagged,
             Err(e) => {

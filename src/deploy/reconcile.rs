@@ -48,6 +48,7 @@ fn candidates(repository: &str, region: &str, images: &[EcrImage]) -> Vec<Push> 
                     pushed_at,
                     manifest_media_type: image.manifest_media_type.clone(),
                     artifact_media_type: image.artifact_media_type.clone(),
+                    replicated_from: None,
                 });
             }
         }
