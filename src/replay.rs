@@ -3,45 +3,221 @@
 //! or an event EventBridge could not deliver (the event itself, the error in message
 //! attributes). Both go through exactly the path a live delivery takes, so the ledger makes a
 //! replay of something already done a skip, never a second deployment.
+//!
+//! Each function has a queue of its own (template.yaml), tagged `pushdeploy:function`: every
+//! dead letter of a queue goes back to that function, and to no other. The event alone cannot
+//! say where it goes: both functions take EventBridge's `Scheduled Event` (the deploy
+//! function's reconcile, the rollback function's sweep). A message that names the other
+//! function, or holds an event its queue's function does not take, stays in the queue with
+//! its reason.
 
 use crate::aws::Aws;
 use crate::config::Config;
 use crate::deploy::{Deployer, Invocation};
+use crate::ecs_event::{DEPLOYMENT_STATE_CHANGE, ECS_SOURCE, SCHEDULED_EVENT, SCHEDULE_SOURCE};
+use crate::event::{ECR_IMAGE_ACTION, ECR_SOURCE};
 use crate::rollback::RollbackHandler;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// Which function an event belongs to, by its `detail-type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The queue tag that names the function a queue's dead letters were meant for.
+pub const FUNCTION_TAG: &str = "pushdeploy:function";
+
+/// One of pushdeploy's two functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum Function {
     Deploy,
     Rollback,
 }
 
 impl Function {
-    pub fn of(event: &Value) -> Option<Function> {
-        match event.get("detail-type")?.as_str()? {
-            "ECR Image Action" => Some(Function::Deploy),
-            "ECS Deployment State Change" | "Scheduled Event" => Some(Function::Rollback),
-            _ => None,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Function::Deploy => "deploy",
             Function::Rollback => "rollback",
         }
     }
+
+    /// The value of a queue's `pushdeploy:function` tag.
+    pub fn from_tag(value: &str) -> Option<Function> {
+        match value {
+            "deploy" => Some(Function::Deploy),
+            "rollback" => Some(Function::Rollback),
+            _ => None,
+        }
+    }
+
+    /// The function a Lambda function ARN (or name) clearly means, by the name SAM gives it:
+    /// `<stack>-DeployFunction-<suffix>` or `<stack>-RollbackFunction-<suffix>`. `None` for
+    /// a name that says neither, or both (a renamed or truncated function).
+    pub fn named_in(arn: &str) -> Option<Function> {
+        let parts: Vec<&str> = arn.split(':').collect();
+        // arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
+        let name = match parts.as_slice() {
+            ["arn", _, "lambda", _, _, "function", name, ..] => name,
+            [name] => name,
+            _ => return None,
+        };
+        let says = |logical_id: &str| name.split('-').any(|part| part == logical_id);
+        match (says("DeployFunction"), says("RollbackFunction")) {
+            (true, false) => Some(Function::Deploy),
+            (false, true) => Some(Function::Rollback),
+            _ => None,
+        }
+    }
+
+    fn the(self) -> &'static str {
+        match self {
+            Function::Deploy => "the deploy function",
+            Function::Rollback => "the rollback function",
+        }
+    }
+}
+
+impl std::fmt::Display for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why replay will not read a queue: it cannot tell which function its dead letters were
+/// meant for, or it is told two different ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueRefused {
+    #[error("{queue} has no {FUNCTION_TAG} tag, so replay cannot tell which function its dead letters were meant for (a queue of a stack from before the tag, or not pushdeploy's): name it with --function deploy (the DeployDeadLetterQueueUrl output) or --function rollback (RollbackDeadLetterQueueUrl)")]
+    Untagged { queue: String },
+    #[error("{queue} is tagged {FUNCTION_TAG}={value:?}, which is neither deploy nor rollback: set the tag to the function whose queue it is")]
+    BadTag { queue: String, value: String },
+    #[error("{queue} is tagged {FUNCTION_TAG}={tagged}, but --function says {named}: its dead letters were meant for the {tagged} function, so replay sends them nowhere else (drop --function, or name the other queue)")]
+    Disagree {
+        queue: String,
+        tagged: Function,
+        named: Function,
+    },
+}
+
+/// The function a queue's dead letters go back to: its `pushdeploy:function` tag, or the one
+/// the operator names when the queue has no tag; never a guess, never two different answers.
+pub fn queue_function(
+    queue: &str,
+    tag: Option<&str>,
+    named: Option<Function>,
+) -> Result<Function, QueueRefused> {
+    let tagged = match tag {
+        None => None,
+        Some(value) => Some(
+            Function::from_tag(value).ok_or_else(|| QueueRefused::BadTag {
+                queue: queue.to_string(),
+                value: value.to_string(),
+            })?,
+        ),
+    };
+    match (tagged, named) {
+        (Some(tagged), Some(named)) if tagged != named => Err(QueueRefused::Disagree {
+            queue: queue.to_string(),
+            tagged,
+            named,
+        }),
+        (Some(function), _) | (None, Some(function)) => Ok(function),
+        (None, None) => Err(QueueRefused::Untagged {
+            queue: queue.to_string(),
+        }),
+    }
+}
+
+/// What a dead letter's event is, by its `source` and `detail-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// `aws.ecr` / `ECR Image Action`: the deploy function's.
+    EcrPush,
+    /// `aws.ecs` / `ECS Deployment State Change`: the rollback function's.
+    EcsDeployment,
+    /// `aws.events` / `Scheduled Event`: either function's schedule.
+    Scheduled,
+}
+
+impl EventKind {
+    pub fn of(event: &Value) -> Option<EventKind> {
+        let text = |key: &str| event.get(key).and_then(Value::as_str);
+        match (text("source")?, text("detail-type")?) {
+            (ECR_SOURCE, ECR_IMAGE_ACTION) => Some(EventKind::EcrPush),
+            (ECS_SOURCE, DEPLOYMENT_STATE_CHANGE) => Some(EventKind::EcsDeployment),
+            (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Some(EventKind::Scheduled),
+            _ => None,
+        }
+    }
+
+    fn an(self) -> &'static str {
+        match self {
+            EventKind::EcrPush => "an ECR push",
+            EventKind::EcsDeployment => "an ECS deployment event",
+            EventKind::Scheduled => "a Scheduled Event",
+        }
+    }
+}
+
+/// What the function a dead letter goes back to does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handling {
+    /// The deploy function deploys a push.
+    Push,
+    /// The deploy function's schedule: it deploys the pushes whose event was missed.
+    Reconcile,
+    /// The rollback function acts on an ECS deployment's state change.
+    DeploymentChange,
+    /// The rollback function's schedule: deployments stuck past the deploy timeout.
+    Sweep,
+}
+
+impl Handling {
+    pub fn function(self) -> Function {
+        match self {
+            Handling::Push | Handling::Reconcile => Function::Deploy,
+            Handling::DeploymentChange | Handling::Sweep => Function::Rollback,
+        }
+    }
+
+    /// What `function` does with an event of `kind`; `None` when it does not take it.
+    pub fn of(function: Function, kind: EventKind) -> Option<Handling> {
+        match (function, kind) {
+            (Function::Deploy, EventKind::EcrPush) => Some(Handling::Push),
+            (Function::Deploy, EventKind::Scheduled) => Some(Handling::Reconcile),
+            (Function::Rollback, EventKind::EcsDeployment) => Some(Handling::DeploymentChange),
+            (Function::Rollback, EventKind::Scheduled) => Some(Handling::Sweep),
+            (Function::Deploy, EventKind::EcsDeployment)
+            | (Function::Rollback, EventKind::EcrPush) => None,
+        }
+    }
+}
+
+/// Why a message stays in its queue instead of being replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Kept {
+    #[error("the message is not JSON ({0})")]
+    NotJson(String),
+    #[error(
+        "neither an ECR push nor an ECS deployment event nor a Scheduled Event: not pushdeploy's"
+    )]
+    NotPushdeploys,
+    #[error("the dead letter names {arn}, {}, but sits in the queue of {}: replay sends it to neither (replay it by hand if it is meant for {})", .named.the(), .queue.the(), .named.the())]
+    NamesOtherFunction {
+        queue: Function,
+        named: Function,
+        arn: String,
+    },
+    #[error("{} in the queue of {}, which does not take it: replay never sends a dead letter to a function it was not meant for", .kind.an(), .queue.the())]
+    NotTaken { queue: Function, kind: EventKind },
 }
 
 /// A dead letter, opened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     pub event: Value,
-    pub function: Function,
-    /// The function the event was meant for, when the dead letter names it.
+    /// The function the event was meant for, when the dead letter names it: the on-failure
+    /// record's `requestContext.functionArn`, EventBridge's `TARGET_ARN` attribute.
     pub function_arn: Option<String>,
     /// Why it landed in the queue, in the words of whoever put it there.
     pub why: String,
@@ -51,9 +227,8 @@ pub struct DeadLetter {
 pub fn open(
     body: &str,
     attributes: &HashMap<String, MessageAttributeValue>,
-) -> Result<DeadLetter, String> {
-    let body: Value =
-        serde_json::from_str(body).map_err(|e| format!("the message is not JSON ({e})"))?;
+) -> Result<DeadLetter, Kept> {
+    let body: Value = serde_json::from_str(body).map_err(|e| Kept::NotJson(e.to_string()))?;
     let attribute = |name: &str| {
         attributes
             .get(name)
@@ -87,25 +262,62 @@ pub fn open(
             ),
         ),
     };
-    let function = Function::of(&event)
-        .ok_or("neither an ECR push nor an ECS deployment event nor a sweep: not pushdeploy's")?;
     Ok(DeadLetter {
         event,
-        function,
         function_arn,
         why,
     })
+}
+
+/// Where a dead letter of `queue`'s function goes: back to that function, as what it takes;
+/// or nowhere, with the reason, when the letter names the other function or holds an event
+/// the function does not take.
+pub fn route(queue: Function, letter: &DeadLetter) -> Result<Handling, Kept> {
+    if let Some(arn) = &letter.function_arn {
+        match Function::named_in(arn) {
+            Some(named) if named != queue => {
+                return Err(Kept::NamesOtherFunction {
+                    queue,
+                    named,
+                    arn: arn.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+    let kind = EventKind::of(&letter.event).ok_or(Kept::NotPushdeploys)?;
+    Handling::of(queue, kind).ok_or(Kept::NotTaken { queue, kind })
+}
+
+/// What became of one message; the words are the JSON output's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ReplayResult {
+    /// Replayed, and deleted from the queue.
+    #[serde(rename = "replayed")]
+    Replayed,
+    /// Replayed, failed again: kept, visible again after the visibility timeout.
+    #[serde(rename = "failed again")]
+    FailedAgain,
+    /// Cannot be replayed (see `reason`): kept.
+    #[serde(rename = "kept")]
+    Kept,
+    /// `--list`: read, left as it was.
+    #[serde(rename = "listed")]
+    Listed,
 }
 
 /// What became of one message.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Replayed {
     pub message_id: String,
-    pub function: Option<&'static str>,
+    /// The function it went (or, listed, would go) back to; `None` when kept.
+    pub function: Option<Function>,
+    /// What that function does with it: `push`, `reconcile`, `deployment_change`, `sweep`.
+    #[serde(rename = "as")]
+    pub handling: Option<Handling>,
     pub event_id: Option<String>,
     pub why_dead: Option<String>,
-    /// `replayed` (and deleted), `failed again` (kept), `kept` (cannot be replayed), `listed`.
-    pub result: &'static str,
+    pub result: ReplayResult,
     pub report: Option<Value>,
     pub reason: Option<String>,
 }
@@ -132,14 +344,43 @@ impl Replayer {
         }
     }
 
-    /// Reads up to `max` messages; unless `list_only`, replays each and deletes the ones whose
-    /// replay succeeded. A message that fails again, or cannot be replayed, stays in the queue.
+    /// The function the queue's dead letters were meant for (see [`queue_function`]), from its
+    /// tags (sqs:ListQueueTags) and the one the operator names, if any.
+    pub async fn function_of(
+        &self,
+        queue_url: &str,
+        named: Option<Function>,
+    ) -> Result<Function, String> {
+        let tags = self
+            .sqs
+            .list_queue_tags()
+            .queue_url(queue_url)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read the tags of {queue_url}, which say which function its dead letters were meant for (replay needs sqs:ListQueueTags): {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                )
+            })?
+            .tags
+            .unwrap_or_default();
+        queue_function(queue_url, tags.get(FUNCTION_TAG).map(String::as_str), named)
+            .map_err(|refused| refused.to_string())
+    }
+
+    /// Reads up to `max` messages; unless `list_only`, replays each through the function the
+    /// queue is for (its tag, or `named`) and deletes the ones whose replay succeeded. A
+    /// message that fails again, or cannot be replayed, stays in the queue. Nothing is read
+    /// when the queue's function is unknown.
     pub async fn run(
         &self,
         queue_url: &str,
+        named: Option<Function>,
         max: usize,
         list_only: bool,
     ) -> Result<Vec<Replayed>, String> {
+        let function = self.function_of(queue_url, named).await?;
         let mut done: Vec<Replayed> = Vec::new();
         let mut listed = Vec::new();
         'reading: while done.len() < max {
@@ -171,11 +412,11 @@ impl Replayer {
                 {
                     break 'reading; // a message kept earlier in this run came round again
                 }
-                let outcome = self.one(&message, list_only).await;
+                let outcome = self.one(&message, function, list_only).await;
                 if list_only {
                     listed.extend(message.receipt_handle().map(str::to_string));
                 }
-                if outcome.result == "replayed" {
+                if outcome.result == ReplayResult::Replayed {
                     if let Some(handle) = message.receipt_handle() {
                         self.sqs
                             .delete_message()
@@ -203,39 +444,49 @@ impl Replayer {
         Ok(done)
     }
 
-    async fn one(&self, message: &aws_sdk_sqs::types::Message, list_only: bool) -> Replayed {
+    async fn one(
+        &self,
+        message: &aws_sdk_sqs::types::Message,
+        function: Function,
+        list_only: bool,
+    ) -> Replayed {
         let message_id = message.message_id().unwrap_or("?").to_string();
-        let opened = open(
+        let mut replayed = Replayed {
+            message_id: message_id.clone(),
+            function: None,
+            handling: None,
+            event_id: None,
+            why_dead: None,
+            result: ReplayResult::Kept,
+            report: None,
+            reason: None,
+        };
+        let letter = match open(
             message.body().unwrap_or_default(),
             message
                 .message_attributes
                 .as_ref()
                 .unwrap_or(&HashMap::new()),
-        );
-        let letter = match opened {
+        ) {
             Ok(letter) => letter,
-            Err(reason) => {
-                return Replayed {
-                    message_id,
-                    function: None,
-                    event_id: None,
-                    why_dead: None,
-                    result: "kept",
-                    report: None,
-                    reason: Some(reason),
-                }
+            Err(kept) => {
+                replayed.reason = Some(kept.to_string());
+                return replayed;
             }
         };
-        let mut replayed = Replayed {
-            message_id: message_id.clone(),
-            function: Some(letter.function.as_str()),
-            event_id: letter.event["id"].as_str().map(str::to_string),
-            why_dead: Some(letter.why.clone()),
-            result: "listed",
-            report: None,
-            reason: None,
+        replayed.event_id = letter.event["id"].as_str().map(str::to_string);
+        replayed.why_dead = Some(letter.why.clone());
+        let handling = match route(function, &letter) {
+            Ok(handling) => handling,
+            Err(kept) => {
+                replayed.reason = Some(kept.to_string());
+                return replayed;
+            }
         };
+        replayed.function = Some(handling.function());
+        replayed.handling = Some(handling);
         if list_only {
+            replayed.result = ReplayResult::Listed;
             return replayed;
         }
         let invocation = Invocation {
@@ -244,21 +495,323 @@ impl Replayer {
             // Each replay is a delivery of its own.
             request_id: Some(format!("replay-{message_id}-{}", crate::deploy::now_ms())),
         };
-        let result = match letter.function {
+        let result = match handling.function() {
             Function::Deploy => self.deployer.handle(letter.event, &invocation).await,
             Function::Rollback => self.rollback.handle(letter.event, &invocation).await,
         };
         match result {
             Ok(report) => {
-                replayed.result = "replayed";
+                replayed.result = ReplayResult::Replayed;
                 replayed.report = serde_json::to_value(&report).ok();
             }
             Err(failure) => {
-                replayed.result = "failed again";
+                replayed.result = ReplayResult::FailedAgain;
                 replayed.reason = Some(failure.summary.clone());
                 replayed.report = serde_json::to_value(&failure.report).ok();
             }
         }
         replayed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DEPLOY_ARN: &str =
+        "arn:aws:lambda:us-east-1:123456789012:function:prod-DeployFunction-AbC123xYz";
+    const ROLLBACK_ARN: &str =
+        "arn:aws:lambda:us-east-1:123456789012:function:prod-RollbackFunction-Q9w8E7r6";
+
+    fn event(source: &str, detail_type: &str) -> Value {
+        json!({"version": "0", "id": "e-1", "source": source, "detail-type": detail_type,
+               "account": "123456789012", "region": "us-east-1", "time": "2026-11-26T12:00:00Z",
+               "resources": [], "detail": {}})
+    }
+
+    fn letter(event: Value, function_arn: Option<&str>) -> DeadLetter {
+        DeadLetter {
+            event,
+            function_arn: function_arn.map(str::to_string),
+            why: "test".into(),
+        }
+    }
+
+    #[test]
+    fn a_queue_is_for_the_function_its_tag_or_the_operator_names() {
+        use Function::{Deploy, Rollback};
+        let q = "https://sqs.us-east-1.amazonaws.com/123456789012/q";
+        assert_eq!(queue_function(q, Some("deploy"), None), Ok(Deploy));
+        assert_eq!(queue_function(q, Some("rollback"), None), Ok(Rollback));
+        assert_eq!(
+            queue_function(q, Some("rollback"), Some(Rollback)),
+            Ok(Rollback)
+        );
+        assert_eq!(queue_function(q, None, Some(Deploy)), Ok(Deploy));
+        let untagged = queue_function(q, None, None).unwrap_err();
+        assert!(matches!(untagged, QueueRefused::Untagged { .. }));
+        assert!(
+            untagged.to_string().contains("--function deploy"),
+            "{untagged}"
+        );
+        let disagree = queue_function(q, Some("deploy"), Some(Rollback)).unwrap_err();
+        assert_eq!(
+            disagree,
+            QueueRefused::Disagree {
+                queue: q.into(),
+                tagged: Deploy,
+                named: Rollback
+            }
+        );
+        assert!(disagree
+            .to_string()
+            .contains("tagged pushdeploy:function=deploy, but --function says rollback"));
+        // A tag that says neither is no answer, named function or not.
+        for named in [None, Some(Deploy)] {
+            assert!(matches!(
+                queue_function(q, Some("Deploy"), named),
+                Err(QueueRefused::BadTag { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_function_is_named_by_the_name_sam_gives_it() {
+        let cases = [
+            (DEPLOY_ARN, Some(Function::Deploy)),
+            (&format!("{DEPLOY_ARN}:$LATEST"), Some(Function::Deploy)),
+            (ROLLBACK_ARN, Some(Function::Rollback)),
+            (&format!("{ROLLBACK_ARN}:live"), Some(Function::Rollback)),
+            ("pushdeploy-RollbackFunction-1", Some(Function::Rollback)),
+            // A name of the operator's choice, a truncated one, or one that says both: unknown.
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:deployer",
+                None,
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:my-Deploy-Func",
+                None,
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:DeployFunction-RollbackFunction-x",
+                None,
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:prod-XDeployFunction-x",
+                None,
+            ),
+            // Not a function ARN at all.
+            (
+                "arn:aws:sqs:us-east-1:123456789012:prod-DeployFunction-x",
+                None,
+            ),
+            ("", None),
+        ];
+        for (arn, expected) in cases {
+            assert_eq!(Function::named_in(arn), expected, "{arn}");
+        }
+    }
+
+    #[test]
+    fn each_dead_letter_goes_back_to_its_queues_function_as_what_that_function_takes() {
+        use Function::{Deploy, Rollback};
+        let push = event("aws.ecr", "ECR Image Action");
+        let ecs = event("aws.ecs", "ECS Deployment State Change");
+        let schedule = event("aws.events", "Scheduled Event");
+        // (queue, event, the function ARN the dead letter names, where it goes)
+        type Case<'a> = (Function, &'a Value, Option<&'a str>, Result<Handling, Kept>);
+        let cases: Vec<Case> = vec![
+            (Deploy, &push, Some(DEPLOY_ARN), Ok(Handling::Push)),
+            (Deploy, &push, None, Ok(Handling::Push)),
+            (Deploy, &schedule, Some(DEPLOY_ARN), Ok(Handling::Reconcile)),
+            // The queue decides; an ARN that says neither function does not contradict it.
+            (
+                Deploy,
+                &schedule,
+                Some("arn:aws:lambda:us-east-1:1:function:x"),
+                Ok(Handling::Reconcile),
+            ),
+            (Rollback, &schedule, Some(ROLLBACK_ARN), Ok(Handling::Sweep)),
+            (Rollback, &schedule, None, Ok(Handling::Sweep)),
+            (
+                Rollback,
+                &ecs,
+                Some(ROLLBACK_ARN),
+                Ok(Handling::DeploymentChange),
+            ),
+            (
+                Deploy,
+                &ecs,
+                None,
+                Err(Kept::NotTaken {
+                    queue: Deploy,
+                    kind: EventKind::EcsDeployment,
+                }),
+            ),
+            (
+                Rollback,
+                &push,
+                None,
+                Err(Kept::NotTaken {
+                    queue: Rollback,
+                    kind: EventKind::EcrPush,
+                }),
+            ),
+            (
+                Deploy,
+                &schedule,
+                Some(ROLLBACK_ARN),
+                Err(Kept::NamesOtherFunction {
+                    queue: Deploy,
+                    named: Rollback,
+                    arn: ROLLBACK_ARN.into(),
+                }),
+            ),
+            (
+                Rollback,
+                &ecs,
+                Some(DEPLOY_ARN),
+                Err(Kept::NamesOtherFunction {
+                    queue: Rollback,
+                    named: Deploy,
+                    arn: DEPLOY_ARN.into(),
+                }),
+            ),
+        ];
+        for (queue, event, arn, expected) in cases {
+            let got = route(queue, &letter(event.clone(), arn));
+            assert_eq!(
+                got, expected,
+                "{queue} queue, {} named {arn:?}",
+                event["detail-type"]
+            );
+            if let Ok(handling) = got {
+                assert_eq!(handling.function(), queue, "never the other function");
+            }
+        }
+        for other in [
+            event("aws.ecr", "ECR Image Scan"),
+            event("aws.events", "ECR Image Action"),
+            json!({"detail-type": "Scheduled Event"}),
+            json!("text"),
+        ] {
+            assert_eq!(
+                route(Deploy, &letter(other.clone(), None)),
+                Err(Kept::NotPushdeploys),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_reasons_a_message_is_kept_are_sentences() {
+        let named = Kept::NamesOtherFunction {
+            queue: Function::Deploy,
+            named: Function::Rollback,
+            arn: ROLLBACK_ARN.into(),
+        };
+        assert_eq!(
+            named.to_string(),
+            format!("the dead letter names {ROLLBACK_ARN}, the rollback function, but sits in the queue of the deploy function: replay sends it to neither (replay it by hand if it is meant for the rollback function)")
+        );
+        let not_taken = Kept::NotTaken {
+            queue: Function::Deploy,
+            kind: EventKind::EcsDeployment,
+        };
+        assert_eq!(
+            not_taken.to_string(),
+            "an ECS deployment event in the queue of the deploy function, which does not take it: replay never sends a dead letter to a function it was not meant for"
+        );
+    }
+
+    #[test]
+    fn both_kinds_of_dead_letter_open() {
+        let push = event("aws.ecr", "ECR Image Action");
+        let record = json!({
+            "requestContext": {"functionArn": format!("{DEPLOY_ARN}:$LATEST"),
+                               "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": push,
+            "responsePayload": {"errorType": "pushdeploy.Retryable", "errorMessage": "1 must be retried"}
+        });
+        let opened = open(&record.to_string(), &HashMap::new()).unwrap();
+        assert_eq!(opened.event, push);
+        assert_eq!(
+            opened.function_arn.as_deref(),
+            Some(&*format!("{DEPLOY_ARN}:$LATEST"))
+        );
+        assert_eq!(
+            opened.why,
+            "Lambda gave up (RetriesExhausted after 3 attempts): pushdeploy.Retryable: 1 must be retried"
+        );
+
+        let text = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .unwrap()
+        };
+        let attributes = HashMap::from([
+            ("TARGET_ARN".to_string(), text(ROLLBACK_ARN)),
+            (
+                "ERROR_CODE".to_string(),
+                text("Lambda.TooManyRequestsException"),
+            ),
+            ("ERROR_MESSAGE".to_string(), text("Rate exceeded")),
+        ]);
+        let schedule = event("aws.events", "Scheduled Event");
+        let opened = open(&schedule.to_string(), &attributes).unwrap();
+        assert_eq!(opened.event, schedule);
+        assert_eq!(opened.function_arn.as_deref(), Some(ROLLBACK_ARN));
+        assert_eq!(
+            opened.why,
+            "EventBridge could not deliver it: Lambda.TooManyRequestsException: Rate exceeded"
+        );
+
+        assert!(matches!(
+            open("not JSON", &HashMap::new()),
+            Err(Kept::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn the_json_output_keeps_its_words() {
+        let words: Vec<Value> = [
+            ReplayResult::Replayed,
+            ReplayResult::FailedAgain,
+            ReplayResult::Kept,
+            ReplayResult::Listed,
+        ]
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect();
+        assert_eq!(
+            words,
+            [
+                json!("replayed"),
+                json!("failed again"),
+                json!("kept"),
+                json!("listed")
+            ]
+        );
+        let line = serde_json::to_value(Replayed {
+            message_id: "m-1".into(),
+            function: Some(Function::Deploy),
+            handling: Some(Handling::Reconcile),
+            event_id: Some("e-1".into()),
+            why_dead: None,
+            result: ReplayResult::Listed,
+            report: None,
+            reason: None,
+        })
+        .unwrap();
+        assert_eq!(line["function"], "deploy");
+        assert_eq!(line["as"], "reconcile");
+        assert_eq!(line["result"], "listed");
+        assert_eq!(
+            serde_json::to_value(Handling::DeploymentChange).unwrap(),
+            "deployment_change"
+        );
     }
 }

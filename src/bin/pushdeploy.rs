@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use pushdeploy::config::Config;
 use pushdeploy::ledger::Ledger;
 use pushdeploy::ops;
-use pushdeploy::replay::Replayer;
+use pushdeploy::replay::{Function, ReplayResult, Replayer};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -58,12 +58,17 @@ enum Command {
         service: String,
     },
     /// Replay a dead-letter queue (stack outputs DeployDeadLetterQueueUrl and
-    /// RollbackDeadLetterQueueUrl): one JSON line per message; replayed messages are deleted,
+    /// RollbackDeadLetterQueueUrl) through the function it is for (the queue's
+    /// pushdeploy:function tag): one JSON line per message; replayed messages are deleted,
     /// the rest stay.
     Replay {
         /// The queue's URL.
         #[arg(long)]
         queue_url: String,
+        /// The function the queue's dead letters were meant for, for a queue without a
+        /// pushdeploy:function tag (a stack from before the tag); must agree with the tag.
+        #[arg(long, value_enum)]
+        function: Option<Function>,
         /// Read at most this many messages.
         #[arg(long, default_value_t = 100)]
         max: usize,
@@ -131,6 +136,7 @@ async fn main() -> ExitCode {
         }
         Command::Replay {
             queue_url,
+            function,
             max,
             list,
         } => {
@@ -138,7 +144,7 @@ async fn main() -> ExitCode {
             let Some(config) = config else {
                 return ExitCode::from(2);
             };
-            return replay(&sdk, config, &queue_url, max, list).await;
+            return replay(&sdk, config, &queue_url, function, max, list).await;
         }
     };
     match done {
@@ -154,10 +160,12 @@ async fn replay(
     sdk: &aws_config::SdkConfig,
     config: Config,
     queue_url: &str,
+    function: Option<Function>,
     max: usize,
     list: bool,
 ) -> ExitCode {
-    let replayed = match Replayer::new(sdk, config).run(queue_url, max, list).await {
+    let replayer = Replayer::new(sdk, config);
+    let replayed = match replayer.run(queue_url, function, max, list).await {
         Ok(replayed) => replayed,
         Err(e) => {
             eprintln!("pushdeploy: {e}");
@@ -167,16 +175,16 @@ async fn replay(
     for message in &replayed {
         println!("{}", serde_json::to_string(message).unwrap_or_default());
     }
-    let count = |result: &str| replayed.iter().filter(|m| m.result == result).count();
+    let count = |result| replayed.iter().filter(|m| m.result == result).count();
     eprintln!(
         "pushdeploy: {} message(s): {} replayed and deleted, {} failed again, {} kept (not replayable), {} listed",
         replayed.len(),
-        count("replayed"),
-        count("failed again"),
-        count("kept"),
-        count("listed")
+        count(ReplayResult::Replayed),
+        count(ReplayResult::FailedAgain),
+        count(ReplayResult::Kept),
+        count(ReplayResult::Listed)
     );
-    if count("failed again") > 0 {
+    if count(ReplayResult::FailedAgain) > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
