@@ -26,9 +26,17 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// An AWS call that failed, said so that an operator can act on it.
+mod error;
+pub use error::{Barrier, Problem};
+
+/// An AWS call that failed, said so that an operator can act on it: as the [`Problem`]'s
+/// sentence when it is one a setting or a grant fixes, else as the operation, the code and
+/// AWS's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{operation} failed{}: {message}", if *.retryable { " (retryable)" } else { "" })]
+#[error("{}", match .problem {
+    Some(problem) => problem.to_string(),
+    None => format!("{operation} failed{}: {message}", if *.retryable { " (retryable)" } else { "" }),
+})]
 pub struct AwsError {
     pub operation: &'static str,
     pub code: Option<String>,
@@ -37,6 +45,8 @@ pub struct AwsError {
     /// The request may have reached AWS and taken effect although no answer came back (a 5xx,
     /// a timeout, a dropped connection), as opposed to being refused (4xx, throttling).
     pub maybe_applied: bool,
+    /// What to set or grant, when that is what it takes.
+    pub problem: Option<Box<Problem>>,
 }
 
 const RETRYABLE_CODES: [&str; 9] = [
@@ -56,6 +66,12 @@ impl AwsError {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        tracing::debug!(
+            operation,
+            error = %aws_smithy_types::error::display::DisplayErrorContext(&err),
+            "AWS call failed"
+        );
+        let problem = error::classify(operation, &err).map(Box::new);
         match &err {
             SdkError::ServiceError(service) => {
                 let status = service.raw().status().as_u16();
@@ -75,6 +91,7 @@ impl AwsError {
                     code,
                     retryable,
                     maybe_applied: status >= 500,
+                    problem,
                 }
             }
             // The request may never have reached AWS, or its answer was lost: safe to try again.
@@ -83,16 +100,18 @@ impl AwsError {
             | SdkError::ResponseError(_) => AwsError {
                 operation,
                 code: None,
-                message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                message: error::chain_text(&err),
                 retryable: true,
                 maybe_applied: true,
+                problem,
             },
             _ => AwsError {
                 operation,
                 code: None,
-                message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                message: error::chain_text(&err),
                 retryable: false,
                 maybe_applied: false,
+                problem,
             },
         }
     }
@@ -390,6 +409,7 @@ impl Aws {
             message: format!("ECS returned no task definition for {arn}"),
             retryable: false,
             maybe_applied: false,
+            problem: None,
         })?;
         Ok((definition, out.tags.unwrap_or_default()))
     }
@@ -462,6 +482,7 @@ impl Aws {
                 message: "ECS returned no task definition ARN".into(),
                 retryable: false,
                 maybe_applied: false,
+                problem: None,
             })
     }
 
