@@ -6,7 +6,6 @@ use super::{
     is_condition_failure, DeploymentRecord, Lease, Ledger, LedgerError, Status, HEAD_SK,
     QUARANTINE_PREFIX, SEEN_PREFIX,
 };
-use crate::aws::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 impl Ledger {
@@ -28,7 +27,7 @@ impl Ledger {
             .item("at", s(at))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:PutItem", e))?;
+            .map_err(|e| self.failed("dynamodb:PutItem", e))?;
         Ok(())
     }
 
@@ -68,7 +67,7 @@ impl Ledger {
             .item("at", s(at))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:PutItem", e))?;
+            .map_err(|e| self.failed("dynamodb:PutItem", e))?;
         Ok(())
     }
 
@@ -113,7 +112,7 @@ impl Ledger {
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
+            Err(e) => Err(self.failed("dynamodb:UpdateItem", e).into()),
         }
     }
 }

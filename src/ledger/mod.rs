@@ -10,7 +10,7 @@
 //! "Has digest D been deployed to X" is a Query of the `by-digest` index on
 //! `service_digest` = `X#D`.
 
-use crate::aws::AwsError;
+use crate::aws::{AwsError, Problem};
 use crate::event::Push;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -58,7 +58,12 @@ pub struct Lease {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
-    #[error("the deployment ledger is unavailable: {0}")]
+    /// Said as AWS's problem alone when it is one a setting or a grant fixes (the sentence names
+    /// the table when it is missing), else with the ledger's name for it.
+    #[error("{}", match &.0.problem {
+        Some(problem) => problem.to_string(),
+        None => format!("the deployment ledger is unavailable: {}", .0),
+    })]
     Aws(#[from] AwsError),
     #[error("deployment ledger item {pk} / {sk} is malformed: {problem}")]
     Malformed {
@@ -104,6 +109,37 @@ impl Ledger {
             client,
             table: table.into(),
         }
+    }
+
+    /// A failed call on the table: [`AwsError::from_sdk`], and a table DynamoDB does not know
+    /// (ResourceNotFoundException) named, with its region, as the setting to correct.
+    pub(super) fn failed<E>(
+        &self,
+        operation: &'static str,
+        err: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    ) -> AwsError
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+    {
+        let mut error = AwsError::from_sdk(operation, err);
+        if error.code.as_deref() == Some("ResourceNotFoundException") {
+            error.problem = Some(Box::new(Problem::NoTable {
+                table: self.table.clone(),
+                region: self
+                    .client
+                    .config()
+                    .region()
+                    .map_or_else(|| "no region".to_string(), |r| r.to_string()),
+            }));
+        }
+        error
     }
 
     /// Takes `service_arn` for `push` until `lease_until_ms`, atomically: only when no push owns
@@ -156,7 +192,7 @@ impl Ledger {
                 Ok(Claim::Acquired { resumed })
             }
             Err(e) if is_condition_failure(&e) => self.why_not(service_arn, push, now_ms).await,
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
+            Err(e) => Err(self.failed("dynamodb:UpdateItem", e).into()),
         }
     }
 
@@ -241,7 +277,7 @@ impl Ledger {
             Err(e) if is_condition_failure(&e) => {
                 Err(LedgerError::LostLease(service_arn.to_string()))
             }
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e).into()),
+            Err(e) => Err(self.failed("dynamodb:UpdateItem", e).into()),
         }
     }
 
@@ -268,7 +304,7 @@ impl Ledger {
             .set_item(Some(record.to_item()))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:PutItem", e))?;
+            .map_err(|e| self.failed("dynamodb:PutItem", e))?;
         Ok(())
     }
 
@@ -301,7 +337,7 @@ impl Ledger {
             .limit(limit)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
+            .map_err(|e| self.failed("dynamodb:Query", e))?;
         out.items()
             .iter()
             .map(DeploymentRecord::from_item)
@@ -323,7 +359,7 @@ impl Ledger {
             .expression_attribute_values(":sd", s(format!("{service_arn}#{digest}")))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
+            .map_err(|e| self.failed("dynamodb:Query", e))?;
         out.items()
             .iter()
             .map(DeploymentRecord::from_item)
@@ -340,7 +376,7 @@ impl Ledger {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:GetItem", e))?;
+            .map_err(|e| self.failed("dynamodb:GetItem", e))?;
         Ok(out.item)
     }
 }

@@ -8,7 +8,6 @@
 
 use super::record::{s, AWAITS_ECS_ROLLBACK, INFLIGHT, INFLIGHT_YES, SWEEP_RUNNING};
 use super::{is_condition_failure, DeploymentRecord, Ledger, LedgerError, Status};
-use crate::aws::AwsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -28,22 +27,23 @@ pub enum Written {
 /// written, or still its own (claimed, or deployed by an earlier delivery of the same push).
 const DEPLOYS: [Status; 2] = [Status::Deploying, Status::Deployed];
 
-/// A conditional write's answer: landed, or the condition found the record moved on.
-fn conditional<T, E>(
-    sent: Result<T, SdkError<E, HttpResponse>>,
-    operation: &'static str,
-) -> Result<Written, LedgerError>
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    match sent {
-        Ok(_) => Ok(Written::Landed),
-        Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
-        Err(e) => Err(AwsError::from_sdk(operation, e).into()),
-    }
-}
-
 impl Ledger {
+    /// A conditional write's answer: landed, or the condition found the record moved on.
+    fn conditional<T, E>(
+        &self,
+        sent: Result<T, SdkError<E, HttpResponse>>,
+        operation: &'static str,
+    ) -> Result<Written, LedgerError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match sent {
+            Ok(_) => Ok(Written::Landed),
+            Err(e) if is_condition_failure(&e) => Ok(Written::MovedOn),
+            Err(e) => Err(self.failed(operation, e).into()),
+        }
+    }
+
     /// An UpdateItem of `record`'s item, to be given its expressions.
     fn record_update(&self, record: &DeploymentRecord) -> UpdateItemFluentBuilder {
         self.client
@@ -91,7 +91,7 @@ impl Ledger {
         } else {
             format!("attribute_exists(pk) AND {in_status}")
         });
-        conditional(put.send().await, "dynamodb:PutItem")
+        self.conditional(put.send().await, "dynamodb:PutItem")
     }
 
     /// ECS's IN_PROGRESS: the record learns its ECS deployment id, and nothing else changes.
@@ -110,7 +110,7 @@ impl Ledger {
             )
             .expression_attribute_values(":id", s(deployment_id))
             .expression_attribute_values(":now", s(now));
-        conditional(update.send().await, "dynamodb:UpdateItem")
+        self.conditional(update.send().await, "dynamodb:UpdateItem")
     }
 
     /// ECS shows the deployment replaced by a newer one before it completed: it leaves the
@@ -132,7 +132,7 @@ impl Ledger {
             .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
             .expression_attribute_values(":reason", s(reason))
             .expression_attribute_values(":now", s(now));
-        conditional(update.send().await, "dynamodb:UpdateItem")
+        self.conditional(update.send().await, "dynamodb:UpdateItem")
     }
 
     /// The sweep found the deployment progressing: keep its running count for the next look,
@@ -152,7 +152,7 @@ impl Ledger {
             .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
             .expression_attribute_values(":running", AttributeValue::N(running.to_string()))
             .expression_attribute_values(":now", s(now));
-        conditional(update.send().await, "dynamodb:UpdateItem")
+        self.conditional(update.send().await, "dynamodb:UpdateItem")
     }
 
     /// The sweep saw ECS roll the service back as expected: the failed deployment leaves the
@@ -201,7 +201,7 @@ impl Ledger {
                 .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
                 .expression_attribute_values(":yes", s(INFLIGHT_YES));
         }
-        conditional(request.send().await, "dynamodb:UpdateItem")
+        self.conditional(request.send().await, "dynamodb:UpdateItem")
     }
 
     /// ECS's COMPLETED: the deployment succeeded and leaves the in-flight index; from
@@ -228,6 +228,6 @@ impl Ledger {
             .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
             .expression_attribute_values(":id", s(deployment_id))
             .expression_attribute_values(":now", s(now));
-        conditional(update.send().await, "dynamodb:UpdateItem")
+        self.conditional(update.send().await, "dynamodb:UpdateItem")
     }
 }

@@ -3,7 +3,6 @@
 
 use super::record::{s, text, INFLIGHT, INFLIGHT_ECS_ROLLBACK, INFLIGHT_YES};
 use super::{DeploymentRecord, Ledger, LedgerError, HEAD_SK, IN_FLIGHT_INDEX};
-use crate::aws::AwsError;
 
 impl Ledger {
     /// The ARNs of every service named `service` (in any cluster) that pushdeploy ever claimed.
@@ -23,7 +22,7 @@ impl Ledger {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:Scan", e))?;
+            .map_err(|e| self.failed("dynamodb:Scan", e))?;
         let mut arns: Vec<String> = pages
             .iter()
             .flat_map(|page| page.items())
@@ -78,7 +77,7 @@ impl Ledger {
             .send()
             .try_collect()
             .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
+            .map_err(|e| self.failed("dynamodb:Query", e))?;
         pages
             .iter()
             .flat_map(|page| page.items())
