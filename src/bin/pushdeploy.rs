@@ -90,10 +90,37 @@ fn print(records: &[pushdeploy::ledger::DeploymentRecord], json: bool, none: &st
     }
 }
 
+/// Errors are printed as one sentence each; with RUST_LOG=debug (or trace) the log lines,
+/// the SDK's whole error chain among them, go to stderr too. The AWS SDK itself stays at INFO
+/// (see `pushdeploy::logging`).
+fn debug_logging() {
+    use lambda_runtime::tracing::subscriber::{self, filter::EnvFilter, filter::LevelFilter};
+    let requested = std::env::var("RUST_LOG").ok();
+    let level = requested
+        .as_deref()
+        .and_then(|l| l.trim().parse::<LevelFilter>().ok());
+    if level.is_some_and(|level| level >= LevelFilter::DEBUG) {
+        subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .without_time()
+            .with_env_filter(EnvFilter::new(pushdeploy::logging::directives(
+                requested.as_deref(),
+            )))
+            .init();
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    debug_logging();
     let sdk = pushdeploy::aws::load_sdk_config().await;
+    // Said before any call, rather than as each client's endpoint error.
+    if sdk.region().is_none() {
+        eprintln!("pushdeploy: {}", pushdeploy::aws::Problem::NoRegion);
+        return ExitCode::from(2);
+    }
     let needs_table = !matches!(cli.command, Command::Pause { .. } | Command::Resume { .. });
     let config = match Config::from_env() {
         Ok(config) => Some(config),
