@@ -348,3 +348,62 @@ async fn a_tagged_service_ecs_reports_missing_is_a_skip_not_a_failure() {
         "{outcome:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_call_is_one_sentence_in_the_reason_that_says_what_to_grant() {
+    const ROLE: &str = "arn:aws:sts::123456789012:assumed-role/pushdeploy-deploy/pushdeploy-deploy";
+    let bed = TestBed::start().await;
+    let (discover, services, definition, register) = (
+        discovery(&["web"]),
+        described_services(),
+        described_definition(),
+        registered(V2),
+    );
+    // IAM's refusal, as ECS words it, when the role lacks ecs:UpdateService on the service.
+    let denial = format!(
+        r#"{{"__type":"AccessDeniedException","message":"User: {ROLE} is not authorized to perform: ecs:UpdateService on resource: {} because no identity-based policy allows the ecs:UpdateService action"}}"#,
+        service_arn("web")
+    );
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .sequence()
+        .http_status(400, Some(denial))
+        .repeatedly()
+        .build();
+    let deployer = deployer(
+        &bed,
+        &[&discover],
+        &[&services, &definition, &register, &update],
+    )
+    .await;
+
+    let report = deployer
+        .handle(push(), &Invocation::default())
+        .await
+        .expect("a denial is final: no Lambda retry");
+    let outcome = &report.outcomes[0];
+    assert_eq!(
+        (outcome.outcome, outcome.retryable),
+        (OutcomeKind::Failed, false),
+        "{outcome:?}"
+    );
+    let reason = outcome.reason.as_deref().unwrap();
+    assert_eq!(
+        reason,
+        format!(
+            "access denied to ecs:UpdateService on {}: grant ecs:UpdateService to {ROLE} in its IAM policy",
+            service_arn("web")
+        )
+    );
+    assert!(!reason.contains("DispatchFailure(") && reason.chars().count() < 250);
+    let record = deployer
+        .ledger()
+        .latest(&service_arn("web"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        record.reason.as_deref(),
+        Some(reason),
+        "the ledger says it too"
+    );
+}

@@ -564,3 +564,147 @@ async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
         assert_eq!(report.aws_calls.get(write), None, "{write}: {report:?}");
     }
 }
+
+/// The environment of a CLI run that finds nothing on the machine: no profile, no credentials
+/// file (both point at empty files), no instance metadata, and an endpoint on a closed loopback
+/// port, so that nothing leaves the machine whatever the CLI gets to.
+fn bare_env(test: &str) -> Vec<(String, String)> {
+    let dir = std::env::temp_dir().join(format!("pushdeploy-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = |name: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, "").unwrap();
+        path.display().to_string()
+    };
+    [
+        ("HOME", dir.display().to_string()),
+        ("AWS_CONFIG_FILE", empty("config")),
+        ("AWS_SHARED_CREDENTIALS_FILE", empty("credentials")),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_ENDPOINT_URL", closed_port_url()),
+        ("PUSHDEPLOY_TABLE", TABLE.into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A loopback URL nothing listens on (the port was free a moment ago).
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+/// Runs the `pushdeploy` CLI with exactly `env`; (exit code, stderr).
+fn cli_env(env: &[(String, String)], args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushdeploy"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .output()
+        .expect("run pushdeploy");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `env` with `key` set to `value` (replaced if there).
+fn with(mut env: Vec<(String, String)>, key: &str, value: &str) -> Vec<(String, String)> {
+    env.retain(|(k, _)| k != key);
+    env.push((key.to_string(), value.to_string()));
+    env
+}
+
+/// The CLI failed (exit 2) saying one line, `pushdeploy: <sentence>`, with no Debug dump of the
+/// SDK's error chain in it.
+fn assert_one_sentence(code: i32, stderr: &str) -> &str {
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    for dump in ["DispatchFailure(", "ConnectorError {", "Some(", " { "] {
+        assert!(!stderr.contains(dump), "a Debug dump: {stderr}");
+    }
+    assert!(stderr.chars().count() < 250, "{stderr}");
+    stderr.trim_end()
+}
+
+#[test]
+fn without_credentials_the_cli_says_what_to_set() {
+    let env = with(bare_env("no-credentials"), "AWS_REGION", "us-east-1");
+    let (code, stderr) = cli_env(&env, &["status"]);
+    assert_eq!(
+        assert_one_sentence(code, &stderr),
+        "pushdeploy: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role provides them"
+    );
+}
+
+#[test]
+fn without_a_region_the_cli_says_so_before_any_call() {
+    let env = with(bare_env("no-region"), "AWS_ACCESS_KEY_ID", "testing");
+    let env = with(env, "AWS_SECRET_ACCESS_KEY", "testing");
+    for args in [
+        &["status"][..],
+        &["pause", "--cluster", "prod", "--service", "web"],
+    ] {
+        let (code, stderr) = cli_env(&env, args);
+        assert_eq!(
+            assert_one_sentence(code, &stderr),
+            "pushdeploy: no AWS region: set AWS_REGION",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn an_endpoint_that_cannot_be_reached_is_named() {
+    let url = closed_port_url();
+    let env = with(bare_env("unreachable"), "AWS_REGION", "us-east-1");
+    let env = with(env, "AWS_ACCESS_KEY_ID", "testing");
+    let env = with(env, "AWS_SECRET_ACCESS_KEY", "testing");
+    let env = with(env, "AWS_ENDPOINT_URL", &url);
+    let (code, stderr) = cli_env(&env, &["status"]);
+    let said = assert_one_sentence(code, &stderr);
+    assert!(
+        said.starts_with(&format!(
+            "pushdeploy: cannot reach {url} for dynamodb:Query ("
+        )) && said.ends_with("): check AWS_ENDPOINT_URL and the network"),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_ledger_table_is_named_with_its_region_and_the_setting() {
+    let bed = TestBed::start().await;
+    let env = with(bed.function_env(), "PUSHDEPLOY_TABLE", "no-such-table");
+    for args in [&["status"][..], &["history", "--service", "web"]] {
+        let (code, stderr) = cli_env(&env, args);
+        assert_eq!(
+            assert_one_sentence(code, &stderr),
+            "pushdeploy: the ledger table no-such-table does not exist in us-east-1: set PUSHDEPLOY_TABLE to the stack's LedgerTableName output (and AWS_REGION to the stack's region)",
+            "{args:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_names_the_action_the_resource_and_who_to_grant_it_to() {
+    use support::fault_proxy::{call, Fault, FaultProxy, Plan, DENIED_PRINCIPAL};
+    let bed = TestBed::start().await;
+    let proxy = FaultProxy::start(bed.moto.address).await;
+    proxy.break_calls(Plan {
+        call: call("dynamodb", "Query"),
+        skip: 0,
+        times: u32::MAX,
+        fault: Fault::Denied,
+    });
+    let env = with(bed.function_env(), "AWS_ENDPOINT_URL", &proxy.url);
+    // The proxy answers on this runtime while the CLI runs.
+    let (code, stderr) = tokio::task::spawn_blocking(move || cli_env(&env, &["status"]))
+        .await
+        .unwrap();
+    assert_eq!(proxy.injected(), 1, "refused once, not retried: {stderr}");
+    assert_eq!(
+        assert_one_sentence(code, &stderr),
+        format!("pushdeploy: access denied to dynamodb:Query on arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}/index/in-flight: grant dynamodb:Query to {DENIED_PRINCIPAL} in its IAM policy")
+    );
+}

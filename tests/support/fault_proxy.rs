@@ -29,6 +29,9 @@ pub enum Fault {
     /// Held at the proxy, not yet reaching AWS, until the test calls [`FaultProxy::release`];
     /// then it goes through. Lets a test interleave two functions' calls deterministically.
     Held,
+    /// Refused as IAM refuses a call no policy grants (moto enforces no IAM): 400
+    /// AccessDeniedException in AWS's words, without reaching AWS.
+    Denied,
 }
 
 impl Fault {
@@ -39,6 +42,7 @@ impl Fault {
             Fault::AnswerLost => "applied, answer lost (500)",
             Fault::Hang => "no answer (timeout)",
             Fault::Held => "held, then let through",
+            Fault::Denied => "access denied (400)",
         }
     }
 }
@@ -199,6 +203,47 @@ fn error(status: u16, code: &str) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
+/// Who the proxy's denials name as the caller.
+pub const DENIED_PRINCIPAL: &str = "arn:aws:iam::123456789012:user/pushdeploy-operator";
+
+/// AWS's refusal of `target` (`DynamoDB_20120810.Query`, ...): "User: ... is not authorized to
+/// perform: dynamodb:Query on resource: <the table or index the request names> because no
+/// identity-based policy allows the dynamodb:Query action".
+fn denied(target: &str, request: &[u8]) -> Response<Full<Bytes>> {
+    let (prefix, operation) = target.split_once('.').unwrap_or_default();
+    let service = match prefix {
+        "DynamoDB_20120810" => "dynamodb",
+        "AmazonEC2ContainerServiceV20141113" => "ecs",
+        "ResourceGroupsTaggingAPI_20170126" => "tag",
+        other => other,
+    };
+    let action = format!("{service}:{operation}");
+    let request: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
+    let resource = request["TableName"].as_str().map(|table| {
+        let index = request["IndexName"]
+            .as_str()
+            .map(|index| format!("/index/{index}"))
+            .unwrap_or_default();
+        format!(" on resource: arn:aws:dynamodb:us-east-1:123456789012:table/{table}{index}")
+    });
+    let message = format!(
+        "User: {DENIED_PRINCIPAL} is not authorized to perform: {action}{} because no identity-based policy allows the {action} action",
+        resource.unwrap_or_default()
+    );
+    Response::builder()
+        .status(400)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-requestid", "fault-proxy")
+        .body(Full::new(Bytes::from(
+            serde_json::json!({
+                "__type": "com.amazon.coral.service#AccessDeniedException",
+                "Message": message,
+            })
+            .to_string(),
+        )))
+        .unwrap()
+}
+
 async fn handle(
     state: Arc<Mutex<State>>,
     mut opened: tokio::sync::watch::Receiver<bool>,
@@ -235,6 +280,10 @@ async fn handle(
         }
         Some(Fault::Held) => {
             let _ = opened.wait_for(|open| *open).await;
+        }
+        Some(Fault::Denied) => {
+            let request = req.into_body().collect().await?.to_bytes();
+            return Ok(denied(&target, &request));
         }
         Some(Fault::AnswerLost) | None => {}
     }
