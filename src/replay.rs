@@ -15,7 +15,7 @@ use crate::aws::Aws;
 use crate::config::Config;
 use crate::deploy::{Deployer, Invocation};
 use crate::ecs_event::{DEPLOYMENT_STATE_CHANGE, ECS_SOURCE, SCHEDULED_EVENT, SCHEDULE_SOURCE};
-use crate::event::{ECR_IMAGE_ACTION, ECR_SOURCE};
+use crate::event::{ECR_IMAGE_ACTION, ECR_REPLICATION_ACTION, ECR_SOURCE};
 use crate::rollback::RollbackHandler;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
 use serde_json::Value;
@@ -132,6 +132,8 @@ pub fn queue_function(
 pub enum EventKind {
     /// `aws.ecr` / `ECR Image Action`: the deploy function's.
     EcrPush,
+    /// `aws.ecr` / `ECR Replication Action`: the deploy function's.
+    EcrReplication,
     /// `aws.ecs` / `ECS Deployment State Change`: the rollback function's.
     EcsDeployment,
     /// `aws.events` / `Scheduled Event`: either function's schedule.
@@ -143,6 +145,7 @@ impl EventKind {
         let text = |key: &str| event.get(key).and_then(Value::as_str);
         match (text("source")?, text("detail-type")?) {
             (ECR_SOURCE, ECR_IMAGE_ACTION) => Some(EventKind::EcrPush),
+            (ECR_SOURCE, ECR_REPLICATION_ACTION) => Some(EventKind::EcrReplication),
             (ECS_SOURCE, DEPLOYMENT_STATE_CHANGE) => Some(EventKind::EcsDeployment),
             (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Some(EventKind::Scheduled),
             _ => None,
@@ -152,6 +155,7 @@ impl EventKind {
     fn an(self) -> &'static str {
         match self {
             EventKind::EcrPush => "an ECR push",
+            EventKind::EcrReplication => "an ECR replication",
             EventKind::EcsDeployment => "an ECS deployment event",
             EventKind::Scheduled => "a Scheduled Event",
         }
@@ -164,6 +168,8 @@ impl EventKind {
 pub enum Handling {
     /// The deploy function deploys a push.
     Push,
+    /// The deploy function deploys an image ECR replicated into its region, like a push.
+    Replication,
     /// The deploy function's schedule: it deploys the pushes whose event was missed.
     Reconcile,
     /// The rollback function acts on an ECS deployment's state change.
@@ -175,7 +181,7 @@ pub enum Handling {
 impl Handling {
     pub fn function(self) -> Function {
         match self {
-            Handling::Push | Handling::Reconcile => Function::Deploy,
+            Handling::Push | Handling::Replication | Handling::Reconcile => Function::Deploy,
             Handling::DeploymentChange | Handling::Sweep => Function::Rollback,
         }
     }
@@ -184,11 +190,12 @@ impl Handling {
     pub fn of(function: Function, kind: EventKind) -> Option<Handling> {
         match (function, kind) {
             (Function::Deploy, EventKind::EcrPush) => Some(Handling::Push),
+            (Function::Deploy, EventKind::EcrReplication) => Some(Handling::Replication),
             (Function::Deploy, EventKind::Scheduled) => Some(Handling::Reconcile),
             (Function::Rollback, EventKind::EcsDeployment) => Some(Handling::DeploymentChange),
             (Function::Rollback, EventKind::Scheduled) => Some(Handling::Sweep),
             (Function::Deploy, EventKind::EcsDeployment)
-            | (Function::Rollback, EventKind::EcrPush) => None,
+            | (Function::Rollback, EventKind::EcrPush | EventKind::EcrReplication) => None,
         }
     }
 }
@@ -198,9 +205,7 @@ impl Handling {
 pub enum Kept {
     #[error("the message is not JSON ({0})")]
     NotJson(String),
-    #[error(
-        "neither an ECR push nor an ECS deployment event nor a Scheduled Event: not pushdeploy's"
-    )]
+    #[error("neither an ECR push or replication nor an ECS deployment event nor a Scheduled Event: not pushdeploy's")]
     NotPushdeploys,
     #[error("the dead letter names {arn}, {}, but sits in the queue of {}: replay sends it to neither (replay it by hand if it is meant for {})", .named.the(), .queue.the(), .named.the())]
     NamesOtherFunction {
@@ -617,6 +622,7 @@ mod tests {
     fn each_dead_letter_goes_back_to_its_queues_function_as_what_that_function_takes() {
         use Function::{Deploy, Rollback};
         let push = event("aws.ecr", "ECR Image Action");
+        let replication = event("aws.ecr", "ECR Replication Action");
         let ecs = event("aws.ecs", "ECS Deployment State Change");
         let schedule = event("aws.events", "Scheduled Event");
         // (queue, event, the function ARN the dead letter names, where it goes)
@@ -624,6 +630,12 @@ mod tests {
         let cases: Vec<Case> = vec![
             (Deploy, &push, Some(DEPLOY_ARN), Ok(Handling::Push)),
             (Deploy, &push, None, Ok(Handling::Push)),
+            (
+                Deploy,
+                &replication,
+                Some(DEPLOY_ARN),
+                Ok(Handling::Replication),
+            ),
             (Deploy, &schedule, Some(DEPLOY_ARN), Ok(Handling::Reconcile)),
             // The queue decides; an ARN that says neither function does not contradict it.
             (
@@ -656,6 +668,15 @@ mod tests {
                 Err(Kept::NotTaken {
                     queue: Rollback,
                     kind: EventKind::EcrPush,
+                }),
+            ),
+            (
+                Rollback,
+                &replication,
+                Some(ROLLBACK_ARN),
+                Err(Kept::NotTaken {
+                    queue: Rollback,
+                    kind: EventKind::EcrReplication,
                 }),
             ),
             (

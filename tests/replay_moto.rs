@@ -256,7 +256,7 @@ async fn dead_letters_are_replayed_through_the_same_path_and_deleted() {
 }
 
 /// Each dead letter goes back to the function whose queue it sits in: in the deploy queue a
-/// push is deployed and a Scheduled Event runs the reconcile (it deploys an image whose push
+/// push and a replicated image are deployed and a Scheduled Event runs the reconcile (it deploys an image whose push
 /// event never came); in the rollback queue an ECS deployment event is recorded and a Scheduled
 /// Event runs the sweep. An event the queue's function does not take, or a dead letter that
 /// names the other function, stays in the queue with its reason.
@@ -265,7 +265,7 @@ async fn each_dead_letter_goes_back_to_the_function_it_was_meant_for() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
     let mut first = std::collections::HashMap::new();
-    for name in ["web", "api"] {
+    for name in ["web", "api", "worker"] {
         let td = bed
             .task_definition(name, &[("app", &format!("{REGISTRY}/{name}:latest"))])
             .await;
@@ -299,9 +299,26 @@ async fn each_dead_letter_goes_back_to_the_function_it_was_meant_for() {
         &digest('3'),
         "2026-11-26T12:00:02Z",
     );
+    // ECR replicated worker's image from us-west-2 into this region.
+    let mut worker_replica = push_event(
+        "ev-worker",
+        "worker",
+        "latest",
+        &digest('5'),
+        "2026-11-26T12:00:04Z",
+    );
+    worker_replica["detail-type"] = json!("ECR Replication Action");
+    worker_replica["detail"]["action-type"] = json!("REPLICATE");
+    worker_replica["detail"]["source-account"] = json!("123456789012");
+    worker_replica["detail"]["source-region"] = json!("us-west-2");
     for (body, attributes) in [
         // Lambda's on-failure record of a push.
         (on_failure_record(&web_push), vec![]),
+        // EventBridge could not deliver a replication.
+        (
+            worker_replica.to_string(),
+            undeliverable("pushdeploy-DeployFunctionEcrPush-1", FUNCTION_ARN),
+        ),
         // EventBridge could not deliver the reconcile schedule's event.
         (
             scheduled(
@@ -331,10 +348,11 @@ async fn each_dead_letter_goes_back_to_the_function_it_was_meant_for() {
 
     // Listing already says where each goes, and as what.
     let listed = replay(&bed, &deploy_queue, true);
-    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert_eq!(listed.len(), 5, "{listed:?}");
     for (event_id, result, function, handling) in [
         ("reconcile-1", "listed", "deploy", "reconcile"),
         ("ev-web", "listed", "deploy", "push"),
+        ("ev-worker", "listed", "deploy", "replication"),
         ("ecs-stray", "kept", "", ""),
         ("ev-elsewhere", "kept", "", ""),
     ] {
@@ -347,25 +365,27 @@ async fn each_dead_letter_goes_back_to_the_function_it_was_meant_for() {
         );
         assert_eq!(line["as"].as_str().unwrap_or_default(), handling, "{line}");
     }
-    assert_eq!(messages_in(&sqs, &deploy_queue).await, (4, 0));
+    assert_eq!(messages_in(&sqs, &deploy_queue).await, (5, 0));
 
     let replayed = replay(&bed, &deploy_queue, false);
-    assert_eq!(replayed.len(), 4, "{replayed:?}");
-    let push = result_of(&replayed, "ev-web");
-    assert_eq!(
-        (&push["result"], &push["function"]),
-        (&json!("replayed"), &json!("deploy")),
-        "{push}"
-    );
-    assert_eq!(
-        push["report"]["outcomes"][0]["outcome"], "deployed",
-        "{push}"
-    );
-    let web = bed.running("prod", "web").await;
-    assert_eq!(
-        bed.image(&web, "app").await,
-        format!("{REGISTRY}/web@{}", digest('1'))
-    );
+    assert_eq!(replayed.len(), 5, "{replayed:?}");
+    for (event_id, service, d) in [("ev-web", "web", '1'), ("ev-worker", "worker", '5')] {
+        let line = result_of(&replayed, event_id);
+        assert_eq!(
+            (&line["result"], &line["function"]),
+            (&json!("replayed"), &json!("deploy")),
+            "{line}"
+        );
+        assert_eq!(
+            line["report"]["outcomes"][0]["outcome"], "deployed",
+            "{line}"
+        );
+        let running = bed.running("prod", service).await;
+        assert_eq!(
+            bed.image(&running, "app").await,
+            format!("{REGISTRY}/{service}@{}", digest(d))
+        );
+    }
     // The reconcile, not a sweep: it says so, and it deployed the image whose push was missed.
     let reconcile = result_of(&replayed, "reconcile-1");
     assert_eq!(
