@@ -330,11 +330,19 @@ impl Aws {
             .collect())
     }
 
-    /// The images of `repository`, newest first (paginated).
-    pub async fn images(&self, repository: &str) -> Result<Vec<EcrImage>, AwsError> {
+    /// The images of `repository` in the registry of account `registry` (`None`: the caller's
+    /// own), newest first (paginated). Without a registry id, DescribeImages reads only the
+    /// caller's registry (API reference, DescribeImages, `registryId`: "If you do not specify a
+    /// registry, the default registry is assumed").
+    pub async fn images(
+        &self,
+        registry: Option<&str>,
+        repository: &str,
+    ) -> Result<Vec<EcrImage>, AwsError> {
         let pages: Vec<_> = self
             .ecr
             .describe_images()
+            .set_registry_id(registry.map(str::to_string))
             .repository_name(repository)
             .into_paginator()
             .send()

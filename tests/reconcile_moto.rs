@@ -173,3 +173,131 @@ async fn the_reconcile_deploys_what_was_missed_once_and_by_policy() {
     );
     assert_eq!(bed.revisions("api").await.len(), 2);
 }
+
+/// Issue 13, item 8: with TrustedAccounts, the reconcile reads each trusted account's registry
+/// (DescribeImages with its `registryId`: "If you do not specify a registry, the default
+/// registry is assumed", API reference), so a missed push of another account's repository is
+/// recovered. moto serves one account's registry per caller, so ECR is a mock here that answers
+/// by registry id; ECS, tagging and the ledger stay moto. A repository of the same name in two
+/// registries moves each service only to the image of the registry it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcile_reads_every_trusted_registry_and_moves_each_service_within_its_own() {
+    use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+    use aws_sdk_ecr::types::ImageDetail;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use support::{digest, mocks::wire_error};
+
+    const OTHER: &str = "210987654321";
+    const OTHER_REGISTRY: &str = "210987654321.dkr.ecr.us-east-1.amazonaws.com";
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    for (name, registry) in [("theirs", OTHER_REGISTRY), ("ours", REGISTRY)] {
+        let td = bed
+            .task_definition(name, &[("app", &format!("{registry}/web:latest"))])
+            .await;
+        bed.service("prod", name, &td, &[("pushdeploy:repository", "web")])
+            .await;
+    }
+    let image_of = |registry: &str, d: char| {
+        DescribeImagesOutput::builder()
+            .image_details(
+                ImageDetail::builder()
+                    .registry_id(registry)
+                    .repository_name("web")
+                    .image_digest(digest(d))
+                    .image_tags("latest")
+                    .image_pushed_at(aws_smithy_types::DateTime::from_secs(1_795_000_000))
+                    .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
+                    .build(),
+            )
+            .build()
+    };
+    let theirs = mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(|input| input.registry_id() == Some(OTHER))
+        .then_output(move || image_of(OTHER, 'b'));
+    let ours = mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(|input| input.registry_id() != Some(OTHER))
+        .then_output(move || image_of("123456789012", 'c'));
+    let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&theirs, &ours]);
+    let aws = pushdeploy::aws::Aws::from_clients(
+        bed.ecs.clone(),
+        aws_sdk_resourcegroupstagging::Client::new(&bed.sdk),
+        bed.dynamodb.clone(),
+        aws_sdk_sns::Client::new(&bed.sdk),
+        ecr,
+    );
+    let mut config = bed.config();
+    config.trusted_accounts = Some(
+        [OTHER, "123456789012"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    );
+    let deployer = Deployer::with_aws(aws, config);
+    let invocation = Invocation {
+        function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:deploy".into()),
+        ..Invocation::default()
+    };
+
+    let report = deployer
+        .handle(scheduled("reconcile-1"), &invocation)
+        .await
+        .unwrap();
+
+    let moved: Vec<_> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.service.as_str(), o.outcome))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            ("ours", OutcomeKind::Deployed),
+            ("theirs", OutcomeKind::Deployed)
+        ],
+        "each service once, nothing failed: {report:?}"
+    );
+    let running = bed.running("prod", "theirs").await;
+    assert_eq!(
+        bed.image(&running, "app").await,
+        format!("{OTHER_REGISTRY}/web@{}", digest('b'))
+    );
+    let running = bed.running("prod", "ours").await;
+    assert_eq!(
+        bed.image(&running, "app").await,
+        format!("{REGISTRY}/web@{}", digest('c'))
+    );
+    assert_eq!((theirs.num_calls(), ours.num_calls()), (1, 1));
+
+    // A trusted registry without the repository is no error: it only has none of its images.
+    let missing = mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(|input| input.registry_id() == Some(OTHER))
+        .then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                aws_smithy_types::body::SdkBody::from(wire_error("RepositoryNotFoundException")),
+            )
+        });
+    let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&missing, &ours]);
+    let aws = pushdeploy::aws::Aws::from_clients(
+        bed.ecs.clone(),
+        aws_sdk_resourcegroupstagging::Client::new(&bed.sdk),
+        bed.dynamodb.clone(),
+        aws_sdk_sns::Client::new(&bed.sdk),
+        ecr,
+    );
+    let mut config = bed.config();
+    config.trusted_accounts = Some(
+        [OTHER, "123456789012"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    );
+    let report = Deployer::with_aws(aws, config)
+        .handle(scheduled("reconcile-2"), &invocation)
+        .await
+        .unwrap();
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(!reason.contains("could not read"), "{reason}");
+    assert_eq!(missing.num_calls(), 1);
+}

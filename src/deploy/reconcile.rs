@@ -8,11 +8,13 @@ use crate::aws::EcrImage;
 use crate::aws::DESCRIBE_SERVICES_BATCH;
 use crate::event::{Digest, Push};
 use crate::follow::{followers, Follower, ServiceKey, TaggedService, TAG_REPOSITORY};
+use crate::image::ImageRef;
 use crate::media::not_an_image;
 use crate::outcome::{Outcome, OutcomeKind, Report, RetryableFailure, SkipReason};
 use crate::plan::running_tag;
 use crate::policy::{TagPolicy, Version};
 use crate::telemetry::{Run, Subject};
+use aws_sdk_ecs::types::{Tag, TaskDefinition};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -120,6 +122,39 @@ fn choose(
     }
 }
 
+/// The registries whose images the reconcile reads: those of the accounts whose pushes deploy
+/// (PUSHDEPLOY_TRUSTED_ACCOUNTS, else the function's own). `None` is the caller's own registry,
+/// for a run that does not know its account (a local run).
+fn registries(
+    trusted: Option<&BTreeSet<String>>,
+    home_account: Option<&str>,
+) -> Vec<Option<String>> {
+    match (trusted, home_account) {
+        (Some(trusted), _) => trusted.iter().cloned().map(Some).collect(),
+        (None, Some(home)) => vec![Some(home.to_string())],
+        (None, None) => vec![None],
+    }
+}
+
+/// Whether a container of `definition` runs an image of the repository and registry of `push`.
+fn runs_image_of(definition: &TaskDefinition, push: &Push) -> bool {
+    definition.container_definitions().iter().any(|c| {
+        c.image()
+            .and_then(ImageRef::parse)
+            .is_some_and(|image| image.is_from(push))
+    })
+}
+
+/// What the reconcile of one repository in one registry found.
+#[derive(Default)]
+struct Reconciled {
+    outcomes: Vec<Outcome>,
+    /// Services that follow it.
+    followed: usize,
+    /// Of those, services whose policy admits nothing newer than what they run.
+    nothing_newer: usize,
+}
+
 /// Outcomes that only say "this service is already where it should be": counted, not logged
 /// one by one, since the reconcile runs every few minutes over every service.
 fn in_step(outcome: &Outcome) -> bool {
@@ -137,13 +172,12 @@ fn in_step(outcome: &Outcome) -> bool {
 }
 
 impl Deployer {
-    /// The tag each of `following` runs (see [`crate::plan::running_tag`]); a service that
-    /// cannot be read is left out, and the deploy path reports it.
-    async fn running_tags(
+    /// The task definition (with its tags) each of `following` runs; a service that cannot be
+    /// read is left out, and the deploy path reports it.
+    async fn running_definitions(
         &self,
-        push: &Push,
         following: &[&Follower],
-    ) -> HashMap<ServiceKey, Option<String>> {
+    ) -> HashMap<ServiceKey, (TaskDefinition, Vec<Tag>)> {
         let mut by_cluster: BTreeMap<&str, Vec<&Follower>> = BTreeMap::new();
         for f in following {
             by_cluster
@@ -167,14 +201,83 @@ impl Deployer {
                     else {
                         continue;
                     };
-                    if let Ok((definition, tags)) = self.aws.describe_task_definition(arn).await {
-                        let tag = running_tag(push, f.container.as_deref(), &definition, &tags);
-                        running.insert(f.key.clone(), tag);
+                    if let Ok(definition) = self.aws.describe_task_definition(arn).await {
+                        running.insert(f.key.clone(), definition);
                     }
                 }
             }
         }
         running
+    }
+
+    /// Deploys, to each service that follows `repository`, the newest of `images` its policy
+    /// admits, through the push path.
+    async fn reconcile_images(
+        &self,
+        repository: &str,
+        region: &str,
+        images: &[EcrImage],
+        tagged: &[TaggedService],
+        lease: &super::Lease,
+        several_registries: bool,
+    ) -> Reconciled {
+        let mut done = Reconciled::default();
+        let pushes = candidates(repository, region, images);
+        let (mut admitted, problems) = admitted(&pushes, tagged, &self.config);
+        done.outcomes.extend(problems);
+        let Some(any_push) = pushes.first() else {
+            return done;
+        };
+        // Semver services choose by the version they run: read it first. With several
+        // registries, read every follower: a repository of the same name in another trusted
+        // registry is not this one, and only the services that run this registry's image
+        // follow it here (the others would fail to find their container on every run).
+        let is_semver = |f: &Follower| matches!(f.policy, TagPolicy::Semver(_));
+        let to_read: Vec<&Follower> = admitted
+            .values()
+            .map(|(f, _)| f)
+            .filter(|f| several_registries || is_semver(f))
+            .collect();
+        let definitions = self.running_definitions(&to_read).await;
+        if several_registries {
+            admitted.retain(|key, _| {
+                definitions
+                    .get(key)
+                    .is_none_or(|(definition, _)| runs_image_of(definition, any_push))
+            });
+        }
+        let running: HashMap<&ServiceKey, Option<String>> = admitted
+            .iter()
+            .filter(|(_, (f, _))| is_semver(f))
+            .filter_map(|(key, (f, _))| {
+                let (definition, tags) = definitions.get(key)?;
+                let tag = running_tag(any_push, f.container.as_deref(), definition, tags);
+                Some((key, tag))
+            })
+            .collect();
+        let mut by_image: BTreeMap<usize, Vec<Follower>> = BTreeMap::new();
+        done.followed = admitted.len();
+        for (key, (follower, candidates)) in &admitted {
+            let running = running.get(key).cloned().flatten();
+            match choose(&follower.policy, running.as_deref(), candidates, &pushes) {
+                Some(index) => by_image.entry(index).or_default().push(follower.clone()),
+                None => done.nothing_newer += 1,
+            }
+        }
+        for (index, following) in by_image {
+            let push = &pushes[index];
+            let shared = Shared {
+                lease,
+                revisions: Revisions::default(),
+            };
+            for mut outcome in self.deploy_all(push, following, &shared).await {
+                outcome.repository = Some(push.repository.clone());
+                outcome.tag = Some(push.tag.clone());
+                outcome.digest = Some(push.digest.to_string());
+                done.outcomes.push(outcome);
+            }
+        }
+        done
     }
 
     pub(super) async fn reconcile(
@@ -223,48 +326,37 @@ impl Deployer {
         let (mut followed, mut nothing_newer) = (0, 0);
         let mut unreadable = Vec::new();
         let lease = invocation.lease();
+        let registries = registries(self.config.trusted_accounts.as_ref(), invocation.home().0);
         for repository in &repositories {
-            let images = match self.aws.images(repository).await {
-                Ok(images) => images,
-                Err(e) => {
-                    unreadable.push(format!("{repository} ({e})"));
-                    continue;
-                }
-            };
-            let pushes = candidates(repository, &region, &images);
-            let (admitted, problems) = admitted(&pushes, &tagged, &self.config);
-            outcomes.extend(problems);
-            let Some(any_push) = pushes.first() else {
-                continue;
-            };
-            // Semver services choose by the version they run: read it first.
-            let semver: Vec<&Follower> = admitted
-                .values()
-                .map(|(f, _)| f)
-                .filter(|f| matches!(f.policy, TagPolicy::Semver(_)))
-                .collect();
-            let running = self.running_tags(any_push, &semver).await;
-            let mut by_image: BTreeMap<usize, Vec<Follower>> = BTreeMap::new();
-            followed += admitted.len();
-            for (key, (follower, candidates)) in admitted {
-                let running = running.get(&key).cloned().flatten();
-                match choose(&follower.policy, running.as_deref(), &candidates, &pushes) {
-                    Some(index) => by_image.entry(index).or_default().push(follower),
-                    None => nothing_newer += 1,
-                }
-            }
-            for (index, following) in by_image {
-                let push = &pushes[index];
-                let shared = Shared {
-                    lease: &lease,
-                    revisions: Revisions::default(),
+            for registry in &registries {
+                let images = match self.aws.images(registry.as_deref(), repository).await {
+                    Ok(images) => images,
+                    // With several registries, a repository lives in some of them only.
+                    Err(e)
+                        if registries.len() > 1
+                            && e.code.as_deref() == Some("RepositoryNotFoundException") =>
+                    {
+                        continue
+                    }
+                    Err(e) => {
+                        let registry = registry.as_deref().unwrap_or("this account");
+                        unreadable.push(format!("{repository} in {registry}'s registry ({e})"));
+                        continue;
+                    }
                 };
-                for mut outcome in self.deploy_all(push, following, &shared).await {
-                    outcome.repository = Some(push.repository.clone());
-                    outcome.tag = Some(push.tag.clone());
-                    outcome.digest = Some(push.digest.to_string());
-                    outcomes.push(outcome);
-                }
+                let done = self
+                    .reconcile_images(
+                        repository,
+                        &region,
+                        &images,
+                        &tagged,
+                        &lease,
+                        registries.len() > 1,
+                    )
+                    .await;
+                outcomes.extend(done.outcomes);
+                followed += done.followed;
+                nothing_newer += done.nothing_newer;
             }
         }
         let considered = outcomes.len();
