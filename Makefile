@@ -73,9 +73,10 @@ deny: $(CARGO_DENY)
 deny-advisories: $(CARGO_DENY)
 	$(CARGO_DENY) check advisories
 
-## replay: run a dead-letter queue through the functions' handlers (QUEUE_URL=..., LIST=1 to only list)
+## replay: run a dead-letter queue through the functions' handlers (QUEUE_URL=..., LIST=1 to only
+## list, FUNCTION=deploy|rollback for a queue without the stack's pushdeploy:function tag)
 replay:
-	$(CARGO) run --release --locked --quiet --bin pushdeploy -- replay --queue-url "$(QUEUE_URL)" $(if $(LIST),--list,)
+	$(CARGO) run --release --locked --quiet --bin pushdeploy -- replay --queue-url "$(QUEUE_URL)" $(if $(LIST),--list,) $(if $(FUNCTION),--function "$(FUNCTION)",)
 
 ## build: the release binaries Lambda runs, as target/lambda/<function>/bootstrap for
 ## provided.al2023 (x86_64; see README for arm64)
