@@ -177,6 +177,22 @@ pub struct EcrImage {
     pub artifact_media_type: Option<String>,
 }
 
+impl EcrImage {
+    /// The fields pushdeploy reads of an `ImageDetail`; `None` without a registry or digest.
+    pub fn from_detail(d: aws_sdk_ecr::types::ImageDetail) -> Option<EcrImage> {
+        Some(EcrImage {
+            registry_id: d.registry_id?,
+            digest: d.image_digest?,
+            tags: d.image_tags.unwrap_or_default(),
+            pushed_at: d
+                .image_pushed_at
+                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+            manifest_media_type: d.image_manifest_media_type,
+            artifact_media_type: d.artifact_media_type,
+        })
+    }
+}
+
 /// What DescribeServices found in one cluster.
 #[derive(Debug, Clone, Default)]
 pub struct DescribedServices {
@@ -367,6 +383,45 @@ impl Aws {
             .collect();
         images.sort_by_key(|image| std::cmp::Reverse(image.pushed_at));
         Ok(images)
+    }
+
+    /// The image `digest` of `repository` in the registry of account `registry`, as ECR
+    /// describes it now (its tags, its push time); `None` when ECR has no such image or
+    /// repository there. DescribeImages with `imageIds` answers `ImageNotFoundException` for a
+    /// digest the repository does not hold (API reference, DescribeImages, Errors).
+    pub async fn image_by_digest(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<EcrImage>, AwsError> {
+        let answer = self
+            .ecr
+            .describe_images()
+            .registry_id(registry)
+            .repository_name(repository)
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(digest)
+                    .build(),
+            )
+            .send()
+            .await;
+        match answer {
+            Ok(out) => Ok(out
+                .image_details
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(EcrImage::from_detail)
+                .find(|image| image.digest == digest)),
+            Err(e) => {
+                let e = AwsError::from_sdk("ecr:DescribeImages", e);
+                match e.code.as_deref() {
+                    Some("ImageNotFoundException" | "RepositoryNotFoundException") => Ok(None),
+                    _ => Err(e),
+                }
+            }
+        }
     }
 
     /// Describes up to [`DESCRIBE_SERVICES_BATCH`] services of one cluster, with their tags.

@@ -1,12 +1,14 @@
 //! pushdeploy: an ECR push becomes a digest-pinned ECS deployment.
 //!
-//! The edge ([`event`]) turns a raw payload into a typed push; [`follow`] and [`plan`] decide,
+//! The edge ([`event`]) turns a raw payload into a typed push, which [`confirm`] holds to what
+//! ECR says of it; [`follow`] and [`plan`] decide,
 //! over plain data, which services move and how; [`revision`] builds the new task definition;
 //! [`aws`] and [`ledger`] own every AWS call; [`deploy`] puts them together for the handler.
 //! What operators see comes out of [`telemetry`] (log lines), [`metrics`] (EMF) and [`notify`] (SNS).
 
 pub mod aws;
 pub mod config;
+pub mod confirm;
 pub mod deploy;
 pub mod diff;
 pub mod ecs_event;

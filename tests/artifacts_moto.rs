@@ -42,7 +42,7 @@ async fn artifacts_are_skipped_and_the_tagged_index_deploys() {
     assert_eq!(bed.running("demo", "web").await, world.revision);
     assert_eq!(bed.revisions("pushdeploy-demo").await.len(), 1);
 
-    let index = sample_event("ecr-push-index.json");
+    let index = bed.pushed(sample_event("ecr-push-index.json")).await;
     let report = deployer
         .handle(index.clone(), &Invocation::default())
         .await

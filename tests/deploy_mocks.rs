@@ -49,7 +49,7 @@ async fn register_succeeds_update_fails_and_the_retry_finishes_without_a_second_
     .await;
 
     let first = deployer
-        .handle(push(), &Invocation::default())
+        .handle(bed.pushed(push()).await, &Invocation::default())
         .await
         .expect_err("a 5xx must make Lambda retry");
     let outcome = &first.report.outcomes[0];
@@ -81,7 +81,7 @@ async fn register_succeeds_update_fails_and_the_retry_finishes_without_a_second_
 
     // Lambda's retry of the same event: the service still runs V1 (UpdateService never took).
     let second = deployer
-        .handle(push(), &Invocation::default())
+        .handle(bed.pushed(push()).await, &Invocation::default())
         .await
         .expect("the retry succeeds");
     let outcome = &second.outcomes[0];
@@ -137,7 +137,7 @@ async fn throttling_is_absorbed_by_sdk_retries_and_then_handed_to_lambda() {
     )
     .await;
     let report = deployer_a
-        .handle(push(), &Invocation::default())
+        .handle(bed.pushed(push()).await, &Invocation::default())
         .await
         .unwrap();
     assert_eq!(report.outcomes[0].outcome, OutcomeKind::Deployed);
@@ -162,13 +162,13 @@ async fn throttling_is_absorbed_by_sdk_retries_and_then_handed_to_lambda() {
     .await;
     let failure = deployer_b
         .handle(
-            push_event(
+            bed.pushed(push_event(
                 "ev-2",
                 "web",
                 "latest",
                 &digest('c'),
                 "2026-11-26T12:01:00Z",
-            ),
+            )).await,
             &Invocation::default(),
         )
         .await
@@ -205,7 +205,7 @@ async fn a_rejected_update_is_final_recorded_and_not_retried() {
     .await;
 
     let report = deployer
-        .handle(push(), &Invocation::default())
+        .handle(bed.pushed(push()).await, &Invocation::default())
         .await
         .expect("a 4xx is final: no Lambda retry");
     let outcome = &report.outcomes[0];
@@ -236,7 +236,7 @@ async fn a_rejected_update_is_final_recorded_and_not_retried() {
 
     // EventBridge delivers the same push again: the ledger remembers it failed.
     let again = deployer
-        .handle(push(), &Invocation::default())
+        .handle(bed.pushed(push()).await, &Invocation::default())
         .await
         .unwrap();
     assert!(
@@ -288,7 +288,7 @@ async fn discovery_follows_page_tokens_and_a_shared_definition_is_described_once
     .await;
 
     let report = deployer
-        .handle(push(), &Invocation::default())
+        .handle(bed.pushed(push()).await, &Invocation::default())
         .await
         .unwrap();
 
@@ -334,7 +334,7 @@ async fn a_tagged_service_ecs_reports_missing_is_a_skip_not_a_failure() {
     });
     let deployer = deployer(&bed, &[&discover], &[&missing]).await;
     let report = deployer
-        .handle(push(), &Invocation::default())
+        .handle(bed.pushed(push()).await, &Invocation::default())
         .await
         .expect("a service that is gone is no reason for Lambda to retry");
     let outcome = &report.outcomes[0];
@@ -377,7 +377,7 @@ async fn a_denied_call_is_one_sentence_in_the_reason_that_says_what_to_grant() {
     .await;
 
     let report = deployer
-        .handle(push(), &Invocation::default())
+        .handle(bed.pushed(push()).await, &Invocation::default())
         .await
         .expect("a denial is final: no Lambda retry");
     let outcome = &report.outcomes[0];

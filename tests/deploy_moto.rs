@@ -12,8 +12,15 @@ fn app_image(tag: &str) -> String {
     format!("{REGISTRY}/web:{tag}")
 }
 
-/// Delivers a push of `web:latest` with digest `d` and expects an answer, not a Lambda error.
-async fn push(deployer: &Deployer, event_id: &str, d: char, time: &str) -> Report {
+/// Pushes `web:latest` with digest `d` to ECR and delivers its event; expects an answer, not
+/// a Lambda error.
+async fn push(bed: &TestBed, deployer: &Deployer, event_id: &str, d: char, time: &str) -> Report {
+    bed.ecr_has("web", "latest", &digest(d)).await;
+    deliver(deployer, event_id, d, time).await
+}
+
+/// Delivers the event of a push of `web:latest` with digest `d` (made earlier, or never).
+async fn deliver(deployer: &Deployer, event_id: &str, d: char, time: &str) -> Report {
     let event = push_event(event_id, "web", "latest", &digest(d), time);
     deployer
         .handle(event, &Invocation::default())
@@ -24,7 +31,7 @@ async fn push(deployer: &Deployer, event_id: &str, d: char, time: &str) -> Repor
 const ENVOY: &str = "public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29.6.0-prod";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_six_calls_then_five() {
+async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_seven_calls_then_six() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
     let old = bed
@@ -35,7 +42,7 @@ async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_six_calls_then_fi
         .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let report = push(&deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
+    let report = push(&bed, &deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
 
     assert_eq!(report.outcomes.len(), 1, "{report:?}");
     let outcome = &report.outcomes[0];
@@ -75,9 +82,10 @@ async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_six_calls_then_fi
     };
     assert_eq!(tag("pushdeploy:digest"), Some(digest('b')));
     assert_eq!(tag("pushdeploy:pushed-tag").as_deref(), Some("latest"));
+    // The push time ECR confirmed: this test's event claims an earlier one than ECR's.
     assert_eq!(
-        tag("pushdeploy:pushed-at").as_deref(),
-        Some("2026-11-26T12:00:00Z")
+        tag("pushdeploy:pushed-at"),
+        Some(bed.ecr_pushed_at("web", &digest('b')).await)
     );
     assert_eq!(tag("pushdeploy:event-id").as_deref(), Some("ev-1"));
     assert_eq!(
@@ -90,10 +98,11 @@ async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_six_calls_then_fi
         "the definition's own tags are kept"
     );
 
-    // The AWS calls of a single-service deploy, ledger excluded: discovery, one describe of
-    // the service, one of its task definition, one registration, one UpdateService; and, since
-    // the service names its image by tag, one read of the digests ECS resolved for the revision
-    // it runs (a rollback to that revision must land on them, never on the tag).
+    // The AWS calls of a single-service deploy, ledger excluded: discovery and ECR's word on
+    // the push (at once), one describe of the service, one of its task definition, one
+    // registration, one UpdateService; and, since the service names its image by tag, one read
+    // of the digests ECS resolved for the revision it runs (a rollback to that revision must
+    // land on them, never on the tag).
     let non_ledger = |report: &Report| -> Vec<(String, u32)> {
         report
             .aws_calls
@@ -105,6 +114,7 @@ async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_six_calls_then_fi
     assert_eq!(
         non_ledger(&report),
         [
+            ("ECR.DescribeImages", 1),
             ("ECS.DescribeServiceRevisions", 1),
             ("ECS.DescribeServices", 1),
             ("ECS.DescribeTaskDefinition", 1),
@@ -156,11 +166,12 @@ async fn a_push_deploys_the_tagged_service_pinned_by_digest_in_six_calls_then_fi
         .is_empty());
 
     // Once pushdeploy has pinned the image, the next push needs no such read: five calls.
-    let next = push(&deployer, "ev-2", 'c', "2026-11-26T12:01:00Z").await;
+    let next = push(&bed, &deployer, "ev-2", 'c', "2026-11-26T12:01:00Z").await;
     assert_eq!(next.outcomes[0].outcome, OutcomeKind::Deployed, "{next:?}");
     assert_eq!(
         non_ledger(&next),
         [
+            ("ECR.DescribeImages", 1),
             ("ECS.DescribeServices", 1),
             ("ECS.DescribeTaskDefinition", 1),
             ("ECS.RegisterTaskDefinition", 1),
@@ -203,7 +214,7 @@ async fn only_services_tagged_for_the_repository_and_tag_move() {
     .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let report = push(&deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
+    let report = push(&bed, &deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
 
     let touched: Vec<_> = report
         .outcomes
@@ -236,11 +247,13 @@ async fn an_older_push_after_a_newer_one_is_skipped_as_stale() {
         .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let newer = push(&deployer, "ev-new", 'c', "2026-11-26T12:05:00Z").await;
+    // b is pushed first, then c; b's event arrives last.
+    bed.ecr_has("web", "latest", &digest('b')).await;
+    let newer = push(&bed, &deployer, "ev-new", 'c', "2026-11-26T12:05:00Z").await;
     assert_eq!(newer.outcomes[0].outcome, OutcomeKind::Deployed);
     let running = bed.running("prod", "web").await;
 
-    let older = push(&deployer, "ev-old", 'b', "2026-11-26T12:00:00Z").await;
+    let older = deliver(&deployer, "ev-old", 'b', "2026-11-26T12:00:00Z").await;
     let outcome = &older.outcomes[0];
     assert_eq!(outcome.outcome, OutcomeKind::Skipped, "{outcome:?}");
     assert!(
@@ -268,7 +281,7 @@ async fn rules_deploy_services_without_tags_and_report_missing_ones() {
     config.rules = serde_json::from_str(r#"[{"repository":"web","tag":"latest","cluster":"prod","service":"web"},{"repository":"web","tag":"latest","cluster":"prod","service":"gone"}]"#).unwrap();
     let deployer = Deployer::new(&bed.sdk, config);
 
-    let report = push(&deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
+    let report = push(&bed, &deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
 
     let gone = report
         .outcomes
@@ -323,7 +336,7 @@ async fn services_on_other_deployment_controllers_are_skipped() {
         .unwrap();
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let report = push(&deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
+    let report = push(&bed, &deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
 
     let outcome = &report.outcomes[0];
     assert_eq!(outcome.outcome, OutcomeKind::Skipped);
@@ -383,12 +396,14 @@ async fn a_replicated_image_deploys_like_a_push_from_a_trusted_source_only() {
     );
     assert_eq!(bed.running("prod", "web").await, old);
 
-    let report = deliver(replication_event(
+    // d is replicated first, then b; d's event arrives last.
+    bed.ecr_has("web", "latest", &digest('d')).await;
+    let report = deliver(bed.pushed(replication_event(
         "rep-1",
         'b',
         "2026-11-26T12:00:00Z",
         "123456789012",
-    ))
+    )).await)
     .await
     .unwrap();
     assert_eq!(report.outcomes.len(), 1, "{report:?}");
@@ -426,7 +441,7 @@ async fn a_service_on_the_dual_stack_endpoint_deploys_pinned_on_that_host() {
         .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
-    let report = push(&deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
+    let report = push(&bed, &deployer, "ev-1", 'b', "2026-11-26T12:00:00Z").await;
 
     assert_eq!(report.outcomes.len(), 1, "{report:?}");
     assert_eq!(
@@ -439,4 +454,102 @@ async fn a_service_on_the_dual_stack_endpoint_deploys_pinned_on_that_host() {
         bed.image(&new, "app").await,
         format!("{DUAL_STACK}/web@{}", digest('b'))
     );
+}
+
+/// Now, as an EventBridge `time`: what a genuine event of a push made now carries.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Issue 14, item 1: the forged push of the issue (an image that exists, a tag the policy
+/// accepts, `time` in the year 2999), and its neighbours, are confirmed with ECR before they
+/// move anything. Before, the forged event deployed `a` as v999.0.0 and left an order key in
+/// the year 2999 behind, so that the real push of 1.1.0 was skipped as stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_push_moves_nothing_and_blocks_nothing() {
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    bed.ecr_has("web", "1.0.0", &digest('a')).await;
+    let td = bed
+        .task_definition("api", &[("app", &app_image("1.0.0"))])
+        .await;
+    let tags = [
+        ("pushdeploy:repository", "web"),
+        ("pushdeploy:tag", "semver:major"),
+    ];
+    bed.service("prod", "api", &td, &tags).await;
+    let deployer = Deployer::new(&bed.sdk, bed.config());
+    let invocation = Invocation::default();
+    let deliver = |id: &str, tag: &str, d: char, time: &str| {
+        deployer.handle(push_event(id, "web", tag, &digest(d), time), &invocation)
+    };
+
+    let from_2999 = deliver("forged-1", "v999.0.0", 'a', "2999-01-01T00:00:00Z")
+        .await
+        .unwrap();
+    assert!(from_2999.outcomes.is_empty(), "{from_2999:?}");
+    assert!(
+        from_2999
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("ahead of this function's clock")),
+        "{from_2999:?}"
+    );
+    let tag_it_lacks = deliver("forged-2", "v999.0.0", 'a', &now()).await.unwrap();
+    let outcome = &tag_it_lacks.outcomes[0];
+    assert_eq!(outcome.skip_reason.map(|r| r.as_str()), Some("stale"));
+    assert!(
+        outcome.reason.as_deref().unwrap().contains("no longer names"),
+        "{outcome:?}"
+    );
+    let not_in_ecr = deliver("forged-3", "9.9.9", 'f', &now()).await.unwrap();
+    assert!(
+        not_in_ecr
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("ECR has no image")),
+        "{not_in_ecr:?}"
+    );
+    assert_eq!(bed.running("prod", "api").await, td, "nothing moved");
+    assert_eq!(bed.revisions("api").await.len(), 1);
+
+    // The real push of 1.1.0 deploys: nothing was left behind to block it.
+    bed.ecr_has("web", "1.1.0", &digest('b')).await;
+    let real = deliver("real-1", "1.1.0", 'b', &now()).await.unwrap();
+    assert_eq!(real.outcomes[0].outcome, OutcomeKind::Deployed, "{real:?}");
+    assert_eq!(
+        bed.image(&bed.running("prod", "api").await, "app").await,
+        format!("{REGISTRY}/web@{}", digest('b'))
+    );
+}
+
+/// A tag moved back to an image pushed earlier (a rollback by retag) deploys that image:
+/// ECR confirms the tag names it now, and a service that follows one tag orders its pushes by
+/// when the tag moved, not by when the image was first pushed (ECR keeps that time on a
+/// retag). (A service that follows many tags orders by ECR's push time: `confirm`'s unit tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_moved_back_to_an_earlier_image_deploys_it() {
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    let td = bed
+        .task_definition("web", &[("app", &app_image("latest"))])
+        .await;
+    bed.service("prod", "web", &td, &[("pushdeploy:repository", "web")])
+        .await;
+    let deployer = Deployer::new(&bed.sdk, bed.config());
+    // Event ids sort in push order, as EventBridge times of one second would not.
+    for (id, d) in [("push-1", 'b'), ("push-2", 'c'), ("push-3-retag", 'b')] {
+        bed.ecr_has("web", "latest", &digest(d)).await;
+        let event = push_event(id, "web", "latest", &digest(d), &now());
+        let report = deployer
+            .handle(event, &Invocation::default())
+            .await
+            .unwrap();
+        assert_eq!(report.outcomes[0].outcome, OutcomeKind::Deployed, "{id}: {report:?}");
+        assert_eq!(
+            bed.image(&bed.running("prod", "web").await, "app").await,
+            format!("{REGISTRY}/web@{}", digest(d)),
+            "{id}"
+        );
+    }
 }

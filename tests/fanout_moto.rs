@@ -43,13 +43,13 @@ async fn fifty_services_in_five_clusters_share_revisions_and_deploy_once() {
     let deployer = Deployer::new(&bed.sdk, bed.config());
     let report = deployer
         .handle(
-            push_event(
+            bed.pushed(push_event(
                 "fan-1",
                 "web",
                 "latest",
                 &digest('f'),
                 "2026-11-26T12:00:00Z",
-            ),
+            )).await,
             &Invocation::default(),
         )
         .await

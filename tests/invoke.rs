@@ -129,7 +129,8 @@ async fn main() -> ExitCode {
             None => return ExitCode::FAILURE,
         }
     } else {
-        event
+        // The push the event reports, made first: the function confirms it with ECR.
+        bed.pushed(event).await
     };
     if dry_run {
         env.push(("PUSHDEPLOY_DRY_RUN".into(), "true".into()));

@@ -279,7 +279,7 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
     // (rolled back); a new digest whose tasks run 120 s after its push (COMPLETED); a push no
     // service follows; an event that is not a push. ECS's IN_PROGRESS events (one per
     // deployment, the rollback's included) are recorded too.
-    let first = sample_event("ecr-push.json");
+    let first = bed.pushed(sample_event("ecr-push.json")).await;
     let pushed = first["detail"]["image-digest"]
         .as_str()
         .unwrap()
@@ -290,13 +290,13 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
             "same push".into(),
             invoke(
                 &deploy_api,
-                push_event(
+                bed.pushed(push_event(
                     "again",
                     "pushdeploy-demo",
                     "latest",
                     &pushed,
                     "2026-11-26T12:01:00Z",
-                ),
+                )).await,
             )
             .await,
         ),
@@ -304,13 +304,13 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
     world.fail_tasks("demo", "web", 3).await;
     answers.extend(ecs(deliver().await));
     let second_at = world.now().await;
-    let second = push_event(
+    let second = bed.pushed(push_event(
         "second",
         "pushdeploy-demo",
         "latest",
         &digest('2'),
         &second_at,
-    );
+    )).await;
     answers.push(("second push".into(), invoke(&deploy_api, second).await));
     world.advance(120).await;
     world.start_tasks("demo", "web", 1).await;
@@ -326,13 +326,13 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
         "unfollowed push".into(),
         invoke(
             &deploy_api,
-            push_event(
+            bed.pushed(push_event(
                 "nobody",
                 "unfollowed",
                 "latest",
                 &digest('3'),
                 "2026-11-26T12:20:00Z",
-            ),
+            )).await,
         )
         .await,
     ));

@@ -44,12 +44,14 @@ async fn world() -> (TestBed, String, String) {
 }
 
 /// A push of `web:latest` with digest `d`, made now by the world's clock.
-async fn push(deployer: &Deployer, world: &World, id: &str, d: char) -> Report {
+async fn push(bed: &TestBed, deployer: &Deployer, world: &World, id: &str, d: char) -> Report {
     let time = world.now().await;
-    push_at(deployer, id, d, &time).await
+    push_at(bed, deployer, id, d, &time).await
 }
 
-async fn push_at(deployer: &Deployer, id: &str, d: char, time: &str) -> Report {
+/// Pushes `web:latest` with digest `d` to ECR and delivers its event, stamped `time`.
+async fn push_at(bed: &TestBed, deployer: &Deployer, id: &str, d: char, time: &str) -> Report {
+    bed.ecr_has("web", "latest", &digest(d)).await;
     deployer
         .handle(
             push_event(id, "web", "latest", &digest(d), time),
@@ -145,7 +147,7 @@ async fn pause_skips_the_service_resume_deploys_and_history_tells_it_all() {
     let (code, out, err) = cli(&bed, &["pause", "--cluster", "prod", "--service", "web"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with(&format!("paused {SERVICE_ARN}")), "{out}");
-    let report = push(&deployer, &world, "push-1", '1').await;
+    let report = push(&bed, &deployer, &world, "push-1", '1').await;
     let o = &report.outcomes[0];
     assert_eq!(o.outcome, OutcomeKind::Skipped, "{report:?}");
     assert!(o.reason.as_deref().unwrap().starts_with("paused"), "{o:?}");
@@ -160,7 +162,7 @@ async fn pause_skips_the_service_resume_deploys_and_history_tells_it_all() {
     let (code, out, err) = cli(&bed, &["resume", "--cluster", "prod", "--service", "web"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("resumed"), "{out}");
-    let report = push(&deployer, &world, "push-2", '2').await;
+    let report = push(&bed, &deployer, &world, "push-2", '2').await;
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::Deployed,
@@ -194,7 +196,7 @@ async fn pause_skips_the_service_resume_deploys_and_history_tells_it_all() {
     );
     let pinned = bed.running("prod", "web").await;
     assert_pinned_copy(&bed, &pinned, &first, &first_digest).await;
-    let report = push(&deployer, &world, "push-3", '3').await;
+    let report = push(&bed, &deployer, &world, "push-3", '3').await;
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::Deployed,
@@ -284,7 +286,7 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
     let deployer = Deployer::new(&bed.sdk, config.clone());
     let rollback = RollbackHandler::new(&bed.sdk, config.clone());
 
-    let report = push(&deployer, &world, "push-1", '1').await;
+    let report = push(&bed, &deployer, &world, "push-1", '1').await;
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::Deployed,
@@ -311,7 +313,7 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
     assert_eq!(n["MessageAttributes"]["repository"]["Value"], "web");
 
     // A skipped push (same digest again, new event) says nothing.
-    push(&deployer, &world, "push-1b", '1').await;
+    push(&bed, &deployer, &world, "push-1b", '1').await;
     // It fails and is rolled back: one message, subject naming service and outcome. (ECS's
     // IN_PROGRESS event before the FAILED one is recorded and says nothing either.)
     fail_deployment(&world, "prod", "web").await;
@@ -343,7 +345,7 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
     // A new push completes: started, then completed with push-to-completed time. The world's
     // clock moves on 150 s before the tasks run; ECS's event says when, to the second.
     let pushed_at = world.now().await;
-    push_at(&deployer, "push-2", '2', &pushed_at).await;
+    push_at(&bed, &deployer, "push-2", '2', &pushed_at).await;
     world.advance(150).await;
     world.start_tasks("prod", "web", 2).await;
     let answers = deliver(&rollback, &world).await;
@@ -390,7 +392,7 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
     let mut broken = config.clone();
     broken.notify_topic_arn = Some("arn:aws:sns:us-east-1:123456789012:no-such-topic".into());
     let deployer = Deployer::new(&bed.sdk, broken);
-    let report = push(&deployer, &world, "push-3", '3').await;
+    let report = push(&bed, &deployer, &world, "push-3", '3').await;
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::Deployed,
@@ -437,7 +439,7 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
     let mut sealed = config.clone();
     sealed.notify_topic_arn = Some(encrypted);
     let deployer = Deployer::new(&bed.sdk, sealed);
-    let report = push(&deployer, &world, "push-4", '4').await;
+    let report = push(&bed, &deployer, &world, "push-4", '4').await;
     assert_eq!(
         report.outcomes[0].outcome,
         OutcomeKind::Deployed,
@@ -458,7 +460,7 @@ async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
     config.notify_topic_arn = Some(topic);
     let deployer = Deployer::new(&bed.sdk, config.clone());
 
-    let report = push(&deployer, &world, "push-1", '1').await;
+    let report = push(&bed, &deployer, &world, "push-1", '1').await;
     let o = &report.outcomes[0];
     assert_eq!(o.outcome, OutcomeKind::DryRun, "{report:?}");
     assert!(
@@ -513,7 +515,7 @@ async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
         )
         .await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
-    let report = push(&deployer, &world, "push-2", '2').await;
+    let report = push(&bed, &deployer, &world, "push-2", '2').await;
     let by_service: Vec<(&str, OutcomeKind)> = report
         .outcomes
         .iter()

@@ -8,7 +8,9 @@ mod support;
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
 use support::{digest, push_event, TestBed, REGISTRY};
 
-async fn push(deployer: &Deployer, id: &str, tag: &str, d: char, time: &str) -> Report {
+/// Pushes `web:<tag>` with digest `d` to ECR and delivers its event.
+async fn push(bed: &TestBed, deployer: &Deployer, id: &str, tag: &str, d: char, time: &str) -> Report {
+    bed.ecr_has("web", tag, &digest(d)).await;
     deployer
         .handle(
             push_event(id, "web", tag, &digest(d), time),
@@ -70,7 +72,7 @@ async fn semver_and_prefix_policies_follow_only_what_they_should() {
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
     // 1.5.0: the semver service moves; the bad policy is said, naming service and value.
-    let report = push(&deployer, "p1", "1.5.0", '1', "2026-11-26T12:00:00Z").await;
+    let report = push(&bed, &deployer, "p1", "1.5.0", '1', "2026-11-26T12:00:00Z").await;
     let s = summary(&report);
     assert_eq!(s.len(), 2, "{report:?}");
     assert_eq!(
@@ -91,7 +93,7 @@ async fn semver_and_prefix_policies_follow_only_what_they_should() {
     );
 
     // 1.4.3 pushed after 1.5.0 (later push time, later delivery): never a step back.
-    let report = push(&deployer, "p2", "1.4.3", '2', "2026-11-26T12:05:00Z").await;
+    let report = push(&bed, &deployer, "p2", "1.4.3", '2', "2026-11-26T12:05:00Z").await;
     assert_eq!(
         summary(&report)[0],
         ("api".into(), OutcomeKind::Skipped, Some("not_newer")),
@@ -104,7 +106,7 @@ async fn semver_and_prefix_policies_follow_only_what_they_should() {
         .contains("not newer than 1.5.0"));
     // 2.0.0 is a major change; 1.6.0-rc.1 a pre-release: both outside semver:minor.
     for (id, tag, d) in [("p3", "2.0.0", '3'), ("p4", "1.6.0-rc.1", '4')] {
-        let report = push(&deployer, id, tag, d, "2026-11-26T12:10:00Z").await;
+        let report = push(&bed, &deployer, id, tag, d, "2026-11-26T12:10:00Z").await;
         assert_eq!(
             summary(&report)[0],
             ("api".into(), OutcomeKind::Skipped, Some("outside_policy")),
@@ -113,12 +115,13 @@ async fn semver_and_prefix_policies_follow_only_what_they_should() {
     }
     assert_eq!(bed.running("prod", "api").await, at_150, "nothing moved");
     // 1.5.1 moves it on.
-    let report = push(&deployer, "p5", "v1.5.1", '5', "2026-11-26T12:15:00Z").await;
+    let report = push(&bed, &deployer, "p5", "v1.5.1", '5', "2026-11-26T12:15:00Z").await;
     assert_eq!(summary(&report)[0].1, OutcomeKind::Deployed, "{report:?}");
 
     // The prefix service takes release-*, and no semver tag reaches it. The service with the
     // bad policy keeps saying so on every push of its repository, until someone fixes the tag.
     let report = push(
+        &bed,
         &deployer,
         "p6",
         "release-2026-11-26",

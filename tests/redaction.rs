@@ -115,7 +115,7 @@ async fn no_secret_of_a_task_definition_reaches_logs_outcomes_or_errors() {
     );
     let within = Duration::from_secs(60);
     let mut answers = vec![deploy_api
-        .invoke(sample_event("ecr-push.json"), within)
+        .invoke(bed.pushed(sample_event("ecr-push.json")).await, within)
         .await
         .response()];
     // web's new tasks fail: ECS reports its deployment IN_PROGRESS, then FAILED.

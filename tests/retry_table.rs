@@ -200,13 +200,13 @@ async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_d
                 &[("pushdeploy:repository", &repository)],
             )
             .await;
-        let event = push_event(
+        let event = bed.pushed(push_event(
             &format!("ev-{i}"),
             &repository,
             "latest",
             &digest('c'),
             "2026-11-26T12:00:00Z",
-        );
+        )).await;
         let (first_text, second) =
             break_then_retry(&proxy, row, &format!("req-{i}"), |invocation| {
                 let event = event.clone();
@@ -234,12 +234,16 @@ async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_d
         );
         let updates = proxy.forwarded(UPDATE_SERVICE);
         assert_eq!(updates, 1, "row {i}: UpdateService calls that reached ECS");
-        let order_key = parse_push(event).unwrap().order_key();
+        // The ledger orders the push by the time ECR confirmed, not the event's: read it back by
+        // event id.
+        let event_id = parse_push(event).unwrap().event_id;
         let record = deployer
             .ledger()
-            .record(&service_arn, &order_key)
+            .latest(&service_arn, 10)
             .await
             .unwrap()
+            .into_iter()
+            .find(|r| r.event_id == event_id)
             .expect("the deployment is recorded");
         assert_eq!(
             (record.status, record.new_task_definition.as_deref()),
@@ -323,13 +327,13 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
                 support::circuit_breaker(false),
             )
             .await;
-        let push = push_event(
+        let push = bed.pushed(push_event(
             &format!("ev-{i}"),
             &repository,
             "latest",
             &digest('d'),
             "2026-11-26T12:00:00Z",
-        );
+        )).await;
         let deployed = deployer
             .handle(push.clone(), &Invocation::default())
             .await
@@ -372,13 +376,15 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
         assert_eq!(bed.revisions(&repository).await.len(), 3, "row {i}");
         let updates = proxy.forwarded(UPDATE_SERVICE);
         assert_eq!(updates, 1, "row {i}: UpdateService calls that reached ECS");
-        let order_key = parse_push(push).unwrap().order_key();
+        let event_id = parse_push(push).unwrap().event_id;
         let ledger = deployer.ledger();
-        let failed = ledger
-            .record(&service_arn, &order_key)
-            .await
-            .unwrap()
+        let history = ledger.latest(&service_arn, 10).await.unwrap();
+        let failed = history
+            .iter()
+            .find(|r| r.event_id == event_id && r.kind == Kind::Deploy)
+            .cloned()
             .unwrap();
+        let order_key = failed.order_key.clone();
         assert_eq!(failed.status, Status::Failed, "row {i}: {failed:?}");
         let reverted = ledger
             .record(&service_arn, &format!("{order_key}#rollback"))

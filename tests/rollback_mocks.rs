@@ -66,7 +66,7 @@ async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_u
     );
     let report = deployer
         .handle(
-            push("push-1", "2026-11-26T12:00:00Z"),
+            bed.pushed(push("push-1", "2026-11-26T12:00:00Z")).await,
             &Invocation::default(),
         )
         .await
@@ -109,7 +109,7 @@ async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_u
     // The digest is quarantined all the same.
     let again = deployer
         .handle(
-            push("push-1-again", "2026-11-26T12:10:00Z"),
+            bed.pushed(push("push-1-again", "2026-11-26T12:10:00Z")).await,
             &Invocation::default(),
         )
         .await
@@ -142,7 +142,7 @@ async fn no_circuit_breaker_is_warned_about_and_a_5xx_rollback_is_retried() {
     );
     let report = deployer
         .handle(
-            push("push-1", "2026-11-26T12:00:00Z"),
+            bed.pushed(push("push-1", "2026-11-26T12:00:00Z")).await,
             &Invocation::default(),
         )
         .await

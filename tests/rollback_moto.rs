@@ -73,7 +73,9 @@ impl Rig {
         }
     }
 
+    /// Pushes `web:latest` with digest `d` to ECR and delivers its event.
     async fn push(&self, event_id: &str, d: char, time: &str) -> Report {
+        self.bed.ecr_has("web", "latest", &digest(d)).await;
         self.deployer
             .handle(
                 push_event(event_id, "web", "latest", &digest(d), time),

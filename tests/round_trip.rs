@@ -196,13 +196,13 @@ async fn a_rich_task_definition_comes_back_identical_except_the_one_image() {
     let deployer = Deployer::new(&bed.sdk, bed.config());
     let report = deployer
         .handle(
-            push_event(
+            bed.pushed(push_event(
                 "ev-1",
                 "web",
                 "latest",
                 &digest('d'),
                 "2026-11-26T12:00:00Z",
-            ),
+            )).await,
             &Invocation::default(),
         )
         .await

@@ -8,7 +8,9 @@ use crate::aws::{Aws, AwsError, DESCRIBE_SERVICES_BATCH};
 use crate::config::parse_bool;
 use crate::config::Config;
 use crate::ecs_event::{parse_trigger, RollbackTrigger, SCHEDULE_SOURCE};
+use crate::confirm::{confirm, Confirmed};
 use crate::event::{parse_push, timestamp_text, trust, Ignored, Push};
+use crate::policy::TagPolicy;
 use crate::follow::{followers, Follower, TAG_PAUSED};
 use crate::ledger::{Lease, Ledger};
 use crate::notify::Notifier;
@@ -203,39 +205,24 @@ impl Deployer {
                 "a replicated image: deployed like a push"
             );
         }
-        let tagged = match self.aws.tagged_services(&push.repository).await {
-            Ok(tagged) => tagged,
-            Err(e) => {
-                let reason = format!(
-                    "could not find the services that follow {}: {e}",
-                    push.repository
-                );
-                tracing::error!(
-                    request_id,
-                    event_id = push.event_id.as_str(),
-                    repository = push.repository.as_str(),
-                    tag = push.tag.as_str(),
-                    digest = push.digest.as_str(),
-                    outcome = "failed",
-                    reason = reason.as_str(),
-                    duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
-                    "discovery failed"
-                );
-                let report = Report {
-                    event_id: Some(push.event_id.clone()),
-                    outcomes: vec![],
-                    reason: Some(reason.clone()),
-                    aws_calls: self.aws.calls.take(),
-                };
-                return if e.retryable {
-                    Err(RetryableFailure {
-                        summary: reason,
-                        report,
-                    })
-                } else {
-                    Ok(report)
-                };
-            }
+        // Discovery and ECR's word on the push, at once: confirming costs no time of its own.
+        let (tagged, image) = tokio::join!(
+            self.aws.tagged_services(&push.repository),
+            self.aws
+                .image_by_digest(&push.account, &push.repository, push.digest.as_str()),
+        );
+        let discovered = tagged
+            .map_err(|e| {
+                let what = format!("could not find the services that follow {}", push.repository);
+                (what, e)
+            })
+            .and_then(|tagged| {
+                let image = image.map_err(|e| ("could not confirm the push with ECR".into(), e))?;
+                Ok((tagged, image))
+            });
+        let (tagged, image) = match discovered {
+            Ok(found) => found,
+            Err((what, e)) => return self.cannot_start(&push, what, e, started, request_id),
         };
 
         let mut outcomes = Vec::new();
@@ -253,11 +240,29 @@ impl Deployer {
                 )),
             }
         }
-        let shared = Shared {
-            lease: &invocation.lease(),
-            revisions: Revisions::default(),
-        };
-        outcomes.extend(self.deploy_all(&push, following, &shared).await);
+        match confirm(&push, image.as_ref(), chrono::Utc::now()) {
+            Ok(confirmed) => outcomes.extend(
+                self.deploy_confirmed(&push, &confirmed, following, invocation)
+                    .await,
+            ),
+            // A late event: each service skips it, as it would any stale push.
+            Err(late) if late.is_stale() => {
+                let reason = late.to_string();
+                outcomes.extend(
+                    following
+                        .iter()
+                        .map(|f| Outcome::skipped(&f.key, SkipReason::Stale, reason.clone())),
+                );
+            }
+            Err(unbelieved) => {
+                return Ok(Report::ignored(
+                    Some(push.event_id.clone()),
+                    unbelieved.to_string(),
+                    self.aws.calls.take(),
+                    request_id,
+                ))
+            }
+        }
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
 
         let run = Run::new(Subject::from(&push), request_id, started, &self.config);
@@ -291,6 +296,72 @@ impl Deployer {
             "push {} of {}:{}",
             push.event_id, push.repository, push.tag
         ))
+    }
+
+    /// The answer when the push cannot even be looked at: its followers or ECR's word on it
+    /// could not be read. Retryable errors make Lambda retry the event.
+    fn cannot_start(
+        &self,
+        push: &Push,
+        what: String,
+        e: AwsError,
+        started: std::time::Instant,
+        request_id: Option<&str>,
+    ) -> Result<Report, RetryableFailure> {
+        let reason = format!("{what}: {e}");
+        tracing::error!(
+            request_id,
+            event_id = push.event_id.as_str(),
+            repository = push.repository.as_str(),
+            tag = push.tag.as_str(),
+            digest = push.digest.as_str(),
+            outcome = "failed",
+            reason = reason.as_str(),
+            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+            "discovery failed"
+        );
+        let report = Report {
+            event_id: Some(push.event_id.clone()),
+            outcomes: vec![],
+            reason: Some(reason.clone()),
+            aws_calls: self.aws.calls.take(),
+        };
+        if e.retryable {
+            Err(RetryableFailure {
+                summary: reason,
+                report,
+            })
+        } else {
+            Ok(report)
+        }
+    }
+
+    /// Deploys a push ECR confirmed: services that follow its one tag ordered by when the tag
+    /// moved, the others by when ECR says the image was pushed ([`Confirmed::ordered_for`]).
+    async fn deploy_confirmed(
+        &self,
+        push: &Push,
+        confirmed: &Confirmed,
+        following: Vec<Follower>,
+        invocation: &Invocation,
+    ) -> Vec<Outcome> {
+        let (by_tag, by_image): (Vec<Follower>, Vec<Follower>) = following
+            .into_iter()
+            .partition(|f| matches!(f.policy, TagPolicy::Exact(_)));
+        let lease = invocation.lease();
+        let mut outcomes = Vec::new();
+        for group in [by_tag, by_image] {
+            let Some(first) = group.first() else {
+                continue;
+            };
+            let ordered = confirmed.ordered_for(push, &first.policy);
+            let shared = Shared {
+                lease: &lease,
+                revisions: Revisions::default(),
+            };
+            outcomes.extend(self.deploy_all(&ordered, group, &shared).await);
+        }
+        outcomes
     }
 
     async fn deploy_all(

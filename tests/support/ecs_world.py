@@ -1417,5 +1417,32 @@ class WorldMiddleware:
         return Response(reasons[code], [("Content-Type", "application/json")], json.dumps(answer).encode())
 
 
+# Model: a tag that moves to another image leaves the image it named in the repository, without
+# that tag (untagged when it had no other). moto deletes such an image outright.
+# [ECR user guide, "Preventing image tags from being overwritten in Amazon ECR"]: "Mutable" tags
+#   are allowed "to be overwritten"; the images they leave are the "untagged" images that
+#   lifecycle policies select with tagStatus "untagged" ([ECR user guide, "Lifecycle policy
+#   properties", tagStatus]). pushdeploy relies on it: a late push event still finds its image,
+#   without the tag, and is skipped as stale.
+def keep_images_a_tag_leaves() -> None:
+    from moto.ecr.models import ECRBackend
+
+    if getattr(ECRBackend.put_image, "keeps_images", False):
+        return
+    original = ECRBackend.put_image
+
+    def put_image(self, repository_name, image_manifest, image_tag, *args, **kwargs):
+        repository = self.repositories.get(repository_name)
+        if repository is not None and image_tag and repository.image_tag_mutability == "MUTABLE":
+            for image in repository.images:
+                if image_tag in image.image_tags and image.image_manifest != image_manifest:
+                    image.image_tags.remove(image_tag)
+        return original(self, repository_name, image_manifest, image_tag, *args, **kwargs)
+
+    put_image.keeps_images = True
+    ECRBackend.put_image = put_image
+
+
 def wrap(app: Callable, seed: int = 0) -> WorldMiddleware:
+    keep_images_a_tag_leaves()
     return WorldMiddleware(app, seed)

@@ -105,6 +105,72 @@ impl TestBed {
             .expect("ECR returns the digest")
     }
 
+    /// Puts the image a push event names into ECR, as the push itself left it: `digest` in
+    /// `repository` (created if need be) under `tag`, which moves to it. The deploy function
+    /// confirms every push with ECR (DescribeImages) before it moves anything, so a test that
+    /// delivers a push first makes the push. The manifest is unique per digest (ECR keeps one
+    /// image per manifest) and the digest is the event's, as PutImage's `imageDigest` allows.
+    pub async fn ecr_has(&self, repository: &str, tag: &str, digest: &str) {
+        let ecr = aws_sdk_ecr::Client::new(&self.sdk);
+        let _ = ecr
+            .create_repository()
+            .repository_name(repository)
+            .send()
+            .await;
+        let layer = digest.trim_start_matches("sha256:");
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1469,"digest":"sha256:{layer}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":100,"digest":"sha256:{layer}"}}]}}"#
+        );
+        let put = ecr
+            .put_image()
+            .repository_name(repository)
+            .image_tag(tag)
+            .image_digest(digest)
+            .image_manifest(manifest)
+            .send()
+            .await;
+        if let Err(e) = put {
+            // The same image pushed again under the same tag: already as the push left it.
+            let e = e.into_service_error();
+            assert!(e.is_image_already_exists_exception(), "put image: {e:?}");
+        }
+    }
+
+    /// ECR's `imagePushedAt` of `digest` in `repository`, as an EventBridge time.
+    pub async fn ecr_pushed_at(&self, repository: &str, digest: &str) -> String {
+        let ecr = aws_sdk_ecr::Client::new(&self.sdk);
+        let out = ecr
+            .describe_images()
+            .repository_name(repository)
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(digest)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe the image");
+        let at = out.image_details()[0].image_pushed_at().expect("pushed at");
+        chrono::DateTime::from_timestamp(at.secs(), 0)
+            .expect("a time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// Makes the push `event` names (see [`TestBed::ecr_has`]) and hands the event back.
+    pub async fn pushed(&self, event: Value) -> Value {
+        let detail = &event["detail"];
+        let field = |name: &str| detail[name].as_str().unwrap_or_default().to_string();
+        if !field("image-tag").is_empty() && !field("image-digest").is_empty() {
+            self.ecr_has(
+                &field("repository-name"),
+                &field("image-tag"),
+                &field("image-digest"),
+            )
+            .await;
+        }
+        event
+    }
+
     /// The bed's SDK configuration, talking to `endpoint` (a fault proxy holding calls at a
     /// gate) with the functions' own retry and timeout settings, so that a held call waits.
     pub async fn sdk_through(&self, endpoint: &str) -> aws_config::SdkConfig {
