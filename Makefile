@@ -5,6 +5,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
+# tests/requirements.txt names the top-level pins; tests/requirements.lock (`make lock`) pins and
+# hashes everything they pull in, and is what `make venv` installs.
+LOCK := tests/requirements.lock
+PIP_TOOLS_VERSION := 7.6.2
+PIP_TOOLS_VENV := .tools/pip-tools
 CARGO ?= cargo
 # cargo-deny, built into the project (no binary download); the version is pinned.
 CARGO_DENY_VERSION := 0.20.2
@@ -28,10 +33,32 @@ test: venv fmt-check clippy world-check cargo-test template-check deny
 
 venv: $(VENV_STAMP)
 
-$(VENV_STAMP): tests/requirements.txt
+# Every package, direct or not, installed from tests/requirements.lock: pinned, refused unless its
+# archive has one of the listed sha256 hashes (pip's hash-checking mode), wheels only (no build
+# code runs), and nothing but the lock (--no-deps: the lock is the whole set, which `pip check`
+# then confirms; it also keeps this pip from refusing a dependency asked for with other extras,
+# boto3 beside boto3[crt], as unpinned). The venv is brought up to date whenever the lock changes.
+$(VENV_STAMP): $(LOCK) tests/requirements.txt
+	@for pin in $$(sed -e 's/#.*//' -e 's/\[[^]]*\]//' tests/requirements.txt); do \
+		grep -qiE "^$${pin%%==*}(\[[^]]*\])?==$${pin#*==} " $(LOCK) \
+			|| { echo "$(LOCK) does not pin $$pin of tests/requirements.txt: run make lock" >&2; exit 1; }; \
+	done
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		--only-binary :all: -r $(LOCK)
+	$(VENV)/bin/pip check --disable-pip-version-check
 	touch $@
+
+.PHONY: lock
+## lock: regenerate tests/requirements.lock from tests/requirements.txt (the top-level pins) with
+## pip-tools in a throwaway venv (.tools/pip-tools): every dependency pinned, with the hashes PyPI
+## lists for that version. Pins already in the lock are kept while still allowed; delete the lock
+## first to take the newest of everything. Resolved for this Python (3.11) on Linux x86_64.
+lock:
+	$(PYTHON) -m venv $(PIP_TOOLS_VENV)
+	$(PIP_TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools==$(PIP_TOOLS_VERSION)
+	CUSTOM_COMPILE_COMMAND="make lock" $(PIP_TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes \
+		--allow-unsafe --no-strip-extras --no-emit-find-links --output-file $(LOCK) tests/requirements.txt
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

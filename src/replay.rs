@@ -365,7 +365,7 @@ impl Replayer {
             .map_err(|e| {
                 format!(
                     "cannot read the tags of {queue_url}, which say which function its dead letters were meant for (replay needs sqs:ListQueueTags): {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                    crate::aws::AwsError::from_sdk("sqs:ListQueueTags", e)
                 )
             })?
             .tags
@@ -403,7 +403,7 @@ impl Replayer {
                 .map_err(|e| {
                     format!(
                         "cannot read {queue_url}: {}",
-                        aws_smithy_types::error::display::DisplayErrorContext(&e)
+                        crate::aws::AwsError::from_sdk("sqs:ReceiveMessage", e)
                     )
                 })?;
             let messages = batch.messages.unwrap_or_default();

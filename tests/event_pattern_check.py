@@ -12,7 +12,11 @@ values, and each resolved pattern is installed as a real rule on an
 in-process moto server. Every sample in events/ (both families) is sent with
 PutEvents and the rule's SQS target is drained to see which of them were
 delivered: the deploy rule must take only the ECR pushes it should, the
-rollback rule every ECS deployment state change and no ECR event.
+rollback rule every ECS deployment state change of its own account and no ECR
+event. The rollback rule pins `account` to the stack's (AWS::AccountId): the
+samples' account, 123456789012, is moto's default, which moto stamps on every
+PutEvents; the same rule of a stack in another account must receive none of
+them, and moto's own matcher must refuse a sample whose account is another.
 (moto's TestEventPattern is a stub, so it is not used.)
 
 It also reads RollbackFunction's definition: its inline policy grants
@@ -45,6 +49,11 @@ EVENTS_DIR = ROOT / "events"
 DEPLOY_FUNCTION = "DeployFunction"
 ROLLBACK_FUNCTION = "RollbackFunction"
 REGION = "us-east-1"
+# moto's default account: PutEvents stamps it on every event, and every sample carries it.
+ACCOUNT = "123456789012"
+OTHER_ACCOUNT = "210987654321"
+# The pseudo parameters a pattern may use, for a stack in ACCOUNT (see parameter_values).
+PSEUDO_PARAMETERS = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws"}
 DEADLINE_SECONDS = 30.0
 
 # Which ECR samples must reach the deploy function, per RepositoryFilter value.
@@ -222,7 +231,8 @@ def cond_value(node, template: dict, params: dict[str, str]):
 
 
 def parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str]:
-    values = {}
+    """Defaults, then the pseudo parameters (a stack in ACCOUNT), then `overrides`."""
+    values = dict(PSEUDO_PARAMETERS)
     for name, spec in template.get("Parameters", {}).items():
         if "Default" in spec:
             values[str(name)] = str(spec["Default"])
@@ -542,6 +552,25 @@ def check_rollback_definition(report: Report, template: dict) -> None:
                  f"{rollback_retry!r} != {deploy_retry!r}")
 
 
+def check_foreign_account_refused(report: Report, label: str, pattern: dict,
+                                  ecs: dict[str, dict]) -> None:
+    """On an event bus that also receives other accounts' events (EventBridge keeps the sender's
+    account on them), none reaches the rule. moto cannot deliver such an event to a rule (PutEvents
+    stamps the caller's account, and a cross-account bus target stamps the receiver's), so each ECS
+    sample, with another account, goes through moto's own pattern matcher: the one that decides
+    deliveries in the runs below, where the same samples with ACCOUNT do arrive."""
+    from moto.events.models import EventPattern
+
+    matcher = EventPattern.load(json.dumps(pattern))
+    for name in sorted(n for n, ok in ROLLBACK_EXPECTED.items() if ok and n in ecs):
+        own = copy.deepcopy(ecs[name])
+        foreign = dict(own, account=OTHER_ACCOUNT)
+        report.check(matcher.matches_event(own) and not matcher.matches_event(foreign),
+                     f"[{label}] {name} of account {OTHER_ACCOUNT} does not match "
+                     f"(of {own.get('account')}: matches)",
+                     f"own: {matcher.matches_event(own)}, foreign: {matcher.matches_event(foreign)}")
+
+
 # --------------------------------------------------------------------------
 # moto
 # --------------------------------------------------------------------------
@@ -572,7 +601,12 @@ def put_entry(ev: dict) -> dict:
 
 def run_scenario(report: Report, events, sqs, label: str, pattern: dict,
                  samples: dict[str, dict], expected: dict[str, bool],
-                 sentinel: dict) -> None:
+                 sentinel: dict, sentinel_pattern: dict | None = None) -> None:
+    """Install `pattern` as a rule into a fresh queue, send every sample and then the sentinel.
+
+    The sentinel must reach the queue: through `pattern` itself, or, when `pattern` is to match
+    nothing at all, through a second rule with `sentinel_pattern` into the same queue.
+    """
     tag = uuid.uuid4().hex[:8]
     queue_url = sqs.create_queue(QueueName=f"pushdeploy-check-{tag}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(
@@ -581,6 +615,10 @@ def run_scenario(report: Report, events, sqs, label: str, pattern: dict,
     try:
         events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
         events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": queue_arn}])
+        if sentinel_pattern is not None:
+            events.put_rule(Name=f"{rule}-sentinel", EventPattern=json.dumps(sentinel_pattern),
+                            State="ENABLED")
+            events.put_targets(Rule=f"{rule}-sentinel", Targets=[{"Id": "queue", "Arn": queue_arn}])
 
         names = sorted(samples)
         by_event_id: dict[str, str] = {}
@@ -636,6 +674,9 @@ def run_scenario(report: Report, events, sqs, label: str, pattern: dict,
         try:
             events.remove_targets(Rule=rule, Ids=["queue"])
             events.delete_rule(Name=rule)
+            if sentinel_pattern is not None:
+                events.remove_targets(Rule=f"{rule}-sentinel", Ids=["queue"])
+                events.delete_rule(Name=f"{rule}-sentinel")
             sqs.delete_queue(QueueUrl=queue_url)
         except Exception as exc:  # cleanup only; the server is discarded anyway
             print(f"note: cleanup of {rule} failed: {exc}")
@@ -644,9 +685,9 @@ def run_scenario(report: Report, events, sqs, label: str, pattern: dict,
 def delivered_matches(body: dict, sample: dict) -> tuple[bool, str]:
     """The delivered envelope must carry the fields the pattern matches on.
 
-    moto's default target input drops "account" (it is set on the event it
-    matches, from the caller's credentials, but not copied into the message),
-    and the pattern does not use it, so "account" is not compared.
+    moto's default target input drops "account": it is set on the event moto matches (from
+    the caller's credentials: ACCOUNT, as in every sample), which is where the rollback rule's
+    `account` is matched, but not copied into the message; so "account" is not compared.
     """
     diffs = [k for k in ("source", "detail-type", "detail", "region", "resources", "time")
              if body.get(k) != sample.get(k)]
@@ -698,8 +739,8 @@ def main() -> int:
                                 "ecr-*.json", ecr, table)
     check_expectation_table(report, ROLLBACK_FUNCTION, "ecs-*.json", ecs, ROLLBACK_EXPECTED)
 
-    # (label, pattern, expected deliveries over every sample, sentinel)
-    runs: list[tuple[str, dict, dict[str, bool], dict]] = []
+    # (label, pattern, expected deliveries over every sample, sentinel, sentinel's own pattern)
+    runs: list[tuple[str, dict, dict[str, bool], dict, dict | None]] = []
     if DEPLOY_FUNCTION in raw_patterns and "ecr-push.json" in ecr:
         for value in SCENARIOS:
             label = f"{DEPLOY_FUNCTION} RepositoryFilter={value!r}"
@@ -719,7 +760,7 @@ def main() -> int:
             sentinel["detail"]["repository-name"] = value or "pushdeploy-sentinel"
             expected = {n: SCENARIOS[value].get(n, False) for n in ecr}
             expected.update({n: False for n in ecs})  # never to the deploy rule
-            runs.append((label, pattern, expected, sentinel))
+            runs.append((label, pattern, expected, sentinel, None))
     if ROLLBACK_FUNCTION in raw_patterns and ecs:
         label = ROLLBACK_FUNCTION
         try:
@@ -727,13 +768,26 @@ def main() -> int:
                               parameter_values(template, {}))
             report.check(True, f"[{label}] pattern resolves: "
                          + json.dumps(pattern, sort_keys=True))
+            report.check(pattern.get("account") == [ACCOUNT],
+                         f"[{label}] pattern matches only the stack's own account (AWS::AccountId)",
+                         f"account {pattern.get('account')!r}")
+            check_foreign_account_refused(report, label, pattern, ecs)
             expected = {n: ROLLBACK_EXPECTED.get(n, False) for n in ecs}
             expected.update({n: False for n in ecr})  # never to the rollback rule
             sentinel_name = next((n for n, ok in sorted(ROLLBACK_EXPECTED.items())
                                   if ok and n in ecs), None)
             if report.check(sentinel_name is not None,
                             f"[{label}] a sample that must arrive serves as sentinel"):
-                runs.append((label, pattern, expected, copy.deepcopy(ecs[sentinel_name])))
+                runs.append((label, pattern, expected, copy.deepcopy(ecs[sentinel_name]), None))
+            # The same rule, of a stack in another account: the samples (ACCOUNT's, as moto
+            # stamps them) reach none of it. Its sentinel, a custom event, has a rule of its own.
+            foreign_label = f"{ROLLBACK_FUNCTION} of a stack in {OTHER_ACCOUNT}"
+            foreign = resolve(copy.deepcopy(raw_patterns[ROLLBACK_FUNCTION]), template,
+                              parameter_values(template, {"AWS::AccountId": OTHER_ACCOUNT}))
+            sentinel = {"source": "pushdeploy.check", "detail-type": "Sentinel", "detail": {},
+                        "resources": [], "time": "2026-01-01T00:00:00Z"}
+            runs.append((foreign_label, foreign, {n: False for n in samples}, sentinel,
+                         {"source": ["pushdeploy.check"]}))
         except Unresolvable as exc:
             report.check(False, f"[{label}] pattern resolves", str(exc))
 
@@ -751,8 +805,9 @@ def main() -> int:
         endpoint = f"http://{host}:{port}"
         report.check(True, f"moto server listening on {endpoint}")
         events, sqs = clients(endpoint)
-        for label, pattern, expected, sentinel in runs:
-            run_scenario(report, events, sqs, label, pattern, samples, expected, sentinel)
+        for label, pattern, expected, sentinel, sentinel_pattern in runs:
+            run_scenario(report, events, sqs, label, pattern, samples, expected, sentinel,
+                         sentinel_pattern)
     except Exception as exc:
         report.check(False, "moto scenarios ran", f"{type(exc).__name__}: {exc}")
     finally:

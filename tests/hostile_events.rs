@@ -49,17 +49,17 @@ fn corpus() -> Vec<(&'static str, Value, &'static str)> {
         (
             "source of another service",
             with(&["source"], json!("aws.ecs")),
-            "not an ECR image action",
+            "not an ECR push or replication",
         ),
         (
             "spoofed lookalike source",
             with(&["source"], json!("aws.ecr ")),
-            "not an ECR image action",
+            "not an ECR push or replication",
         ),
         (
             "another detail-type",
             with(&["detail-type"], json!("ECR Image Scan")),
-            "not an ECR image action",
+            "not an ECR push or replication",
         ),
         (
             "no source",

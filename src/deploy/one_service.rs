@@ -3,6 +3,7 @@
 
 use super::{flag, now_ms, now_text, Deployer, Shared};
 use crate::aws::{primary_deployment, write_at_most_once};
+use crate::diff::unlike_planned;
 use crate::event::Push;
 use crate::follow::{Follower, ServiceKey, TAG_DRY_RUN};
 use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, Status};
@@ -10,7 +11,9 @@ use crate::outcome::{Outcome, OutcomeKind, SkipReason};
 use crate::plan::{decide, unreported_failure_warning, Change, Decision};
 use crate::resolved::{image_of, is_pinned, revision_running, ResolvedImages};
 use crate::revision::{revision_request, tag_value, Provenance, TAG_EVENT_ID, TAG_PREVIOUS};
+use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
+use std::sync::Mutex;
 
 impl Deployer {
     pub(super) async fn deploy_one(
@@ -154,9 +157,25 @@ impl Deployer {
             Err(outcome) => return outcome,
         };
         record.previous_images = record.previous_images.or(previous_images);
+        // The revision this push registers: built here, before anything is sent, so that a
+        // revision found in the family is adopted only when it is exactly this one.
+        let planned = revision_request(
+            self.aws.new_revision(),
+            definition,
+            tags,
+            &change.container,
+            &change.to_image,
+            &provenance(push, &previous),
+        );
+        // Why a revision that claimed to be this push's was not adopted (for the outcome).
+        let refused = Mutex::new(None);
         // An interrupted attempt may have registered the revision without recording it.
         if resuming && record.new_task_definition.is_none() {
-            record.new_task_definition = self.registered_earlier(push, definition, &change).await;
+            if let Ok(request) = &planned {
+                record.new_task_definition = self
+                    .registered_earlier(push, definition, request, &refused)
+                    .await;
+            }
         }
         let mut outcome = Outcome {
             container: Some(change.container.clone()),
@@ -179,20 +198,12 @@ impl Deployer {
         let new_definition = match record.new_task_definition.clone() {
             Some(arn) => arn,
             None => {
-                let provenance = provenance(push, &previous);
-                let request = match revision_request(
-                    self.aws.new_revision(),
-                    definition,
-                    tags,
-                    &change.container,
-                    &change.to_image,
-                    &provenance,
-                ) {
+                let request = match planned {
                     Ok(request) => request,
                     Err(e) => return self.abandon(record, outcome, e.to_string(), false).await,
                 };
                 let register = || self.aws.register_task_definition(request.clone());
-                let landed = || self.registered_earlier(push, definition, &change);
+                let landed = || self.registered_earlier(push, definition, &request, &refused);
                 // Services on the same revision share the new one: one registration, however
                 // many services (RegisterTaskDefinition is throttled at 1/s per account).
                 let same_revision = format!(
@@ -249,7 +260,11 @@ impl Deployer {
         record.updated_at = now_text();
         outcome.deployment_id = updated.deployment_id;
         outcome.outcome = OutcomeKind::Deployed;
-        outcome.warning = unreported_failure_warning(service);
+        let refused = refused.into_inner().unwrap_or_else(|e| e.into_inner());
+        outcome.warning = [refused, unreported_failure_warning(service)]
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| format!("{a}; {b}"));
         let recorded = self.ledger.settle(&record).await;
         if let Err(e) = recorded {
             // ECS has the new revision; the retry finds it running and only completes the ledger.
@@ -326,23 +341,48 @@ impl Deployer {
         }
     }
 
-    /// The family's newest revision, if an earlier delivery of this push registered it (its
-    /// provenance names this push and its container already runs the pushed image).
+    /// The family's newest revision, if it is the one `planned` registers: an earlier attempt
+    /// of this push sent it and never heard back (a lost answer, or a crash before recording).
+    /// It is adopted only when it equals the request field by field (every container with all
+    /// its fields, every task-level setting, the tags; see [`unlike_planned`]): a revision that
+    /// merely carries this push's event id and image (which anyone allowed to register a
+    /// revision could give it; a reconcile's event id is predictable) is not adopted, and the
+    /// caller registers the planned one itself. `refused` then says why, naming the fields that
+    /// differ, never their values.
     async fn registered_earlier(
         &self,
         push: &Push,
         definition: &TaskDefinition,
-        change: &Change,
+        planned: &RegisterTaskDefinitionFluentBuilder,
+        refused: &Mutex<Option<String>>,
     ) -> Option<String> {
         let family = definition.family()?;
         let (latest, tags) = self.aws.describe_task_definition(family).await.ok()?;
-        let ours = tag_value(&tags, TAG_EVENT_ID) == Some(push.event_id.as_str())
-            && latest.container_definitions().iter().any(|c| {
-                c.name() == Some(change.container.as_str())
-                    && c.image() == Some(change.to_image.as_str())
-            });
-        ours.then(|| latest.task_definition_arn().map(str::to_string))
-            .flatten()
+        let arn = latest.task_definition_arn()?;
+        let differences = unlike_planned(&latest, &tags, planned);
+        if differences.is_empty() {
+            return Some(arn.to_string());
+        }
+        // Another's revision, newer than the one this push runs from: nothing to adopt, and
+        // nothing odd. One that claims to be this push's, but is not its request, is.
+        if tag_value(&tags, TAG_EVENT_ID) == Some(push.event_id.as_str()) {
+            let fields = differences
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::warn!(
+                event_id = %push.event_id,
+                revision = arn,
+                differs_in = %fields,
+                "not adopting a revision that carries this push's event id: it is not the revision pushdeploy would register"
+            );
+            let why = format!(
+                "not adopted: {arn} carries this push's event id but is not the revision pushdeploy would register (differs in: {fields}); registered its own"
+            );
+            *refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        }
+        None
     }
 
     /// Records why a claimed deployment stopped. A retryable stop leaves the claim for the retry.

@@ -32,6 +32,10 @@ pub enum Fault {
     /// Refused as IAM refuses a call no policy grants (moto enforces no IAM): 400
     /// AccessDeniedException in AWS's words, without reaching AWS.
     Denied,
+    /// Reaches AWS and takes effect, like [`Fault::AnswerLost`], but the (lost) answer is held
+    /// at the proxy until the test calls [`FaultProxy::release`]: lets a test act between a
+    /// write landing and its caller hearing that it failed ([`FaultProxy::answers_held`]).
+    AnswerHeldThenLost,
 }
 
 impl Fault {
@@ -43,6 +47,7 @@ impl Fault {
             Fault::Hang => "no answer (timeout)",
             Fault::Held => "held, then let through",
             Fault::Denied => "access denied (400)",
+            Fault::AnswerHeldThenLost => "applied, answer held, then lost (500)",
         }
     }
 }
@@ -92,6 +97,9 @@ struct State {
     /// Requests for the planned call seen so far.
     seen: u32,
     injected: u32,
+    /// Answers held by [`Fault::AnswerHeldThenLost`] so far, and who waits for them.
+    answers_held: u32,
+    answer_held: Arc<tokio::sync::Notify>,
 }
 
 pub struct FaultProxy {
@@ -156,6 +164,26 @@ impl FaultProxy {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Waits (up to 30 s) until `n` answers of a [`Fault::AnswerHeldThenLost`] plan are held:
+    /// their requests reached AWS and took effect, and their callers still wait.
+    pub async fn answers_held(&self, n: u32) {
+        let wait = async {
+            loop {
+                let notify = self.state.lock().unwrap().answer_held.clone();
+                let notified = notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.state.lock().unwrap().answers_held >= n {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .unwrap_or_else(|_| panic!("{n} answers were never held at the proxy"));
     }
 
     /// From now on, break requests as `plan` says (and count afresh).
@@ -285,7 +313,7 @@ async fn handle(
             let request = req.into_body().collect().await?.to_bytes();
             return Ok(denied(&target, &request));
         }
-        Some(Fault::AnswerLost) | None => {}
+        Some(Fault::AnswerLost) | Some(Fault::AnswerHeldThenLost) | None => {}
     }
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
@@ -312,6 +340,16 @@ async fn handle(
     let body = body.collect().await?.to_bytes();
     *state.lock().unwrap().forwarded.entry(target).or_default() += 1;
     if fault == Some(Fault::AnswerLost) {
+        return Ok(error(500, "InternalServerError"));
+    }
+    if fault == Some(Fault::AnswerHeldThenLost) {
+        let notify = {
+            let mut state = state.lock().unwrap();
+            state.answers_held += 1;
+            state.answer_held.clone()
+        };
+        notify.notify_waiters();
+        let _ = opened.wait_for(|open| *open).await;
         return Ok(error(500, "InternalServerError"));
     }
     Ok(Response::from_parts(parts, Full::new(body)))
