@@ -66,13 +66,43 @@ impl AwsError {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        AwsError::from_sdk_withholding(operation, err, &[])
+    }
+
+    /// As [`AwsError::from_sdk`], with each of `withheld` (values the request carried that no
+    /// reason or log line may show) replaced wherever AWS's answer quotes it: an error message
+    /// may quote the request, and a reason travels to logs, the ledger, SNS and the CLI.
+    pub fn from_sdk_withholding<E>(
+        operation: &'static str,
+        err: SdkError<E, HttpResponse>,
+        withheld: &[String],
+    ) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut error = AwsError::from_sdk_as_said(operation, &err, withheld);
+        error.message = withhold(&error.message, withheld);
+        error
+    }
+
+    fn from_sdk_as_said<E>(
+        operation: &'static str,
+        err: &SdkError<E, HttpResponse>,
+        withheld: &[String],
+    ) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         tracing::debug!(
             operation,
-            error = %aws_smithy_types::error::display::DisplayErrorContext(&err),
+            error = %withhold(
+                &aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+                withheld
+            ),
             "AWS call failed"
         );
-        let problem = error::classify(operation, &err).map(Box::new);
-        match &err {
+        let problem = error::classify(operation, err).map(Box::new);
+        match err {
             SdkError::ServiceError(service) => {
                 let status = service.raw().status().as_u16();
                 let code = service.err().code().map(str::to_string);
@@ -100,7 +130,7 @@ impl AwsError {
             | SdkError::ResponseError(_) => AwsError {
                 operation,
                 code: None,
-                message: error::chain_text(&err),
+                message: error::chain_text(err),
                 retryable: true,
                 maybe_applied: true,
                 problem,
@@ -108,13 +138,58 @@ impl AwsError {
             _ => AwsError {
                 operation,
                 code: None,
-                message: error::chain_text(&err),
+                message: error::chain_text(err),
                 retryable: false,
                 maybe_applied: false,
                 problem,
             },
         }
     }
+}
+
+/// `text` with every value of `withheld` (of three characters or more: shorter ones would
+/// garble the sentence and say nothing) replaced by `<withheld>`.
+pub fn withhold(text: &str, withheld: &[String]) -> String {
+    let mut text = text.to_string();
+    for value in withheld.iter().filter(|v| v.chars().count() >= 3) {
+        text = text.replace(value.as_str(), "<withheld>");
+    }
+    text
+}
+
+/// The values of a RegisterTaskDefinition request that no log line or reason may show: each
+/// container's environment values, secret references, registry credentials, Docker label
+/// values and log driver options (a log driver's options may hold a token).
+fn withheld_of(request: &RegisterTaskDefinitionFluentBuilder) -> Vec<String> {
+    let mut withheld = Vec::new();
+    for c in request.get_container_definitions().iter().flatten() {
+        withheld.extend(
+            c.environment()
+                .iter()
+                .filter_map(|e| e.value())
+                .map(str::to_string),
+        );
+        withheld.extend(c.secrets().iter().map(|s| s.value_from().to_string()));
+        withheld.extend(
+            c.repository_credentials()
+                .map(|r| r.credentials_parameter().to_string()),
+        );
+        withheld.extend(
+            c.docker_labels()
+                .into_iter()
+                .flatten()
+                .map(|(_, v)| v.clone()),
+        );
+        if let Some(log) = c.log_configuration() {
+            withheld.extend(log.options().into_iter().flatten().map(|(_, v)| v.clone()));
+            withheld.extend(
+                log.secret_options()
+                    .iter()
+                    .map(|s| s.value_from().to_string()),
+            );
+        }
+    }
+    withheld
 }
 
 /// Counts the AWS operations an invocation makes (not SDK-level retries), by `service.Operation`,
@@ -531,12 +606,15 @@ impl Aws {
         &self,
         request: RegisterTaskDefinitionFluentBuilder,
     ) -> Result<String, AwsError> {
+        let withheld = withheld_of(&request);
         let out = request
             .customize()
             .config_override(sent_once())
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ecs:RegisterTaskDefinition", e))?;
+            .map_err(|e| {
+                AwsError::from_sdk_withholding("ecs:RegisterTaskDefinition", e, &withheld)
+            })?;
         out.task_definition
             .and_then(|td| td.task_definition_arn)
             .ok_or_else(|| AwsError {

@@ -157,11 +157,19 @@ mod tests {
         let now = at(12);
         let year_2999 = Utc.with_ymd_and_hms(2999, 1, 1, 0, 0, 0).unwrap();
         assert!(matches!(
-            confirm(&push("v999.0.0", year_2999), Some(&image(&["v999.0.0"], at(9))), now),
+            confirm(
+                &push("v999.0.0", year_2999),
+                Some(&image(&["v999.0.0"], at(9))),
+                now
+            ),
             Err(Unconfirmed::FromTheFuture { .. })
         ));
         assert!(matches!(
-            confirm(&push("v999.0.0", at(11)), Some(&image(&["v1.0.0"], at(9))), now),
+            confirm(
+                &push("v999.0.0", at(11)),
+                Some(&image(&["v1.0.0"], at(9))),
+                now
+            ),
             Err(Unconfirmed::TagMovedOn { .. })
         ));
         assert!(matches!(
@@ -175,8 +183,12 @@ mod tests {
             Err(Unconfirmed::NotInEcr { .. })
         ));
         assert!(
-            confirm(&push("latest", now + Duration::hours(2)), Some(&image(&["latest"], at(9))), now)
-                .is_ok_and(|c| c.tag_moved_at == now),
+            confirm(
+                &push("latest", now + Duration::hours(2)),
+                Some(&image(&["latest"], at(9))),
+                now
+            )
+            .is_ok_and(|c| c.tag_moved_at == now),
             "a time ahead of the clock is not believed beyond it"
         );
     }

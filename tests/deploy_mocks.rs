@@ -168,7 +168,8 @@ async fn throttling_is_absorbed_by_sdk_retries_and_then_handed_to_lambda() {
                 "latest",
                 &digest('c'),
                 "2026-11-26T12:01:00Z",
-            )).await,
+            ))
+            .await,
             &Invocation::default(),
         )
         .await

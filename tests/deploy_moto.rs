@@ -398,12 +398,15 @@ async fn a_replicated_image_deploys_like_a_push_from_a_trusted_source_only() {
 
     // d is replicated first, then b; d's event arrives last.
     bed.ecr_has("web", "latest", &digest('d')).await;
-    let report = deliver(bed.pushed(replication_event(
-        "rep-1",
-        'b',
-        "2026-11-26T12:00:00Z",
-        "123456789012",
-    )).await)
+    let report = deliver(
+        bed.pushed(replication_event(
+            "rep-1",
+            'b',
+            "2026-11-26T12:00:00Z",
+            "123456789012",
+        ))
+        .await,
+    )
     .await
     .unwrap();
     assert_eq!(report.outcomes.len(), 1, "{report:?}");
@@ -499,7 +502,11 @@ async fn a_forged_push_moves_nothing_and_blocks_nothing() {
     let outcome = &tag_it_lacks.outcomes[0];
     assert_eq!(outcome.skip_reason.map(|r| r.as_str()), Some("stale"));
     assert!(
-        outcome.reason.as_deref().unwrap().contains("no longer names"),
+        outcome
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no longer names"),
         "{outcome:?}"
     );
     let not_in_ecr = deliver("forged-3", "9.9.9", 'f', &now()).await.unwrap();
@@ -545,7 +552,11 @@ async fn a_tag_moved_back_to_an_earlier_image_deploys_it() {
             .handle(event, &Invocation::default())
             .await
             .unwrap();
-        assert_eq!(report.outcomes[0].outcome, OutcomeKind::Deployed, "{id}: {report:?}");
+        assert_eq!(
+            report.outcomes[0].outcome,
+            OutcomeKind::Deployed,
+            "{id}: {report:?}"
+        );
         assert_eq!(
             bed.image(&bed.running("prod", "web").await, "app").await,
             format!("{REGISTRY}/web@{}", digest(d)),

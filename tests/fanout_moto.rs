@@ -49,7 +49,8 @@ async fn fifty_services_in_five_clusters_share_revisions_and_deploy_once() {
                 "latest",
                 &digest('f'),
                 "2026-11-26T12:00:00Z",
-            )).await,
+            ))
+            .await,
             &Invocation::default(),
         )
         .await

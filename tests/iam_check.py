@@ -547,11 +547,11 @@ def targets(kind: str, setters: dict, resolver: Resolver, template: dict, entry:
     if kind == "task-role":
         return resolver.ref("TaskRoleArns")
     if kind == "repository":
-        # With a registry id, the reconcile reads the registries of the accounts whose pushes
-        # deploy: TrustedAccounts when set (its own account only if listed), else its own.
+        # With a registry id: its own registry (its pushes, the images replicated into it) and
+        # each trusted account's (their pushes; the reconcile of their repositories).
         accounts = [ACCOUNT]
-        if trusted and any(s in setters for s in entry.get("other_accounts_when_set", [])):
-            accounts = trusted
+        if any(s in setters for s in entry.get("other_accounts_when_set", [])):
+            accounts += [a for a in trusted if a != ACCOUNT]
         return [f"{base}:ecr:{REGION}:{a}:repository/team/app" for a in accounts]
     if kind == "ledger-table":
         return [resolver.getatt("LedgerTable", "Arn")]

@@ -51,7 +51,10 @@ async fn the_binary_deploys_the_sample_push_and_logs_one_line_per_outcome() {
     let function = FunctionProcess::spawn(binary(), &api, &bed.function_env());
 
     let response = api
-        .invoke(bed.pushed(sample_event("ecr-push.json")).await, INVOKE_WITHIN)
+        .invoke(
+            bed.pushed(sample_event("ecr-push.json")).await,
+            INVOKE_WITHIN,
+        )
         .await
         .response();
 
@@ -112,9 +115,12 @@ async fn the_same_push_delivered_three_times_deploys_once() {
     let mut responses = Vec::new();
     for _ in 0..3 {
         responses.push(
-            api.invoke(bed.pushed(sample_event("ecr-push.json")).await, INVOKE_WITHIN)
-                .await
-                .response(),
+            api.invoke(
+                bed.pushed(sample_event("ecr-push.json")).await,
+                INVOKE_WITHIN,
+            )
+            .await
+            .response(),
         );
     }
 
@@ -165,8 +171,14 @@ async fn two_concurrent_deliveries_to_two_function_instances_deploy_once() {
     let function_b = FunctionProcess::spawn(binary(), &api_b, &bed.function_env());
 
     let (a, b) = tokio::join!(
-        api_a.invoke(bed.pushed(sample_event("ecr-push.json")).await, INVOKE_WITHIN),
-        api_b.invoke(bed.pushed(sample_event("ecr-push.json")).await, INVOKE_WITHIN)
+        api_a.invoke(
+            bed.pushed(sample_event("ecr-push.json")).await,
+            INVOKE_WITHIN
+        ),
+        api_b.invoke(
+            bed.pushed(sample_event("ecr-push.json")).await,
+            INVOKE_WITHIN
+        )
     );
     let responses = [a.response(), b.response()];
 
@@ -233,7 +245,10 @@ async fn sample_events_that_are_not_deployable_pushes_are_answered_without_touch
     }
     // A second tag of the same image: the service follows `latest` only.
     let response = api
-        .invoke(bed.pushed(sample_event("ecr-push-second-tag.json")).await, INVOKE_WITHIN)
+        .invoke(
+            bed.pushed(sample_event("ecr-push-second-tag.json")).await,
+            INVOKE_WITHIN,
+        )
         .await
         .response();
     assert_eq!(response["outcomes"], serde_json::json!([]));
@@ -284,7 +299,8 @@ async fn sample_events_that_are_not_deployable_pushes_are_answered_without_touch
                 "latest",
                 &digest('e'),
                 "2026-11-26T13:00:00Z",
-            )).await,
+            ))
+            .await,
             INVOKE_WITHIN,
         )
         .await
@@ -350,7 +366,10 @@ async fn a_failure_answer_reaches_the_runtime_api_as_a_retryable_error() {
     env.push(("PUSHDEPLOY_TABLE".into(), "no-such-table".into()));
     let function = FunctionProcess::spawn(binary(), &api, &env);
     let response = api
-        .invoke(bed.pushed(sample_event("ecr-push.json")).await, INVOKE_WITHIN)
+        .invoke(
+            bed.pushed(sample_event("ecr-push.json")).await,
+            INVOKE_WITHIN,
+        )
         .await
         .response();
     assert_eq!(response["outcomes"][0]["outcome"], "failed", "{response}");
@@ -431,7 +450,10 @@ async fn the_rollback_binary_follows_the_sample_deployment_events() {
         &bed.function_env(),
     );
     let deployed = deploy_api
-        .invoke(bed.pushed(sample_event("ecr-push.json")).await, INVOKE_WITHIN)
+        .invoke(
+            bed.pushed(sample_event("ecr-push.json")).await,
+            INVOKE_WITHIN,
+        )
         .await
         .response();
     let new = deployed["outcomes"][0]["task_definition"]

@@ -206,13 +206,15 @@ async fn the_rollback_function_never_undoes_the_deploy_functions_last_write() {
         times: 1,
         fault: Fault::Held,
     });
-    let event = bed.pushed(support::push_event(
-        "push-1",
-        "web",
-        "latest",
-        &digest('b'),
-        "2026-11-26T12:00:00Z",
-    )).await;
+    let event = bed
+        .pushed(support::push_event(
+            "push-1",
+            "web",
+            "latest",
+            &digest('b'),
+            "2026-11-26T12:00:00Z",
+        ))
+        .await;
     let (finished, deploy_finished) = tokio::sync::oneshot::channel();
     let deploy = async {
         let answer = deployer.handle(event, &invocation).await;

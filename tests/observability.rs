@@ -296,7 +296,8 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
                     "latest",
                     &pushed,
                     "2026-11-26T12:01:00Z",
-                )).await,
+                ))
+                .await,
             )
             .await,
         ),
@@ -304,13 +305,15 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
     world.fail_tasks("demo", "web", 3).await;
     answers.extend(ecs(deliver().await));
     let second_at = world.now().await;
-    let second = bed.pushed(push_event(
-        "second",
-        "pushdeploy-demo",
-        "latest",
-        &digest('2'),
-        &second_at,
-    )).await;
+    let second = bed
+        .pushed(push_event(
+            "second",
+            "pushdeploy-demo",
+            "latest",
+            &digest('2'),
+            &second_at,
+        ))
+        .await;
     answers.push(("second push".into(), invoke(&deploy_api, second).await));
     world.advance(120).await;
     world.start_tasks("demo", "web", 1).await;
@@ -332,7 +335,8 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
                 "latest",
                 &digest('3'),
                 "2026-11-26T12:20:00Z",
-            )).await,
+            ))
+            .await,
         )
         .await,
     ));

@@ -9,7 +9,14 @@ use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
 use support::{digest, push_event, TestBed, REGISTRY};
 
 /// Pushes `web:<tag>` with digest `d` to ECR and delivers its event.
-async fn push(bed: &TestBed, deployer: &Deployer, id: &str, tag: &str, d: char, time: &str) -> Report {
+async fn push(
+    bed: &TestBed,
+    deployer: &Deployer,
+    id: &str,
+    tag: &str,
+    d: char,
+    time: &str,
+) -> Report {
     bed.ecr_has("web", tag, &digest(d)).await;
     deployer
         .handle(

@@ -332,14 +332,9 @@ async fn no_secret_reaches_sns_dry_runs_reconciles_the_cli_or_the_ledger() {
 
 /// The same, with ECS refusing one service's RegisterTaskDefinition in a message that quotes
 /// the whole request (environment values, secret ARNs and all), as a validation error may.
-///
-/// Ignored: it fails today. `AwsError::from_sdk` (src/aws.rs) keeps ECS's message verbatim, so
-/// the quoted request becomes that service's `reason`: in the outcome, the decision's log line,
-/// the ledger's records (and so `history`), the SNS message; and its debug line logs the SDK's
-/// whole error with the raw response body. Run it with `--ignored` once that is fixed, then drop
-/// the `ignore`.
+/// The refusal becomes that service's `reason` (outcome, decision log line, ledger, SNS, CLI):
+/// `AwsError::from_sdk_withholding` replaces the request's values in it and in the debug line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "ECS's error message reaches reasons verbatim (src/aws.rs, AwsError::from_sdk): issue 14"]
 async fn no_secret_reaches_anything_through_an_ecs_refusal_that_quotes_the_request() {
     everything_else(true).await;
 }
@@ -401,7 +396,7 @@ async fn everything_else(refuse: bool) {
     let deploy_api = RuntimeApi::start().await;
     let deploy = FunctionProcess::spawn(Path::new(env!("CARGO_BIN_EXE_deploy")), &deploy_api, &env);
     let within = Duration::from_secs(60);
-    let push = sample_event("ecr-push.json");
+    let push = bed.pushed(sample_event("ecr-push.json")).await;
     let mut answers = vec![deploy_api.invoke(push.clone(), within).await.response()];
     // A newer image behind `latest` whose push event never came: the reconcile deploys it.
     bed.push_image("pushdeploy-demo", "latest", 1).await;

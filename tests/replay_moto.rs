@@ -165,20 +165,24 @@ async fn dead_letters_are_replayed_through_the_same_path_and_deleted() {
     }
     let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
     let queue_url = queue(&sqs, "deploy-dead-letters", Some("deploy")).await;
-    let web_push = bed.pushed(push_event(
-        "ev-1",
-        "web",
-        "latest",
-        &digest('1'),
-        "2026-11-26T12:00:00Z",
-    )).await;
-    let api_push = bed.pushed(push_event(
-        "ev-2",
-        "api",
-        "latest",
-        &digest('2'),
-        "2026-11-26T12:00:01Z",
-    )).await;
+    let web_push = bed
+        .pushed(push_event(
+            "ev-1",
+            "web",
+            "latest",
+            &digest('1'),
+            "2026-11-26T12:00:00Z",
+        ))
+        .await;
+    let api_push = bed
+        .pushed(push_event(
+            "ev-2",
+            "api",
+            "latest",
+            &digest('2'),
+            "2026-11-26T12:00:01Z",
+        ))
+        .await;
     for (body, attributes) in [
         (on_failure_record(&web_push), vec![]),
         (
@@ -285,13 +289,15 @@ async fn each_dead_letter_goes_back_to_the_function_it_was_meant_for() {
         "detail": {"eventType": "INFO", "eventName": "SERVICE_DEPLOYMENT_COMPLETED",
                    "deploymentId": "ecs-svc/1234567890123456789", "updatedAt": "2026-11-26T12:04:04Z"}
     });
-    let web_push = bed.pushed(push_event(
-        "ev-web",
-        "web",
-        "latest",
-        &digest('1'),
-        "2026-11-26T12:00:00Z",
-    )).await;
+    let web_push = bed
+        .pushed(push_event(
+            "ev-web",
+            "web",
+            "latest",
+            &digest('1'),
+            "2026-11-26T12:00:00Z",
+        ))
+        .await;
     let meant_for_rollback = push_event(
         "ev-elsewhere",
         "web",
@@ -300,13 +306,15 @@ async fn each_dead_letter_goes_back_to_the_function_it_was_meant_for() {
         "2026-11-26T12:00:02Z",
     );
     // ECR replicated worker's image from us-west-2 into this region.
-    let mut worker_replica = bed.pushed(push_event(
-        "ev-worker",
-        "worker",
-        "latest",
-        &digest('5'),
-        "2026-11-26T12:00:04Z",
-    )).await;
+    let mut worker_replica = bed
+        .pushed(push_event(
+            "ev-worker",
+            "worker",
+            "latest",
+            &digest('5'),
+            "2026-11-26T12:00:04Z",
+        ))
+        .await;
     worker_replica["detail-type"] = json!("ECR Replication Action");
     worker_replica["detail"]["action-type"] = json!("REPLICATE");
     worker_replica["detail"]["source-account"] = json!("123456789012");
@@ -557,13 +565,15 @@ async fn a_queue_that_does_not_say_its_function_is_refused_unless_named() {
     let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
     let untagged = queue(&sqs, "older-stack-dead-letters", None).await;
     let tagged = queue(&sqs, "rollback-dead-letters", Some("rollback")).await;
-    let push = bed.pushed(push_event(
-        "ev-1",
-        "web",
-        "latest",
-        &digest('1'),
-        "2026-11-26T12:00:00Z",
-    )).await;
+    let push = bed
+        .pushed(push_event(
+            "ev-1",
+            "web",
+            "latest",
+            &digest('1'),
+            "2026-11-26T12:00:00Z",
+        ))
+        .await;
     for queue_url in [&untagged, &tagged] {
         send(&sqs, queue_url, on_failure_record(&push), vec![]).await;
     }

@@ -200,13 +200,15 @@ async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_d
                 &[("pushdeploy:repository", &repository)],
             )
             .await;
-        let event = bed.pushed(push_event(
-            &format!("ev-{i}"),
-            &repository,
-            "latest",
-            &digest('c'),
-            "2026-11-26T12:00:00Z",
-        )).await;
+        let event = bed
+            .pushed(push_event(
+                &format!("ev-{i}"),
+                &repository,
+                "latest",
+                &digest('c'),
+                "2026-11-26T12:00:00Z",
+            ))
+            .await;
         let (first_text, second) =
             break_then_retry(&proxy, row, &format!("req-{i}"), |invocation| {
                 let event = event.clone();
@@ -327,13 +329,15 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
                 support::circuit_breaker(false),
             )
             .await;
-        let push = bed.pushed(push_event(
-            &format!("ev-{i}"),
-            &repository,
-            "latest",
-            &digest('d'),
-            "2026-11-26T12:00:00Z",
-        )).await;
+        let push = bed
+            .pushed(push_event(
+                &format!("ev-{i}"),
+                &repository,
+                "latest",
+                &digest('d'),
+                "2026-11-26T12:00:00Z",
+            ))
+            .await;
         let deployed = deployer
             .handle(push.clone(), &Invocation::default())
             .await

@@ -109,7 +109,8 @@ async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_u
     // The digest is quarantined all the same.
     let again = deployer
         .handle(
-            bed.pushed(push("push-1-again", "2026-11-26T12:10:00Z")).await,
+            bed.pushed(push("push-1-again", "2026-11-26T12:10:00Z"))
+                .await,
             &Invocation::default(),
         )
         .await

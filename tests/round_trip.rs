@@ -202,7 +202,8 @@ async fn a_rich_task_definition_comes_back_identical_except_the_one_image() {
                 "latest",
                 &digest('d'),
                 "2026-11-26T12:00:00Z",
-            )).await,
+            ))
+            .await,
             &Invocation::default(),
         )
         .await

@@ -7,15 +7,15 @@ mod reconcile;
 use crate::aws::{Aws, AwsError, DESCRIBE_SERVICES_BATCH};
 use crate::config::parse_bool;
 use crate::config::Config;
-use crate::ecs_event::{parse_trigger, RollbackTrigger, SCHEDULE_SOURCE};
 use crate::confirm::{confirm, Confirmed};
+use crate::ecs_event::{parse_trigger, RollbackTrigger, SCHEDULE_SOURCE};
 use crate::event::{parse_push, timestamp_text, trust, Ignored, Push};
-use crate::policy::TagPolicy;
 use crate::follow::{followers, Follower, TAG_PAUSED};
 use crate::ledger::{Lease, Ledger};
 use crate::notify::Notifier;
 use crate::outcome::SkipReason;
 pub use crate::outcome::{Outcome, OutcomeKind, Report, RetryableFailure};
+use crate::policy::TagPolicy;
 use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
@@ -213,7 +213,10 @@ impl Deployer {
         );
         let discovered = tagged
             .map_err(|e| {
-                let what = format!("could not find the services that follow {}", push.repository);
+                let what = format!(
+                    "could not find the services that follow {}",
+                    push.repository
+                );
                 (what, e)
             })
             .and_then(|tagged| {
