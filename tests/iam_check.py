@@ -503,8 +503,9 @@ def sar_problems(sar: Sar, principal: Principal) -> tuple[list[str], int]:
                     problems.append(f"{sid}: condition key {key} is not one {action} supports "
                                     f"(on {', '.join(sorted(matched_types)) or 'no resource type'} or at the "
                                     f"action level: {', '.join(sorted(set(supported_keys))) or 'none'})")
-    # Required resource types: each must be covered by a grant of the action.
-    if principal.kind != "resource":
+    # Required resource types: each must be covered by a grant of the action. (A guard's Deny
+    # narrows what others may do; it need not name every type.)
+    if principal.kind not in ("resource", "guard"):
         for action, resources in granted.values():
             priv_types = sar.resource_types(action)
             for rt, t in priv_types.items():
@@ -877,6 +878,23 @@ def run_mutants(template: dict, data: dict, overrides: dict, code: Code, report:
                          f"mutant '{name}' fails with the expected message", f"/{pattern}/ not among the failures")
 
 
+EXAMPLE_POLICIES = ROOT / "examples" / "policies"
+
+
+def check_example_policies(sar: Sar, report: Report) -> None:
+    """The example policies the README ships (examples/policies/*.json), Deny statements
+    included: each action known, each ARN of a resource type the action supports, each condition
+    key one the action supports."""
+    for path in sorted(EXAMPLE_POLICIES.glob("*.json")):
+        doc = json.loads(path.read_text())
+        statements = [dict(st, Effect="Allow") for st in as_list(doc.get("Statement", []))]
+        problems, pairs = sar_problems(sar, Principal(path.name, "guard", statements))
+        report.check(not problems,
+                     f"{path.relative_to(ROOT)}: every action known, every ARN of a resource type the "
+                     f"action supports, condition keys supported ({len(statements)} statements/"
+                     f"{pairs} action-resource pairs)", "; ".join(problems))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mutants", action="store_true",
@@ -896,6 +914,7 @@ def main() -> int:
     print(f"AWS SDK calls read from src/: {len(code.crate.all_calls())} call sites in "
           f"{len(code.crate.functions)} functions")
     run(template, Sar(copy.deepcopy(data), overrides), code, report, args.verbose)
+    check_example_policies(Sar(copy.deepcopy(data), overrides), report)
     if args.mutants:
         run_mutants(template, data, overrides, code, report)
     print(f"{report.passed} passed, {report.failed} failed")
