@@ -268,6 +268,28 @@ impl EcrImage {
     }
 }
 
+/// DescribeImages' largest page ("This value can be between 1 and 1000", API reference).
+pub const IMAGES_PAGE_SIZE: i32 = 1000;
+
+/// The tagged images of one repository, as far as one read got.
+#[derive(Debug, Clone, Default)]
+pub struct ImagesRead {
+    pub images: Vec<EcrImage>,
+    /// DescribeImages pages read.
+    pub pages: u32,
+    /// Why the read stopped before ECR's last page, when it did.
+    pub stopped: Option<ReadStop>,
+}
+
+/// Why a read of a repository's images stopped before its last page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStop {
+    /// It read as many pages as it may.
+    PageCap,
+    /// Its time ran out.
+    TimeLimit,
+}
+
 /// What DescribeServices found in one cluster.
 #[derive(Debug, Clone, Default)]
 pub struct DescribedServices {
@@ -421,43 +443,76 @@ impl Aws {
             .collect())
     }
 
-    /// The images of `repository` in the registry of account `registry` (`None`: the caller's
-    /// own), newest first (paginated). Without a registry id, DescribeImages reads only the
-    /// caller's registry (API reference, DescribeImages, `registryId`: "If you do not specify a
-    /// registry, the default registry is assumed").
+    /// The tagged images of `repository` in the registry of account `registry` (`None`: the
+    /// caller's own), newest first, as far as `max_pages` pages and the instant `until` allow.
+    ///
+    /// From the ECR API reference, DescribeImages:
+    /// - `registryId`: "If you do not specify a registry, the default registry is assumed."
+    /// - `filter.tagStatus`: "You can filter results based on whether they are TAGGED or
+    ///   UNTAGGED." Only tagged images can be deployed by tag, so untagged ones (the leftovers
+    ///   of every moved tag, often most of a repository) are never read.
+    /// - `maxResults`: "This value can be between 1 and 1000. If this parameter is not used,
+    ///   then DescribeImages returns up to 100 results and a nextToken value, if applicable."
+    ///   So pages of [`IMAGES_PAGE_SIZE`] (1000), a tenth of the calls of the default.
+    /// - `nextToken`: "This value is null when there are no more results to return."
+    ///
+    /// The reference documents no order of the results: a read that stops early may have
+    /// missed any image, the newest included ([`ImagesRead::stopped`] says when it did). A page
+    /// still in flight at `until` is abandoned.
     pub async fn images(
         &self,
         registry: Option<&str>,
         repository: &str,
-    ) -> Result<Vec<EcrImage>, AwsError> {
-        let pages: Vec<_> = self
-            .ecr
-            .describe_images()
-            .set_registry_id(registry.map(str::to_string))
-            .repository_name(repository)
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| AwsError::from_sdk("ecr:DescribeImages", e))?;
-        let mut images: Vec<EcrImage> = pages
-            .into_iter()
-            .flat_map(|page| page.image_details.unwrap_or_default())
-            .filter_map(|d| {
-                Some(EcrImage {
-                    registry_id: d.registry_id?,
-                    digest: d.image_digest?,
-                    tags: d.image_tags.unwrap_or_default(),
-                    pushed_at: d
-                        .image_pushed_at
-                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
-                    manifest_media_type: d.image_manifest_media_type,
-                    artifact_media_type: d.artifact_media_type,
-                })
-            })
-            .collect();
-        images.sort_by_key(|image| std::cmp::Reverse(image.pushed_at));
-        Ok(images)
+        max_pages: u32,
+        until: std::time::Instant,
+    ) -> Result<ImagesRead, AwsError> {
+        use aws_sdk_ecr::types::{DescribeImagesFilter, TagStatus};
+        let mut read = ImagesRead::default();
+        let mut next_token = None;
+        loop {
+            if read.pages >= max_pages {
+                read.stopped = Some(ReadStop::PageCap);
+                break;
+            }
+            let call = self
+                .ecr
+                .describe_images()
+                .set_registry_id(registry.map(str::to_string))
+                .repository_name(repository)
+                .filter(
+                    DescribeImagesFilter::builder()
+                        .tag_status(TagStatus::Tagged)
+                        .build(),
+                )
+                .max_results(IMAGES_PAGE_SIZE)
+                .set_next_token(next_token.take())
+                .send();
+            let page = match tokio::time::timeout_at(until.into(), call).await {
+                Ok(page) => page.map_err(|e| AwsError::from_sdk("ecr:DescribeImages", e))?,
+                Err(_) => {
+                    read.stopped = Some(ReadStop::TimeLimit);
+                    break;
+                }
+            };
+            read.pages += 1;
+            next_token = page.next_token.filter(|t| !t.is_empty());
+            read.images.extend(
+                page.image_details
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(EcrImage::from_detail),
+            );
+            if next_token.is_none() {
+                break;
+            }
+            if std::time::Instant::now() >= until {
+                read.stopped = Some(ReadStop::TimeLimit);
+                break;
+            }
+        }
+        read.images
+            .sort_by_key(|image| std::cmp::Reverse(image.pushed_at));
+        Ok(read)
     }
 
     /// The image `digest` of `repository` in the registry of account `registry`, as ECR

@@ -10,6 +10,14 @@
 //! function's reconcile, the rollback function's sweep). A message that names the other
 //! function, or holds an event its queue's function does not take, stays in the queue with
 //! its reason.
+//!
+//! A dead letter runs with the settings of the function it names, read from AWS (its
+//! configuration: `Clusters`, `TrustedAccounts`, `DryRun`, the table, ...), never with the
+//! operator's shell, and only when AWS confirms it: the function sends its failed events to
+//! this very queue, and the message was sent by that function's role (Lambda's on-failure
+//! record) or by EventBridge (an event it could not deliver; see [`Kept::EventBridgeUnconfirmed`]).
+//! Anything else is kept as untrusted: a message that names no function, a function that is not
+//! this queue's, a sender that is neither.
 
 use crate::aws::Aws;
 use crate::config::Config;
@@ -17,9 +25,10 @@ use crate::deploy::{Deployer, Invocation};
 use crate::ecs_event::{DEPLOYMENT_STATE_CHANGE, ECS_SOURCE, SCHEDULED_EVENT, SCHEDULE_SOURCE};
 use crate::event::{ECR_IMAGE_ACTION, ECR_REPLICATION_ACTION, ECR_SOURCE};
 use crate::rollback::RollbackHandler;
-use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// The queue tag that names the function a queue's dead letters were meant for.
 pub const FUNCTION_TAG: &str = "pushdeploy:function";
@@ -215,6 +224,45 @@ pub enum Kept {
     },
     #[error("{} in the queue of {}, which does not take it: replay never sends a dead letter to a function it was not meant for", .kind.an(), .queue.the())]
     NotTaken { queue: Function, kind: EventKind },
+    #[error("untrusted: the dead letter names no function (no requestContext.functionArn, no TARGET_ARN attribute), so replay can neither read the settings it was meant to run with nor confirm who sent it")]
+    NamesNoFunction,
+    #[error("untrusted: replay cannot read the settings of {arn}, which the dead letter names: {reason}")]
+    Unverified { arn: String, reason: String },
+    #[error("untrusted: {arn} sends its failed events to {}, not to this queue ({queue_arn}): the dead letter is not one of its own", .destination.as_deref().unwrap_or("no queue"))]
+    NotThisQueues {
+        arn: String,
+        destination: Option<String>,
+        queue_arn: String,
+    },
+    #[error("untrusted: the message has no SenderId, so replay cannot tell who sent it")]
+    NoSender,
+    #[error("untrusted: Lambda's on-failure record of {arn}, but sent by {sender}, not by a session of that function's role {role_arn} (id {role_id}), with which Lambda writes its records")]
+    NotSentByRole {
+        arn: String,
+        sender: String,
+        role_arn: String,
+        role_id: String,
+    },
+    /// AWS documents the sender id of a role's session (`<role id>:<session>`, SQS
+    /// ReceiveMessage `SenderId`: "For an IAM role, returns the IAM role ID, for example
+    /// ABCDE1F2GH3I4JK5LMNOP:i-a123b456"), and that Lambda writes on-failure records with the
+    /// function's execution role (Lambda Developer Guide, "Configuring destinations for
+    /// asynchronous invocation": "To send events to a destination, your function needs
+    /// additional permissions. Add a policy with the required permissions to your function's
+    /// execution role"). It documents no sender id for EventBridge's dead letters: the safe side
+    /// is to keep them until the operator names the sender (`--eventbridge-sender`), which the
+    /// stack's queue policy lets be EventBridge alone.
+    #[error("untrusted until you say otherwise: an event EventBridge could not deliver, sent by {sender}; AWS does not document the sender id of EventBridge's dead letters, so replay cannot tell it from a message {sender} planted. The stack's queue policy (DeadLetterQueuePolicy) lets only the functions' roles and EventBridge, for the stack's rules, send to this queue: where it is in place, {sender} is EventBridge, and `--eventbridge-sender {sender}` replays it")]
+    EventBridgeUnconfirmed { sender: String },
+}
+
+/// Who writes a dead letter of its form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// Lambda's on-failure record, written with the function's execution role.
+    Lambda,
+    /// An event EventBridge could not deliver to its target.
+    EventBridge,
 }
 
 /// A dead letter, opened.
@@ -226,6 +274,8 @@ pub struct DeadLetter {
     pub function_arn: Option<String>,
     /// Why it landed in the queue, in the words of whoever put it there.
     pub why: String,
+    /// Whose form it has.
+    pub writer: Writer,
 }
 
 /// Opens a message body (and its attributes); `Err` says why it cannot be replayed.
@@ -240,7 +290,7 @@ pub fn open(
             .and_then(|v| v.string_value())
             .map(str::to_string)
     };
-    let (event, function_arn, why) = match body.get("requestPayload") {
+    let (event, function_arn, why, writer) = match body.get("requestPayload") {
         Some(event) => {
             let context = &body["requestContext"];
             let text = |v: &Value| v.as_str().unwrap_or("?").to_string();
@@ -255,6 +305,7 @@ pub fn open(
                     text(&error["errorType"]),
                     text(&error["errorMessage"]),
                 ),
+                Writer::Lambda,
             )
         }
         None => (
@@ -265,12 +316,14 @@ pub fn open(
                 attribute("ERROR_CODE").unwrap_or_else(|| "?".into()),
                 attribute("ERROR_MESSAGE").unwrap_or_else(|| "?".into()),
             ),
+            Writer::EventBridge,
         ),
     };
     Ok(DeadLetter {
         event,
         function_arn,
         why,
+        writer,
     })
 }
 
@@ -292,6 +345,89 @@ pub fn route(queue: Function, letter: &DeadLetter) -> Result<Handling, Kept> {
     }
     let kind = EventKind::of(&letter.event).ok_or(Kept::NotPushdeploys)?;
     Handling::of(queue, kind).ok_or(Kept::NotTaken { queue, kind })
+}
+
+/// A Lambda function ARN without its qualifier (`:$LATEST`, a version, an alias): the function
+/// whose live settings apply. `None` for anything that is not a Lambda function's ARN (a name
+/// alone says neither account nor region).
+pub fn unqualified(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "lambda", region, account, "function", name, ..]
+            if parts.len() <= 8
+                && ![partition, region, account, name]
+                    .iter()
+                    .any(|p| p.is_empty()) =>
+        {
+            Some(parts[..7].join(":"))
+        }
+        _ => None,
+    }
+}
+
+/// What AWS says of a function a dead letter names (lambda:GetFunctionConfiguration,
+/// lambda:GetFunctionEventInvokeConfig, iam:GetRole): never what the message or the operator's
+/// shell says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionFacts {
+    /// The function's ARN, unqualified, as Lambda gives it.
+    pub arn: String,
+    /// Its settings, from its environment, as the function itself reads them at cold start.
+    pub config: Config,
+    /// Its execution role.
+    pub role_arn: String,
+    /// The role's unique id (`AROA...`): what SQS gives as the sender of its sessions' messages.
+    pub role_id: String,
+    /// Where Lambda sends the events it gave up on.
+    pub on_failure: Option<String>,
+}
+
+/// Whether a dead letter of `queue_arn` may run with `function`'s settings: the function sends
+/// its failed events to this very queue, and the message was sent by whoever writes dead
+/// letters of its form: the function's role for Lambda's on-failure record (SenderId
+/// `<role id>:<session>`), one of the senders the operator named as EventBridge for an event
+/// EventBridge could not deliver.
+pub fn trust(
+    letter: &DeadLetter,
+    sender: Option<&str>,
+    function: &FunctionFacts,
+    queue_arn: &str,
+    eventbridge_senders: &[String],
+) -> Result<(), Kept> {
+    if function.on_failure.as_deref() != Some(queue_arn) {
+        return Err(Kept::NotThisQueues {
+            arn: function.arn.clone(),
+            destination: function.on_failure.clone(),
+            queue_arn: queue_arn.to_string(),
+        });
+    }
+    let sender = sender.filter(|s| !s.is_empty()).ok_or(Kept::NoSender)?;
+    match letter.writer {
+        Writer::Lambda => {
+            // A session of a role: `<role id>:<session name>`; the role's id alone never names
+            // a user (user ids begin AIDA, role ids AROA).
+            let role_id = sender.split_once(':').map(|(id, _)| id);
+            if role_id == Some(function.role_id.as_str()) {
+                Ok(())
+            } else {
+                Err(Kept::NotSentByRole {
+                    arn: function.arn.clone(),
+                    sender: sender.to_string(),
+                    role_arn: function.role_arn.clone(),
+                    role_id: function.role_id.clone(),
+                })
+            }
+        }
+        Writer::EventBridge => {
+            if eventbridge_senders.iter().any(|s| s == sender) {
+                Ok(())
+            } else {
+                Err(Kept::EventBridgeUnconfirmed {
+                    sender: sender.to_string(),
+                })
+            }
+        }
+    }
 }
 
 /// What became of one message; the words are the JSON output's.
@@ -320,6 +456,10 @@ pub struct Replayed {
     /// What that function does with it: `push`, `reconcile`, `deployment_change`, `sweep`.
     #[serde(rename = "as")]
     pub handling: Option<Handling>,
+    /// The function whose settings it ran (or would run) with, as Lambda names it.
+    pub function_arn: Option<String>,
+    /// Who sent the message, as SQS says (its SenderId attribute).
+    pub sender: Option<String>,
     pub event_id: Option<String>,
     pub why_dead: Option<String>,
     pub result: ReplayResult,
@@ -327,25 +467,41 @@ pub struct Replayed {
     pub reason: Option<String>,
 }
 
-pub struct Replayer {
-    sqs: aws_sdk_sqs::Client,
+/// A function a dead letter names, as AWS confirms it, with its handlers built on its own
+/// settings; or why replay could not confirm it.
+type Confirmed = Result<Arc<Stack>, String>;
+
+/// One function of the stack: what AWS says of it, and both handlers on its settings (the
+/// queue's tag decides which one runs).
+struct Stack {
+    facts: FunctionFacts,
     deployer: Deployer,
     rollback: RollbackHandler,
 }
 
+pub struct Replayer {
+    sqs: aws_sdk_sqs::Client,
+    lambda: aws_sdk_lambda::Client,
+    iam: aws_sdk_iam::Client,
+    aws: Aws,
+    /// Sender ids the operator names as EventBridge's (`--eventbridge-sender`).
+    eventbridge_senders: Vec<String>,
+    /// Each function's facts, read once per run.
+    functions: Mutex<HashMap<String, Confirmed>>,
+}
+
 impl Replayer {
-    pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Replayer {
-        // The CLI's stdout is its answer, not CloudWatch.
-        let config = Config {
-            emit_metrics: false,
-            ..config
-        };
-        // One set of clients for both handlers: they take turns, never run at once.
-        let aws = Aws::new(sdk);
+    /// A replayer with the caller's credentials. Settings come from the functions the dead
+    /// letters name, never from the caller's environment.
+    pub fn new(sdk: &aws_config::SdkConfig, eventbridge_senders: Vec<String>) -> Replayer {
         Replayer {
             sqs: aws_sdk_sqs::Client::new(sdk),
-            deployer: Deployer::with_aws(aws.clone(), config.clone()),
-            rollback: RollbackHandler::with_aws(aws, config),
+            lambda: aws_sdk_lambda::Client::new(sdk),
+            iam: aws_sdk_iam::Client::new(sdk),
+            // One set of clients for every handler: they take turns, never run at once.
+            aws: Aws::new(sdk),
+            eventbridge_senders,
+            functions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -374,10 +530,141 @@ impl Replayer {
             .map_err(|refused| refused.to_string())
     }
 
+    /// The queue's ARN (sqs:GetQueueAttributes), which a function's on-failure destination
+    /// must be for its dead letters to be trusted.
+    async fn queue_arn(&self, queue_url: &str) -> Result<String, String> {
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read the ARN of {queue_url}, which the functions' on-failure destination must be (replay needs sqs:GetQueueAttributes): {}",
+                    crate::aws::AwsError::from_sdk("sqs:GetQueueAttributes", e)
+                )
+            })?
+            .attributes
+            .unwrap_or_default()
+            .remove(&QueueAttributeName::QueueArn)
+            .ok_or_else(|| format!("SQS gave no QueueArn for {queue_url}"))
+    }
+
+    /// What AWS says of the function `arn` (unqualified): its configuration, its on-failure
+    /// destination, its role's id; once per function per run.
+    async fn confirmed(&self, arn: &str) -> Confirmed {
+        if let Some(known) = self.functions.lock().unwrap().get(arn) {
+            return known.clone();
+        }
+        let confirmed = self.read_function(arn).await.map(|facts| {
+            eprintln!(
+                "pushdeploy: {}: its settings: table {}, clusters {}, trusted accounts {}, dry run {}",
+                facts.arn,
+                facts.config.table,
+                facts
+                    .config
+                    .clusters
+                    .as_ref()
+                    .map(|c| c.iter().cloned().collect::<Vec<_>>().join(","))
+                    .unwrap_or_else(|| "any".into()),
+                facts
+                    .config
+                    .trusted_accounts
+                    .as_ref()
+                    .map(|c| c.iter().cloned().collect::<Vec<_>>().join(","))
+                    .unwrap_or_else(|| "its own account".into()),
+                facts.config.dry_run,
+            );
+            Arc::new(Stack {
+                deployer: Deployer::with_aws(self.aws.clone(), facts.config.clone()),
+                rollback: RollbackHandler::with_aws(self.aws.clone(), facts.config.clone()),
+                facts,
+            })
+        });
+        self.functions
+            .lock()
+            .unwrap()
+            .insert(arn.to_string(), confirmed.clone());
+        confirmed
+    }
+
+    async fn read_function(&self, arn: &str) -> Result<FunctionFacts, String> {
+        let configuration = self
+            .lambda
+            .get_function_configuration()
+            .function_name(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                crate::aws::AwsError::from_sdk("lambda:GetFunctionConfiguration", e).to_string()
+            })?;
+        if let Some(error) = configuration.environment().and_then(|e| e.error()) {
+            return Err(format!(
+                "Lambda cannot read its environment: {}: {}",
+                error.error_code().unwrap_or("?"),
+                error.message().unwrap_or("?")
+            ));
+        }
+        let empty = HashMap::new();
+        let variables = configuration
+            .environment()
+            .and_then(|e| e.variables())
+            .unwrap_or(&empty);
+        // The function's own parsing of its own environment: what it would run with.
+        let config = Config::from_lookup(|name| variables.get(name).cloned())
+            .map_err(|e| format!("its settings do not read: {e}"))?;
+        // The CLI's stdout is its answer, not CloudWatch.
+        let config = Config {
+            emit_metrics: false,
+            ..config
+        };
+        let role_arn = configuration
+            .role()
+            .ok_or("Lambda gave no execution role")?
+            .to_string();
+        let on_failure = self
+            .lambda
+            .get_function_event_invoke_config()
+            .function_name(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                crate::aws::AwsError::from_sdk("lambda:GetFunctionEventInvokeConfig", e).to_string()
+            })?
+            .destination_config()
+            .and_then(|d| d.on_failure())
+            .and_then(|o| o.destination())
+            .map(str::to_string);
+        // arn:aws:iam::<account>:role/<path>/<name>: GetRole takes the name alone.
+        let role_name = role_arn.rsplit('/').next().unwrap_or_default();
+        let role_id = self
+            .iam
+            .get_role()
+            .role_name(role_name)
+            .send()
+            .await
+            .map_err(|e| crate::aws::AwsError::from_sdk("iam:GetRole", e).to_string())?
+            .role()
+            .map(|role| role.role_id().to_string())
+            .ok_or("IAM gave no role")?;
+        Ok(FunctionFacts {
+            arn: configuration
+                .function_arn()
+                .map(str::to_string)
+                .unwrap_or_else(|| arn.to_string()),
+            config,
+            role_arn,
+            role_id,
+            on_failure,
+        })
+    }
+
     /// Reads up to `max` messages; unless `list_only`, replays each through the function the
-    /// queue is for (its tag, or `named`) and deletes the ones whose replay succeeded. A
-    /// message that fails again, or cannot be replayed, stays in the queue. Nothing is read
-    /// when the queue's function is unknown.
+    /// queue is for (its tag, or `named`), with the settings of the function the message names
+    /// once AWS confirms it, and deletes the ones whose replay succeeded. A message that fails
+    /// again, cannot be replayed, or is not trusted stays in the queue. Nothing is read when the
+    /// queue's function is unknown.
     pub async fn run(
         &self,
         queue_url: &str,
@@ -386,6 +673,7 @@ impl Replayer {
         list_only: bool,
     ) -> Result<Vec<Replayed>, String> {
         let function = self.function_of(queue_url, named).await?;
+        let queue_arn = self.queue_arn(queue_url).await?;
         let mut done: Vec<Replayed> = Vec::new();
         let mut listed = Vec::new();
         'reading: while done.len() < max {
@@ -396,6 +684,8 @@ impl Replayer {
                 .max_number_of_messages((max - done.len()).min(10) as i32)
                 .message_attribute_names("All")
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                // Who sent it: the one thing about a message its sender cannot choose.
+                .message_system_attribute_names(MessageSystemAttributeName::SenderId)
                 // Long enough for a replay; a message kept becomes visible again after it.
                 .visibility_timeout(120)
                 .send()
@@ -417,7 +707,7 @@ impl Replayer {
                 {
                     break 'reading; // a message kept earlier in this run came round again
                 }
-                let outcome = self.one(&message, function, list_only).await;
+                let outcome = self.one(&message, function, &queue_arn, list_only).await;
                 if list_only {
                     listed.extend(message.receipt_handle().map(str::to_string));
                 }
@@ -453,13 +743,20 @@ impl Replayer {
         &self,
         message: &aws_sdk_sqs::types::Message,
         function: Function,
+        queue_arn: &str,
         list_only: bool,
     ) -> Replayed {
         let message_id = message.message_id().unwrap_or("?").to_string();
+        let sender = message
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::SenderId))
+            .cloned();
         let mut replayed = Replayed {
             message_id: message_id.clone(),
             function: None,
             handling: None,
+            function_arn: None,
+            sender: sender.clone(),
             event_id: None,
             why_dead: None,
             result: ReplayResult::Kept,
@@ -481,6 +778,7 @@ impl Replayer {
         };
         replayed.event_id = letter.event["id"].as_str().map(str::to_string);
         replayed.why_dead = Some(letter.why.clone());
+        // What the queue and the event say first (no AWS call), then what AWS confirms.
         let handling = match route(function, &letter) {
             Ok(handling) => handling,
             Err(kept) => {
@@ -488,6 +786,14 @@ impl Replayer {
                 return replayed;
             }
         };
+        let stack = match self.trusted(&letter, sender.as_deref(), queue_arn).await {
+            Ok(stack) => stack,
+            Err(kept) => {
+                replayed.reason = Some(kept.to_string());
+                return replayed;
+            }
+        };
+        replayed.function_arn = Some(stack.facts.arn.clone());
         replayed.function = Some(handling.function());
         replayed.handling = Some(handling);
         if list_only {
@@ -496,13 +802,14 @@ impl Replayer {
         }
         let invocation = Invocation {
             deadline_ms: 0,
-            function_arn: letter.function_arn.clone(),
+            // The function AWS confirmed: whose account's pushes it trusts by default.
+            function_arn: Some(stack.facts.arn.clone()),
             // Each replay is a delivery of its own.
             request_id: Some(format!("replay-{message_id}-{}", crate::deploy::now_ms())),
         };
         let result = match handling.function() {
-            Function::Deploy => self.deployer.handle(letter.event, &invocation).await,
-            Function::Rollback => self.rollback.handle(letter.event, &invocation).await,
+            Function::Deploy => stack.deployer.handle(letter.event, &invocation).await,
+            Function::Rollback => stack.rollback.handle(letter.event, &invocation).await,
         };
         match result {
             Ok(report) => {
@@ -516,6 +823,39 @@ impl Replayer {
             }
         }
         replayed
+    }
+
+    /// The function a dead letter names, once AWS confirms that the letter is that function's
+    /// own (see [`trust`]).
+    async fn trusted(
+        &self,
+        letter: &DeadLetter,
+        sender: Option<&str>,
+        queue_arn: &str,
+    ) -> Result<Arc<Stack>, Kept> {
+        let named = letter
+            .function_arn
+            .as_deref()
+            .ok_or(Kept::NamesNoFunction)?;
+        let arn = unqualified(named).ok_or_else(|| Kept::Unverified {
+            arn: named.to_string(),
+            reason: "not a Lambda function ARN (arn:<partition>:lambda:<region>:<account>:function:<name>)".into(),
+        })?;
+        let stack = self
+            .confirmed(&arn)
+            .await
+            .map_err(|reason| Kept::Unverified {
+                arn: arn.clone(),
+                reason,
+            })?;
+        trust(
+            letter,
+            sender,
+            &stack.facts,
+            queue_arn,
+            &self.eventbridge_senders,
+        )?;
+        Ok(stack)
     }
 }
 
@@ -540,6 +880,104 @@ mod tests {
             event,
             function_arn: function_arn.map(str::to_string),
             why: "test".into(),
+            writer: Writer::Lambda,
+        }
+    }
+
+    const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:prod-DeployDeadLetterQueue-1";
+    const ROLE_ID: &str = "AROAEXAMPLEDEPLOYROLE";
+
+    fn facts(on_failure: Option<&str>) -> FunctionFacts {
+        FunctionFacts {
+            arn: DEPLOY_ARN.into(),
+            config: Config::for_table("ledger"),
+            role_arn: "arn:aws:iam::123456789012:role/prod-DeployFunctionRole-X".into(),
+            role_id: ROLE_ID.into(),
+            on_failure: on_failure.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_function_arn_is_read_without_its_qualifier() {
+        for (arn, expected) in [
+            (DEPLOY_ARN, Some(DEPLOY_ARN)),
+            (&format!("{DEPLOY_ARN}:$LATEST"), Some(DEPLOY_ARN)),
+            (&format!("{DEPLOY_ARN}:live"), Some(DEPLOY_ARN)),
+            // A name alone says neither account nor region; other ARNs are not functions.
+            ("prod-DeployFunction-AbC123xYz", None),
+            ("arn:aws:sqs:us-east-1:123456789012:q", None),
+            ("arn:aws:lambda:us-east-1::function:x", None),
+            (&format!("{DEPLOY_ARN}:live:extra"), None),
+            ("", None),
+        ] {
+            assert_eq!(unqualified(arn).as_deref(), expected, "{arn}");
+        }
+    }
+
+    /// Only the function's own dead letters are trusted: its on-failure destination is this
+    /// queue, and the sender is a session of its role (Lambda's record) or a sender the
+    /// operator named as EventBridge (an event EventBridge could not deliver).
+    #[test]
+    fn a_dead_letter_is_trusted_only_when_aws_confirms_whose_it_is() {
+        let push = event("aws.ecr", "ECR Image Action");
+        let record = letter(push.clone(), Some(DEPLOY_ARN));
+        let undelivered = DeadLetter {
+            writer: Writer::EventBridge,
+            ..record.clone()
+        };
+        let session = format!("{ROLE_ID}:prod-DeployFunction-AbC123xYz");
+        let ours = facts(Some(QUEUE_ARN));
+        let named = ["AIDAEVENTBRIDGEEXAMPLE".to_string()];
+        assert_eq!(
+            trust(&record, Some(&session), &ours, QUEUE_ARN, &[]),
+            Ok(())
+        );
+        assert_eq!(
+            trust(&undelivered, Some(&named[0]), &ours, QUEUE_ARN, &named),
+            Ok(())
+        );
+        // The function sends its failed events elsewhere, or nowhere.
+        for elsewhere in [Some("arn:aws:sqs:us-east-1:123456789012:other"), None] {
+            assert_eq!(
+                trust(&record, Some(&session), &facts(elsewhere), QUEUE_ARN, &[]),
+                Err(Kept::NotThisQueues {
+                    arn: DEPLOY_ARN.into(),
+                    destination: elsewhere.map(str::to_string),
+                    queue_arn: QUEUE_ARN.into()
+                })
+            );
+        }
+        // Someone else sent Lambda's record: a user, another role, the role's id without a
+        // session, nobody SQS can name.
+        for sender in [
+            "AIDAIT2UOQQY3AUEKVGXU",
+            "AROAOTHERROLEEXAMPLE:prod-DeployFunction-AbC123xYz",
+            ROLE_ID,
+            &format!("{ROLE_ID}X:s"),
+        ] {
+            assert!(
+                matches!(
+                    trust(&record, Some(sender), &ours, QUEUE_ARN, &named),
+                    Err(Kept::NotSentByRole { .. })
+                ),
+                "{sender}"
+            );
+        }
+        for sender in [None, Some("")] {
+            assert_eq!(
+                trust(&record, sender, &ours, QUEUE_ARN, &[]),
+                Err(Kept::NoSender)
+            );
+        }
+        // An EventBridge dead letter from a sender the operator did not name, the function's
+        // role included (it writes records, never bare events).
+        for sender in ["AIDAIT2UOQQY3AUEKVGXU", &session] {
+            assert_eq!(
+                trust(&undelivered, Some(sender), &ours, QUEUE_ARN, &named),
+                Err(Kept::EventBridgeUnconfirmed {
+                    sender: sender.to_string()
+                })
+            );
         }
     }
 
@@ -744,6 +1182,37 @@ mod tests {
             not_taken.to_string(),
             "an ECS deployment event in the queue of the deploy function, which does not take it: replay never sends a dead letter to a function it was not meant for"
         );
+        let role = Kept::NotSentByRole {
+            arn: DEPLOY_ARN.into(),
+            sender: "AIDAIT2UOQQY3AUEKVGXU".into(),
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            role_id: ROLE_ID.into(),
+        };
+        assert_eq!(
+            role.to_string(),
+            format!("untrusted: Lambda's on-failure record of {DEPLOY_ARN}, but sent by AIDAIT2UOQQY3AUEKVGXU, not by a session of that function's role arn:aws:iam::123456789012:role/r (id {ROLE_ID}), with which Lambda writes its records")
+        );
+        let elsewhere = Kept::NotThisQueues {
+            arn: DEPLOY_ARN.into(),
+            destination: None,
+            queue_arn: QUEUE_ARN.into(),
+        };
+        assert_eq!(
+            elsewhere.to_string(),
+            format!("untrusted: {DEPLOY_ARN} sends its failed events to no queue, not to this queue ({QUEUE_ARN}): the dead letter is not one of its own")
+        );
+        let eventbridge = Kept::EventBridgeUnconfirmed {
+            sender: "AIDAEXAMPLE".into(),
+        }
+        .to_string();
+        assert!(
+            eventbridge.starts_with("untrusted until you say otherwise")
+                && eventbridge.ends_with("`--eventbridge-sender AIDAEXAMPLE` replays it"),
+            "{eventbridge}"
+        );
+        for kept in [Kept::NamesNoFunction, Kept::NoSender] {
+            assert!(kept.to_string().starts_with("untrusted: "), "{kept}");
+        }
     }
 
     #[test]
@@ -756,6 +1225,7 @@ mod tests {
             "responsePayload": {"errorType": "pushdeploy.Retryable", "errorMessage": "1 must be retried"}
         });
         let opened = open(&record.to_string(), &HashMap::new()).unwrap();
+        assert_eq!(opened.writer, Writer::Lambda);
         assert_eq!(opened.event, push);
         assert_eq!(
             opened.function_arn.as_deref(),
@@ -783,6 +1253,7 @@ mod tests {
         ]);
         let schedule = event("aws.events", "Scheduled Event");
         let opened = open(&schedule.to_string(), &attributes).unwrap();
+        assert_eq!(opened.writer, Writer::EventBridge);
         assert_eq!(opened.event, schedule);
         assert_eq!(opened.function_arn.as_deref(), Some(ROLLBACK_ARN));
         assert_eq!(
@@ -820,6 +1291,8 @@ mod tests {
             message_id: "m-1".into(),
             function: Some(Function::Deploy),
             handling: Some(Handling::Reconcile),
+            function_arn: Some(DEPLOY_ARN.into()),
+            sender: Some("AROAEXAMPLE:fn".into()),
             event_id: Some("e-1".into()),
             why_dead: None,
             result: ReplayResult::Listed,
@@ -830,6 +1303,8 @@ mod tests {
         assert_eq!(line["function"], "deploy");
         assert_eq!(line["as"], "reconcile");
         assert_eq!(line["result"], "listed");
+        assert_eq!(line["function_arn"], DEPLOY_ARN);
+        assert_eq!(line["sender"], "AROAEXAMPLE:fn");
         assert_eq!(
             serde_json::to_value(Handling::DeploymentChange).unwrap(),
             "deployment_change"

@@ -278,9 +278,14 @@ def physical(template: dict, logical: str) -> dict:
     return {"Ref": name, "Arn": f"arn:{PARTITION}:{kind.split('::')[1].lower()}:{REGION}:{ACCOUNT}:{name}"}
 
 
-def sam_generated(logical: str) -> dict | None:
-    """Resources SAM generates from a function's Events (logical id = function + event name)."""
+def sam_generated(logical: str, template: dict | None = None) -> dict | None:
+    """Resources SAM generates: a function's execution role (logical id = function + "Role",
+    when the function names no Role) and the rules of its Events (function + event name)."""
     name = f"{STACK}-{logical}-1A2B3C"
+    function = logical.removesuffix("Role")
+    if template is not None and logical.endswith("Role") and \
+            template["Resources"].get(function, {}).get("Type") == "AWS::Serverless::Function":
+        return {"Ref": name, "Arn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"}
     return {"Ref": name, "Arn": f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{name}"}
 
 
@@ -321,7 +326,7 @@ class Resolver:
                 raise Unresolvable(f"GetAtt {logical}: the resource does not exist")
             values = physical(self.template, logical)
         else:
-            values = sam_generated(logical)
+            values = sam_generated(logical, self.template)
         if attr not in values:
             raise Unresolvable(f"GetAtt {logical}.{attr}")
         return values[attr]
@@ -566,6 +571,12 @@ def targets(kind: str, setters: dict, resolver: Resolver, template: dict, entry:
         if topic == "":
             return []          # no topic: the functions publish nothing
         return [resolver.ref("NotifyTopicForStack")] if topic == "create" else [topic]
+    if kind == "function":
+        return [resolver.getatt(f, "Arn") for f, r in template["Resources"].items()
+                if r.get("Type") == "AWS::Serverless::Function"]
+    if kind == "function-role":
+        return [resolver.getatt(f"{f}Role", "Arn") for f, r in template["Resources"].items()
+                if r.get("Type") == "AWS::Serverless::Function" and "Role" not in (r.get("Properties") or {})]
     if kind == "dead-letter-queue":
         return [resolver.getatt(q, "Arn") for q, r in template["Resources"].items()
                 if r.get("Type") == "AWS::SQS::Queue"]

@@ -1,7 +1,9 @@
 //! Missed pushes, against moto's ECR: no push event is delivered at all; the scheduled
 //! reconcile finds, for each following service, the newest image its policy allows and deploys
 //! it through the push path; a second run changes nothing; the image's late push event is then a
-//! skip; a paused service stays where it is.
+//! skip; a paused service stays where it is. Its reads are bounded (issue 14, item 6): tag
+//! values that are not repository names are not read, images are read tagged only and 1000 to
+//! a page, a read stops at its page cap, and a run short of time says what it did not reach.
 
 mod support;
 
@@ -300,4 +302,239 @@ async fn the_reconcile_reads_every_trusted_registry_and_moves_each_service_withi
     let reason = report.reason.clone().unwrap_or_default();
     assert!(!reason.contains("could not read"), "{reason}");
     assert_eq!(missing.num_calls(), 1);
+}
+
+/// The ECR stand-in of the mock tests: moto for ECS, tagging and the ledger, `ecr` for ECR.
+fn with_ecr(bed: &TestBed, ecr: aws_sdk_ecr::Client) -> Deployer {
+    let aws = pushdeploy::aws::Aws::from_clients(
+        bed.ecs.clone(),
+        aws_sdk_resourcegroupstagging::Client::new(&bed.sdk),
+        bed.dynamodb.clone(),
+        aws_sdk_sns::Client::new(&bed.sdk),
+        ecr,
+    );
+    Deployer::with_aws(aws, bed.config())
+}
+
+/// Issue 14, item 6: a `pushdeploy:repository` value is anyone's to set who may tag a service,
+/// and each value was a repository read on every run. Values that are not repository names
+/// (ECR's pattern) are not read: one DescribeImages for the one real name, and the services
+/// that carry the others are named in the reason (by ARN, never by the value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_values_that_are_not_repository_names_are_not_read() {
+    let bed = TestBed::start().await;
+    bed.push_image("web", "latest", 7).await;
+    bed.cluster("prod").await;
+    bed.app_service(
+        "prod",
+        "site",
+        &format!("{REGISTRY}/web:latest"),
+        &[("pushdeploy:repository", "web")],
+    )
+    .await;
+    let mut odd = Vec::new();
+    for (name, value) in [
+        ("upper", "Web"),
+        ("spaced", "web app"),
+        ("slashes", "team//web"),
+        ("dots", "../web"),
+    ] {
+        bed.app_service(
+            "prod",
+            name,
+            &format!("{REGISTRY}/web:latest"),
+            &[("pushdeploy:repository", value)],
+        )
+        .await;
+        odd.push(format!(
+            "arn:aws:ecs:us-east-1:123456789012:service/prod/{name}"
+        ));
+    }
+    let report = Deployer::new(&bed.sdk, bed.config())
+        .handle(scheduled("names-1"), &Invocation::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.aws_calls.get("ECR.DescribeImages"),
+        Some(&1),
+        "web only: {report:?}"
+    );
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(reason.contains("1 repositories"), "{reason}");
+    assert!(
+        reason.contains("ignored the pushdeploy:repository tag of"),
+        "{reason}"
+    );
+    for arn in &odd {
+        assert!(reason.contains(arn.as_str()), "{arn} named: {reason}");
+    }
+    assert!(
+        !reason.contains("web app") && !reason.contains("../web"),
+        "{reason}"
+    );
+    let site = report.outcomes.iter().find(|o| o.service == "site");
+    assert_eq!(
+        site.map(|o| o.outcome),
+        Some(OutcomeKind::Deployed),
+        "{report:?}"
+    );
+}
+
+/// Issue 14, item 6: DescribeImages asks for tagged images only (`filter.tagStatus` TAGGED)
+/// in pages of 1000 (`maxResults`), and a read stops at its page cap (100 pages: 100,000
+/// images, ECR's default quota per repository). moto's DescribeImages ignores `filter`,
+/// `maxResults` and `nextToken` (one page of everything), so ECR is a mock here that answers
+/// only requests that carry both, with a next page always: a repository without end. From a
+/// read that stopped early, the service that follows an exact tag found there moves; the
+/// `prefix:` follower, whose newest image may be on a page not read, stays, and the reason
+/// says which repository was read only partly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_read_tagged_1000_to_a_page_and_a_read_stops_at_its_page_cap() {
+    use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+    use aws_sdk_ecr::types::{ImageDetail, TagStatus};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    bed.app_service(
+        "prod",
+        "site",
+        &format!("{REGISTRY}/web:latest"),
+        &[("pushdeploy:repository", "web")],
+    )
+    .await;
+    let nightly = bed
+        .app_service(
+            "prod",
+            "nightly",
+            &format!("{REGISTRY}/web:build-0"),
+            &[
+                ("pushdeploy:repository", "web"),
+                ("pushdeploy:tag", "prefix:build-"),
+            ],
+        )
+        .await;
+    let page = std::sync::Arc::new(AtomicU32::new(0));
+    let served = page.clone();
+    let pages = mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(|input| {
+            input.filter().and_then(|f| f.tag_status()) == Some(&TagStatus::Tagged)
+                && input.max_results() == Some(1000)
+        })
+        .then_output(move || {
+            let n = served.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut image = ImageDetail::builder()
+                .registry_id("123456789012")
+                .repository_name("web")
+                .image_digest(format!("sha256:{n:064x}"))
+                .image_tags(format!("build-{n}"))
+                .image_pushed_at(aws_smithy_types::DateTime::from_secs(
+                    1_795_000_000 + i64::from(n),
+                ))
+                .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json");
+            if n == 1 {
+                image = image.image_tags("latest");
+            }
+            DescribeImagesOutput::builder()
+                .image_details(image.build())
+                .next_token(format!("after-{n}"))
+                .build()
+        });
+    let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&pages]);
+
+    let report = with_ecr(&bed, ecr)
+        .handle(scheduled("pages-1"), &Invocation::default())
+        .await
+        .unwrap();
+
+    assert_eq!(pages.num_calls(), 100, "the page cap: {report:?}");
+    assert_eq!(report.aws_calls.get("ECR.DescribeImages"), Some(&100));
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains(
+            "read only partly: web (100 images in 100 pages, stopped by the cap of 100 pages)"
+        ),
+        "{reason}"
+    );
+    assert!(!reason.contains("could not read"), "{reason}");
+    let moved: Vec<_> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.service.as_str(), o.outcome, o.tag.as_deref()))
+        .collect();
+    assert_eq!(
+        moved,
+        [("site", OutcomeKind::Deployed, Some("latest"))],
+        "{report:?}"
+    );
+    assert_eq!(
+        bed.image(&bed.running("prod", "site").await, "app").await,
+        format!("{REGISTRY}/web@sha256:{:064x}", 1)
+    );
+    assert_eq!(bed.running("prod", "nightly").await, nightly);
+}
+
+/// Issue 14, item 6: a run starts no read later than 15 s before its deadline. One that has
+/// less than that left reads nothing, moves nothing, and names every repository it did not
+/// reach; the next run (with its full time) covers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_short_of_time_says_what_it_did_not_reach_and_the_next_covers_it() {
+    let bed = TestBed::start().await;
+    bed.cluster("prod").await;
+    for (n, repository) in [(1, "api"), (2, "web")] {
+        bed.push_image(repository, "latest", n).await;
+        bed.app_service(
+            "prod",
+            repository,
+            &format!("{REGISTRY}/{repository}:latest"),
+            &[("pushdeploy:repository", repository)],
+        )
+        .await;
+    }
+    let deployer = Deployer::new(&bed.sdk, bed.config());
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
+    let short = Invocation {
+        deadline_ms: now_ms + 10_000,
+        ..Invocation::default()
+    };
+
+    let report = deployer.handle(scheduled("short-1"), &short).await.unwrap();
+
+    assert_eq!(
+        report.aws_calls.get("ECR.DescribeImages"),
+        None,
+        "{report:?}"
+    );
+    assert!(report.outcomes.is_empty(), "{report:?}");
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains(
+            "did not reach api, web before the run's reads had to stop, 15 s before its deadline"
+        ) || reason.contains(
+            "did not reach web, api before the run's reads had to stop, 15 s before its deadline"
+        ),
+        "{reason}"
+    );
+
+    let report = deployer
+        .handle(scheduled("short-2"), &Invocation::default())
+        .await
+        .unwrap();
+    assert_eq!(report.aws_calls.get("ECR.DescribeImages"), Some(&2));
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(!reason.contains("did not reach"), "{reason}");
+    let moved: Vec<_> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.service.as_str(), o.outcome))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            ("api", OutcomeKind::Deployed),
+            ("web", OutcomeKind::Deployed)
+        ],
+        "{report:?}"
+    );
 }

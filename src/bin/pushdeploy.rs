@@ -59,8 +59,11 @@ enum Command {
     },
     /// Replay a dead-letter queue (stack outputs DeployDeadLetterQueueUrl and
     /// RollbackDeadLetterQueueUrl) through the function it is for (the queue's
-    /// pushdeploy:function tag): one JSON line per message; replayed messages are deleted,
-    /// the rest stay.
+    /// pushdeploy:function tag), with the settings of the function each dead letter names, read
+    /// from AWS (not from PUSHDEPLOY_* in your shell): one JSON line per message; replayed
+    /// messages are deleted, the rest stay. A message AWS does not confirm as that function's
+    /// own (its on-failure destination is this queue, its sender the function's role) is kept
+    /// as untrusted.
     Replay {
         /// The queue's URL.
         #[arg(long)]
@@ -75,6 +78,12 @@ enum Command {
         /// Only list what is there and why; replay and delete nothing.
         #[arg(long)]
         list: bool,
+        /// The SenderId (as `--list` shows it) of EventBridge's dead letters in this queue.
+        /// AWS does not document it, so events EventBridge could not deliver are kept until
+        /// you name it; only where the stack's queue policy admits nobody but the functions'
+        /// roles and EventBridge is every other sender EventBridge.
+        #[arg(long = "eventbridge-sender", value_name = "SENDER_ID")]
+        eventbridge_senders: Vec<String>,
     },
 }
 
@@ -121,7 +130,11 @@ async fn main() -> ExitCode {
         eprintln!("pushdeploy: {}", pushdeploy::aws::Problem::NoRegion);
         return ExitCode::from(2);
     }
-    let needs_table = !matches!(cli.command, Command::Pause { .. } | Command::Resume { .. });
+    // Replay reads each function's own settings, the table among them, from AWS.
+    let needs_table = matches!(
+        cli.command,
+        Command::History { .. } | Command::Status { .. }
+    );
     let config = match Config::from_env() {
         Ok(config) => Some(config),
         Err(e) if needs_table => {
@@ -166,12 +179,11 @@ async fn main() -> ExitCode {
             function,
             max,
             list,
+            eventbridge_senders,
         } => {
-            // Config::from_env succeeded: replay needs the table.
-            let Some(config) = config else {
-                return ExitCode::from(2);
-            };
-            return replay(&sdk, config, &queue_url, function, max, list).await;
+            // Not `config`: the shell's settings are not the stack's.
+            let replayer = Replayer::new(&sdk, eventbridge_senders);
+            return replay(&replayer, &queue_url, function, max, list).await;
         }
     };
     match done {
@@ -184,14 +196,12 @@ async fn main() -> ExitCode {
 }
 
 async fn replay(
-    sdk: &aws_config::SdkConfig,
-    config: Config,
+    replayer: &Replayer,
     queue_url: &str,
     function: Option<Function>,
     max: usize,
     list: bool,
 ) -> ExitCode {
-    let replayer = Replayer::new(sdk, config);
     let replayed = match replayer.run(queue_url, function, max, list).await {
         Ok(replayed) => replayed,
         Err(e) => {
@@ -204,7 +214,7 @@ async fn replay(
     }
     let count = |result| replayed.iter().filter(|m| m.result == result).count();
     eprintln!(
-        "pushdeploy: {} message(s): {} replayed and deleted, {} failed again, {} kept (not replayable), {} listed",
+        "pushdeploy: {} message(s): {} replayed and deleted, {} failed again, {} kept (not replayable or untrusted), {} listed",
         replayed.len(),
         count(ReplayResult::Replayed),
         count(ReplayResult::FailedAgain),

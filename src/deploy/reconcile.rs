@@ -2,11 +2,16 @@
 //! function compares, for every followed repository and tag policy, the newest matching image
 //! in ECR with what each service runs, and deploys the difference through the same path as a
 //! push: the same claim, ordering, quarantine, pause, policy and dry-run rules.
+//!
+//! Its reads are bounded (issue 14, item 6): a run reads tagged images only, in pages of 1000,
+//! at most [`MAX_PAGES`] pages and [`REPOSITORY_READ_TIME`] per repository, and starts no read
+//! later than [`RESERVE`] before the invocation's deadline; it starts at a repository chosen from
+//! its scheduled time ([`reading_order`]), and says in its reason what it did not reach or read
+//! only partly.
 
 use super::{Deployer, Invocation, Revisions, Shared};
-use crate::aws::EcrImage;
-use crate::aws::DESCRIBE_SERVICES_BATCH;
-use crate::event::{Digest, Push};
+use crate::aws::{EcrImage, ImagesRead, ReadStop, DESCRIBE_SERVICES_BATCH, IMAGES_PAGE_SIZE};
+use crate::event::{is_valid_repository, Digest, Push};
 use crate::follow::{followers, Follower, ServiceKey, TaggedService, TAG_REPOSITORY};
 use crate::image::ImageRef;
 use crate::media::not_an_image;
@@ -17,6 +22,73 @@ use crate::telemetry::{Run, Subject};
 use aws_sdk_ecs::types::{Tag, TaskDefinition};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+/// Pages one read of a repository may take: 100 pages of 1000 are 100,000 images, ECR's
+/// default quota of images per repository ("Images per repository: 100,000", Amazon ECR service
+/// quotas), so within that quota only the time limits below stop a read.
+const MAX_PAGES: u32 = 100;
+
+/// How long one read of a repository may take, so that one huge repository cannot take the
+/// whole run from the others: a third of the function's 60 s timeout.
+const REPOSITORY_READ_TIME: Duration = Duration::from_secs(20);
+
+/// No read starts later than this before the invocation's deadline: what is left is for the
+/// deploys of the last repository read, and the report.
+const RESERVE: Duration = Duration::from_secs(15);
+
+/// The time a run without a deadline (a local run, a replay) reads as if it had: the
+/// template's `Timeout: 60`.
+const DEFAULT_RUN_TIME: Duration = Duration::from_secs(60);
+
+/// The order a run reads the repositories in: the sorted list, rotated to start at a place
+/// chosen from the run's scheduled time, so that a run that stops early leaves different
+/// repositories unread each time, and none is always last.
+///
+/// The place is Fibonacci hashing of the scheduled minute: the minute times 2^64/φ (modulo
+/// 2^64), scaled to the list's length. Runs `P` minutes apart start `P·φ` (modulo 1) of the way
+/// further round the list, an irrational step, so (three-distance theorem) the starting places
+/// of successive runs spread evenly round the list whatever the schedule's rate: at the default
+/// rate of 15 minutes each of `n` repositories comes first within `2n` consecutive runs, at any
+/// rate from 1 to 60 minutes within `4n` (the tests check both for up to 40 repositories). A
+/// plain `minute mod n` would not: every 15 minutes with 3, 5 or 15 repositories it would start
+/// at the same one every run. It needs no state, nothing is written per run, and a retry of the
+/// same scheduled event (same time) reads in the same order.
+fn reading_order<T: Clone>(sorted: &[T], at: &DateTime<Utc>) -> Vec<T> {
+    let mut order = sorted.to_vec();
+    if order.is_empty() {
+        return order;
+    }
+    let minute = at.timestamp().div_euclid(60) as u64;
+    let turn = minute.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let start = ((u128::from(turn) * order.len() as u128) >> 64) as usize;
+    order.rotate_left(start);
+    order
+}
+
+/// When the run's reads must stop: [`RESERVE`] before the invocation's deadline (epoch ms; 0
+/// when it has none, then [`DEFAULT_RUN_TIME`] after `started`), as an instant.
+fn reads_until(deadline_ms: u64, now_ms: u64, now: Instant, started: Instant) -> Instant {
+    let deadline = if deadline_ms == 0 {
+        started + DEFAULT_RUN_TIME
+    } else {
+        now + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    };
+    deadline.checked_sub(RESERVE).unwrap_or(now)
+}
+
+/// The instant the read of the next repository must end, if one may start at `now`.
+fn repository_until(now: Instant, reads_until: Instant) -> Option<Instant> {
+    (now < reads_until).then(|| (now + REPOSITORY_READ_TIME).min(reads_until))
+}
+
+/// A repository, with its registry when the run reads several.
+fn place(repository: &str, registry: Option<&str>, several_registries: bool) -> String {
+    match registry {
+        Some(registry) if several_registries => format!("{repository} in {registry}'s registry"),
+        _ => repository.to_string(),
+    }
+}
 
 /// The event id a reconcile deploys an image under: the same for the same image in every run,
 /// so that runs, and the image's own late push event, find each other's work.
@@ -210,21 +282,27 @@ impl Deployer {
         running
     }
 
-    /// Deploys, to each service that follows `repository`, the newest of `images` its policy
-    /// admits, through the push path.
+    /// Deploys, to each service that follows `repository`, the newest of `read`'s images its
+    /// policy admits, through the push path. From a read that stopped early, only services
+    /// that follow an exact tag move, to the image that carries it: a tag names one image of a
+    /// repository, so that image is the answer wherever the other pages are; the newest image or
+    /// the highest version may be on a page not read, so the others wait for a whole read.
     async fn reconcile_images(
         &self,
         repository: &str,
         region: &str,
-        images: &[EcrImage],
+        read: &ImagesRead,
         tagged: &[TaggedService],
         lease: &super::Lease,
         several_registries: bool,
     ) -> Reconciled {
         let mut done = Reconciled::default();
-        let pushes = candidates(repository, region, images);
+        let pushes = candidates(repository, region, &read.images);
         let (mut admitted, problems) = admitted(&pushes, tagged, &self.config);
         done.outcomes.extend(problems);
+        if read.stopped.is_some() {
+            admitted.retain(|_, (f, _)| matches!(f.policy, TagPolicy::Exact(_)));
+        }
         let Some(any_push) = pushes.first() else {
             return done;
         };
@@ -316,25 +394,55 @@ impl Deployer {
                 });
             }
         };
+        // A tag value is anyone's to set who may tag a service: only repository names are
+        // read (ECR's pattern), and the services that carry another value are named, not it.
+        let mut not_names = Vec::new();
         let repositories: BTreeSet<String> = tagged
             .iter()
-            .filter_map(|t| t.tags.get(TAG_REPOSITORY).cloned())
+            .filter_map(|t| Some((t, t.tags.get(TAG_REPOSITORY)?)))
+            .filter(|(t, value)| {
+                is_valid_repository(value) || {
+                    not_names.push(t.arn.clone());
+                    false
+                }
+            })
+            .map(|(_, value)| value.clone())
             .chain(self.config.rules.iter().map(|r| r.repository.clone()))
+            .filter(|repository| is_valid_repository(repository))
             .collect();
 
         let mut outcomes = Vec::new();
         let (mut followed, mut nothing_newer) = (0, 0);
         let mut unreadable = Vec::new();
+        let (mut not_reached, mut partly) = (Vec::new(), Vec::new());
+        let (mut pages, mut images) = (0, 0);
         let lease = invocation.lease();
         let registries = registries(self.config.trusted_accounts.as_ref(), invocation.home().0);
-        for repository in &repositories {
+        let several = registries.len() > 1;
+        let repositories: Vec<String> = repositories.into_iter().collect();
+        let order = reading_order(&repositories, &at);
+        let reads_until = reads_until(
+            invocation.deadline_ms,
+            super::now_ms(),
+            Instant::now(),
+            started,
+        );
+        for repository in &order {
             for registry in &registries {
-                let images = match self.aws.images(registry.as_deref(), repository).await {
-                    Ok(images) => images,
+                let here = place(repository, registry.as_deref(), several);
+                let Some(until) = repository_until(Instant::now(), reads_until) else {
+                    not_reached.push(here);
+                    continue;
+                };
+                let read = match self
+                    .aws
+                    .images(registry.as_deref(), repository, MAX_PAGES, until)
+                    .await
+                {
+                    Ok(read) => read,
                     // With several registries, a repository lives in some of them only.
                     Err(e)
-                        if registries.len() > 1
-                            && e.code.as_deref() == Some("RepositoryNotFoundException") =>
+                        if several && e.code.as_deref() == Some("RepositoryNotFoundException") =>
                     {
                         continue
                     }
@@ -344,15 +452,25 @@ impl Deployer {
                         continue;
                     }
                 };
+                pages += read.pages;
+                images += read.images.len();
+                if let Some(stop) = read.stopped {
+                    let why = match stop {
+                        ReadStop::PageCap => format!("the cap of {MAX_PAGES} pages"),
+                        ReadStop::TimeLimit if until < reads_until => format!(
+                            "the {} s limit per repository",
+                            REPOSITORY_READ_TIME.as_secs()
+                        ),
+                        ReadStop::TimeLimit => "the run's time".to_string(),
+                    };
+                    partly.push(format!(
+                        "{here} ({} images in {} pages, stopped by {why})",
+                        read.images.len(),
+                        read.pages
+                    ));
+                }
                 let done = self
-                    .reconcile_images(
-                        repository,
-                        &region,
-                        &images,
-                        &tagged,
-                        &lease,
-                        registries.len() > 1,
-                    )
+                    .reconcile_images(repository, &region, &read, &tagged, &lease, several)
                     .await;
                 outcomes.extend(done.outcomes);
                 followed += done.followed;
@@ -373,10 +491,32 @@ impl Deployer {
             followed,
             in_step_count
         );
+        reason.push_str(&format!(
+            "; read {images} tagged images in {pages} pages of up to {IMAGES_PAGE_SIZE}"
+        ));
         if !unreadable.is_empty() {
             reason.push_str(&format!(
                 "; could not read {} (the next run tries again)",
                 unreadable.join(", ")
+            ));
+        }
+        if !partly.is_empty() {
+            reason.push_str(&format!(
+                "; read only partly: {} (only services that follow an exact tag found there were reconciled; the others wait for a run that reads it whole)",
+                partly.join(", ")
+            ));
+        }
+        if !not_reached.is_empty() {
+            reason.push_str(&format!(
+                "; did not reach {} before the run's reads had to stop, {} s before its deadline (each run starts at another repository)",
+                not_reached.join(", "),
+                RESERVE.as_secs()
+            ));
+        }
+        if !not_names.is_empty() {
+            reason.push_str(&format!(
+                "; ignored the {TAG_REPOSITORY} tag of {}: not a repository name",
+                not_names.join(", ")
             ));
         }
         let report = Report {
@@ -403,6 +543,87 @@ mod tests {
             manifest_media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
             artifact_media_type: Some("application/vnd.oci.image.config.v1+json".into()),
         }
+    }
+
+    fn minute(m: i64) -> DateTime<Utc> {
+        // 2026-11-26T13:00:00Z plus `m` minutes.
+        DateTime::from_timestamp(1_795_698_000 + m * 60, 0).unwrap()
+    }
+
+    #[test]
+    fn each_run_starts_at_a_place_of_its_scheduled_time_and_every_repository_comes_first() {
+        let names: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        let order = reading_order(&names, &minute(0));
+        assert_eq!(
+            order,
+            reading_order(&names, &minute(0)),
+            "a retry reads alike"
+        );
+        let start = names.iter().position(|n| *n == order[0]).unwrap();
+        let mut rotated = names.clone();
+        rotated.rotate_left(start);
+        assert_eq!(order, rotated, "the sorted list, rotated");
+        assert_eq!(
+            reading_order(&names, &(minute(0) + chrono::Duration::seconds(42))),
+            order,
+            "the scheduled minute decides, not its seconds"
+        );
+        // Successive 15-minute runs start at different places, where `minute mod 5` would not.
+        let firsts: Vec<String> = (0..5)
+            .map(|k| reading_order(&names, &minute(15 * k))[0].clone())
+            .collect();
+        assert!(firsts.windows(2).all(|w| w[0] != w[1]), "{firsts:?}");
+        assert!(reading_order::<String>(&[], &minute(0)).is_empty());
+
+        // Every repository comes first within 2n runs at the default rate, 4n at rates up to an
+        // hour, from any starting time.
+        for (rate, within) in [(15, 2), (1, 4), (5, 4), (10, 4), (30, 4), (60, 4)] {
+            for n in 1..=40usize {
+                let list: Vec<usize> = (0..n).collect();
+                for base in (0..200).step_by(7) {
+                    let mut seen = BTreeSet::new();
+                    for k in 0..within * n {
+                        seen.insert(reading_order(&list, &minute(base + (k * rate) as i64))[0]);
+                    }
+                    assert_eq!(
+                        seen.len(),
+                        n,
+                        "rate {rate} min, {n} repositories, base {base}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reads_stop_before_the_deadline_and_each_repository_has_its_own_limit() {
+        let started = Instant::now();
+        let now = started + Duration::from_secs(2);
+        let now_ms = 1_795_698_000_000;
+        // Lambda's deadline 58 s from now: reads stop 15 s before it.
+        let until = reads_until(now_ms + 58_000, now_ms, now, started);
+        assert_eq!(until - now, Duration::from_secs(43));
+        assert_eq!(
+            repository_until(now, until),
+            Some(now + REPOSITORY_READ_TIME),
+            "a repository may read for 20 s"
+        );
+        let late = now + Duration::from_secs(35);
+        assert_eq!(
+            repository_until(late, until),
+            Some(until),
+            "but not past the run's limit"
+        );
+        assert_eq!(repository_until(until, until), None, "then nothing starts");
+        // Less than the reserve left: no read starts at all.
+        let short = reads_until(now_ms + 10_000, now_ms, now, started);
+        assert_eq!(repository_until(now, short), None);
+        // A deadline already past.
+        let past = reads_until(now_ms - 1, now_ms, now, started);
+        assert_eq!(repository_until(now, past), None);
+        // No deadline (a local run): as if the template's 60 s started with the run.
+        let local = reads_until(0, now_ms, now, started);
+        assert_eq!(local, started + Duration::from_secs(45));
     }
 
     #[test]

@@ -85,7 +85,8 @@ def sdk_operations(crates: list[str]) -> dict[str, dict[str, str]]:
                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
     packages = {p["name"]: Path(p["manifest_path"]).parent for p in json.loads(out)["packages"]}
     found: dict[str, dict[str, str]] = {}
-    sig = re.compile(r"pub fn (\w+)\(&self\)\s*->\s*crate::operation::\w+::builders::(\w+)FluentBuilder")
+    # rustfmt wraps the signature of a long operation name: `pub fn name(\n        &self,\n    ) -> ...`.
+    sig = re.compile(r"pub fn (\w+)\(\s*&self,?\s*\)\s*->\s*crate::operation::\w+::builders::(\w+)FluentBuilder")
     for crate in crates:
         directory = packages.get(f"aws-sdk-{crate}")
         if directory is None:
