@@ -19,6 +19,24 @@ use pushdeploy::revision::{revision_request, Provenance};
 use support::fault_proxy::{call, Call, Fault, FaultProxy, Plan};
 use support::{digest, push_event, TestBed, REGISTRY, TABLE};
 
+/// The push as every delivery of it orders and records it: confirmed with ECR (which holds its
+/// image, put there by the bed), so dated by ECR's push time, not the event's earlier `time`.
+async fn confirmed(bed: &TestBed) -> pushdeploy::event::Push {
+    bed.pushed(the_push()).await;
+    let push = parse_push(the_push()).unwrap();
+    let aws = pushdeploy::aws::Aws::new(&bed.sdk);
+    let image = aws
+        .image_by_digest(&push.account, &push.repository, push.digest.as_str())
+        .await
+        .unwrap();
+    let confirmed =
+        pushdeploy::confirm::confirm(&push, image.as_ref(), chrono::Utc::now()).unwrap();
+    confirmed.ordered_for(
+        &push,
+        &pushdeploy::policy::TagPolicy::parse("latest").unwrap(),
+    )
+}
+
 /// The push whose first delivery died: every delivery of it is this event.
 fn the_push() -> serde_json::Value {
     push_event(
@@ -50,7 +68,7 @@ async fn died_after_registering(bed: &TestBed, orphan: Orphan) -> String {
         .await;
     bed.service("prod", "web", &first, &[("pushdeploy:repository", "web")])
         .await;
-    let push = parse_push(the_push()).unwrap();
+    let push = confirmed(bed).await;
     // The claim, its lease long over, and the record written before registering.
     let ledger = Ledger::new(bed.dynamodb.clone(), TABLE);
     let ended = Lease {
@@ -115,6 +133,10 @@ async fn planned(
     event: &serde_json::Value,
 ) -> RegisterTaskDefinitionFluentBuilder {
     let push = parse_push(event.clone()).unwrap();
+    let push = pushdeploy::event::Push {
+        pushed_at: confirmed(bed).await.pushed_at,
+        ..push
+    };
     let (definition, tags) = bed.describe(running).await;
     let provenance = Provenance {
         pushed_tag: push.tag.clone(),
@@ -194,7 +216,7 @@ async fn the_retry_adopts_the_revision_the_dead_attempt_registered() {
         "exactly one new revision"
     );
     assert_eq!(bed.running("prod", "web").await, registered);
-    let order_key = parse_push(the_push()).unwrap().order_key();
+    let order_key = confirmed(&bed).await.order_key();
     let record = deployer
         .ledger()
         .record(SERVICE, &order_key)
