@@ -1159,12 +1159,32 @@ async fn a_dead_letter_of_a_dry_run_stack_deploys_nothing() {
 }
 
 /// Messages anyone allowed sqs:SendMessage could plant in the deploy function's queue, each
-/// asking for an image to be deployed. Before: replay deployed every one. Now: each is kept as
-/// untrusted, with its reason, and nothing moves.
+/// asking for an image to be deployed to a service of its own. Before: replay deployed every
+/// one. Now: each is kept as untrusted, with its reason, and nothing moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_messages_are_kept_as_untrusted() {
     let bed = TestBed::start().await;
-    let (first, pushed) = web_in_prod_and_dev(&bed).await;
+    bed.cluster("prod").await;
+    // One service per planted message, each following a repository of its own that holds a
+    // new image: what each message asks to deploy.
+    const PLANTED: [&str; 5] = [
+        "forged-record",
+        "names-no-function",
+        "forged-undelivered",
+        "names-another-function",
+        "names-no-such-function",
+    ];
+    let mut first = HashMap::new();
+    let mut pushed = HashMap::new();
+    for (seed, name) in (21..).zip(PLANTED) {
+        let td = bed
+            .task_definition(name, &[("app", &format!("{REGISTRY}/{name}:latest"))])
+            .await;
+        bed.service("prod", name, &td, &[("pushdeploy:repository", name)])
+            .await;
+        first.insert(name, td);
+        pushed.insert(name, bed.push_image(name, "latest", seed).await);
+    }
     let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
     let deploy_queue = queue(&sqs, "pushdeploy-DeployDeadLetterQueue", Some("deploy")).await;
     let rollback_queue = queue(&sqs, "pushdeploy-RollbackDeadLetterQueue", Some("rollback")).await;
@@ -1189,7 +1209,7 @@ async fn planted_messages_are_kept_as_untrusted() {
         .unwrap()
         .insert(PLANTERS_KEY.into(), format!("{planters_role}:{planters}"));
     let planters_arn = format!("arn:aws:lambda:us-east-1:123456789012:function:{planters}");
-    let push = |id: &str| push_event(id, "web", "latest", &pushed, "2026-11-26T12:00:00Z");
+    let push = |id: &str| push_event(id, id, "latest", &pushed[id], "2026-11-26T12:00:00Z");
     let someone = stack.sqs_as(Sender::Someone);
     let as_planter = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&stack.sdk)
@@ -1263,11 +1283,11 @@ async fn planted_messages_are_kept_as_untrusted() {
             "{event_id}: {line}"
         );
     }
-    for cluster in ["prod", "dev"] {
+    for name in PLANTED {
         assert_eq!(
-            bed.running(cluster, "web").await,
-            first[cluster],
-            "nothing deployed"
+            bed.running("prod", name).await,
+            first[name],
+            "{name}: nothing deployed"
         );
     }
     assert_eq!(
