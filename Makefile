@@ -16,7 +16,7 @@ CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY := .tools/bin/cargo-deny
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo invoke bench test venv fmt-check clippy world-check cargo-test template-check iam-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
+.PHONY: demo invoke bench bench-reconcile test venv fmt-check clippy world-check cargo-test template-check iam-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
 
 ## demo: build, start a local AWS (moto), push-deploy a two-container service, show before/after
 demo: venv
@@ -117,6 +117,11 @@ build:
 ## warm and fan-out deploys, AWS calls, peak RSS, binary size (numbers for notes, not tests)
 bench: venv build
 	$(CARGO) run --quiet --locked --example bench -- target/lambda/deploy/bootstrap
+
+## bench-reconcile: one scheduled reconcile of a repository of 5,000 images in moto (paged as ECR
+## documents it) by the release deploy binary: its pages, calls and time beside the 60 s timeout
+bench-reconcile: venv build
+	$(CARGO) run --quiet --locked --example bench -- --reconcile target/lambda/deploy/bootstrap
 
 # Called by `sam build` (BuildMethod: makefile) with ARTIFACTS_DIR set.
 build-DeployFunction:

@@ -3,9 +3,15 @@
 //! notes, not in tests that could flake).
 //!
 //! Usage: cargo run --example bench -- <path to release deploy binary>
+//!        cargo run --example bench -- --reconcile <deploy binary>... (`make bench-reconcile`:
+//!        one reconcile of a repository of 5,000 images per binary, see bench/reconcile.rs)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+// Beside the bench rather than an example of its own: each example target links the SDK again.
+#[path = "bench/reconcile.rs"]
+mod reconcile;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -89,6 +95,11 @@ fn calls(response: &serde_json::Value) -> (u64, u64) {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--reconcile") {
+        let binaries: Vec<PathBuf> = args[1..].iter().map(PathBuf::from).collect();
+        return reconcile::run(&binaries).await;
+    }
     let binary = PathBuf::from(
         std::env::args()
             .nth(1)
