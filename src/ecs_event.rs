@@ -66,6 +66,8 @@ pub enum RollbackTrigger {
     Deployment(DeploymentChange),
     /// The periodic sweep for deployments that never finish.
     Sweep {
+        /// The event's `time` (now, when it has none): only its claim. The rollback function
+        /// sweeps on its own clock and refuses a sweep whose `time` is far from it.
         at: DateTime<Utc>,
     },
 }

@@ -2,10 +2,14 @@
 //! `deploymentConfiguration` (moto drops it, so ECS's own rollback cannot be shown there), the
 //! deployment id UpdateService returns (so events match by id, as in AWS), and a 5xx on the
 //! rollback's UpdateService. ECS is `aws-smithy-mocks`; the ledger is DynamoDB on moto.
+//! After the failure, ECS lists the failed deployment with rollout state FAILED, as it does when
+//! it sends FAILED: the rollback function confirms the event with that list before acting.
 
 mod support;
 
-use aws_smithy_mocks::mock;
+use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+use aws_sdk_ecs::types::{Deployment, DeploymentConfiguration, DeploymentRolloutState, Service};
+use aws_smithy_mocks::{mock, Rule};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::{json, Value};
@@ -19,6 +23,56 @@ fn failed(deployment_id: &str) -> Value {
         "resources": [service_arn("web")],
         "detail": {"eventType": "ERROR", "eventName": "SERVICE_DEPLOYMENT_FAILED", "deploymentId": deployment_id,
                    "updatedAt": "2026-11-26T12:05:00Z", "reason": "ECS deployment circuit breaker: task failed to start."}
+    })
+}
+
+/// The deployment the push started (the id the UpdateService mock returns).
+const PUSHED: &str = "ecs-svc/1111111111111111111";
+
+/// A deployment ECS lists: id, revision, status, rollout state.
+type Listed = (
+    &'static str,
+    &'static str,
+    &'static str,
+    DeploymentRolloutState,
+);
+
+/// Service prod/web after ECS failed the push's deployment: it runs `running`, with `config`,
+/// and lists `deployments` (id, revision, status, rollout state), PRIMARY first.
+fn described_after_failure(
+    config: DeploymentConfiguration,
+    running: &'static str,
+    deployments: &'static [Listed],
+) -> Rule {
+    mock!(aws_sdk_ecs::Client::describe_services).then_compute_output(move |input| {
+        let services = input.services().iter().map(|name| {
+            let listed = deployments.iter().map(|(id, revision, status, state)| {
+                Deployment::builder()
+                    .id(*id)
+                    .task_definition(*revision)
+                    .status(*status)
+                    .rollout_state(state.clone())
+                    .desired_count(2)
+                    .failed_tasks(if *state == DeploymentRolloutState::Failed {
+                        3
+                    } else {
+                        0
+                    })
+                    .build()
+            });
+            Service::builder()
+                .service_arn(service_arn(name))
+                .service_name(name)
+                .cluster_arn(CLUSTER_ARN)
+                .status("ACTIVE")
+                .task_definition(running)
+                .deployment_configuration(config.clone())
+                .set_deployments(Some(listed.collect()))
+                .build()
+        });
+        DescribeServicesOutput::builder()
+            .set_services(Some(services.collect()))
+            .build()
     })
 }
 
@@ -82,13 +136,23 @@ async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_u
         Some("ecs-svc/1111111111111111111")
     );
 
-    let after = described_services_with(Some(support::circuit_breaker(true)), V2);
+    // ECS has started its rollback: a new PRIMARY deployment on V1, the failed one ACTIVE.
+    let after = described_after_failure(
+        support::circuit_breaker(true),
+        V1,
+        &[
+            (
+                "ecs-svc/2222222222222222222",
+                V1,
+                "PRIMARY",
+                DeploymentRolloutState::InProgress,
+            ),
+            (PUSHED, V2, "ACTIVE", DeploymentRolloutState::Failed),
+        ],
+    );
     let rollback = RollbackHandler::with_aws(aws(&bed, &[], &[&after, &update]), bed.config());
     let report = rollback
-        .handle(
-            failed("ecs-svc/1111111111111111111"),
-            &Invocation::default(),
-        )
+        .handle(failed(PUSHED), &Invocation::default())
         .await
         .unwrap();
     let outcome = &report.outcomes[0];
@@ -159,7 +223,11 @@ async fn no_circuit_breaker_is_warned_about_and_a_5xx_rollback_is_retried() {
 
     // A breaker without rollback reports FAILED and leaves the rollback to pushdeploy; its
     // UpdateService answers 500 to all three SDK attempts, then works.
-    let after = described_services_with(Some(support::circuit_breaker(false)), V2);
+    let after = described_after_failure(
+        support::circuit_breaker(false),
+        V2,
+        &[(PUSHED, V2, "PRIMARY", DeploymentRolloutState::Failed)],
+    );
     let rollback_update = mock!(aws_sdk_ecs::Client::update_service)
         .sequence()
         .http_status(500, Some(wire_error("ServerException")))
@@ -172,18 +240,12 @@ async fn no_circuit_breaker_is_warned_about_and_a_5xx_rollback_is_retried() {
         bed.config(),
     );
     let first = rollback
-        .handle(
-            failed("ecs-svc/1111111111111111111"),
-            &Invocation::default(),
-        )
+        .handle(failed(PUSHED), &Invocation::default())
         .await
         .expect_err("a 5xx makes Lambda retry");
     assert!(first.report.outcomes[0].retryable, "{:?}", first.report);
     let second = rollback
-        .handle(
-            failed("ecs-svc/1111111111111111111"),
-            &Invocation::default(),
-        )
+        .handle(failed(PUSHED), &Invocation::default())
         .await
         .unwrap();
     let outcome = &second.outcomes[0];

@@ -8,6 +8,8 @@
 //! world's view of the service) and from the ledger: rollback and quarantine, the last
 //! COMPLETED revision as the target, no rollback of a rollback, deployments pushdeploy did not
 //! start and services changed by hand left alone, the sweep of deployments that never end.
+//! Forged input (anyone allowed lambda:InvokeFunction can send any payload) moves nothing: a
+//! sweep dated 2999, a COMPLETED or a FAILED that ECS does not show.
 //! Rollbacks to a revision that names the image by tag land on a copy pinned to the digest ECS
 //! recorded for it (tag `pushdeploy:pins`).
 //! ECS's own rollback (circuit breaker with `rollback: true`) and a 5xx on the rollback's
@@ -17,8 +19,11 @@ mod support;
 
 use pushdeploy::deploy::{Deployer, Invocation, Outcome, OutcomeKind, Report};
 use pushdeploy::ledger::{Kind, Status};
+use pushdeploy::rollback::clock::Clock;
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use support::{digest, push_event, TestBed, REGISTRY};
 
 const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
@@ -39,6 +44,9 @@ struct Rig {
     first: String,
     /// The digest `web:latest` named in ECR when the service was created.
     first_digest: String,
+    /// How far the world's clock is ahead of real time, in ms: the rollback function's clock
+    /// follows it, as the function's follows AWS's.
+    offset_ms: Arc<AtomicI64>,
 }
 
 impl Rig {
@@ -63,14 +71,24 @@ impl Rig {
         .await;
         let mut config = bed.config();
         config.deploy_timeout = std::time::Duration::from_secs(60);
+        let offset_ms = Arc::new(AtomicI64::new(0));
         Rig {
             deployer: Deployer::new(&bed.sdk, config.clone()),
-            rollback: RollbackHandler::new(&bed.sdk, config),
+            rollback: RollbackHandler::new(&bed.sdk, config)
+                .with_clock(Clock::shifted(offset_ms.clone())),
             world,
             bed,
             first,
             first_digest,
+            offset_ms,
         }
+    }
+
+    /// Moves the world's clock, and the rollback function's with it, on by `seconds`.
+    async fn advance(&self, seconds: u64) {
+        self.world.advance(seconds).await;
+        self.offset_ms
+            .fetch_add(i64::try_from(seconds * 1000).unwrap(), Ordering::SeqCst);
     }
 
     /// Pushes `web:latest` with digest `d` to ECR and delivers its event.
@@ -194,6 +212,27 @@ fn deployment_id(event: &Value) -> &str {
 
 fn reason(outcome: &Outcome) -> &str {
     outcome.reason.as_deref().unwrap_or_default()
+}
+
+/// EventBridge's standard Scheduled Event, as the sweep rule sends it, dated `time`.
+fn sweep(id: &str, time: &str) -> Value {
+    json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": time, "region": "us-east-1", "resources": [], "detail": {}})
+}
+
+/// ECS's own event `genuine`, rewritten by someone allowed lambda:InvokeFunction to claim
+/// `event_name` for the same deployment.
+fn forged(genuine: &Value, event_name: &str, reason: &str) -> Value {
+    let mut event = genuine.clone();
+    event["id"] = json!(format!("forged-{event_name}"));
+    event["detail"]["eventName"] = json!(event_name);
+    event["detail"]["eventType"] = json!(if event_name == FAILED {
+        "ERROR"
+    } else {
+        "INFO"
+    });
+    event["detail"]["reason"] = json!(reason);
+    event
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,22 +522,18 @@ async fn a_deployment_that_stops_progressing_is_rolled_back_by_the_sweep() {
     let started = w.deliver().await;
     assert_eq!(answered_names(&started), [IN_PROGRESS]);
     assert_eq!(w.primary().await["rolloutState"], "IN_PROGRESS");
-    let sweep = |time: String| {
-        json!({"version": "0", "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": time, "region": "us-east-1", "resources": [], "detail": {}})
-    };
 
     // Within the timeout (60 s here): nothing to do.
-    let early = w.ecs(sweep(w.world.now().await)).await;
+    let early = w.ecs(sweep("sweep-1", &w.world.now().await)).await;
     assert!(early.outcomes.is_empty(), "{early:?}");
     assert_eq!(w.running().await, d1);
 
     // Past it (on ECS's clock), still IN_PROGRESS and no event; but one task has started since
     // UpdateService: progress, so the sweep looks again one timeout later.
-    w.world.advance(120).await;
+    w.advance(120).await;
     assert!(w.take().await.is_empty(), "ECS reported nothing");
     assert_eq!(w.primary().await["rolloutState"], "IN_PROGRESS");
-    let progressing = w.ecs(sweep(w.world.now().await)).await;
+    let progressing = w.ecs(sweep("sweep-1", &w.world.now().await)).await;
     let outcome = only(&progressing);
     assert_eq!(outcome.outcome, OutcomeKind::Recorded, "{outcome:?}");
     assert!(reason(outcome).contains("still progressing"), "{outcome:?}");
@@ -506,8 +541,8 @@ async fn a_deployment_that_stops_progressing_is_rolled_back_by_the_sweep() {
 
     // Another timeout on, no more tasks: stuck. The deployment is failed, the service rolled
     // back, the digest quarantined, and the reason says what ECS showed.
-    w.world.advance(120).await;
-    let late = w.ecs(sweep(w.world.now().await)).await;
+    w.advance(120).await;
+    let late = w.ecs(sweep("sweep-1", &w.world.now().await)).await;
     let outcome = only(&late);
     assert_eq!(outcome.outcome, OutcomeKind::RolledBack, "{outcome:?}");
     assert!(
@@ -557,4 +592,179 @@ async fn an_event_of_a_cluster_outside_pushdeploy_clusters_costs_no_aws_call() {
         Some(pushdeploy::outcome::SkipReason::ClusterNotAllowed)
     );
     assert!(report.aws_calls.is_empty(), "{:?}", report.aws_calls);
+}
+
+/// Issue 14, item 2. A `Scheduled Event` dated 2999 against a deployment that ECS shows rolling
+/// out healthily (just started, no task up yet, nothing failed). Before: the sweep measured its
+/// cutoff from that `time`, found the deployment 973 years past the deploy timeout with no
+/// progress, failed it, rolled the service back and quarantined the digest. Now: refused with
+/// its reason, no AWS call; and a sweep a few minutes ahead (within the clocks' tolerance) is
+/// measured from the function's clock, so it finds nothing past the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_sweep_dated_2999_is_refused_and_fails_nothing() {
+    let w = Rig::new().await;
+    let (d1, d1_id) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
+    let started = w.deliver().await;
+    assert_eq!(answered_names(&started), [IN_PROGRESS]);
+    let primary = w.primary().await;
+    assert_eq!(
+        (
+            &primary["id"],
+            &primary["rolloutState"],
+            &primary["failedTasks"]
+        ),
+        (&json!(d1_id), &json!("IN_PROGRESS"), &json!(0)),
+        "healthy and young"
+    );
+
+    let report = w.ecs(sweep("forged-sweep", "2999-01-01T00:00:00Z")).await;
+    assert!(report.outcomes.is_empty(), "nothing looked at: {report:?}");
+    let why = report.reason.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("2999-01-01T00:00:00Z") && why.contains("ahead of the function's clock"),
+        "{report:?}"
+    );
+    assert!(report.aws_calls.is_empty(), "{:?}", report.aws_calls);
+
+    // Four minutes ahead passes as clock skew, but the cutoff is the clock's: the deployment
+    // started seconds ago, within the 60 s timeout.
+    let ahead = chrono::DateTime::parse_from_rfc3339(&w.world.now().await).unwrap()
+        + chrono::Duration::minutes(4);
+    let report = w.ecs(sweep("sweep-ahead", &ahead.to_rfc3339())).await;
+    assert!(report.outcomes.is_empty(), "{report:?}");
+
+    // Nothing moved: ECS runs the deployment as before, the ledger still follows it, the
+    // digest is not quarantined.
+    assert_eq!(w.running().await, d1);
+    assert!(w.take().await.is_empty(), "no deployment started");
+    let history = w.deployer.ledger().latest(SERVICE_ARN, 10).await.unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].status, Status::Deployed);
+    let quarantined = w
+        .deployer
+        .ledger()
+        .quarantined(SERVICE_ARN, &digest('1'))
+        .await
+        .unwrap();
+    assert_eq!(quarantined, None);
+
+    // The deployment completes as it was going to.
+    w.start_tasks(2).await;
+    let done = w.deliver().await;
+    assert_eq!(answered_names(&done), [COMPLETED]);
+    assert!(
+        reason(only(&done[0].1)).contains("last known good"),
+        "{done:?}"
+    );
+}
+
+/// Issue 14, item 2. A COMPLETED for a deployment that ECS shows still rolling out. Before: the
+/// ledger took it as the service's last known good, and when the deployment then really
+/// failed, the FAILED found it "already recorded as succeeded": no rollback at all. Now: not
+/// recorded, one line says what the event claimed and what ECS shows, and the real failure
+/// rolls back to the real last known good revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_completed_is_not_the_last_known_good_and_the_real_failure_rolls_back() {
+    let w = Rig::new().await;
+    let (d1, _) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
+    w.start_tasks(2).await;
+    let first = w.deliver().await;
+    assert_eq!(answered_names(&first), [IN_PROGRESS, COMPLETED]);
+    let (d2, d2_id) = w.deploy("push-2", '2', "2026-11-26T12:02:00Z").await;
+    let started = w.deliver().await;
+    assert_eq!(answered_names(&started), [IN_PROGRESS]);
+    assert_eq!(w.primary().await["rolloutState"], "IN_PROGRESS");
+
+    let claim = forged(
+        &started[0].0,
+        COMPLETED,
+        &format!("ECS deployment {d2_id} completed."),
+    );
+    let report = w.ecs(claim).await;
+    let outcome = only(&report);
+    assert_eq!(outcome.outcome, OutcomeKind::Skipped, "{outcome:?}");
+    assert!(
+        reason(outcome).contains(&format!("the event says deployment {d2_id} is COMPLETED"))
+            && reason(outcome).contains(&format!("{d2_id} PRIMARY, rollout IN_PROGRESS")),
+        "{outcome:?}"
+    );
+    let history = w.deployer.ledger().latest(SERVICE_ARN, 10).await.unwrap();
+    let pushed = |event_id: &str| {
+        history
+            .iter()
+            .find(|r| r.event_id == event_id)
+            .map(|r| r.status)
+    };
+    assert_eq!(pushed("push-2"), Some(Status::Deployed), "not succeeded");
+    assert_eq!(pushed("push-1"), Some(Status::Succeeded));
+
+    // Then push-2's tasks fail: ECS fails the deployment, and the rollback lands on D1.
+    w.fail_tasks(3).await;
+    let failed = w.deliver().await;
+    assert_eq!(answered_names(&failed), [FAILED]);
+    let outcome = only(&failed[0].1);
+    assert_eq!(outcome.outcome, OutcomeKind::RolledBack, "{outcome:?}");
+    assert_eq!(outcome.task_definition.as_deref(), Some(d1.as_str()));
+    assert_eq!(w.running().await, d1, "the real last known good revision");
+    assert_ne!(w.running().await, d2);
+    assert_eq!(
+        w.digest_running().await.as_deref(),
+        Some(digest('1').as_str())
+    );
+}
+
+/// Issue 14, item 2. A FAILED for a deployment that ECS shows rolling out healthily (one of
+/// two tasks up, none failed). Before: the service was rolled back (UpdateService to a pinned
+/// copy of the revision before) and the good digest quarantined. Now: nothing moved, and the
+/// deployment completes and is recorded as it was going to be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_failed_for_a_healthy_deployment_moves_nothing() {
+    let w = Rig::new().await;
+    let (d1, d1_id) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
+    let started = w.deliver().await;
+    assert_eq!(answered_names(&started), [IN_PROGRESS]);
+    w.start_tasks(1).await;
+    assert!(w.take().await.is_empty(), "ECS reported nothing more");
+    assert_eq!(w.primary().await["rolloutState"], "IN_PROGRESS");
+
+    let claim = forged(
+        &started[0].0,
+        FAILED,
+        "ECS deployment circuit breaker: task failed to start.",
+    );
+    let report = w.ecs(claim).await;
+    let outcome = only(&report);
+    assert_eq!(outcome.outcome, OutcomeKind::Skipped, "{outcome:?}");
+    assert!(
+        reason(outcome).contains(&format!("the event says deployment {d1_id} is FAILED"))
+            && reason(outcome).contains("rollout IN_PROGRESS, 1 of 2 tasks running, 0 failed"),
+        "{outcome:?}"
+    );
+    assert_eq!(report.aws_calls.get("ECS.UpdateService"), None);
+    assert_eq!(w.running().await, d1);
+    assert!(w.take().await.is_empty(), "no deployment started");
+    let quarantined = w
+        .deployer
+        .ledger()
+        .quarantined(SERVICE_ARN, &digest('1'))
+        .await
+        .unwrap();
+    assert_eq!(quarantined, None);
+    let record = w
+        .deployer
+        .ledger()
+        .latest(SERVICE_ARN, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(record.status, Status::Deployed);
+
+    w.start_tasks(1).await;
+    let done = w.deliver().await;
+    assert_eq!(answered_names(&done), [COMPLETED]);
+    assert!(
+        reason(only(&done[0].1)).contains("last known good"),
+        "{done:?}"
+    );
+    assert_eq!(w.running().await, d1);
 }

@@ -1,10 +1,12 @@
 //! The rollback decisions, over plain data: which ledger record an ECS event is about, and what
 //! to do when a deployment failed.
 
+use crate::ecs_event::DeploymentState;
 use crate::ledger::{DeploymentRecord, Kind, Status};
 use crate::plan::ecs_rollback;
 use crate::resolved::ResolvedImages;
 use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState, DeploymentStrategy, Service};
+use chrono::{DateTime, Utc};
 
 /// The ledger record of the deployment `deployment_id` of `service`, if pushdeploy started it.
 /// By the ECS deployment id recorded from UpdateService; otherwise by task definition: the one
@@ -35,6 +37,127 @@ pub fn find_deployment<'a>(
             && r.new_task_definition.as_deref() == Some(definition)
             && (!in_flight_only || r.status == Status::Deployed)
     })
+}
+
+/// How far ahead of the function's clock a sweep's `time` may be and still run: clocks
+/// disagree a little, never by minutes.
+pub const SWEEP_AHEAD_AT_MOST: chrono::Duration = chrono::Duration::minutes(5);
+/// How old a sweep's `time` may be: the sweep rule's event age limit. "MaximumEventAgeInSeconds:
+/// The maximum amount of time, in seconds, to continue to make retry attempts. [...] Maximum
+/// value of 86400." (EventBridge API `RetryPolicy`; template.yaml sets that maximum.)
+pub const SWEEP_AGE_AT_MOST: chrono::Duration = chrono::Duration::hours(24);
+
+/// Why a sweep whose event says `claimed` is refused at `now` (the function's clock), if it is.
+/// The sweep measures from `now` whatever the event says; a `time` far from it is not a sweep
+/// EventBridge sent on schedule (the payload is anyone's who may invoke the function), and a
+/// missed sweep is made up by the next one.
+pub fn sweep_refused(claimed: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (claimed_text, now_text) = (stamp(claimed), stamp(now));
+    if claimed - now > SWEEP_AHEAD_AT_MOST {
+        Some(format!(
+            "the sweep's time {claimed_text} is more than {} minutes ahead of the function's clock ({now_text}): not a scheduled sweep, refused; nothing looked at",
+            SWEEP_AHEAD_AT_MOST.num_minutes()
+        ))
+    } else if now - claimed > SWEEP_AGE_AT_MOST {
+        Some(format!(
+            "the sweep's time {claimed_text} is more than {} hours before the function's clock ({now_text}), older than any delivery of the sweep rule: refused; the next sweep makes it up",
+            SWEEP_AGE_AT_MOST.num_hours()
+        ))
+    } else {
+        None
+    }
+}
+
+/// `Ok` when ECS shows what an `ECS Deployment State Change` event claims of deployment
+/// `deployment_id`; otherwise what ECS shows, in its words. The event is anyone's who may invoke
+/// the function; the service's `deployments` (the DescribeServices answer the function reads
+/// anyway) are ECS's:
+///
+/// - COMPLETED: "When the service reaches a steady state, the deployment transitions to a
+///   COMPLETED state" (API `Deployment.rolloutState`): ECS lists the deployment with rollout
+///   state COMPLETED. "The rolloutState of a service is only returned for services that use the
+///   rolling update (ECS) deployment type that aren't behind a Classic Load Balancer": without
+///   one, the steady state itself: the PRIMARY deployment, alone, all its tasks running.
+/// - FAILED: "If the service fails to reach a steady state and circuit breaker is turned on, the
+///   deployment transitions to a FAILED state" (same), and the event "is sent for services with
+///   deployment circuit breaker logic turned on" (Developer Guide, "Amazon ECS service
+///   deployment state change events"): ECS lists the deployment with rollout state FAILED. It
+///   keeps that state when ECS rolls the service back by itself (the failed deployment turns
+///   ACTIVE beside the rollback's PRIMARY one, and drains).
+/// - IN_PROGRESS (it only links an id to a record): ECS lists the deployment.
+///
+/// A deployment ECS no longer lists confirms nothing: "INACTIVE: A deployment that has been
+/// completely replaced" (API `Deployment.status`); the sweep settles its record from what ECS
+/// shows.
+pub fn ecs_confirms(
+    claimed: DeploymentState,
+    deployment_id: &str,
+    service: &Service,
+) -> Result<(), String> {
+    let listed = service
+        .deployments()
+        .iter()
+        .find(|d| d.id() == Some(deployment_id));
+    let Some(d) = listed else {
+        return Err(format!(
+            "ECS does not list deployment {deployment_id} ({})",
+            listed_deployments(service)
+        ));
+    };
+    let confirmed = match claimed {
+        DeploymentState::InProgress => true,
+        DeploymentState::Completed => match d.rollout_state() {
+            Some(state) => *state == DeploymentRolloutState::Completed,
+            None => {
+                d.status() == Some("PRIMARY")
+                    && service.deployments().len() == 1
+                    && d.running_count() >= d.desired_count()
+                    && d.failed_tasks() == 0
+            }
+        },
+        DeploymentState::Failed => d.rollout_state() == Some(&DeploymentRolloutState::Failed),
+    };
+    if confirmed {
+        Ok(())
+    } else {
+        Err(format!("ECS shows {}", deployment_text(d)))
+    }
+}
+
+/// One deployment as ECS lists it: id, status, rollout state, task counts.
+fn deployment_text(d: &Deployment) -> String {
+    format!(
+        "deployment {} {}, rollout {}, {} of {} tasks running, {} failed",
+        d.id().unwrap_or("?"),
+        d.status().unwrap_or("?"),
+        d.rollout_state()
+            .map(|s| s.as_str())
+            .unwrap_or("not reported"),
+        d.running_count(),
+        d.desired_count(),
+        d.failed_tasks()
+    )
+}
+
+fn listed_deployments(service: &Service) -> String {
+    let listed: Vec<String> = service
+        .deployments()
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {}",
+                d.id().unwrap_or("?"),
+                d.status().unwrap_or("?"),
+                d.rollout_state().map(|s| s.as_str()).unwrap_or("-")
+            )
+        })
+        .collect();
+    if listed.is_empty() {
+        "it lists none".to_string()
+    } else {
+        format!("it lists {}", listed.join(", "))
+    }
 }
 
 /// What to do about a failed (or never finishing) deployment that pushdeploy started.

@@ -420,3 +420,133 @@ fn ecs_rollback_is_seen_failed_or_not_started() {
         EcsRollback::Seen(_)
     ));
 }
+
+#[test]
+fn completed_and_failed_are_believed_only_when_ecs_shows_them() {
+    use crate::ecs_event::DeploymentState::InProgress as SaysInProgress;
+    use crate::ecs_event::DeploymentState::{Completed as SaysCompleted, Failed as SaysFailed};
+    use DeploymentRolloutState::{Completed, Failed, InProgress};
+    let confirms = |claimed, listed| ecs_confirms(claimed, "ecs-svc/2", &deployments(listed));
+
+    // ECS shows what the event says.
+    assert_eq!(
+        confirms(SaysCompleted, &[("ecs-svc/2", 2, "PRIMARY", Completed)]),
+        Ok(())
+    );
+    // Completed, and a newer deployment has started since: still completed.
+    assert_eq!(
+        confirms(
+            SaysCompleted,
+            &[
+                ("ecs-svc/3", 3, "PRIMARY", InProgress),
+                ("ecs-svc/2", 2, "ACTIVE", Completed)
+            ]
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        confirms(SaysFailed, &[("ecs-svc/2", 2, "PRIMARY", Failed)]),
+        Ok(())
+    );
+    // ECS rolled the service back by itself: the failed deployment drains beside the rollback.
+    assert_eq!(
+        confirms(
+            SaysFailed,
+            &[
+                ("ecs-svc/4", 1, "PRIMARY", InProgress),
+                ("ecs-svc/2", 2, "ACTIVE", Failed)
+            ]
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        confirms(SaysInProgress, &[("ecs-svc/2", 2, "PRIMARY", InProgress)]),
+        Ok(())
+    );
+
+    // A forged COMPLETED for a deployment still rolling out, or one that failed.
+    let shows = confirms(SaysCompleted, &[("ecs-svc/2", 2, "PRIMARY", InProgress)]).unwrap_err();
+    assert!(
+        shows.contains("ecs-svc/2 PRIMARY, rollout IN_PROGRESS"),
+        "{shows}"
+    );
+    assert!(confirms(SaysCompleted, &[("ecs-svc/2", 2, "PRIMARY", Failed)]).is_err());
+    // A forged FAILED for a deployment rolling out healthily, or one that completed.
+    assert!(confirms(SaysFailed, &[("ecs-svc/2", 2, "PRIMARY", InProgress)]).is_err());
+    let shows = confirms(SaysFailed, &[("ecs-svc/2", 2, "PRIMARY", Completed)]).unwrap_err();
+    assert!(shows.contains("rollout COMPLETED"), "{shows}");
+    // Another deployment's state says nothing of this one.
+    assert!(confirms(SaysFailed, &[("ecs-svc/3", 2, "PRIMARY", Failed)]).is_err());
+    // A deployment ECS does not list confirms nothing, IN_PROGRESS included.
+    for claimed in [SaysCompleted, SaysFailed, SaysInProgress] {
+        let shows = confirms(claimed, &[("ecs-svc/9", 1, "PRIMARY", Completed)]).unwrap_err();
+        assert!(
+            shows.contains("does not list deployment ecs-svc/2")
+                && shows.contains("ecs-svc/9 PRIMARY COMPLETED"),
+            "{shows}"
+        );
+    }
+    assert!(confirms(SaysCompleted, &[])
+        .unwrap_err()
+        .contains("lists none"));
+}
+
+#[test]
+fn without_a_rollout_state_completed_is_the_steady_state_and_failed_is_never_shown() {
+    use crate::ecs_event::DeploymentState::{Completed as SaysCompleted, Failed as SaysFailed};
+    // A service behind a Classic Load Balancer: ECS reports no rolloutState.
+    let deployment = |id: &str, status: &str, running: i32| {
+        aws_sdk_ecs::types::Deployment::builder()
+            .id(id)
+            .status(status)
+            .task_definition(td(2))
+            .desired_count(2)
+            .running_count(running)
+            .build()
+    };
+    let steady = Service::builder()
+        .service_arn(SERVICE)
+        .deployments(deployment("ecs-svc/2", "PRIMARY", 2))
+        .build();
+    assert_eq!(ecs_confirms(SaysCompleted, "ecs-svc/2", &steady), Ok(()));
+    assert!(ecs_confirms(SaysFailed, "ecs-svc/2", &steady).is_err());
+    let rolling_out = Service::builder()
+        .service_arn(SERVICE)
+        .deployments(deployment("ecs-svc/2", "PRIMARY", 1))
+        .build();
+    assert!(ecs_confirms(SaysCompleted, "ecs-svc/2", &rolling_out).is_err());
+    let beside_older = Service::builder()
+        .service_arn(SERVICE)
+        .deployments(deployment("ecs-svc/2", "PRIMARY", 2))
+        .deployments(deployment("ecs-svc/1", "ACTIVE", 1))
+        .build();
+    let shows = ecs_confirms(SaysCompleted, "ecs-svc/2", &beside_older).unwrap_err();
+    assert!(shows.contains("rollout not reported"), "{shows}");
+}
+
+#[test]
+fn a_sweep_runs_on_the_clock_and_refuses_a_time_far_from_it() {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+    // On time, a little early or late (clocks differ), late by a delivery's retries: runs.
+    for ok in [
+        "2026-11-26T12:00:00Z",
+        "2026-11-26T12:04:59Z",
+        "2026-11-26T11:55:00Z",
+        "2026-11-25T12:00:01Z",
+    ] {
+        assert_eq!(sweep_refused(at(ok), now), None, "{ok}");
+    }
+    let far = sweep_refused(at("2999-01-01T00:00:00Z"), now).unwrap();
+    assert!(
+        far.contains("2999-01-01T00:00:00Z")
+            && far.contains("2026-11-26T12:00:00Z")
+            && far.contains("ahead of the function's clock"),
+        "{far}"
+    );
+    assert!(sweep_refused(at("2026-11-26T12:05:01Z"), now).is_some());
+    let old = sweep_refused(at("2026-11-25T11:59:59Z"), now).unwrap();
+    assert!(old.contains("more than 24 hours before"), "{old}");
+}

@@ -5,6 +5,7 @@
 //! does that itself (then the next sweep checks it did), a person changed the service since, or
 //! the failed deployment was itself a rollback.
 
+pub mod clock;
 pub mod decide;
 mod dry_run;
 mod failure;
@@ -23,9 +24,10 @@ use crate::outcome::{Milestone, Outcome, OutcomeKind, Report, RetryableFailure, 
 use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
+use clock::Clock;
 use decide::{
-    deployment_of, ecs_rollback_verdict, ecs_shows, find_deployment, progress, EcsRollback,
-    EcsShows, Progress,
+    deployment_of, ecs_confirms, ecs_rollback_verdict, ecs_shows, find_deployment, progress,
+    sweep_refused, EcsRollback, EcsShows, Progress,
 };
 use serde_json::Value;
 
@@ -37,6 +39,7 @@ pub struct RollbackHandler {
     ledger: Ledger,
     notifier: Notifier,
     config: Config,
+    clock: Clock,
 }
 
 impl RollbackHandler {
@@ -50,7 +53,13 @@ impl RollbackHandler {
             notifier: Notifier::new(aws.sns.clone(), config.notify_topic()),
             aws,
             config,
+            clock: Clock::from_env(),
         }
+    }
+
+    /// The same handler on `clock` (a test's, following the ECS world's).
+    pub fn with_clock(self, clock: Clock) -> RollbackHandler {
+        RollbackHandler { clock, ..self }
     }
 
     pub async fn handle(
@@ -62,6 +71,11 @@ impl RollbackHandler {
         self.aws.calls.take();
         let request_id = invocation.request_id.as_deref();
         let lease = invocation.lease();
+        let sent_id = payload
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_string);
         let (event_id, mut outcomes) = match parse_trigger(payload) {
             Err(ignored) => {
                 let reason = ignored.reason.to_string();
@@ -76,7 +90,16 @@ impl RollbackHandler {
                 Some(change.event_id.clone()),
                 self.on_change(&change, &lease).await,
             ),
-            Ok(RollbackTrigger::Sweep { at }) => (None, self.sweep(at, &lease).await),
+            Ok(RollbackTrigger::Sweep { at: claimed }) => {
+                // The sweep measures from the function's clock, never from the event's `time`.
+                let now = self.clock.now();
+                if let Some(reason) = sweep_refused(claimed, now) {
+                    // Logged by `ignored`, with both times in the reason.
+                    let calls = self.aws.calls.take();
+                    return Ok(Report::ignored(sent_id, reason, calls, request_id));
+                }
+                (None, self.sweep(now, &lease).await)
+            }
         };
         let subject = Subject::event(event_id.as_deref().unwrap_or("sweep"));
         let run = Run::new(subject, request_id, started, &self.config);
@@ -210,6 +233,9 @@ impl RollbackHandler {
                 )
                 .await;
         };
+        // IN_PROGRESS writes only the id of a record that has none; COMPLETED and FAILED move
+        // the record (last known good; quarantine and rollback). Each only once ECS shows it.
+        let links = record.deployment_id.is_none();
         let mut record = DeploymentRecord {
             deployment_id: record
                 .deployment_id
@@ -217,6 +243,11 @@ impl RollbackHandler {
                 .or_else(|| Some(change.deployment_id.clone())),
             ..record
         };
+        if change.state != DeploymentState::InProgress || links {
+            if let Err(shows) = ecs_confirms(change.state, &change.deployment_id, service) {
+                return not_confirmed(change, &record, &shows);
+            }
+        }
         if dry_run {
             return self.dry_run(record, change, service, history);
         }
@@ -270,7 +301,8 @@ impl RollbackHandler {
     }
 
     /// Deployments still rolling out past the deploy timeout: what ECS shows decides (see
-    /// [`RollbackHandler::look_again`]); then the failures ECS was expected to roll back.
+    /// [`RollbackHandler::look_again`]); then the failures ECS was expected to roll back. `at`
+    /// is the function's clock, never the event's `time`.
     async fn sweep(&self, at: chrono::DateTime<chrono::Utc>, lease: &Lease) -> Vec<Outcome> {
         let timeout = self.config.deploy_timeout;
         let cutoff = crate::event::timestamp_text(
@@ -415,7 +447,7 @@ impl RollbackHandler {
     }
 
     /// The deployment is moving: keep the reading, look again one timeout after this sweep
-    /// (its `at`, the time the sweep's cutoff is measured from).
+    /// (its `at`, the function's clock, which the sweep's cutoff is measured from).
     async fn still_progressing(
         &self,
         record: &DeploymentRecord,
@@ -526,6 +558,27 @@ impl RollbackHandler {
             ),
         }
     }
+}
+
+/// An event ECS does not bear out: nothing moved, and one line that says what the event claimed
+/// and what ECS shows.
+fn not_confirmed(change: &DeploymentChange, record: &DeploymentRecord, shows: &str) -> Outcome {
+    let claimed = change.state.as_str();
+    tracing::warn!(
+        event_id = change.event_id.as_str(),
+        cluster = change.service.cluster.as_str(),
+        service = change.service.service.as_str(),
+        deployment_id = change.deployment_id.as_str(),
+        claimed,
+        ecs_shows = shows,
+        outcome = "skipped",
+        "ECS does not confirm the event: not acted on"
+    );
+    let reason = format!(
+        "not acted on: the event says deployment {} is {claimed}, but {shows}; nothing changed (the sweep settles the deployment from what ECS shows)",
+        change.deployment_id
+    );
+    Outcome::recorded(record, reason).with_kind(OutcomeKind::Skipped)
 }
 
 /// The sweep's answer when it cannot read the ledger: about no service in particular.
