@@ -211,21 +211,15 @@ impl Deployer {
             self.aws
                 .image_by_digest(&push.account, &push.repository, push.digest.as_str()),
         );
-        let discovered = tagged
-            .map_err(|e| {
+        let tagged = match tagged {
+            Ok(tagged) => tagged,
+            Err(e) => {
                 let what = format!(
                     "could not find the services that follow {}",
                     push.repository
                 );
-                (what, e)
-            })
-            .and_then(|tagged| {
-                let image = image.map_err(|e| ("could not confirm the push with ECR".into(), e))?;
-                Ok((tagged, image))
-            });
-        let (tagged, image) = match discovered {
-            Ok(found) => found,
-            Err((what, e)) => return self.cannot_start(&push, what, e, started, request_id),
+                return self.cannot_start(&push, what, e, started, request_id);
+            }
         };
 
         let mut outcomes = Vec::new();
@@ -243,27 +237,38 @@ impl Deployer {
                 )),
             }
         }
-        match confirm(&push, image.as_ref(), chrono::Utc::now()) {
-            Ok(confirmed) => outcomes.extend(
-                self.deploy_confirmed(&push, &confirmed, following, invocation)
-                    .await,
-            ),
-            // A late event: each service skips it, as it would any stale push.
-            Err(late) if late.is_stale() => {
-                let reason = late.to_string();
-                outcomes.extend(
-                    following
-                        .iter()
-                        .map(|f| Outcome::skipped(&f.key, SkipReason::Stale, reason.clone())),
-                );
-            }
-            Err(unbelieved) => {
-                return Ok(Report::ignored(
-                    Some(push.event_id.clone()),
-                    unbelieved.to_string(),
-                    self.aws.calls.take(),
-                    request_id,
-                ))
+        // ECR's word matters only to a push someone follows: a push nobody follows moves
+        // nothing whatever ECR says, and its answer stays "no service follows".
+        if !following.is_empty() {
+            let image = match image {
+                Ok(image) => image,
+                Err(e) => {
+                    let what = "could not confirm the push with ECR".to_string();
+                    return self.cannot_start(&push, what, e, started, request_id);
+                }
+            };
+            match confirm(&push, image.as_ref(), chrono::Utc::now()) {
+                Ok(confirmed) => outcomes.extend(
+                    self.deploy_confirmed(&push, &confirmed, following, invocation)
+                        .await,
+                ),
+                // A late event: each service skips it, as it would any stale push.
+                Err(late) if late.is_stale() => {
+                    let reason = late.to_string();
+                    outcomes.extend(
+                        following
+                            .iter()
+                            .map(|f| Outcome::skipped(&f.key, SkipReason::Stale, reason.clone())),
+                    );
+                }
+                Err(unbelieved) => {
+                    return Ok(Report::ignored(
+                        Some(push.event_id.clone()),
+                        unbelieved.to_string(),
+                        self.aws.calls.take(),
+                        request_id,
+                    ))
+                }
             }
         }
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
