@@ -3,6 +3,7 @@
 //! with AWS_MAX_ATTEMPTS / AWS_RETRY_MODE), except for the two ECS writes that must not be
 //! re-sent blindly ([`write_at_most_once`]); Lambda retries the invocation on top.
 
+use crate::clock::AwsClock;
 use crate::follow::TaggedService;
 use aws_config::SdkConfig;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
@@ -238,6 +239,8 @@ pub struct Aws {
     pub sns: aws_sdk_sns::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub calls: CallCounter,
+    /// AWS's clock, as the answers to these clients tell it.
+    pub clock: AwsClock,
 }
 
 /// One image of a repository, as ECR describes it.
@@ -329,15 +332,21 @@ impl Aws {
         ecr: aws_sdk_ecr::Client,
     ) -> Aws {
         let calls = CallCounter::default();
+        let clock = AwsClock::default();
         Aws {
             ecs: aws_sdk_ecs::Client::from_conf(
-                ecs.config().to_builder().interceptor(calls.clone()).build(),
+                ecs.config()
+                    .to_builder()
+                    .interceptor(calls.clone())
+                    .interceptor(clock.clone())
+                    .build(),
             ),
             tagging: aws_sdk_resourcegroupstagging::Client::from_conf(
                 tagging
                     .config()
                     .to_builder()
                     .interceptor(calls.clone())
+                    .interceptor(clock.clone())
                     .build(),
             ),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
@@ -345,15 +354,25 @@ impl Aws {
                     .config()
                     .to_builder()
                     .interceptor(calls.clone())
+                    .interceptor(clock.clone())
                     .build(),
             ),
             sns: aws_sdk_sns::Client::from_conf(
-                sns.config().to_builder().interceptor(calls.clone()).build(),
+                sns.config()
+                    .to_builder()
+                    .interceptor(calls.clone())
+                    .interceptor(clock.clone())
+                    .build(),
             ),
             ecr: aws_sdk_ecr::Client::from_conf(
-                ecr.config().to_builder().interceptor(calls.clone()).build(),
+                ecr.config()
+                    .to_builder()
+                    .interceptor(calls.clone())
+                    .interceptor(clock.clone())
+                    .build(),
             ),
             calls,
+            clock,
         }
     }
 

@@ -8,11 +8,11 @@ use crate::event::{timestamp_text, Push};
 use crate::policy::TagPolicy;
 use chrono::{DateTime, Duration, Utc};
 
-/// How far ahead of this function's clock an event's time may be before the event is refused
-/// as not AWS's. A time ahead of the clock by less buys nothing: ordering never believes a time
-/// later than the clock ([`Confirmed::tag_moved_at`]). A day: far enough that no disagreement
-/// between clocks is taken for a forgery (the tests' ECS world, whose clock a test advances,
-/// runs hours ahead of the functions' own), near enough to refuse the year 2999.
+/// How far ahead of AWS's clock ([`crate::clock`]) an event's time may be before the event is
+/// refused as not AWS's. A time ahead of the clock by less buys nothing: ordering never
+/// believes a time later than the clock ([`Confirmed::tag_moved_at`]). A day: far enough that
+/// no disagreement between AWS's services is taken for a forgery, near enough to refuse the
+/// year 2999.
 pub const FAR_FUTURE: Duration = Duration::days(1);
 
 /// What ECR confirmed about a push.
@@ -48,7 +48,7 @@ impl Confirmed {
 /// Why ECR does not confirm a push. Final: a retry would find the same.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unconfirmed {
-    #[error("the event's time {at} is more than {hours} hours ahead of this function's clock ({now}): not an event AWS sent, not deployed", hours = FAR_FUTURE.num_hours())]
+    #[error("the event's time {at} is more than {hours} hours ahead of AWS's clock ({now}): not an event AWS sent, not deployed", hours = FAR_FUTURE.num_hours())]
     FromTheFuture { at: String, now: String },
     #[error("ECR has no image {digest} in repository {repository} of account {account}: the event names an image that is not there (deleted since, or never pushed)")]
     NotInEcr {

@@ -7,6 +7,7 @@
 //! What operators see comes out of [`telemetry`] (log lines), [`metrics`] (EMF) and [`notify`] (SNS).
 
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod confirm;
 pub mod deploy;

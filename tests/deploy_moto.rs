@@ -495,7 +495,7 @@ async fn a_forged_push_moves_nothing_and_blocks_nothing() {
         from_2999
             .reason
             .as_deref()
-            .is_some_and(|r| r.contains("ahead of this function's clock")),
+            .is_some_and(|r| r.contains("ahead of AWS's clock")),
         "{from_2999:?}"
     );
     let tag_it_lacks = deliver("forged-2", "v999.0.0", 'a', &now()).await.unwrap();

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -371,6 +372,23 @@ def linear_timing(c: Checks, srv: Server) -> None:
     c.check("linear: +26 min, COMPLETED", [e["detail"]["eventName"] for e in srv.events()] == ["SERVICE_DEPLOYMENT_COMPLETED"])
 
 
+def answers_dated_by_the_world(c: Checks, srv: Server) -> None:
+    """Every answer's Date header, ECS or not, is the world's time: the functions read AWS's
+    clock from it (src/clock.rs), so theirs moves when a test moves the world's."""
+    from email.utils import parsedate_to_datetime
+
+    def dated(client) -> float:
+        answer = client.list_clusters() if client.meta.service_model.service_name == "ecs" else client.list_tables()
+        return parsedate_to_datetime(answer["ResponseMetadata"]["HTTPHeaders"]["date"]).timestamp()
+
+    ecs, dynamodb = srv.client("ecs"), srv.client("dynamodb")
+    world_now = lambda: datetime.fromisoformat(srv.world("GET", "/_world/clock")["now"].replace("Z", "+00:00")).timestamp()
+    srv.advance(90)
+    for name, client in (("ECS", ecs), ("DynamoDB", dynamodb)):
+        said, now = dated(client), world_now()
+        c.check(f"{name} answers carry the world's time as Date (90 min ahead)", abs(said - now) <= 2 and said - time.time() > 80 * 60, (said, now, time.time()))
+
+
 def other_services_unchanged(c: Checks, srv: Server) -> None:
     sqs, sns = srv.client("sqs"), srv.client("sns")
     url = sqs.create_queue(QueueName="passthrough")["QueueUrl"]
@@ -482,6 +500,7 @@ def main() -> int:
         c.run("blue/green bake", blue_green_bake, srv)
         c.run("linear timing", linear_timing, srv)
         c.run("other services", other_services_unchanged, srv)
+        c.run("answers dated by the world", answers_dated_by_the_world, srv)
         c.run("dynamodb atomicity", dynamodb_conditional_writes, srv)
     c.run("lock design", lock_design)
     c.run("seeded ids", seeded_ids)

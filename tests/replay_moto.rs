@@ -280,32 +280,18 @@ impl Stack {
         lines_of(&self.run_replay(bed, queue_url, args))
     }
 
-    /// A replay whose handlers' clock runs `seconds` ahead: the rollback function measures
-    /// its sweep from its own clock (PUSHDEPLOY_TEST_CLOCK_OFFSET_FILE, honoured only against
-    /// an emulator), not from the event's `time`.
-    fn replay_later(
+    /// A replay `seconds` later on the world's clock, which the handlers read from AWS's
+    /// answers (their Date header): the rollback function measures its sweep from that clock,
+    /// not from the event's `time`.
+    async fn replay_later(
         &self,
         bed: &TestBed,
         queue_url: &str,
         args: &[&str],
         seconds: u64,
     ) -> Vec<Value> {
-        let offset = std::env::temp_dir().join(format!(
-            "replay-moto-clock-{}-{}",
-            std::process::id(),
-            self.senders.url.rsplit(':').next().unwrap_or_default()
-        ));
-        std::fs::write(&offset, seconds.to_string()).expect("write the clock's offset");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushdeploy"))
-            .args(["replay", "--queue-url", queue_url])
-            .args(args)
-            .envs(bed.function_env())
-            .env("AWS_ENDPOINT_URL", &self.senders.url)
-            .env("PUSHDEPLOY_TEST_CLOCK_OFFSET_FILE", &offset)
-            .output()
-            .expect("run pushdeploy replay");
-        let _ = std::fs::remove_file(&offset);
-        lines_of(&out)
+        bed.world().advance(seconds).await;
+        self.replay(bed, queue_url, args)
     }
 }
 
@@ -897,7 +883,9 @@ async fn each_dead_letter_goes_back_to_the_function_it_was_meant_for() {
     ] {
         stack.send(sender, &rollback_queue, body, attributes).await;
     }
-    let replayed = stack.replay_later(&bed, &rollback_queue, &EVENTBRIDGE, LATER);
+    let replayed = stack
+        .replay_later(&bed, &rollback_queue, &EVENTBRIDGE, LATER)
+        .await;
     assert_eq!(replayed.len(), 3, "{replayed:?}");
     let change = result_of(&replayed, &ecs_event_id);
     assert_eq!(

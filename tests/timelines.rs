@@ -101,20 +101,6 @@ struct Timeline {
     first_revision: String,
     /// The digest `latest` named when the service was created.
     first_digest: String,
-    /// Where the rollback function reads its clock's offset (PUSHDEPLOY_TEST_CLOCK_OFFSET_FILE):
-    /// it sweeps on its own clock, never the event's `time`, so that clock follows the world's.
-    clock_file: ClockFile,
-    /// Seconds the world's clock has been moved on.
-    advanced: u64,
-}
-
-/// The file the rollback function reads its clock's offset from, removed with the timeline.
-struct ClockFile(std::path::PathBuf);
-
-impl Drop for ClockFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 impl Timeline {
@@ -151,20 +137,9 @@ impl Timeline {
             env.push(("PUSHDEPLOY_DEPLOY_TIMEOUT".into(), TIMEOUT_SECS.to_string()));
             env
         };
-        let clock_file = std::env::temp_dir().join(format!(
-            "pushdeploy-timeline-clock-{}-{}",
-            std::process::id(),
-            bed.moto.address.port()
-        ));
-        std::fs::write(&clock_file, "0").expect("write the clock offset");
-        let clock_file = ClockFile(clock_file);
-        let mut rollback_env = env(&rollback_proxy);
-        rollback_env.push((
-            "PUSHDEPLOY_TEST_CLOCK_OFFSET_FILE".into(),
-            clock_file.0.display().to_string(),
-        ));
+        // The functions' clock is AWS's, as the answers' Date header tells it: the world's.
         let deploy = Function::start(env!("CARGO_BIN_EXE_deploy"), &env(&deploy_proxy)).await;
-        let rollback = Function::start(env!("CARGO_BIN_EXE_rollback"), &rollback_env).await;
+        let rollback = Function::start(env!("CARGO_BIN_EXE_rollback"), &env(&rollback_proxy)).await;
         let mut timeline = Timeline {
             title,
             bed,
@@ -177,8 +152,6 @@ impl Timeline {
             pushes: 0,
             first_revision,
             first_digest,
-            clock_file,
-            advanced: 0,
         };
         let first = short(&timeline.first_digest);
         timeline
@@ -221,8 +194,6 @@ impl Timeline {
 
     async fn advance(&mut self, seconds: u64) {
         self.world.advance(seconds).await;
-        self.advanced += seconds;
-        std::fs::write(&self.clock_file.0, self.advanced.to_string()).expect("move the clock");
         self.row(format!("{} min pass", seconds / 60), "-".into())
             .await;
     }

@@ -247,7 +247,8 @@ impl Deployer {
                     return self.cannot_start(&push, what, e, started, request_id);
                 }
             };
-            match confirm(&push, image.as_ref(), chrono::Utc::now()) {
+            // Now on AWS's clock, as the answers just read tell it.
+            match confirm(&push, image.as_ref(), self.aws.clock.now()) {
                 Ok(confirmed) => outcomes.extend(
                     self.deploy_confirmed(&push, &confirmed, following, invocation)
                         .await,

@@ -39,7 +39,7 @@ pub fn find_deployment<'a>(
     })
 }
 
-/// How far ahead of the function's clock a sweep's `time` may be and still run: clocks
+/// How far ahead of AWS's clock a sweep's `time` may be and still run: clocks
 /// disagree a little, never by minutes.
 pub const SWEEP_AHEAD_AT_MOST: chrono::Duration = chrono::Duration::minutes(5);
 /// How old a sweep's `time` may be: the sweep rule's event age limit. "MaximumEventAgeInSeconds:
@@ -47,7 +47,7 @@ pub const SWEEP_AHEAD_AT_MOST: chrono::Duration = chrono::Duration::minutes(5);
 /// value of 86400." (EventBridge API `RetryPolicy`; template.yaml sets that maximum.)
 pub const SWEEP_AGE_AT_MOST: chrono::Duration = chrono::Duration::hours(24);
 
-/// Why a sweep whose event says `claimed` is refused at `now` (the function's clock), if it is.
+/// Why a sweep whose event says `claimed` is refused at `now` (AWS's clock), if it is.
 /// The sweep measures from `now` whatever the event says; a `time` far from it is not a sweep
 /// EventBridge sent on schedule (the payload is anyone's who may invoke the function), and a
 /// missed sweep is made up by the next one.
@@ -56,12 +56,12 @@ pub fn sweep_refused(claimed: DateTime<Utc>, now: DateTime<Utc>) -> Option<Strin
     let (claimed_text, now_text) = (stamp(claimed), stamp(now));
     if claimed - now > SWEEP_AHEAD_AT_MOST {
         Some(format!(
-            "the sweep's time {claimed_text} is more than {} minutes ahead of the function's clock ({now_text}): not a scheduled sweep, refused; nothing looked at",
+            "the sweep's time {claimed_text} is more than {} minutes ahead of AWS's clock ({now_text}): not a scheduled sweep, refused; nothing moved",
             SWEEP_AHEAD_AT_MOST.num_minutes()
         ))
     } else if now - claimed > SWEEP_AGE_AT_MOST {
         Some(format!(
-            "the sweep's time {claimed_text} is more than {} hours before the function's clock ({now_text}), older than any delivery of the sweep rule: refused; the next sweep makes it up",
+            "the sweep's time {claimed_text} is more than {} hours before AWS's clock ({now_text}), older than any delivery of the sweep rule: refused; the next sweep makes it up",
             SWEEP_AGE_AT_MOST.num_hours()
         ))
     } else {

@@ -5,7 +5,6 @@
 //! does that itself (then the next sweep checks it did), a person changed the service since, or
 //! the failed deployment was itself a rollback.
 
-pub mod clock;
 pub mod decide;
 mod dry_run;
 mod failure;
@@ -24,7 +23,6 @@ use crate::outcome::{Milestone, Outcome, OutcomeKind, Report, RetryableFailure, 
 use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
-use clock::Clock;
 use decide::{
     deployment_of, ecs_confirms, ecs_rollback_verdict, ecs_shows, find_deployment, progress,
     sweep_refused, EcsRollback, EcsShows, Progress,
@@ -39,7 +37,6 @@ pub struct RollbackHandler {
     ledger: Ledger,
     notifier: Notifier,
     config: Config,
-    clock: Clock,
 }
 
 impl RollbackHandler {
@@ -53,13 +50,7 @@ impl RollbackHandler {
             notifier: Notifier::new(aws.sns.clone(), config.notify_topic()),
             aws,
             config,
-            clock: Clock::from_env(),
         }
-    }
-
-    /// The same handler on `clock` (a test's, following the ECS world's).
-    pub fn with_clock(self, clock: Clock) -> RollbackHandler {
-        RollbackHandler { clock, ..self }
     }
 
     pub async fn handle(
@@ -91,14 +82,17 @@ impl RollbackHandler {
                 self.on_change(&change, &lease).await,
             ),
             Ok(RollbackTrigger::Sweep { at: claimed }) => {
-                // The sweep measures from the function's clock, never from the event's `time`.
-                let now = self.clock.now();
+                // Read before this sweep marks any: ECS gets one sweep's interval to start its
+                // rollback. An answer first, so that the clock is AWS's as of this invocation.
+                let awaiting = self.ledger.awaiting_ecs_rollback().await;
+                // The sweep measures from AWS's clock, never from the event's `time`.
+                let now = self.aws.clock.now();
                 if let Some(reason) = sweep_refused(claimed, now) {
                     // Logged by `ignored`, with both times in the reason.
                     let calls = self.aws.calls.take();
                     return Ok(Report::ignored(sent_id, reason, calls, request_id));
                 }
-                (None, self.sweep(now, &lease).await)
+                (None, self.sweep(now, awaiting, &lease).await)
             }
         };
         let subject = Subject::event(event_id.as_deref().unwrap_or("sweep"));
@@ -302,14 +296,17 @@ impl RollbackHandler {
 
     /// Deployments still rolling out past the deploy timeout: what ECS shows decides (see
     /// [`RollbackHandler::look_again`]); then the failures ECS was expected to roll back. `at`
-    /// is the function's clock, never the event's `time`.
-    async fn sweep(&self, at: chrono::DateTime<chrono::Utc>, lease: &Lease) -> Vec<Outcome> {
+    /// is AWS's clock (crate::clock), never the event's `time`.
+    async fn sweep(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+        awaiting: Result<Vec<DeploymentRecord>, LedgerError>,
+        lease: &Lease,
+    ) -> Vec<Outcome> {
         let timeout = self.config.deploy_timeout;
         let cutoff = crate::event::timestamp_text(
             &(at - chrono::Duration::from_std(timeout).unwrap_or_default()),
         );
-        // Read before this sweep marks any: ECS gets one sweep's interval to start its rollback.
-        let awaiting = self.ledger.awaiting_ecs_rollback().await;
         let stuck = match self.ledger.in_flight_since_before(&cutoff).await {
             Ok(stuck) => stuck,
             Err(e) => return vec![cannot_read_the_ledger(&e)],
@@ -447,7 +444,7 @@ impl RollbackHandler {
     }
 
     /// The deployment is moving: keep the reading, look again one timeout after this sweep
-    /// (its `at`, the function's clock, which the sweep's cutoff is measured from).
+    /// (its `at`, on AWS's clock, which the sweep's cutoff is measured from).
     async fn still_progressing(
         &self,
         record: &DeploymentRecord,

@@ -19,6 +19,7 @@ that runs are repeatable.
 
 import os
 import sys
+from email.utils import formatdate
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import MotoRequestHandler
@@ -28,12 +29,29 @@ sys.dont_write_bytecode = True  # no __pycache__ beside the tests
 import ecs_world  # noqa: E402  (this script's folder is on sys.path)
 
 
+def on_world_clock(world: "ecs_world.World") -> type:
+    """moto's request handler, dating every answer by the world's clock.
+
+    Model: every AWS answer carries the service's time in its Date header ("An origin server
+    with a clock ... MUST generate a Date header field in ... 2xx (Successful) ... responses",
+    RFC 9110 section 6.6.1), and the functions read AWS's time from it (src/clock.rs). The
+    world's clock is real time plus the offset a test advances, so that a function's "now"
+    moves with the world's, as a Lambda function's moves with AWS's.
+    """
+
+    class WorldClockRequestHandler(MotoRequestHandler):
+        def date_time_string(self, timestamp=None):  # http.server's Date header
+            return formatdate(world.now() if timestamp is None else timestamp, usegmt=True)
+
+    return WorldClockRequestHandler
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     os.environ.setdefault("MOTO_PORT", str(port))
     app = ecs_world.wrap(DomainDispatcherApplication(create_backend_app), seed=seed)
-    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    run_simple(host, port, app, threaded=True, request_handler=on_world_clock(app.world))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+//! AWS's clock, as its answers tell it. Every answer carries a `Date` header ("An origin server
+//! with a clock ... MUST generate a Date header field in ... 2xx (Successful) ... responses",
+//! RFC 9110 section 6.6.1); the AWS SDK reads the same header to correct its request signatures
+//! for clock skew (aws-runtime's `service_clock_skew`).
+//!
+//! What the functions hold against a time AWS wrote (a deployment's `createdAt`, a sweep's or
+//! a push's `time`, ECR's `imagePushedAt`) they hold against this clock: the clock that wrote
+//! it, never the payload's word for it, and not the host's, which may drift from it. Before any
+//! answer has been heard, it is the host's clock.
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use chrono::{DateTime, Utc};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The time the latest successful AWS answer carried, moved on by the time elapsed since: an
+/// interceptor on every client, and the clock the functions read.
+#[derive(Debug, Clone, Default)]
+pub struct AwsClock(Arc<Mutex<Option<Heard>>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Heard {
+    said: DateTime<Utc>,
+    at: Instant,
+}
+
+impl AwsClock {
+    /// Now, on AWS's clock as last heard (to the second: HTTP dates have no fraction), or on the
+    /// host's before any answer.
+    pub fn now(&self) -> DateTime<Utc> {
+        match *self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(heard) => {
+                heard.said + chrono::Duration::from_std(heard.at.elapsed()).unwrap_or_default()
+            }
+            None => Utc::now(),
+        }
+    }
+
+    fn hear(&self, said: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Heard {
+            said,
+            at: Instant::now(),
+        });
+    }
+}
+
+/// An HTTP date (`Sat, 05 Dec 2026 11:37:27 GMT`, RFC 9110 section 5.6.7's IMF-fixdate).
+pub fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(text.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Intercept for AwsClock {
+    fn name(&self) -> &'static str {
+        "pushdeploy::AwsClock"
+    }
+
+    // Successful answers only: an error may come from something between (a proxy, a load
+    // balancer) rather than the service, and the next success sets the clock anyway.
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response();
+        if response.status().is_success() {
+            if let Some(said) = response.headers().get("date").and_then(parse_http_date) {
+                self.hear(said);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_http_date_is_read_and_anything_else_is_not() {
+        let said = parse_http_date("Sat, 05 Dec 2026 11:37:27 GMT").unwrap();
+        assert_eq!(said.to_rfc3339(), "2026-12-05T11:37:27+00:00");
+        for not_a_date in [
+            "",
+            "2026-12-05T11:37:27Z",
+            "yesterday",
+            "Sat, 35 Dec 2026 11:37:27 GMT",
+        ] {
+            assert_eq!(parse_http_date(not_a_date), None, "{not_a_date:?}");
+        }
+    }
+
+    #[test]
+    fn the_clock_is_the_hosts_until_aws_answers_then_aws_moved_on() {
+        let clock = AwsClock::default();
+        assert!((clock.now() - Utc::now()).num_seconds().abs() < 5);
+        let ahead = Utc::now() + chrono::Duration::hours(3);
+        clock.hear(ahead);
+        let now = clock.now();
+        assert!(
+            now >= ahead && now - ahead < chrono::Duration::seconds(5),
+            "{now} {ahead}"
+        );
+    }
+}
