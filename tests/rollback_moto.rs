@@ -760,3 +760,99 @@ async fn a_forged_failed_for_a_healthy_deployment_moves_nothing() {
     );
     assert_eq!(w.running().await, d1);
 }
+
+/// Anyone who may tag the service could otherwise leave a failed deployment running: a
+/// `pushdeploy:dry-run` tag added after pushdeploy started the deployment does not stop its
+/// rollback (the ledger records it, so it was made for real).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_tag_added_after_the_deployment_started_does_not_stop_its_rollback() {
+    let w = Rig::new().await;
+    let (d1, d1_id) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
+    assert_eq!(answered_names(&w.deliver().await), [IN_PROGRESS]);
+
+    w.bed
+        .ecs
+        .tag_resource()
+        .resource_arn(SERVICE_ARN)
+        .tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key("pushdeploy:dry-run")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag the service");
+
+    w.fail_tasks(3).await;
+    let failed = w.take().await;
+    assert_eq!(names(&failed), [FAILED]);
+    assert_eq!(deployment_id(&failed[0]), d1_id);
+    let report = w.ecs(failed[0].clone()).await;
+    let outcome = only(&report);
+    assert_eq!(outcome.outcome, OutcomeKind::RolledBack, "{outcome:?}");
+    let pinned = outcome.task_definition.clone().unwrap();
+    assert_eq!(w.running().await, pinned, "ECS was told to go back");
+    assert_ne!(pinned, d1);
+    assert_eq!(
+        w.digest_running().await.as_deref(),
+        Some(w.first_digest.as_str())
+    );
+    let quarantined = w
+        .deployer
+        .ledger()
+        .quarantined(SERVICE_ARN, &digest('1'))
+        .await
+        .unwrap();
+    assert!(quarantined.is_some(), "the failed digest is quarantined");
+}
+
+/// Tags are anyone's to write who may register a revision: a revision planted in the family
+/// with this rollback's `pushdeploy:pins` and event-id tags, but another image, is not adopted
+/// as the pinned copy; the rollback registers its own and lands on the digest that ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_revision_tagged_as_the_pinned_copy_is_not_adopted() {
+    let w = Rig::new().await;
+    let (d1, _) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
+    assert_eq!(answered_names(&w.deliver().await), [IN_PROGRESS]);
+    w.fail_tasks(3).await;
+    let failed = w.take().await;
+    assert_eq!(names(&failed), [FAILED]);
+
+    let evil = format!("{REGISTRY}/web@{}", digest('e'));
+    let tag = |k: &str, v: &str| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build();
+    let planted = w
+        .bed
+        .ecs
+        .register_task_definition()
+        .family("web")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name(CONTAINER)
+                .image(&evil)
+                .memory(128)
+                .essential(true)
+                .build(),
+        )
+        .tags(tag("pushdeploy:pins", &w.first))
+        .tags(tag("pushdeploy:event-id", "push-1"))
+        .send()
+        .await
+        .expect("plant a revision")
+        .task_definition
+        .and_then(|t| t.task_definition_arn)
+        .unwrap();
+
+    let report = w.ecs(failed[0].clone()).await;
+    let outcome = only(&report);
+    assert_eq!(outcome.outcome, OutcomeKind::RolledBack, "{outcome:?}");
+    let pinned = outcome.task_definition.clone().unwrap();
+    assert_ne!(pinned, planted, "the planted revision is not adopted");
+    assert_ne!(pinned, d1);
+    assert_eq!(
+        w.bed.image(&pinned, CONTAINER).await,
+        format!("{REGISTRY}/web@{}", w.first_digest)
+    );
+    assert_eq!(w.running().await, pinned);
+    assert_eq!(report.aws_calls.get("ECS.RegisterTaskDefinition"), Some(&1));
+}

@@ -39,6 +39,17 @@ pub fn find_deployment<'a>(
     })
 }
 
+/// Whether the function only says what it would do about a deployment of a service. A
+/// deployment the ledger records (`recorded`) was made for real: the deploy function writes no
+/// record in a dry run. So a `pushdeploy:dry-run` tag (`tagged`) added after it started does not
+/// stop its rollback, quarantine or last-known-good record: anyone who may tag the service
+/// could otherwise leave a failed deployment running. Only the stack's DryRun (`stack`) holds
+/// those back. A deployment pushdeploy did not start is only ever noted, and the tag keeps
+/// even that note out of the ledger, as it does every write for that service.
+pub fn dry_run_for(stack: bool, tagged: bool, recorded: bool) -> bool {
+    stack || (tagged && !recorded)
+}
+
 /// How far ahead of AWS's clock a sweep's `time` may be and still run: clocks
 /// disagree a little, never by minutes.
 pub const SWEEP_AHEAD_AT_MOST: chrono::Duration = chrono::Duration::minutes(5);

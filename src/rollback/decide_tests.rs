@@ -543,10 +543,34 @@ fn a_sweep_runs_on_the_clock_and_refuses_a_time_far_from_it() {
     assert!(
         far.contains("2999-01-01T00:00:00Z")
             && far.contains("2026-11-26T12:00:00Z")
-            && far.contains("ahead of the function's clock"),
+            && far.contains("ahead of AWS's clock"),
         "{far}"
     );
     assert!(sweep_refused(at("2026-11-26T12:05:01Z"), now).is_some());
     let old = sweep_refused(at("2026-11-25T11:59:59Z"), now).unwrap();
     assert!(old.contains("more than 24 hours before"), "{old}");
+}
+
+#[test]
+fn a_dry_run_tag_added_later_does_not_hold_back_a_deployment_made_for_real() {
+    // (stack DryRun, service tagged pushdeploy:dry-run, the ledger records the deployment)
+    let table = [
+        ((false, false, true), false),
+        ((false, false, false), false),
+        // Tagged after pushdeploy deployed it: rolled back, quarantined, recorded as usual.
+        ((false, true, true), false),
+        // Not pushdeploy's deployment, on a tagged service: not even noted.
+        ((false, true, false), true),
+        ((true, false, true), true),
+        ((true, true, true), true),
+        ((true, false, false), true),
+        ((true, true, false), true),
+    ];
+    for ((stack, tagged, recorded), expected) in table {
+        assert_eq!(
+            dry_run_for(stack, tagged, recorded),
+            expected,
+            "stack {stack}, tagged {tagged}, recorded {recorded}"
+        );
+    }
 }

@@ -24,8 +24,8 @@ use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
 use decide::{
-    deployment_of, ecs_confirms, ecs_rollback_verdict, ecs_shows, find_deployment, progress,
-    sweep_refused, EcsRollback, EcsShows, Progress,
+    deployment_of, dry_run_for, ecs_confirms, ecs_rollback_verdict, ecs_shows, find_deployment,
+    progress, sweep_refused, EcsRollback, EcsShows, Progress,
 };
 use serde_json::Value;
 
@@ -160,12 +160,14 @@ impl RollbackHandler {
             Ok(None) => return vec![self.seen(change, "ECS no longer knows the service").await],
             Err(outcome) => return vec![outcome],
         };
-        let dry_run = self.config.dry_run || flag(&service, TAG_DRY_RUN);
+        let tagged_dry_run = flag(&service, TAG_DRY_RUN);
         let mut outcomes = vec![
-            self.on_change_of(change, lease, &service, &history, dry_run)
+            self.on_change_of(change, lease, &service, &history, tagged_dry_run)
                 .await,
         ];
-        if !dry_run {
+        // The other records are deployments pushdeploy made for real: the tag does not hold
+        // them back (see `dry_run_for`).
+        if !dry_run_for(self.config.dry_run, tagged_dry_run, true) {
             let others = history
                 .iter()
                 .filter(|r| r.deployment_id.as_deref() != Some(change.deployment_id.as_str()));
@@ -210,11 +212,12 @@ impl RollbackHandler {
         lease: &Lease,
         service: &Service,
         history: &[DeploymentRecord],
-        dry_run: bool,
+        tagged_dry_run: bool,
     ) -> Outcome {
         let key = &change.service;
+        let stack_dry_run = self.config.dry_run;
         let Some(record) = find_deployment(history, &change.deployment_id, service).cloned() else {
-            if dry_run {
+            if dry_run_for(stack_dry_run, tagged_dry_run, false) {
                 return dry_run_outcome(
                     key,
                     "would record the event: not a deployment pushdeploy started".into(),
@@ -242,7 +245,7 @@ impl RollbackHandler {
                 return not_confirmed(change, &record, &shows);
             }
         }
-        if dry_run {
+        if dry_run_for(stack_dry_run, tagged_dry_run, true) {
             return self.dry_run(record, change, service, history);
         }
         match change.state {
@@ -352,7 +355,7 @@ impl RollbackHandler {
         };
         let now = now_text();
         let verdict = ecs_rollback_verdict(&record, &service, &history);
-        if self.config.dry_run || flag(&service, TAG_DRY_RUN) {
+        if dry_run_for(self.config.dry_run, flag(&service, TAG_DRY_RUN), true) {
             return dry_run_outcome(&key, format!("would act on: {verdict:?}"));
         }
         let settled = "already handled";
