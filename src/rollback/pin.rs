@@ -5,9 +5,11 @@
 use super::decide::digests_ran;
 use super::RollbackHandler;
 use crate::aws::{write_at_most_once, AwsError};
+use crate::diff::unlike_planned;
 use crate::ledger::DeploymentRecord;
 use crate::resolved::{pin_plan, PinPlan};
 use crate::revision::{pinned_copy_request, tag_value, PinProvenance, TAG_EVENT_ID, TAG_PINS};
+use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::TaskDefinition;
 
 /// Why a rollback has no revision to land on.
@@ -54,11 +56,6 @@ impl RollbackHandler {
                 failed.digest, failed.container
             ),
         };
-        let landed = || self.pinned_earlier(&definition, &provenance);
-        let digest = Some(provenance.digest.clone());
-        if let Some(arn) = landed().await {
-            return Ok((arn, digest));
-        }
         let request = pinned_copy_request(
             self.aws.new_revision(),
             &definition,
@@ -67,6 +64,11 @@ impl RollbackHandler {
             &provenance,
         )
         .map_err(|e| NoSafeTarget::Unknown(format!("cannot copy {target}: {e}")))?;
+        let landed = || self.pinned_earlier(&definition, &request, &provenance);
+        let digest = Some(provenance.digest.clone());
+        if let Some(arn) = landed().await {
+            return Ok((arn, digest));
+        }
         let register = || self.aws.register_task_definition(request.clone());
         let arn = write_at_most_once(register, landed)
             .await
@@ -74,10 +76,15 @@ impl RollbackHandler {
         Ok((arn, digest))
     }
 
-    /// The family's newest revision, if an earlier attempt of this rollback registered it.
+    /// The family's newest revision, if an earlier attempt of this rollback registered it and
+    /// never heard back. Adopted only when it equals the copy `planned` would register, field by
+    /// field and tag by tag ([`unlike_planned`]): its `pushdeploy:pins` and event-id tags alone
+    /// are anyone's to write who may register a revision, and a rollback must land on exactly
+    /// the images its target ran. Otherwise the caller registers its own copy.
     async fn pinned_earlier(
         &self,
         target: &TaskDefinition,
+        planned: &RegisterTaskDefinitionFluentBuilder,
         provenance: &PinProvenance,
     ) -> Option<String> {
         let (latest, tags) = self
@@ -85,9 +92,26 @@ impl RollbackHandler {
             .describe_task_definition(target.family()?)
             .await
             .ok()?;
-        let ours = tag_value(&tags, TAG_PINS) == Some(provenance.pins.as_str())
+        let arn = latest.task_definition_arn()?;
+        let differences = unlike_planned(&latest, &tags, planned);
+        if differences.is_empty() {
+            return Some(arn.to_string());
+        }
+        let claims_to_be_ours = tag_value(&tags, TAG_PINS) == Some(provenance.pins.as_str())
             && tag_value(&tags, TAG_EVENT_ID) == Some(provenance.event_id.as_str());
-        ours.then(|| latest.task_definition_arn().map(str::to_string))
-            .flatten()
+        if claims_to_be_ours {
+            let fields = differences
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::warn!(
+                event_id = provenance.event_id.as_str(),
+                revision = arn,
+                differs_in = fields.as_str(),
+                "not adopting a revision tagged as this rollback's pinned copy: it is not the copy pushdeploy would register; registering its own"
+            );
+        }
+        None
     }
 }
