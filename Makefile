@@ -101,9 +101,10 @@ deny-advisories: $(CARGO_DENY)
 	$(CARGO_DENY) check advisories
 
 ## replay: run a dead-letter queue through the functions' handlers (QUEUE_URL=..., LIST=1 to only
-## list, FUNCTION=deploy|rollback for a queue without the stack's pushdeploy:function tag)
+## list, FUNCTION=deploy|rollback for a queue without the stack's pushdeploy:function tag,
+## EVENTBRIDGE_SENDER=<SenderId> to trust EventBridge's dead letters, see README)
 replay:
-	$(CARGO) run --release --locked --quiet --bin pushdeploy -- replay --queue-url "$(QUEUE_URL)" $(if $(LIST),--list,) $(if $(FUNCTION),--function "$(FUNCTION)",)
+	$(CARGO) run --release --locked --quiet --bin pushdeploy -- replay --queue-url "$(QUEUE_URL)" $(if $(LIST),--list,) $(if $(FUNCTION),--function "$(FUNCTION)",) $(if $(EVENTBRIDGE_SENDER),--eventbridge-sender "$(EVENTBRIDGE_SENDER)",)
 
 ## build: the release binaries Lambda runs, as target/lambda/<function>/bootstrap for
 ## provided.al2023 (x86_64; see README for arm64)
