@@ -274,6 +274,15 @@ pub fn unlike_planned(
     found
 }
 
+/// The names of what differs, for a log line or a reason: `field, field, ...`, never values.
+pub fn named(differences: &[Difference]) -> String {
+    differences
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Unified-diff-like lines: `-`/`+` for what changes, `=` for what was compared and is equal.
 pub fn planned_diff(
     current: &TaskDefinition,

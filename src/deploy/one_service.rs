@@ -3,7 +3,7 @@
 
 use super::{flag, now_ms, now_text, Deployer, Shared};
 use crate::aws::{primary_deployment, write_at_most_once};
-use crate::diff::unlike_planned;
+use crate::diff::{named, unlike_planned};
 use crate::event::Push;
 use crate::follow::{Follower, ServiceKey, TAG_DRY_RUN};
 use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, Status};
@@ -366,11 +366,7 @@ impl Deployer {
         // Another's revision, newer than the one this push runs from: nothing to adopt, and
         // nothing odd. One that claims to be this push's, but is not its request, is.
         if tag_value(&tags, TAG_EVENT_ID) == Some(push.event_id.as_str()) {
-            let fields = differences
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
+            let fields = named(&differences);
             tracing::warn!(
                 event_id = %push.event_id,
                 revision = arn,

@@ -5,7 +5,7 @@
 use super::decide::digests_ran;
 use super::RollbackHandler;
 use crate::aws::{write_at_most_once, AwsError};
-use crate::diff::unlike_planned;
+use crate::diff::{named, unlike_planned};
 use crate::ledger::DeploymentRecord;
 use crate::resolved::{pin_plan, PinPlan};
 use crate::revision::{pinned_copy_request, tag_value, PinProvenance, TAG_EVENT_ID, TAG_PINS};
@@ -100,11 +100,7 @@ impl RollbackHandler {
         let claims_to_be_ours = tag_value(&tags, TAG_PINS) == Some(provenance.pins.as_str())
             && tag_value(&tags, TAG_EVENT_ID) == Some(provenance.event_id.as_str());
         if claims_to_be_ours {
-            let fields = differences
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
+            let fields = named(&differences);
             tracing::warn!(
                 event_id = provenance.event_id.as_str(),
                 revision = arn,
