@@ -29,12 +29,16 @@ struct Heard {
 }
 
 impl AwsClock {
-    /// Now, on AWS's clock as last heard (to the second: HTTP dates have no fraction), or on the
-    /// host's before any answer.
+    /// Now, on AWS's clock as last heard, or on the host's before any answer. An HTTP date drops
+    /// the fraction of its second, so the time AWS meant lies within the second after the one it
+    /// says: this is the end of that second (moved on by the time since), never behind AWS's
+    /// clock and less than a second ahead of it. Never behind matters: a time AWS wrote a moment
+    /// ago (an event's) is not taken for one in the future, nor clamped below itself.
     pub fn now(&self) -> DateTime<Utc> {
         match *self.0.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(heard) => {
-                heard.said + chrono::Duration::from_std(heard.at.elapsed()).unwrap_or_default()
+                let since = chrono::Duration::from_std(heard.at.elapsed()).unwrap_or_default();
+                heard.said + chrono::Duration::seconds(1) + since
             }
             None => Utc::now(),
         }
@@ -102,9 +106,11 @@ mod tests {
         assert!((clock.now() - Utc::now()).num_seconds().abs() < 5);
         let ahead = Utc::now() + chrono::Duration::hours(3);
         clock.hear(ahead);
+        // A date heard is a whole second: now is the end of it, never before it.
         let now = clock.now();
         assert!(
-            now >= ahead && now - ahead < chrono::Duration::seconds(5),
+            now >= ahead + chrono::Duration::seconds(1)
+                && now - ahead < chrono::Duration::seconds(5),
             "{now} {ahead}"
         );
     }
