@@ -3,18 +3,18 @@
 //! event. Each row asserts what the first invocation answered, and that after the retry the
 //! service has exactly one new revision, ECS received exactly one UpdateService that took
 //! effect, and the ledger says what happened. moto holds ECS and the ledger across the fault,
-//! including the writes whose answers were lost. `cargo test --test retry_table -- --nocapture`
+//! including the writes whose answers were lost. `cargo test --test it retry_table -- --nocapture`
 //! prints the table that README.md quotes.
 
-mod support;
+use crate::support;
 
+use crate::support::fault_proxy::{call, Call, Fault, FaultProxy, Plan};
+use crate::support::{digest, push_event, TestBed, REGISTRY, TABLE};
 use aws_sdk_dynamodb::types::AttributeValue;
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report, RetryableFailure};
 use pushdeploy::event::parse_push;
 use pushdeploy::ledger::{Kind, Status, HEAD_SK, QUARANTINE_PREFIX};
 use pushdeploy::rollback::RollbackHandler;
-use support::fault_proxy::{call, Call, Fault, FaultProxy, Plan};
-use support::{digest, push_event, TestBed, REGISTRY, TABLE};
 
 const UPDATE_SERVICE: Call = call("ecs", "UpdateService");
 

@@ -5,15 +5,13 @@
 //! wire-format HTTP answers, so the SDK's own parsing and retry classification run on them.
 //! The ledger stays real: DynamoDB on moto, whose conditional writes are faithful.
 
-mod support;
-
+use crate::support::mocks::*;
+use crate::support::{digest, push_event, TestBed};
 use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
 use aws_sdk_ecs::types::TaskDefinition;
 use aws_smithy_mocks::mock;
 use pushdeploy::deploy::{Invocation, OutcomeKind};
 use pushdeploy::ledger::Status;
-use support::mocks::*;
-use support::{digest, push_event, TestBed};
 
 fn push() -> serde_json::Value {
     push_event(

@@ -5,11 +5,11 @@
 //! values that are not repository names are not read, images are read tagged only and 1000 to
 //! a page, a read stops at its page cap, and a run short of time says what it did not reach.
 
-mod support;
+use crate::support;
 
+use crate::support::{TestBed, REGISTRY};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
 use serde_json::json;
-use support::{TestBed, REGISTRY};
 
 fn manifest(n: u32) -> String {
     json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",

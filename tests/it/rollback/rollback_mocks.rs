@@ -5,16 +5,16 @@
 //! After the failure, ECS lists the failed deployment with rollout state FAILED, as it does when
 //! it sends FAILED: the rollback function confirms the event with that list before acting.
 
-mod support;
+use crate::support;
 
+use crate::support::mocks::*;
+use crate::support::{digest, push_event, TestBed};
 use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
 use aws_sdk_ecs::types::{Deployment, DeploymentConfiguration, DeploymentRolloutState, Service};
 use aws_smithy_mocks::{mock, Rule};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::{json, Value};
-use support::mocks::*;
-use support::{digest, push_event, TestBed};
 
 fn failed(deployment_id: &str) -> Value {
     json!({

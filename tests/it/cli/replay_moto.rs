@@ -17,8 +17,7 @@
 //! the credentials a test sends with as a function's role, a stand-in id for EventBridge's (AWS
 //! documents none), and moto's own for everyone else.
 
-mod support;
-
+use crate::support::{digest, push_event, TestBed, REGISTRY, TABLE};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -28,7 +27,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use support::{digest, push_event, TestBed, REGISTRY, TABLE};
 
 const FUNCTION_ARN: &str =
     "arn:aws:lambda:us-east-1:123456789012:function:pushdeploy-DeployFunction";

@@ -3,10 +3,8 @@
 //! with a later push time), refuses 2.0.0 and pre-releases; a `prefix:` service takes
 //! `release-*`; a service with a bad policy fails with its value named while the others deploy.
 
-mod support;
-
+use crate::support::{digest, push_event, TestBed, REGISTRY};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
-use support::{digest, push_event, TestBed, REGISTRY};
 
 /// Pushes `web:<tag>` with digest `d` to ECR and delivers its event.
 async fn push(

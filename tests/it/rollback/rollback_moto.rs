@@ -13,15 +13,15 @@
 //! Rollbacks to a revision that names the image by tag land on a copy pinned to the digest ECS
 //! recorded for it (tag `pushdeploy:pins`).
 //! ECS's own rollback (circuit breaker with `rollback: true`) and a 5xx on the rollback's
-//! UpdateService are in tests/rollback_mocks.rs.
+//! UpdateService are in tests/it/rollback/rollback_mocks.rs.
 
-mod support;
+use crate::support;
 
+use crate::support::{digest, push_event, TestBed, REGISTRY};
 use pushdeploy::deploy::{Deployer, Invocation, Outcome, OutcomeKind, Report};
 use pushdeploy::ledger::{Kind, Status};
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::{json, Value};
-use support::{digest, push_event, TestBed, REGISTRY};
 
 const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
 const CLUSTER: &str = "prod";

@@ -5,13 +5,13 @@
 //! format, the SNS messages, a dry run's diff, the reconcile, the CLI's `history`, `status` and
 //! `replay` output, and the ledger's items.
 
-mod support;
+use crate::support;
 
+use crate::support::runtime_api::{FunctionProcess, RuntimeApi};
+use crate::support::{sample_event, TestBed, REGISTRY};
 use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, RepositoryCredentials, Secret};
 use std::path::Path;
 use std::time::Duration;
-use support::runtime_api::{FunctionProcess, RuntimeApi};
-use support::{sample_event, TestBed, REGISTRY};
 
 const SECRETS: [&str; 5] = [
     "env-value-hunter2",

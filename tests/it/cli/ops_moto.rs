@@ -4,13 +4,13 @@
 //! with the subject and message attributes in the envelope, as SNS does. ECS's deployment
 //! state changes are the ones the deployment-aware world (`tests/support/ecs_world.py`) emits.
 
-mod support;
+use crate::support;
 
+use crate::support::ecs_world::World;
+use crate::support::{digest, push_event, TestBed, REGISTRY, TABLE};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::Value;
-use support::ecs_world::World;
-use support::{digest, push_event, TestBed, REGISTRY, TABLE};
 
 const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
 

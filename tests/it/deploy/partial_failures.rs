@@ -7,8 +7,8 @@
 //! event id and pinned image, as anyone allowed to register a revision in the family could plant
 //! (a reconcile's event id, `reconcile-<digest prefix>`, is predictable).
 
-mod support;
-
+use crate::support::fault_proxy::{call, Call, Fault, FaultProxy, Plan};
+use crate::support::{digest, push_event, TestBed, REGISTRY, TABLE};
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair};
 use pushdeploy::deploy::{Deployer, Invocation, Outcome, OutcomeKind};
@@ -16,8 +16,6 @@ use pushdeploy::diff::unlike_planned;
 use pushdeploy::event::parse_push;
 use pushdeploy::ledger::{DeploymentRecord, Kind, Lease, Ledger, Status};
 use pushdeploy::revision::{revision_request, Provenance};
-use support::fault_proxy::{call, Call, Fault, FaultProxy, Plan};
-use support::{digest, push_event, TestBed, REGISTRY, TABLE};
 
 /// The push as every delivery of it orders and records it: confirmed with ECR (which holds its
 /// image, put there by the bed), so dated by ECR's push time, not the event's earlier `time`.

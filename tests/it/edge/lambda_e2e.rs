@@ -1,13 +1,13 @@
 //! The compiled `deploy` binary, run exactly as Lambda runs it: through the Runtime API (a
 //! stand-in on loopback) with its AWS endpoint taken from AWS_ENDPOINT_URL, against moto.
 
-mod support;
+use crate::support;
 
+use crate::support::runtime_api::{Answer, FunctionProcess, RuntimeApi};
+use crate::support::{digest, push_event, sample_event, TestBed, REGISTRY};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
-use support::runtime_api::{Answer, FunctionProcess, RuntimeApi};
-use support::{digest, push_event, sample_event, TestBed, REGISTRY};
 
 const INVOKE_WITHIN: Duration = Duration::from_secs(60);
 

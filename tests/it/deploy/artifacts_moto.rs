@@ -3,10 +3,8 @@
 //! nothing, each with its reason; the tagged multi-arch index deploys. Against moto, with the
 //! demo world the samples name.
 
-mod support;
-
+use crate::support::{sample_event, TestBed, REGISTRY};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
-use support::{sample_event, TestBed, REGISTRY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifacts_are_skipped_and_the_tagged_index_deploys() {

@@ -1,12 +1,12 @@
 //! The ledger's claim rules against DynamoDB on moto (its condition expressions are evaluated
 //! for real): one owner per service at a time, newest push wins, leases end at the deadline.
 
-mod support;
+use crate::support;
 
+use crate::support::{digest, TestBed, TABLE};
 use chrono::TimeZone;
 use pushdeploy::event::{Digest, Push};
 use pushdeploy::ledger::{Claim, Lease, Ledger, Status};
-use support::{digest, TestBed, TABLE};
 
 const SERVICE: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
 const NOW: u64 = 1_800_000_000_000;

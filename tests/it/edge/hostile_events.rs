@@ -2,13 +2,11 @@
 //! none panics, none reaches an ECS mutation or a ledger write, and the function keeps serving.
 //! Against moto, with a service that follows `web:latest` ready to be (wrongly) deployed.
 
-mod support;
-
+use crate::support::runtime_api::{FunctionProcess, RuntimeApi};
+use crate::support::{digest, TestBed, REGISTRY, TABLE};
 use pushdeploy::deploy::{Deployer, Invocation};
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::runtime_api::{FunctionProcess, RuntimeApi};
-use support::{digest, TestBed, REGISTRY, TABLE};
 
 fn valid() -> Value {
     json!({

@@ -2,11 +2,9 @@
 //! of `tests/support/ecs_world.py` in front of its ECS). moto is faithful here for ECS task
 //! definitions and services, Resource Groups Tagging and DynamoDB conditions.
 
-mod support;
-
+use crate::support::{digest, push_event, TestBed, REGISTRY};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
 use pushdeploy::ledger::Status;
-use support::{digest, push_event, TestBed, REGISTRY};
 
 fn app_image(tag: &str) -> String {
     format!("{REGISTRY}/web:{tag}")

@@ -3,11 +3,9 @@
 //! per distinct revision, not per service), DescribeServices is batched per cluster, and a paused
 //! service is left alone.
 
-mod support;
-
+use crate::support::{digest, push_event, TestBed, REGISTRY};
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
 use std::collections::{BTreeMap, BTreeSet};
-use support::{digest, push_event, TestBed, REGISTRY};
 
 const CLUSTERS: usize = 5;
 const PER_CLUSTER: usize = 10;

@@ -3,11 +3,9 @@
 //! comparison cannot pass vacuously); it does not validate them as AWS would, which the pure
 //! field-coverage tests in src/revision_tests.rs do not need.
 
-mod support;
-
+use crate::support::{digest, push_event, TestBed, REGISTRY};
 use aws_sdk_ecs::types::*;
 use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
-use support::{digest, push_event, TestBed, REGISTRY};
 
 async fn register_rich_definition(bed: &TestBed) -> String {
     let app = ContainerDefinition::builder()

@@ -2,14 +2,14 @@
 //! moto): every stdout line is JSON; the EMF lines follow the Embedded Metric Format
 //! specification; and every field the README's Logs Insights queries use appears in the lines.
 
-mod support;
+use crate::support;
 
+use crate::support::runtime_api::{FunctionProcess, RuntimeApi};
+use crate::support::{digest, push_event, sample_event, TestBed};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
-use support::runtime_api::{FunctionProcess, RuntimeApi};
-use support::{digest, push_event, sample_event, TestBed};
 
 const INVOKE_WITHIN: Duration = Duration::from_secs(60);
 const NAMESPACE: &str = "Acme/Deploys";

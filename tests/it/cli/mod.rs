@@ -1,0 +1,2 @@
+mod ops_moto;
+mod replay_moto;

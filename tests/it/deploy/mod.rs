@@ -1,0 +1,9 @@
+mod artifacts_moto;
+mod deploy_mocks;
+mod deploy_moto;
+mod fanout_moto;
+mod partial_failures;
+mod policy_moto;
+mod reconcile_moto;
+mod retry_table;
+mod round_trip;

@@ -1,0 +1,2 @@
+mod rollback_mocks;
+mod rollback_moto;
