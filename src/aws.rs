@@ -391,7 +391,7 @@ impl Aws {
             .resource_type_filters("ecs:service")
             .tag_filters(
                 TagFilter::builder()
-                    .key(crate::follow::TAG_REPOSITORY)
+                    .key(crate::tags::TAG_REPOSITORY)
                     .values("pushdeploy-warm-up")
                     .build(),
             )
@@ -432,7 +432,7 @@ impl Aws {
         repository: Option<&str>,
     ) -> Result<Vec<TaggedService>, AwsError> {
         let filter = TagFilter::builder()
-            .key(crate::follow::TAG_REPOSITORY)
+            .key(crate::tags::TAG_REPOSITORY)
             .set_values(repository.map(|r| vec![r.to_string()]))
             .build();
         let pages: Vec<_> = self

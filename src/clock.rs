@@ -1,3 +1,6 @@
+//! The clocks: AWS's, as its answers tell it (what AWS's times are held against), and the
+//! host's (leases, deadlines, the ledger's own timestamps).
+//!
 //! AWS's clock, as its answers tell it. Every answer carries a `Date` header ("An origin server
 //! with a clock ... MUST generate a Date header field in ... 2xx (Successful) ... responses",
 //! RFC 9110 section 6.6.1); the AWS SDK reads the same header to correct its request signatures
@@ -80,6 +83,17 @@ impl Intercept for AwsClock {
         }
         Ok(())
     }
+}
+
+/// The host's clock in epoch milliseconds: what leases and Lambda's deadlines are measured in
+/// (both are the host's, never AWS's word for a time it wrote).
+pub fn now_ms() -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+/// The host's clock as the ledger writes times (`updated_at`, `started_at`).
+pub fn now_text() -> String {
+    crate::event::timestamp_text(&Utc::now())
 }
 
 #[cfg(test)]

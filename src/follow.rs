@@ -4,15 +4,9 @@
 use crate::config::{resource_name, Config};
 use crate::event::Push;
 use crate::policy::TagPolicy;
+use crate::tags::{TAG_CONTAINER, TAG_REPOSITORY, TAG_TAG};
 use std::collections::BTreeMap;
 
-pub const TAG_REPOSITORY: &str = "pushdeploy:repository";
-pub const TAG_TAG: &str = "pushdeploy:tag";
-pub const TAG_CONTAINER: &str = "pushdeploy:container";
-/// `true`: deploy nothing to the service until the tag is removed (`pushdeploy pause|resume`).
-pub const TAG_PAUSED: &str = "pushdeploy:paused";
-/// `true`: decide and log for the service, change nothing.
-pub const TAG_DRY_RUN: &str = "pushdeploy:dry-run";
 /// The tag a service follows when it does not say.
 pub const DEFAULT_TAG: &str = "latest";
 

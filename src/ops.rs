@@ -3,8 +3,8 @@
 //! arguments and prints.
 
 use crate::aws::AwsError;
-use crate::follow::TAG_PAUSED;
 use crate::ledger::{DeploymentRecord, Kind, Ledger, LedgerError};
+use crate::tags::TAG_PAUSED;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {

@@ -4,7 +4,8 @@ use crate::event::{order_key, Push};
 use crate::image::ImageRef;
 use crate::outcome::SkipReason;
 use crate::policy::{Refusal, TagPolicy};
-use crate::revision::{tag_value, TAG_EVENT_ID, TAG_PUSHED_AT, TAG_PUSHED_TAG};
+use crate::revision::tag_value;
+use crate::tags::{TAG_EVENT_ID, TAG_PUSHED_AT, TAG_PUSHED_TAG};
 use aws_sdk_ecs::types::{DeploymentControllerType, Service, Tag, TaskDefinition};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 use super::*;
 use crate::event::Digest;
-use crate::revision::TAG_PUSHED_AT;
+use crate::tags::TAG_PUSHED_AT;
 use aws_sdk_ecs::types::{ContainerDefinition, DeploymentController};
 use chrono::TimeZone;
 

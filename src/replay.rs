@@ -21,9 +21,10 @@
 
 use crate::aws::Aws;
 use crate::config::Config;
-use crate::deploy::{Deployer, Invocation};
+use crate::deploy::Deployer;
 use crate::ecs_event::{DEPLOYMENT_STATE_CHANGE, ECS_SOURCE, SCHEDULED_EVENT, SCHEDULE_SOURCE};
 use crate::event::{ECR_IMAGE_ACTION, ECR_REPLICATION_ACTION, ECR_SOURCE};
+use crate::invocation::Invocation;
 use crate::rollback::RollbackHandler;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use serde_json::Value;
@@ -805,7 +806,7 @@ impl Replayer {
             // The function AWS confirmed: whose account's pushes it trusts by default.
             function_arn: Some(stack.facts.arn.clone()),
             // Each replay is a delivery of its own.
-            request_id: Some(format!("replay-{message_id}-{}", crate::deploy::now_ms())),
+            request_id: Some(format!("replay-{message_id}-{}", crate::clock::now_ms())),
         };
         let result = match handling.function() {
             Function::Deploy => stack.deployer.handle(letter.event, &invocation).await,

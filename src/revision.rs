@@ -1,17 +1,12 @@
 //! A faithful new task-definition revision: every writable field of the current revision carried
 //! over, the tags kept, only one container's image changed, provenance tags added.
 
+use crate::tags::{
+    TAG_DIGEST, TAG_EVENT_ID, TAG_PINS, TAG_PIN_REASON, TAG_PREVIOUS, TAG_PUSHED_AT, TAG_PUSHED_TAG,
+};
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{Tag, TaskDefinition};
 
-pub const TAG_PUSHED_TAG: &str = "pushdeploy:pushed-tag";
-pub const TAG_DIGEST: &str = "pushdeploy:digest";
-pub const TAG_PUSHED_AT: &str = "pushdeploy:pushed-at";
-pub const TAG_EVENT_ID: &str = "pushdeploy:event-id";
-pub const TAG_PREVIOUS: &str = "pushdeploy:previous-task-definition";
-/// On a rollback's pinned copy: the revision it copies, and why it exists.
-pub const TAG_PINS: &str = "pushdeploy:pins";
-pub const TAG_PIN_REASON: &str = "pushdeploy:pinned-because";
 const PROVENANCE: [&str; 7] = [
     TAG_PUSHED_TAG,
     TAG_DIGEST,

@@ -73,7 +73,7 @@ impl<'a> Run<'a> {
 
     /// Marks each outcome's milestone, and writes its one log line and its metrics.
     pub fn conclude(&self, outcomes: &mut [Outcome]) {
-        let now_ms = crate::deploy::now_ms();
+        let now_ms = crate::clock::now_ms();
         for outcome in outcomes.iter_mut() {
             outcome.milestone = outcome.milestone();
             self.log(outcome);

@@ -1,7 +1,8 @@
 //! The deploy Lambda function: wiring only. The work is in `pushdeploy::deploy`.
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use pushdeploy::deploy::{Deployer, Invocation};
+use pushdeploy::deploy::Deployer;
+use pushdeploy::invocation::Invocation;
 use serde_json::Value;
 
 #[tokio::main]
@@ -13,11 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     deployer.warm_up().await;
     let deployer = &deployer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let invocation = Invocation {
-            deadline_ms: event.context.deadline,
-            function_arn: Some(event.context.invoked_function_arn),
-            request_id: Some(event.context.request_id),
-        };
+        let invocation = Invocation::from(&event.context);
         deployer
             .handle(event.payload, &invocation)
             .await

@@ -1,7 +1,7 @@
 //! The rollback Lambda function: wiring only. The work is in `pushdeploy::rollback`.
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use pushdeploy::deploy::Invocation;
+use pushdeploy::invocation::Invocation;
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::Value;
 
@@ -13,11 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = RollbackHandler::new(&sdk, config);
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let invocation = Invocation {
-            deadline_ms: event.context.deadline,
-            function_arn: Some(event.context.invoked_function_arn),
-            request_id: Some(event.context.request_id),
-        };
+        let invocation = Invocation::from(&event.context);
         handler
             .handle(event.payload, &invocation)
             .await

@@ -5,70 +5,25 @@ mod one_service;
 mod reconcile;
 
 use crate::aws::{Aws, AwsError, DESCRIBE_SERVICES_BATCH};
-use crate::config::parse_bool;
 use crate::config::Config;
 use crate::confirm::{confirm, Confirmed};
 use crate::ecs_event::{parse_trigger, RollbackTrigger, SCHEDULE_SOURCE};
-use crate::event::{parse_push, timestamp_text, trust, Ignored, Push};
-use crate::follow::{followers, Follower, TAG_PAUSED};
+use crate::event::{parse_push, trust, Ignored, Push};
+use crate::follow::{followers, Follower};
+use crate::invocation::Invocation;
 use crate::ledger::{Lease, Ledger};
 use crate::notify::Notifier;
 use crate::outcome::SkipReason;
 pub use crate::outcome::{Outcome, OutcomeKind, Report, RetryableFailure};
 use crate::policy::TagPolicy;
+use crate::tags::{flag, TAG_PAUSED};
 use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// The lease a claim takes when the invocation has no deadline (a local run).
-const DEFAULT_LEASE_MS: u64 = 15 * 60 * 1000;
-
-/// The invocation's time limit, from the Lambda context.
-#[derive(Debug, Clone, Default)]
-pub struct Invocation {
-    /// Epoch milliseconds; 0 when unknown.
-    pub deadline_ms: u64,
-    /// `arn:aws:lambda:<region>:<account>:function:<name>`: whose pushes this function trusts.
-    pub function_arn: Option<String>,
-    /// The Lambda request id, which Lambda's retries of this invocation keep.
-    pub request_id: Option<String>,
-}
-
-impl Invocation {
-    /// The account and region the function runs in, from its ARN.
-    pub fn home(&self) -> (Option<&str>, Option<&str>) {
-        let mut parts = self.function_arn.as_deref().unwrap_or_default().split(':');
-        let region = parts.nth(3).filter(|r| !r.is_empty());
-        let account = parts.next().filter(|a| !a.is_empty());
-        (account, region)
-    }
-
-    /// The claim this invocation takes in the ledger: held by its request id (a run without one
-    /// gets a name of its own) until its deadline, or a default for runs without one.
-    pub fn lease(&self) -> Lease {
-        static LOCAL_RUNS: AtomicU64 = AtomicU64::new(0);
-        let holder = match self.request_id.as_deref() {
-            Some(id) if !id.is_empty() => id.to_string(),
-            _ => format!(
-                "local-{}-{}-{}",
-                std::process::id(),
-                now_ms(),
-                LOCAL_RUNS.fetch_add(1, Ordering::Relaxed)
-            ),
-        };
-        let until_ms = if self.deadline_ms > 0 {
-            self.deadline_ms
-        } else {
-            now_ms() + DEFAULT_LEASE_MS
-        };
-        Lease { holder, until_ms }
-    }
-}
 
 /// What the services of one push share: the claim's lease, and the revisions registered so far.
 pub(crate) struct Shared<'a> {
@@ -103,22 +58,6 @@ pub struct Deployer {
     ledger: Ledger,
     notifier: Notifier,
     config: Config,
-}
-
-/// Whether a service's tag `key` is set to true.
-pub(crate) fn flag(service: &Service, key: &str) -> bool {
-    service
-        .tags()
-        .iter()
-        .any(|t| t.key() == Some(key) && t.value().and_then(parse_bool) == Some(true))
-}
-
-pub(crate) fn now_ms() -> u64 {
-    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
-}
-
-pub(crate) fn now_text() -> String {
-    timestamp_text(&chrono::Utc::now())
 }
 
 impl Deployer {

@@ -1,16 +1,18 @@
 //! One service, one push: decide, claim the service in the ledger, register the revision,
 //! update the service, record what happened.
 
-use super::{flag, now_ms, now_text, Deployer, Shared};
+use super::{Deployer, Shared};
 use crate::aws::{primary_deployment, write_at_most_once};
+use crate::clock::{now_ms, now_text};
 use crate::diff::{named, unlike_planned};
 use crate::event::Push;
-use crate::follow::{Follower, ServiceKey, TAG_DRY_RUN};
+use crate::follow::{Follower, ServiceKey};
 use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, Status};
 use crate::outcome::{Outcome, OutcomeKind, SkipReason};
 use crate::plan::{decide, unreported_failure_warning, Change, Decision};
 use crate::resolved::{image_of, is_pinned, revision_running, ResolvedImages};
-use crate::revision::{revision_request, tag_value, Provenance, TAG_EVENT_ID, TAG_PREVIOUS};
+use crate::revision::{revision_request, tag_value, Provenance};
+use crate::tags::{flag, TAG_DRY_RUN, TAG_EVENT_ID, TAG_PREVIOUS};
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
 use std::sync::Mutex;

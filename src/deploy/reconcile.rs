@@ -9,15 +9,17 @@
 //! its scheduled time ([`reading_order`]), and says in its reason what it did not reach or read
 //! only partly.
 
-use super::{Deployer, Invocation, Revisions, Shared};
+use super::{Deployer, Revisions, Shared};
 use crate::aws::{EcrImage, ImagesRead, ReadStop, DESCRIBE_SERVICES_BATCH, IMAGES_PAGE_SIZE};
 use crate::event::{is_valid_repository, Digest, Push};
-use crate::follow::{followers, Follower, ServiceKey, TaggedService, TAG_REPOSITORY};
+use crate::follow::{followers, Follower, ServiceKey, TaggedService};
 use crate::image::ImageRef;
+use crate::invocation::Invocation;
 use crate::media::not_an_image;
 use crate::outcome::{Outcome, OutcomeKind, Report, RetryableFailure, SkipReason};
 use crate::plan::running_tag;
 use crate::policy::{TagPolicy, Version};
+use crate::tags::TAG_REPOSITORY;
 use crate::telemetry::{Run, Subject};
 use aws_sdk_ecs::types::{Tag, TaskDefinition};
 use chrono::{DateTime, Utc};
@@ -423,7 +425,7 @@ impl Deployer {
         let order = reading_order(&repositories, &at);
         let reads_until = reads_until(
             invocation.deadline_ms,
-            super::now_ms(),
+            crate::clock::now_ms(),
             Instant::now(),
             started,
         );

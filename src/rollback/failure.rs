@@ -5,7 +5,7 @@ use super::decide::{on_failure, FailureAction};
 use super::pin::NoSafeTarget;
 use super::{good_or, key_of, RollbackHandler};
 use crate::aws::primary_deployment;
-use crate::deploy::{now_ms, now_text};
+use crate::clock::{now_ms, now_text};
 use crate::ledger::{DeploymentRecord, Kind, Lease, LedgerError, Status, Written};
 use crate::outcome::{Milestone, Outcome, OutcomeKind, SkipReason};
 use aws_sdk_ecs::types::Service;

@@ -11,15 +11,15 @@ mod failure;
 mod pin;
 
 use crate::aws::Aws;
+use crate::clock::now_text;
 use crate::config::Config;
-use crate::deploy::flag;
-use crate::deploy::{now_text, Invocation};
 use crate::ecs_event::{parse_trigger, DeploymentChange, DeploymentState, RollbackTrigger};
 use crate::follow::ServiceKey;
-use crate::follow::TAG_DRY_RUN;
+use crate::invocation::Invocation;
 use crate::ledger::{DeploymentRecord, Lease, Ledger, LedgerError, Status, Written};
 use crate::notify::Notifier;
 use crate::outcome::{Milestone, Outcome, OutcomeKind, Report, RetryableFailure, SkipReason};
+use crate::tags::{flag, TAG_DRY_RUN};
 use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;

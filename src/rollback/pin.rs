@@ -8,7 +8,8 @@ use crate::aws::{write_at_most_once, AwsError};
 use crate::diff::{named, unlike_planned};
 use crate::ledger::DeploymentRecord;
 use crate::resolved::{pin_plan, PinPlan};
-use crate::revision::{pinned_copy_request, tag_value, PinProvenance, TAG_EVENT_ID, TAG_PINS};
+use crate::revision::{pinned_copy_request, tag_value, PinProvenance};
+use crate::tags::{TAG_EVENT_ID, TAG_PINS};
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::TaskDefinition;
 

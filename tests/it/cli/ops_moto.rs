@@ -8,7 +8,8 @@ use crate::support;
 
 use crate::support::ecs_world::World;
 use crate::support::{digest, push_event, TestBed, REGISTRY, TABLE};
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
+use pushdeploy::deploy::{Deployer, OutcomeKind, Report};
+use pushdeploy::invocation::Invocation;
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::Value;
 

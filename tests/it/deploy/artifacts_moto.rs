@@ -4,7 +4,8 @@
 //! demo world the samples name.
 
 use crate::support::{sample_event, TestBed, REGISTRY};
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+use pushdeploy::deploy::{Deployer, OutcomeKind};
+use pushdeploy::invocation::Invocation;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifacts_are_skipped_and_the_tagged_index_deploys() {

@@ -10,7 +10,8 @@ use crate::support::{digest, push_event, TestBed};
 use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
 use aws_sdk_ecs::types::TaskDefinition;
 use aws_smithy_mocks::mock;
-use pushdeploy::deploy::{Invocation, OutcomeKind};
+use pushdeploy::deploy::OutcomeKind;
+use pushdeploy::invocation::Invocation;
 use pushdeploy::ledger::Status;
 
 fn push() -> serde_json::Value {

@@ -3,7 +3,8 @@
 //! definitions and services, Resource Groups Tagging and DynamoDB conditions.
 
 use crate::support::{digest, push_event, TestBed, REGISTRY};
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
+use pushdeploy::deploy::{Deployer, OutcomeKind, Report};
+use pushdeploy::invocation::Invocation;
 use pushdeploy::ledger::Status;
 
 fn app_image(tag: &str) -> String {

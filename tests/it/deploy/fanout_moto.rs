@@ -4,7 +4,8 @@
 //! service is left alone.
 
 use crate::support::{digest, push_event, TestBed, REGISTRY};
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+use pushdeploy::deploy::{Deployer, OutcomeKind};
+use pushdeploy::invocation::Invocation;
 use std::collections::{BTreeMap, BTreeSet};
 
 const CLUSTERS: usize = 5;

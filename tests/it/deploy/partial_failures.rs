@@ -11,9 +11,10 @@ use crate::support::fault_proxy::{call, Call, Fault, FaultProxy, Plan};
 use crate::support::{digest, push_event, TestBed, REGISTRY, TABLE};
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair};
-use pushdeploy::deploy::{Deployer, Invocation, Outcome, OutcomeKind};
+use pushdeploy::deploy::{Deployer, Outcome, OutcomeKind};
 use pushdeploy::diff::unlike_planned;
 use pushdeploy::event::parse_push;
+use pushdeploy::invocation::Invocation;
 use pushdeploy::ledger::{DeploymentRecord, Kind, Lease, Ledger, Status};
 use pushdeploy::revision::{revision_request, Provenance};
 

@@ -4,7 +4,8 @@
 //! `release-*`; a service with a bad policy fails with its value named while the others deploy.
 
 use crate::support::{digest, push_event, TestBed, REGISTRY};
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report};
+use pushdeploy::deploy::{Deployer, OutcomeKind, Report};
+use pushdeploy::invocation::Invocation;
 
 /// Pushes `web:<tag>` with digest `d` to ECR and delivers its event.
 async fn push(

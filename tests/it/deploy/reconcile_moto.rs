@@ -8,7 +8,8 @@
 use crate::support;
 
 use crate::support::{TestBed, REGISTRY};
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+use pushdeploy::deploy::{Deployer, OutcomeKind};
+use pushdeploy::invocation::Invocation;
 use serde_json::json;
 
 fn manifest(n: u32) -> String {

@@ -11,8 +11,9 @@ use crate::support;
 use crate::support::fault_proxy::{call, Call, Fault, FaultProxy, Plan};
 use crate::support::{digest, push_event, TestBed, REGISTRY, TABLE};
 use aws_sdk_dynamodb::types::AttributeValue;
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind, Report, RetryableFailure};
+use pushdeploy::deploy::{Deployer, OutcomeKind, Report, RetryableFailure};
 use pushdeploy::event::parse_push;
+use pushdeploy::invocation::Invocation;
 use pushdeploy::ledger::{Kind, Status, HEAD_SK, QUARANTINE_PREFIX};
 use pushdeploy::rollback::RollbackHandler;
 

@@ -5,7 +5,8 @@
 
 use crate::support::{digest, push_event, TestBed, REGISTRY};
 use aws_sdk_ecs::types::*;
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+use pushdeploy::deploy::{Deployer, OutcomeKind};
+use pushdeploy::invocation::Invocation;
 
 async fn register_rich_definition(bed: &TestBed) -> String {
     let app = ContainerDefinition::builder()

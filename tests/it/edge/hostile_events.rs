@@ -4,7 +4,8 @@
 
 use crate::support::runtime_api::{FunctionProcess, RuntimeApi};
 use crate::support::{digest, TestBed, REGISTRY, TABLE};
-use pushdeploy::deploy::{Deployer, Invocation};
+use pushdeploy::deploy::Deployer;
+use pushdeploy::invocation::Invocation;
 use serde_json::{json, Value};
 use std::time::Duration;
 

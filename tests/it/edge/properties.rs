@@ -5,9 +5,10 @@
 use proptest::prelude::*;
 use pushdeploy::config::Config;
 use pushdeploy::event::{is_valid_repository, is_valid_tag, parse_push, Digest};
-use pushdeploy::follow::{followers, TaggedService, TAG_REPOSITORY, TAG_TAG};
+use pushdeploy::follow::{followers, TaggedService};
 use pushdeploy::image::ImageRef;
 use pushdeploy::policy::{TagPolicy, Version};
+use pushdeploy::tags::{TAG_REPOSITORY, TAG_TAG};
 use serde_json::{json, Map, Value};
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {

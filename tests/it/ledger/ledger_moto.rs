@@ -178,7 +178,8 @@ async fn the_holder_of_a_claim_may_take_it_again_while_leased() {
 /// and ECS's COMPLETED then makes it the last known good revision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rollback_function_never_undoes_the_deploy_functions_last_write() {
-    use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+    use pushdeploy::deploy::{Deployer, OutcomeKind};
+    use pushdeploy::invocation::Invocation;
     use pushdeploy::rollback::RollbackHandler;
     use support::fault_proxy::{call, Fault, FaultProxy, Plan};
 

@@ -12,7 +12,8 @@ use crate::support::{digest, push_event, TestBed};
 use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
 use aws_sdk_ecs::types::{Deployment, DeploymentConfiguration, DeploymentRolloutState, Service};
 use aws_smithy_mocks::{mock, Rule};
-use pushdeploy::deploy::{Deployer, Invocation, OutcomeKind};
+use pushdeploy::deploy::{Deployer, OutcomeKind};
+use pushdeploy::invocation::Invocation;
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::{json, Value};
 

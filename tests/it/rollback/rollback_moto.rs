@@ -18,7 +18,8 @@
 use crate::support;
 
 use crate::support::{digest, push_event, TestBed, REGISTRY};
-use pushdeploy::deploy::{Deployer, Invocation, Outcome, OutcomeKind, Report};
+use pushdeploy::deploy::{Deployer, Outcome, OutcomeKind, Report};
+use pushdeploy::invocation::Invocation;
 use pushdeploy::ledger::{Kind, Status};
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::{json, Value};

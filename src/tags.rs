@@ -1,0 +1,33 @@
+//! The tag names pushdeploy reads and writes, in one place: the service tags people set (the
+//! service's opt-in, policy and switches) and the provenance tags pushdeploy writes on the task
+//! definitions it registers.
+
+use crate::config::parse_bool;
+use aws_sdk_ecs::types::Service;
+
+// Service tags, set by people (README "Service tags").
+pub const TAG_REPOSITORY: &str = "pushdeploy:repository";
+pub const TAG_TAG: &str = "pushdeploy:tag";
+pub const TAG_CONTAINER: &str = "pushdeploy:container";
+/// `true`: deploy nothing to the service until the tag is removed (`pushdeploy pause|resume`).
+pub const TAG_PAUSED: &str = "pushdeploy:paused";
+/// `true`: decide and log for the service, change nothing.
+pub const TAG_DRY_RUN: &str = "pushdeploy:dry-run";
+
+/// Whether a service's tag `key` is set to true (`pushdeploy:paused`, `pushdeploy:dry-run`).
+pub fn flag(service: &Service, key: &str) -> bool {
+    service
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some(key) && t.value().and_then(parse_bool) == Some(true))
+}
+
+// Provenance tags, written by pushdeploy on each revision it registers.
+pub const TAG_PUSHED_TAG: &str = "pushdeploy:pushed-tag";
+pub const TAG_DIGEST: &str = "pushdeploy:digest";
+pub const TAG_PUSHED_AT: &str = "pushdeploy:pushed-at";
+pub const TAG_EVENT_ID: &str = "pushdeploy:event-id";
+pub const TAG_PREVIOUS: &str = "pushdeploy:previous-task-definition";
+/// On a rollback's pinned copy: the revision it copies, and why it exists.
+pub const TAG_PINS: &str = "pushdeploy:pins";
+pub const TAG_PIN_REASON: &str = "pushdeploy:pinned-because";
