@@ -1,6 +1,7 @@
 //! The rollback function's edge: `ECS Deployment State Change` events and the sweep schedule's
 //! `Scheduled Event`, parsed once into [`RollbackTrigger`], or a reason they are ignored.
 
+use crate::event::{SCHEDULED_EVENT, SCHEDULE_SOURCE};
 use crate::follow::{service_key_from_arn, ServiceKey};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
@@ -9,8 +10,6 @@ use serde_json::Value;
 
 pub const ECS_SOURCE: &str = "aws.ecs";
 pub const DEPLOYMENT_STATE_CHANGE: &str = "ECS Deployment State Change";
-pub const SCHEDULE_SOURCE: &str = "aws.events";
-pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

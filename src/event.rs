@@ -15,6 +15,9 @@ use std::fmt;
 pub const ECR_SOURCE: &str = "aws.ecr";
 pub const ECR_IMAGE_ACTION: &str = "ECR Image Action";
 pub const ECR_REPLICATION_ACTION: &str = "ECR Replication Action";
+/// EventBridge's own event for a schedule: both functions' schedules send it.
+pub const SCHEDULE_SOURCE: &str = "aws.events";
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 
 /// The `detail` of an ECR `ECR Image Action` event, as EventBridge delivers it.
 /// Every field is optional here so that a missing one becomes a precise reason, not a serde error.
@@ -161,12 +164,49 @@ pub struct Ignored {
     pub reason: NotDeployable,
 }
 
+/// What the deploy function is asked to do: the one type its handler and replay route on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeployTrigger {
+    /// An ECR push, or an image ECR replicated into this region (its `replicated_from`).
+    /// Boxed: a push is ten times the size of a reconcile.
+    Push(Box<Push>),
+    /// The reconcile schedule's `Scheduled Event` (template: MissedPushReconcile): deploy what
+    /// pushes whose event never arrived left undone. `at` is the event's `time`, which only
+    /// names the run (the reconcile reads ECR, not the event).
+    Reconcile {
+        event_id: Option<String>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// The deploy function's input, parsed once: a push, a replication or its schedule; anything
+/// else is ignored with its reason.
+pub fn parse_deploy_trigger(payload: Value) -> Result<DeployTrigger, Ignored> {
+    let envelope = envelope_of(payload)?;
+    if (envelope.source.as_str(), envelope.detail_type.as_str())
+        == (SCHEDULE_SOURCE, SCHEDULED_EVENT)
+    {
+        return Ok(DeployTrigger::Reconcile {
+            event_id: envelope.id.filter(|id| !id.is_empty()),
+            at: envelope.time.unwrap_or_else(Utc::now),
+        });
+    }
+    push_of(envelope).map(|push| DeployTrigger::Push(Box::new(push)))
+}
+
+/// An ECR push or replication, or why the payload is not one.
 pub fn parse_push(payload: Value) -> Result<Push, Ignored> {
-    let envelope: EventBridgeEvent<Value> =
-        serde_json::from_value(payload).map_err(|e| Ignored {
-            event_id: None,
-            reason: NotDeployable::NotEventBridge(e.to_string()),
-        })?;
+    push_of(envelope_of(payload)?)
+}
+
+fn envelope_of(payload: Value) -> Result<EventBridgeEvent<Value>, Ignored> {
+    serde_json::from_value(payload).map_err(|e| Ignored {
+        event_id: None,
+        reason: NotDeployable::NotEventBridge(e.to_string()),
+    })
+}
+
+fn push_of(envelope: EventBridgeEvent<Value>) -> Result<Push, Ignored> {
     let event_id = envelope.id.clone().filter(|id| !id.is_empty());
     let ignored = |reason| Ignored {
         event_id: event_id.clone(),
@@ -398,6 +438,37 @@ mod tests {
         json!({"action-type": "PUSH", "result": "SUCCESS", "repository-name": "team/web",
                "image-digest": DIGEST, "image-tag": "latest",
                "manifest-media-type": "application/vnd.oci.image.manifest.v1+json"})
+    }
+
+    #[test]
+    fn the_deploy_function_takes_a_push_a_replication_or_its_schedule_and_nothing_else() {
+        let Ok(DeployTrigger::Push(push)) = parse_deploy_trigger(event(push_detail())) else {
+            panic!("a push");
+        };
+        assert_eq!(
+            (push.event_id.as_str(), push.replicated_from.is_none()),
+            ("e-1", true)
+        );
+
+        let schedule = json!({
+            "version": "0", "id": "s-1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-26T12:05:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/reconcile"], "detail": {}
+        });
+        let Ok(DeployTrigger::Reconcile { event_id, at }) = parse_deploy_trigger(schedule) else {
+            panic!("the schedule");
+        };
+        assert_eq!(event_id.as_deref(), Some("s-1"));
+        assert_eq!(at.to_rfc3339(), "2026-11-26T12:05:00+00:00");
+
+        let mut ecs = event(json!({"eventName": "SERVICE_DEPLOYMENT_FAILED"}));
+        ecs["source"] = json!("aws.ecs");
+        ecs["detail-type"] = json!("ECS Deployment State Change");
+        let ignored = parse_deploy_trigger(ecs).unwrap_err();
+        assert!(
+            matches!(ignored.reason, NotDeployable::NotEcrImageAction { .. }),
+            "{ignored:?}"
+        );
     }
 
     #[test]

@@ -22,8 +22,10 @@
 use crate::aws::Aws;
 use crate::config::Config;
 use crate::deploy::Deployer;
-use crate::ecs_event::{DEPLOYMENT_STATE_CHANGE, ECS_SOURCE, SCHEDULED_EVENT, SCHEDULE_SOURCE};
-use crate::event::{ECR_IMAGE_ACTION, ECR_REPLICATION_ACTION, ECR_SOURCE};
+use crate::ecs_event::{DEPLOYMENT_STATE_CHANGE, ECS_SOURCE};
+use crate::event::{
+    ECR_IMAGE_ACTION, ECR_REPLICATION_ACTION, ECR_SOURCE, SCHEDULED_EVENT, SCHEDULE_SOURCE,
+};
 use crate::invocation::Invocation;
 use crate::rollback::RollbackHandler;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};

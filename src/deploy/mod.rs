@@ -7,9 +7,8 @@ mod reconcile;
 use crate::aws::{Aws, AwsError, DESCRIBE_SERVICES_BATCH};
 use crate::config::Config;
 use crate::confirm::{confirm, Confirmed};
-use crate::ecs_event::{parse_trigger, RollbackTrigger, SCHEDULE_SOURCE};
-use crate::event::{parse_push, trust, Ignored, Push};
-use crate::follow::{followers, Follower};
+use crate::event::{parse_deploy_trigger, trust, DeployTrigger, NotDeployable, Push};
+use crate::follow::{followers, Follower, TaggedService};
 use crate::invocation::Invocation;
 use crate::ledger::{Lease, Ledger};
 use crate::notify::Notifier;
@@ -87,63 +86,44 @@ impl Deployer {
         &self.ledger
     }
 
+    /// One invocation: the payload parsed once into what the function is asked to do, and
+    /// done. Never panics on input; an error is returned only when Lambda should retry.
     pub async fn handle(
         &self,
         payload: Value,
         invocation: &Invocation,
     ) -> Result<Report, RetryableFailure> {
         self.aws.calls.take();
-        // The reconcile schedule (template: MissedPushReconcile) sends EventBridge's standard
-        // Scheduled Event. Only an `aws.events` payload is parsed (and copied) for it: pushes
-        // go straight on.
-        let scheduled = payload.get("source").and_then(Value::as_str) == Some(SCHEDULE_SOURCE);
-        if let Some(Ok(RollbackTrigger::Sweep { at })) =
-            scheduled.then(|| parse_trigger(payload.clone()))
-        {
-            let event_id = payload
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            return self.reconcile(event_id, at, invocation).await;
+        match parse_deploy_trigger(payload) {
+            Ok(DeployTrigger::Reconcile { event_id, at }) => {
+                self.reconcile(event_id, at, invocation).await
+            }
+            Ok(DeployTrigger::Push(push)) => self.on_push(*push, invocation).await,
+            Err(ignored) => {
+                Ok(self.ignored(ignored.event_id, ignored.reason.to_string(), invocation))
+            }
         }
+    }
+
+    /// The answer to what moves nothing, with its reason (logged by [`Report::ignored`]).
+    fn ignored(&self, event_id: Option<String>, reason: String, invocation: &Invocation) -> Report {
+        let request_id = invocation.request_id.as_deref();
+        Report::ignored(event_id, reason, self.aws.calls.take(), request_id)
+    }
+
+    /// A push or a replication: trusted by where it comes from, confirmed by ECR, deployed to
+    /// every service that follows it.
+    async fn on_push(
+        &self,
+        push: Push,
+        invocation: &Invocation,
+    ) -> Result<Report, RetryableFailure> {
         let started = std::time::Instant::now();
         let request_id = invocation.request_id.as_deref();
-        let (home_account, home_region) = invocation.home();
-        let home_region = home_region.or(self.aws.region());
-        let trusted = parse_push(payload).and_then(|push| {
-            let accounts = self.config.trusted_accounts.as_ref();
-            match trust(&push, home_account, home_region, accounts) {
-                Ok(()) => Ok(push),
-                Err(reason) => Err(Ignored {
-                    event_id: Some(push.event_id),
-                    reason,
-                }),
-            }
-        });
-        let push = match trusted {
-            Ok(push) => push,
-            Err(ignored) => {
-                let reason = ignored.reason.to_string();
-                return Ok(Report::ignored(
-                    ignored.event_id,
-                    reason,
-                    self.aws.calls.take(),
-                    request_id,
-                ));
-            }
-        };
-        if let Some(from) = &push.replicated_from {
-            tracing::info!(
-                request_id,
-                event_id = push.event_id.as_str(),
-                repository = push.repository.as_str(),
-                tag = push.tag.as_str(),
-                digest = push.digest.as_str(),
-                source_account = from.account.as_str(),
-                source_region = from.region.as_str(),
-                "a replicated image: deployed like a push"
-            );
+        if let Err(reason) = self.trusts(&push, invocation) {
+            return Ok(self.ignored(Some(push.event_id), reason.to_string(), invocation));
         }
+        log_replication(&push, request_id);
         // Discovery and ECR's word on the push, at once: confirming costs no time of its own.
         let (tagged, image) = tokio::join!(
             self.aws.tagged_services(&push.repository),
@@ -160,22 +140,7 @@ impl Deployer {
                 return self.cannot_start(&push, what, e, started, request_id);
             }
         };
-
-        let mut outcomes = Vec::new();
-        let mut following = Vec::new();
-        for selection in followers(&push, &tagged, &self.config) {
-            match selection {
-                Ok(follower) => following.push(follower),
-                Err(excluded) if excluded.is_error => {
-                    outcomes.push(Outcome::failed(&excluded.key, excluded.reason, false))
-                }
-                Err(excluded) => outcomes.push(Outcome::skipped(
-                    &excluded.key,
-                    SkipReason::ClusterNotAllowed,
-                    excluded.reason,
-                )),
-            }
-        }
+        let (following, mut outcomes) = self.select(&push, &tagged);
         // ECR's word matters only to a push someone follows: a push nobody follows moves
         // nothing whatever ECR says, and its answer stays "no service follows".
         if !following.is_empty() {
@@ -202,37 +167,60 @@ impl Deployer {
                     );
                 }
                 Err(unbelieved) => {
-                    return Ok(Report::ignored(
-                        Some(push.event_id.clone()),
-                        unbelieved.to_string(),
-                        self.aws.calls.take(),
-                        request_id,
-                    ))
+                    let reason = unbelieved.to_string();
+                    return Ok(self.ignored(Some(push.event_id.clone()), reason, invocation));
                 }
             }
         }
-        outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
+        self.finish(&push, outcomes, request_id, started).await
+    }
 
-        let run = Run::new(Subject::from(&push), request_id, started, &self.config);
+    /// Whether the push comes from where this function takes pushes from: its own region, and
+    /// its own account or one of `PUSHDEPLOY_TRUSTED_ACCOUNTS`.
+    fn trusts(&self, push: &Push, invocation: &Invocation) -> Result<(), NotDeployable> {
+        let (home_account, home_region) = invocation.home();
+        let home_region = home_region.or(self.aws.region());
+        let accounts = self.config.trusted_accounts.as_ref();
+        trust(push, home_account, home_region, accounts)
+    }
+
+    /// The services that follow the push, and an outcome for each one excluded (a cluster
+    /// outside `Clusters` is a skip; a bad mapping, a failure).
+    fn select(&self, push: &Push, tagged: &[TaggedService]) -> (Vec<Follower>, Vec<Outcome>) {
+        let mut following = Vec::new();
+        let mut excluded = Vec::new();
+        for selection in followers(push, tagged, &self.config) {
+            match selection {
+                Ok(follower) => following.push(follower),
+                Err(out) if out.is_error => {
+                    excluded.push(Outcome::failed(&out.key, out.reason, false))
+                }
+                Err(out) => excluded.push(Outcome::skipped(
+                    &out.key,
+                    SkipReason::ClusterNotAllowed,
+                    out.reason,
+                )),
+            }
+        }
+        (following, excluded)
+    }
+
+    /// The push's outcomes told (log lines, metrics, notifications) and answered; a push that
+    /// moved nothing says who would have to follow it.
+    async fn finish(
+        &self,
+        push: &Push,
+        mut outcomes: Vec<Outcome>,
+        request_id: Option<&str>,
+        started: std::time::Instant,
+    ) -> Result<Report, RetryableFailure> {
+        outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
+        let run = Run::new(Subject::from(push), request_id, started, &self.config);
         run.announce(&mut outcomes, &self.notifier).await;
         // "My push did nothing" deserves a line of its own too.
-        let reason = outcomes.is_empty().then(|| {
-            let reason = format!(
-                "no service follows {}:{} (tag pushdeploy:repository={} with pushdeploy:tag={}, or a PUSHDEPLOY_RULES entry)",
-                push.repository, push.tag, push.repository, push.tag
-            );
-            tracing::info!(
-                request_id,
-                event_id = push.event_id.as_str(),
-                repository = push.repository.as_str(),
-                tag = push.tag.as_str(),
-                digest = push.digest.as_str(),
-                outcome = "none",
-                reason = reason.as_str(),
-                "no service follows this push"
-            );
-            reason
-        });
+        let reason = outcomes
+            .is_empty()
+            .then(|| nobody_follows(push, request_id));
         let report = Report {
             event_id: Some(push.event_id.clone()),
             outcomes,
@@ -445,4 +433,39 @@ fn not_described(follower: &Follower, failures: &[(String, String)]) -> Outcome 
         ),
         false,
     )
+}
+
+/// One line for an image ECR replicated into this region: it deploys like a push.
+fn log_replication(push: &Push, request_id: Option<&str>) {
+    if let Some(from) = &push.replicated_from {
+        tracing::info!(
+            request_id,
+            event_id = push.event_id.as_str(),
+            repository = push.repository.as_str(),
+            tag = push.tag.as_str(),
+            digest = push.digest.as_str(),
+            source_account = from.account.as_str(),
+            source_region = from.region.as_str(),
+            "a replicated image: deployed like a push"
+        );
+    }
+}
+
+/// The reason a push that moved nothing gives, logged on a line of its own.
+fn nobody_follows(push: &Push, request_id: Option<&str>) -> String {
+    let reason = format!(
+        "no service follows {}:{} (tag pushdeploy:repository={} with pushdeploy:tag={}, or a PUSHDEPLOY_RULES entry)",
+        push.repository, push.tag, push.repository, push.tag
+    );
+    tracing::info!(
+        request_id,
+        event_id = push.event_id.as_str(),
+        repository = push.repository.as_str(),
+        tag = push.tag.as_str(),
+        digest = push.digest.as_str(),
+        outcome = "none",
+        reason = reason.as_str(),
+        "no service follows this push"
+    );
+    reason
 }
