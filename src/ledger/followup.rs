@@ -97,9 +97,7 @@ impl Ledger {
             .update_expression(
                 "SET #state = :deploying, lease_until = :lease, holder = :holder, updated_at = :now_text",
             )
-            .condition_expression(
-                "event_id = :event AND (#state <> :deploying OR lease_until < :now OR holder = :holder)",
-            )
+            .condition_expression(super::claim::ROLLBACK_CLAIM_CONDITION)
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":event", s(&failed.event_id))
             .expression_attribute_values(":deploying", s(Status::Deploying.as_str()))

@@ -15,13 +15,14 @@ use crate::event::Push;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
+pub mod claim;
 mod followup;
 mod phases;
 mod queries;
 mod record;
 pub use phases::Written;
 pub use record::{deploy_sk, DeploymentRecord, Kind, Status, DEPLOY_PREFIX};
-use record::{number, s, text, Item};
+use record::{s, text, Item};
 
 pub const HEAD_SK: &str = "HEAD";
 pub const BY_DIGEST_INDEX: &str = "by-digest";
@@ -160,12 +161,7 @@ impl Ledger {
             .key("pk", s(service_arn))
             .key("sk", s(HEAD_SK))
             .update_expression("SET order_key = :order, event_id = :event, digest = :digest, #state = :deploying, lease_until = :lease, holder = :holder, updated_at = :now_text REMOVE reason")
-            .condition_expression(
-                "attribute_not_exists(pk) \
-                 OR (order_key < :order AND (#state <> :deploying OR lease_until < :now)) \
-                 OR (event_id = :event AND #state = :deploying AND lease_until < :now) \
-                 OR (event_id = :event AND #state = :deploying AND holder = :holder)",
-            )
+            .condition_expression(claim::PUSH_CLAIM_CONDITION)
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":order", s(push.order_key()))
             .expression_attribute_values(":event", s(&push.event_id))
@@ -191,57 +187,30 @@ impl Ledger {
                     };
                 Ok(Claim::Acquired { resumed })
             }
-            Err(e) if is_condition_failure(&e) => self.why_not(service_arn, push, now_ms).await,
+            Err(e) if is_condition_failure(&e) => {
+                self.why_not(service_arn, push, &lease.holder, now_ms).await
+            }
             Err(e) => Err(self.failed("dynamodb:UpdateItem", e).into()),
         }
     }
 
-    /// Reads the head that refused a claim and says why, in the terms of [`Claim`].
+    /// Reads the head that refused a claim and says why ([`claim::refusal`]).
     async fn why_not(
         &self,
         service_arn: &str,
         push: &Push,
+        holder: &str,
         now_ms: u64,
     ) -> Result<Claim, LedgerError> {
         let head = self.get(service_arn, HEAD_SK).await?.unwrap_or_default();
-        let state = text(&head, "state").unwrap_or_default();
-        let lease_until = number(&head, "lease_until").unwrap_or(0);
-        let holder_digest = text(&head, "digest").unwrap_or_default();
-        let holder_order = text(&head, "order_key").unwrap_or_default();
-        let leased = state == Status::Deploying.as_str() && lease_until >= now_ms;
-        Ok(
-            if text(&head, "event_id").as_deref() == Some(push.event_id.as_str()) {
-                if leased {
-                    Claim::Busy {
-                        reason: "a concurrent delivery of this push is deploying it".into(),
-                        retryable: false,
-                    }
-                } else {
-                    let why = text(&head, "reason")
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default();
-                    Claim::Finished {
-                        reason: format!(
-                            "an earlier delivery of this push already ended as {state}{why}"
-                        ),
-                    }
-                }
-            } else if holder_order > push.order_key() {
-                Claim::Stale {
-                    reason: format!(
-                        "stale push: a newer push ({holder_digest}, {}) already took this service",
-                        holder_order.split('#').next().unwrap_or_default()
-                    ),
-                }
-            } else if leased {
-                Claim::Busy { reason: format!("an older push ({holder_digest}) is still being deployed to this service; retry once it is done"), retryable: true }
-            } else {
-                Claim::Busy {
-                    reason: "the ledger head changed while claiming; retry".into(),
-                    retryable: true,
-                }
-            },
-        )
+        let order_key = push.order_key();
+        let claimant = claim::Claimant {
+            event_id: &push.event_id,
+            order_key: &order_key,
+            holder,
+            now_ms,
+        };
+        Ok(claim::refusal(&claim::Head::from_item(&head), &claimant))
     }
 
     /// Ends a push's hold on the service. A `Deploying` end keeps the claim but ends its lease,

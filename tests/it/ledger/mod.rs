@@ -1,1 +1,2 @@
+mod claim_agreement;
 mod ledger_moto;
