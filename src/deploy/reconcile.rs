@@ -360,87 +360,97 @@ impl Deployer {
         done
     }
 
+    /// One scheduled run: every followed repository read (within bounds), every service moved
+    /// to the newest image its policy admits, and one report that says what was and was not
+    /// covered. A failure to list the services is answered, not retried: the next run is.
     pub(super) async fn reconcile(
         &self,
         event_id: Option<String>,
         at: DateTime<Utc>,
         invocation: &Invocation,
     ) -> Result<Report, RetryableFailure> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let request_id = invocation.request_id.as_deref();
+        let tagged = match self.aws.all_tagged_services().await {
+            Ok(tagged) => tagged,
+            Err(e) => return Ok(self.cannot_list(event_id, request_id, &e.to_string())),
+        };
+        let (repositories, not_names) = repositories_named(&tagged, &self.config);
+        let mut tally = self
+            .read_and_reconcile(&repositories, &tagged, &at, invocation, started)
+            .await;
+        tally.not_names = not_names;
+        let considered = tally.outcomes.len();
+        tally.outcomes.retain(|o| !in_step(o));
+        tally.nothing_newer += considered - tally.outcomes.len();
+        let reason = tally.reason(&at, repositories.len());
+        let mut outcomes = std::mem::take(&mut tally.outcomes);
+        outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
+        let subject = Subject::event(event_id.as_deref().unwrap_or("reconcile"));
+        let run = Run::new(subject, request_id, started, &self.config);
+        run.announce(&mut outcomes, &self.notifier).await;
+        let report = Report {
+            event_id: event_id.clone(),
+            outcomes,
+            reason: Some(reason),
+            aws_calls: self.aws.calls.take(),
+        };
+        run.summary(&report);
+        report.into_result("the reconcile")
+    }
+
+    /// The answer when the services that follow a repository cannot be listed.
+    fn cannot_list(&self, event_id: Option<String>, request_id: Option<&str>, e: &str) -> Report {
+        let reason =
+            format!("the reconcile could not list the services that follow a repository: {e}");
+        tracing::error!(
+            request_id,
+            event_id = event_id.as_deref(),
+            outcome = "failed",
+            reason = reason.as_str(),
+            "reconcile failed"
+        );
+        // The next scheduled run is the retry.
+        Report {
+            event_id,
+            outcomes: vec![],
+            reason: Some(reason),
+            aws_calls: self.aws.calls.take(),
+        }
+    }
+
+    /// Each repository in each trusted registry, in this run's order, read within its bounds
+    /// and reconciled; what could not be read, or was read only partly, is noted.
+    async fn read_and_reconcile(
+        &self,
+        repositories: &[String],
+        tagged: &[TaggedService],
+        at: &DateTime<Utc>,
+        invocation: &Invocation,
+        started: Instant,
+    ) -> Tally {
         let region = invocation
             .home()
             .1
             .or(self.aws.region())
-            .unwrap_or_default()
-            .to_string();
-        let tagged = match self.aws.all_tagged_services().await {
-            Ok(tagged) => tagged,
-            Err(e) => {
-                let reason = format!(
-                    "the reconcile could not list the services that follow a repository: {e}"
-                );
-                tracing::error!(
-                    request_id,
-                    event_id = event_id.as_deref(),
-                    outcome = "failed",
-                    reason = reason.as_str(),
-                    "reconcile failed"
-                );
-                // The next scheduled run is the retry.
-                return Ok(Report {
-                    event_id,
-                    outcomes: vec![],
-                    reason: Some(reason),
-                    aws_calls: self.aws.calls.take(),
-                });
-            }
-        };
-        // A tag value is anyone's to set who may tag a service: only repository names are
-        // read (ECR's pattern), and the services that carry another value are named, not it.
-        let mut not_names = Vec::new();
-        let repositories: BTreeSet<String> = tagged
-            .iter()
-            .filter_map(|t| Some((t, t.tags.get(TAG_REPOSITORY)?)))
-            .filter(|(t, value)| {
-                is_valid_repository(value) || {
-                    not_names.push(t.arn.clone());
-                    false
-                }
-            })
-            .map(|(_, value)| value.clone())
-            .chain(self.config.rules.iter().map(|r| r.repository.clone()))
-            .filter(|repository| is_valid_repository(repository))
-            .collect();
-
-        let mut outcomes = Vec::new();
-        let (mut followed, mut nothing_newer) = (0, 0);
-        let mut unreadable = Vec::new();
-        let (mut not_reached, mut partly) = (Vec::new(), Vec::new());
-        let (mut pages, mut images) = (0, 0);
+            .unwrap_or_default();
         let lease = invocation.lease();
         let registries = registries(self.config.trusted_accounts.as_ref(), invocation.home().0);
         let several = registries.len() > 1;
-        let repositories: Vec<String> = repositories.into_iter().collect();
-        let order = reading_order(&repositories, &at);
-        let reads_until = reads_until(
-            invocation.deadline_ms,
-            crate::clock::now_ms(),
-            Instant::now(),
-            started,
-        );
-        for repository in &order {
+        let now_ms = crate::clock::now_ms();
+        let reads_until = reads_until(invocation.deadline_ms, now_ms, Instant::now(), started);
+        let mut tally = Tally::default();
+        for repository in &reading_order(repositories, at) {
             for registry in &registries {
                 let here = place(repository, registry.as_deref(), several);
                 let Some(until) = repository_until(Instant::now(), reads_until) else {
-                    not_reached.push(here);
+                    tally.not_reached.push(here);
                     continue;
                 };
-                let read = match self
+                let images = self
                     .aws
-                    .images(registry.as_deref(), repository, MAX_PAGES, until)
-                    .await
-                {
+                    .images(registry.as_deref(), repository, MAX_PAGES, until);
+                let read = match images.await {
                     Ok(read) => read,
                     // With several registries, a repository lives in some of them only.
                     Err(e)
@@ -450,85 +460,129 @@ impl Deployer {
                     }
                     Err(e) => {
                         let registry = registry.as_deref().unwrap_or("this account");
-                        unreadable.push(format!("{repository} in {registry}'s registry ({e})"));
+                        let what = format!("{repository} in {registry}'s registry ({e})");
+                        tally.unreadable.push(what);
                         continue;
                     }
                 };
-                pages += read.pages;
-                images += read.images.len();
-                if let Some(stop) = read.stopped {
-                    let why = match stop {
-                        ReadStop::PageCap => format!("the cap of {MAX_PAGES} pages"),
-                        ReadStop::TimeLimit if until < reads_until => format!(
-                            "the {} s limit per repository",
-                            REPOSITORY_READ_TIME.as_secs()
-                        ),
-                        ReadStop::TimeLimit => "the run's time".to_string(),
-                    };
-                    partly.push(format!(
-                        "{here} ({} images in {} pages, stopped by {why})",
-                        read.images.len(),
-                        read.pages
-                    ));
-                }
+                tally.read(&here, &read, until < reads_until);
                 let done = self
-                    .reconcile_images(repository, &region, &read, &tagged, &lease, several)
+                    .reconcile_images(repository, region, &read, tagged, &lease, several)
                     .await;
-                outcomes.extend(done.outcomes);
-                followed += done.followed;
-                nothing_newer += done.nothing_newer;
+                tally.add(done);
             }
         }
-        let considered = outcomes.len();
-        outcomes.retain(|o| !in_step(o));
-        let in_step_count = nothing_newer + considered - outcomes.len();
-        outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
-        let subject = Subject::event(event_id.as_deref().unwrap_or("reconcile"));
-        let run = Run::new(subject, request_id, started, &self.config);
-        run.announce(&mut outcomes, &self.notifier).await;
-        let mut reason = format!(
-            "reconcile at {}: {} repositories, {} services follow them, {} already run the newest image they follow",
-            crate::event::timestamp_text(&at),
-            repositories.len(),
-            followed,
-            in_step_count
-        );
-        reason.push_str(&format!(
-            "; read {images} tagged images in {pages} pages of up to {IMAGES_PAGE_SIZE}"
+        tally
+    }
+}
+
+/// The repositories the run reads: every `pushdeploy:repository` value that is a repository
+/// name (ECR's pattern) and every rule's, once each, sorted; and the services whose tag value
+/// is not a name (a tag value is anyone's to set who may tag a service: it is named, not read).
+fn repositories_named(
+    tagged: &[TaggedService],
+    config: &crate::config::Config,
+) -> (Vec<String>, Vec<String>) {
+    let mut not_names = Vec::new();
+    let repositories: BTreeSet<String> = tagged
+        .iter()
+        .filter_map(|t| Some((t, t.tags.get(TAG_REPOSITORY)?)))
+        .filter(|(t, value)| {
+            is_valid_repository(value) || {
+                not_names.push(t.arn.clone());
+                false
+            }
+        })
+        .map(|(_, value)| value.clone())
+        .chain(config.rules.iter().map(|r| r.repository.clone()))
+        .filter(|repository| is_valid_repository(repository))
+        .collect();
+    (repositories.into_iter().collect(), not_names)
+}
+
+/// What one run did and did not cover, for its report.
+#[derive(Default)]
+struct Tally {
+    outcomes: Vec<Outcome>,
+    /// Services that follow a repository read.
+    followed: usize,
+    /// Of those, services already on the newest image they follow.
+    nothing_newer: usize,
+    pages: u32,
+    images: usize,
+    unreadable: Vec<String>,
+    /// Repositories read only in part, and what stopped each read.
+    partly: Vec<String>,
+    not_reached: Vec<String>,
+    /// Services whose `pushdeploy:repository` value is not a repository name.
+    not_names: Vec<String>,
+}
+
+impl Tally {
+    /// Counts one read of `here`; `own_limit` says whether its time limit was the per-repository
+    /// one rather than the run's.
+    fn read(&mut self, here: &str, read: &ImagesRead, own_limit: bool) {
+        self.pages += read.pages;
+        self.images += read.images.len();
+        let Some(stop) = read.stopped else {
+            return;
+        };
+        let why = match stop {
+            ReadStop::PageCap => format!("the cap of {MAX_PAGES} pages"),
+            ReadStop::TimeLimit if own_limit => format!(
+                "the {} s limit per repository",
+                REPOSITORY_READ_TIME.as_secs()
+            ),
+            ReadStop::TimeLimit => "the run's time".to_string(),
+        };
+        self.partly.push(format!(
+            "{here} ({} images in {} pages, stopped by {why})",
+            read.images.len(),
+            read.pages
         ));
-        if !unreadable.is_empty() {
+    }
+
+    fn add(&mut self, done: Reconciled) {
+        self.outcomes.extend(done.outcomes);
+        self.followed += done.followed;
+        self.nothing_newer += done.nothing_newer;
+    }
+
+    /// The run's reason: what it covered, then each thing it did not, with what to expect.
+    fn reason(&self, at: &DateTime<Utc>, repositories: usize) -> String {
+        let (images, pages) = (self.images, self.pages);
+        let mut reason = format!(
+            "reconcile at {}: {repositories} repositories, {} services follow them, {} already run the newest image they follow; read {images} tagged images in {pages} pages of up to {IMAGES_PAGE_SIZE}",
+            crate::event::timestamp_text(at),
+            self.followed,
+            self.nothing_newer
+        );
+        if !self.unreadable.is_empty() {
             reason.push_str(&format!(
                 "; could not read {} (the next run tries again)",
-                unreadable.join(", ")
+                self.unreadable.join(", ")
             ));
         }
-        if !partly.is_empty() {
+        if !self.partly.is_empty() {
             reason.push_str(&format!(
                 "; read only partly: {} (only services that follow an exact tag found there were reconciled; the others wait for a run that reads it whole)",
-                partly.join(", ")
+                self.partly.join(", ")
             ));
         }
-        if !not_reached.is_empty() {
+        if !self.not_reached.is_empty() {
             reason.push_str(&format!(
                 "; did not reach {} before the run's reads had to stop, {} s before its deadline (each run starts at another repository)",
-                not_reached.join(", "),
+                self.not_reached.join(", "),
                 RESERVE.as_secs()
             ));
         }
-        if !not_names.is_empty() {
+        if !self.not_names.is_empty() {
             reason.push_str(&format!(
                 "; ignored the {TAG_REPOSITORY} tag of {}: not a repository name",
-                not_names.join(", ")
+                self.not_names.join(", ")
             ));
         }
-        let report = Report {
-            event_id: event_id.clone(),
-            outcomes,
-            reason: Some(reason),
-            aws_calls: self.aws.calls.take(),
-        };
-        run.summary(&report);
-        report.into_result("the reconcile")
+        reason
     }
 }
 
