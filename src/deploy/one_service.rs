@@ -128,6 +128,9 @@ impl Deployer {
         }
     }
 
+    /// The change made: the service taken in the ledger, the planned revision registered once
+    /// (or adopted, when an interrupted attempt registered exactly it), UpdateService, and the
+    /// ledger told. Each step that fails hands the claim back with its reason ([`Self::abandon`]).
     #[allow(clippy::too_many_arguments)]
     async fn deploy_change(
         &self,
@@ -140,25 +143,21 @@ impl Deployer {
         shared: &Shared<'_>,
     ) -> Outcome {
         let previous = service.task_definition().unwrap_or_default().to_string();
-        if let Some(refused) = self.quarantine_refuses(push, key, service).await {
-            return refused;
-        }
-        let previous_images = match self
-            .images_running(key, service, definition, &change.container)
-            .await
-        {
-            Ok(images) => images,
+        let taken = self
+            .take_service(
+                push,
+                key,
+                service,
+                definition,
+                &change.container,
+                shared,
+                &previous,
+            )
+            .await;
+        let (mut record, resuming) = match taken {
+            Ok(taken) => taken,
             Err(outcome) => return outcome,
         };
-        let (mut record, resuming) = match self.claim(push, key, service, shared.lease).await {
-            Ok(Some(resumed)) => (resumed, true),
-            Ok(None) => (
-                self.new_record(push, key, service, &change.container, &previous),
-                false,
-            ),
-            Err(outcome) => return outcome,
-        };
-        record.previous_images = record.previous_images.or(previous_images);
         // The revision this push registers: built here, before anything is sent, so that a
         // revision found in the family is adopted only when it is exactly this one.
         let planned = revision_request(
@@ -179,7 +178,7 @@ impl Deployer {
                     .await;
             }
         }
-        let mut outcome = Outcome {
+        let outcome = Outcome {
             container: Some(change.container.clone()),
             image: Some(change.to_image.clone()),
             ..Outcome::new(key, OutcomeKind::Failed, None)
@@ -187,62 +186,118 @@ impl Deployer {
         .on(service);
         record.updated_at = now_text();
         if let Err(e) = self.ledger.put_deploying(&record).await {
-            return self
-                .abandon(
-                    record,
-                    outcome,
-                    format!("not deployed, because {e}"),
-                    e.retryable(),
-                )
-                .await;
+            let reason = format!("not deployed, because {e}");
+            return self.abandon(record, outcome, reason, e.retryable()).await;
         }
-
         let new_definition = match record.new_task_definition.clone() {
             Some(arn) => arn,
             None => {
-                let request = match planned {
-                    Ok(request) => request,
-                    Err(e) => return self.abandon(record, outcome, e.to_string(), false).await,
-                };
-                let register = || self.aws.register_task_definition(request.clone());
-                let landed = || self.registered_earlier(push, definition, &request, &refused);
-                // Services on the same revision share the new one: one registration, however
-                // many services (RegisterTaskDefinition is throttled at 1/s per account).
-                let same_revision = format!(
-                    "{}#{}#{}",
-                    definition.task_definition_arn().unwrap_or_default(),
-                    change.container,
-                    change.to_image
-                );
-                let registered = shared
-                    .revisions
-                    .once(same_revision, || write_at_most_once(register, landed))
+                let registered = self
+                    .register_once(
+                        push,
+                        definition,
+                        &change,
+                        planned,
+                        shared,
+                        &refused,
+                        &mut record,
+                    )
                     .await;
-                let arn = match registered {
+                match registered {
                     Ok(arn) => arn,
-                    Err(e) => {
-                        return self
-                            .abandon(record, outcome, e.to_string(), e.retryable)
-                            .await
+                    Err((reason, retryable)) => {
+                        return self.abandon(record, outcome, reason, retryable).await
                     }
-                };
-                record.new_task_definition = Some(arn.clone());
-                record.updated_at = now_text();
-                if let Err(e) = self.ledger.put_deploying(&record).await {
-                    return self
-                        .abandon(
-                            record,
-                            outcome,
-                            format!("registered {arn} but could not record it: {e}"),
-                            true,
-                        )
-                        .await;
                 }
-                arn
             }
         };
-        outcome.task_definition = Some(new_definition.clone());
+        let refused = refused.into_inner().unwrap_or_else(|e| e.into_inner());
+        self.update_and_settle(record, outcome, key, service, new_definition, refused)
+            .await
+    }
 
+    /// The service taken for the push: not for a quarantined digest, with the digests it runs
+    /// now read (for a rollback) and claimed in the ledger; the record an interrupted delivery
+    /// left (`true`: resuming) or a new one.
+    #[allow(clippy::too_many_arguments)]
+    async fn take_service(
+        &self,
+        push: &Push,
+        key: &ServiceKey,
+        service: &Service,
+        definition: &TaskDefinition,
+        container: &str,
+        shared: &Shared<'_>,
+        previous: &str,
+    ) -> Result<(DeploymentRecord, bool), Outcome> {
+        if let Some(refused) = self.quarantine_refuses(push, key, service).await {
+            return Err(refused);
+        }
+        let previous_images = self
+            .images_running(key, service, definition, container)
+            .await?;
+        let (mut record, resuming) = match self.claim(push, key, service, shared.lease).await? {
+            Some(resumed) => (resumed, true),
+            None => (
+                self.new_record(push, key, service, container, previous),
+                false,
+            ),
+        };
+        record.previous_images = record.previous_images.or(previous_images);
+        Ok((record, resuming))
+    }
+
+    /// The planned revision registered, once for every service on the same revision
+    /// (RegisterTaskDefinition is throttled at 1/s per account), never re-sent blindly, and
+    /// recorded; or why not, and whether a retry may help.
+    #[allow(clippy::too_many_arguments)]
+    async fn register_once(
+        &self,
+        push: &Push,
+        definition: &TaskDefinition,
+        change: &Change,
+        planned: Result<RegisterTaskDefinitionFluentBuilder, crate::revision::RevisionError>,
+        shared: &Shared<'_>,
+        refused: &Mutex<Option<String>>,
+        record: &mut DeploymentRecord,
+    ) -> Result<String, (String, bool)> {
+        let request = planned.map_err(|e| (e.to_string(), false))?;
+        let register = || self.aws.register_task_definition(request.clone());
+        let landed = || self.registered_earlier(push, definition, &request, refused);
+        let same_revision = format!(
+            "{}#{}#{}",
+            definition.task_definition_arn().unwrap_or_default(),
+            change.container,
+            change.to_image
+        );
+        let arn = shared
+            .revisions
+            .once(same_revision, || write_at_most_once(register, landed))
+            .await
+            .map_err(|e| (e.to_string(), e.retryable))?;
+        record.new_task_definition = Some(arn.clone());
+        record.updated_at = now_text();
+        if let Err(e) = self.ledger.put_deploying(record).await {
+            return Err((
+                format!("registered {arn} but could not record it: {e}"),
+                true,
+            ));
+        }
+        Ok(arn)
+    }
+
+    /// UpdateService onto `new_definition`, and the ledger told: the outcome, with the warnings
+    /// an operator should see (`refused`: a revision not adopted).
+    async fn update_and_settle(
+        &self,
+        mut record: DeploymentRecord,
+        mut outcome: Outcome,
+        key: &ServiceKey,
+        service: &Service,
+        new_definition: String,
+        refused: Option<String>,
+    ) -> Outcome {
+        outcome.task_definition = Some(new_definition.clone());
         let cluster = service.cluster_arn().unwrap_or(&key.cluster);
         let updated = match self
             .aws
@@ -262,13 +317,11 @@ impl Deployer {
         record.updated_at = now_text();
         outcome.deployment_id = updated.deployment_id;
         outcome.outcome = OutcomeKind::Deployed;
-        let refused = refused.into_inner().unwrap_or_else(|e| e.into_inner());
         outcome.warning = [refused, unreported_failure_warning(service)]
             .into_iter()
             .flatten()
             .reduce(|a, b| format!("{a}; {b}"));
-        let recorded = self.ledger.settle(&record).await;
-        if let Err(e) = recorded {
+        if let Err(e) = self.ledger.settle(&record).await {
             // ECS has the new revision; the retry finds it running and only completes the ledger.
             outcome.retryable = e.retryable();
             outcome.reason = Some(if outcome.retryable {
