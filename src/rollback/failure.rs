@@ -111,7 +111,6 @@ impl RollbackHandler {
         why: &str,
         now: &str,
     ) -> Outcome {
-        let key = key_of(&failed);
         let good = good_or(&failed, history, target);
         let (target, pinned_digest) = if service.task_definition() == Some(target) {
             // An earlier attempt's UpdateService landed: that revision was already safe.
@@ -129,72 +128,98 @@ impl RollbackHandler {
                 }
             }
         };
-        let target = target.as_str();
-        let mut rollback = DeploymentRecord {
-            kind: Kind::Rollback,
-            reverts: Some(failed.sk()),
-            // Acting for the failed push: its event id is what holds the service.
-            event_id: failed.event_id.clone(),
-            // Right after the deployment it reverts, and the same in every attempt.
-            order_key: format!("{}#rollback", failed.order_key),
-            previous_task_definition: failed.new_task_definition.clone().unwrap_or_default(),
-            new_task_definition: Some(target.to_string()),
-            deployment_id: None,
-            previous_images: None,
-            running_at_last_sweep: None,
-            awaits_ecs_rollback: false,
-            status: Status::Deploying,
-            reason: Some(format!("rolls back {} ({reason})", failed.digest)),
-            created_at: now.to_string(),
-            updated_at: now.to_string(),
-            ..good
-        };
-        if let Some(digest) = pinned_digest {
-            rollback.digest = digest;
+        let mut rollback =
+            rollback_record(&failed, good, &target, pinned_digest, history, reason, now);
+        if let Err(stopped) = self.record_intent(&failed, &rollback, why, now).await {
+            return stopped;
         }
-        if let Some(started) = history.iter().find(|r| r.sk() == rollback.sk()) {
-            rollback.created_at = started.created_at.clone();
-            rollback.deployment_id = started.deployment_id.clone();
+        if let Err(stopped) = self
+            .send_rollback(&failed, service, &target, &mut rollback, why, now)
+            .await
+        {
+            return stopped;
         }
-        // The failed deployment's ECS id first: once the service is back on `target`, it is how
-        // a retry of this event finds the deployment; then the rollback's intent.
-        let intent = match self.ledger.put_unsettled(&failed).await {
-            Ok(Written::Landed) => self.ledger.put(&rollback).await,
+        self.rolled_back(failed, rollback, reason, why, now).await
+    }
+
+    /// The failed deployment's ECS id first: once the service is back on the target, it is how
+    /// a retry of this event finds the deployment; then the rollback's intent. `Err`: the
+    /// rollback stops here, with its outcome.
+    async fn record_intent(
+        &self,
+        failed: &DeploymentRecord,
+        rollback: &DeploymentRecord,
+        why: &str,
+        now: &str,
+    ) -> Result<(), Outcome> {
+        let intent = match self.ledger.put_unsettled(failed).await {
+            Ok(Written::Landed) => self.ledger.put(rollback).await,
             Ok(Written::MovedOn) => {
                 let why = "another report of this deployment settled it meanwhile: not rolled back";
-                let _ = self.release_failed(&failed, now).await;
-                return Outcome {
+                let _ = self.release_failed(failed, now).await;
+                return Err(Outcome {
                     skip_reason: Some(SkipReason::AlreadyHandled),
-                    ..Outcome::recorded(&failed, why).with_kind(OutcomeKind::Skipped)
-                };
+                    ..Outcome::recorded(failed, why).with_kind(OutcomeKind::Skipped)
+                });
             }
             Err(e) => Err(e),
         };
-        if let Err(e) = intent {
-            let retryable = e.retryable();
-            let e = format!("the ledger could not record it: {e}");
-            return self.stop_rollback(&failed, why, &e, retryable, now).await;
+        match intent {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let retryable = e.retryable();
+                let e = format!("the ledger could not record it: {e}");
+                Err(self.stop_rollback(failed, why, &e, retryable, now).await)
+            }
         }
+    }
+
+    /// UpdateService onto `target`, unless an earlier attempt's landed; the rollback's own ECS
+    /// deployment id noted.
+    async fn send_rollback(
+        &self,
+        failed: &DeploymentRecord,
+        service: &Service,
+        target: &str,
+        rollback: &mut DeploymentRecord,
+        why: &str,
+        now: &str,
+    ) -> Result<(), Outcome> {
         if service.task_definition() == Some(target) {
             // An earlier attempt's UpdateService landed: nothing to send again.
             rollback.deployment_id = rollback
                 .deployment_id
+                .take()
                 .or_else(|| primary_deployment(service, target));
-        } else {
-            let cluster = service.cluster_arn().unwrap_or(&failed.cluster).to_string();
-            match self
-                .aws
-                .update_service(&cluster, &failed.service, target)
-                .await
-            {
-                Ok(updated) => rollback.deployment_id = updated.deployment_id,
-                Err(e) => {
-                    return self
-                        .stop_rollback(&failed, why, &e.to_string(), e.retryable, now)
-                        .await
-                }
-            }
+            return Ok(());
         }
+        let cluster = service.cluster_arn().unwrap_or(&failed.cluster).to_string();
+        match self
+            .aws
+            .update_service(&cluster, &failed.service, target)
+            .await
+        {
+            Ok(updated) => {
+                rollback.deployment_id = updated.deployment_id;
+                Ok(())
+            }
+            Err(e) => Err(self
+                .stop_rollback(failed, why, &e.to_string(), e.retryable, now)
+                .await),
+        }
+    }
+
+    /// The service is back: the rollback recorded, the failed push failed and its digest
+    /// quarantined. A ledger write that fails leaves the retry only the ledger to complete.
+    async fn rolled_back(
+        &self,
+        failed: DeploymentRecord,
+        mut rollback: DeploymentRecord,
+        reason: &str,
+        why: &str,
+        now: &str,
+    ) -> Outcome {
+        let key = key_of(&failed);
         rollback.status = Status::Deployed;
         rollback.updated_at = now_text();
         let summary = format!("rolled back {why}: the deployment of {} failed ({reason}); that digest is now quarantined for this service", failed.digest);
@@ -211,7 +236,6 @@ impl RollbackHandler {
             Err(e) => Outcome::failed(&key, format!("could not record it: {e}"), e.retryable()),
         };
         if recorded.outcome == OutcomeKind::Failed {
-            // The service is back; the retry only completes the ledger.
             outcome.retryable = recorded.retryable;
             outcome.reason = Some(format!(
                 "{summary} ({})",
@@ -351,4 +375,43 @@ impl RollbackHandler {
             ),
         }
     }
+}
+
+/// The rollback's ledger record: acting for the failed push (its event id holds the service),
+/// ordered right after the deployment it reverts, the same in every attempt (an earlier
+/// attempt's start and ECS id kept).
+fn rollback_record(
+    failed: &DeploymentRecord,
+    good: DeploymentRecord,
+    target: &str,
+    pinned_digest: Option<String>,
+    history: &[DeploymentRecord],
+    reason: &str,
+    now: &str,
+) -> DeploymentRecord {
+    let mut rollback = DeploymentRecord {
+        kind: Kind::Rollback,
+        reverts: Some(failed.sk()),
+        event_id: failed.event_id.clone(),
+        order_key: format!("{}#rollback", failed.order_key),
+        previous_task_definition: failed.new_task_definition.clone().unwrap_or_default(),
+        new_task_definition: Some(target.to_string()),
+        deployment_id: None,
+        previous_images: None,
+        running_at_last_sweep: None,
+        awaits_ecs_rollback: false,
+        status: Status::Deploying,
+        reason: Some(format!("rolls back {} ({reason})", failed.digest)),
+        created_at: now.to_string(),
+        updated_at: now.to_string(),
+        ..good
+    };
+    if let Some(digest) = pinned_digest {
+        rollback.digest = digest;
+    }
+    if let Some(started) = history.iter().find(|r| r.sk() == rollback.sk()) {
+        rollback.created_at = started.created_at.clone();
+        rollback.deployment_id = started.deployment_id.clone();
+    }
+    rollback
 }
