@@ -67,6 +67,29 @@ impl<'a> Run<'a> {
         notifier.send(self.subject, outcomes).await;
     }
 
+    /// How every invocation ends: each outcome told ([`Run::announce`]), the report made with
+    /// the invocation's AWS calls, its last line written ([`Run::summary`]), and Lambda asked
+    /// to retry `what` when an outcome needs it ([`Report::into_result`]).
+    pub async fn close(
+        &self,
+        mut outcomes: Vec<Outcome>,
+        event_id: Option<String>,
+        reason: Option<String>,
+        aws_calls: &crate::aws::CallCounter,
+        notifier: &crate::notify::Notifier,
+        what: &str,
+    ) -> Result<Report, crate::outcome::RetryableFailure> {
+        self.announce(&mut outcomes, notifier).await;
+        let report = Report {
+            event_id,
+            outcomes,
+            reason,
+            aws_calls: aws_calls.take(),
+        };
+        self.summary(&report);
+        report.into_result(what)
+    }
+
     pub fn duration_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }

@@ -215,23 +215,22 @@ impl Deployer {
         started: std::time::Instant,
     ) -> Result<Report, RetryableFailure> {
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
-        let run = Run::new(Subject::from(push), request_id, started, &self.config);
-        run.announce(&mut outcomes, &self.notifier).await;
         // "My push did nothing" deserves a line of its own too.
         let reason = outcomes
             .is_empty()
             .then(|| nobody_follows(push, request_id));
-        let report = Report {
-            event_id: Some(push.event_id.clone()),
-            outcomes,
-            reason,
-            aws_calls: self.aws.calls.take(),
-        };
-        run.summary(&report);
-        report.into_result(&format!(
-            "push {} of {}:{}",
-            push.event_id, push.repository, push.tag
-        ))
+        let what = format!("push {} of {}:{}", push.event_id, push.repository, push.tag);
+        let event_id = Some(push.event_id.clone());
+        Run::new(Subject::from(push), request_id, started, &self.config)
+            .close(
+                outcomes,
+                event_id,
+                reason,
+                &self.aws.calls,
+                &self.notifier,
+                &what,
+            )
+            .await
     }
 
     /// The answer when the push cannot even be looked at: its followers or ECR's word on it

@@ -387,16 +387,17 @@ impl Deployer {
         let mut outcomes = std::mem::take(&mut tally.outcomes);
         outcomes.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
         let subject = Subject::event(event_id.as_deref().unwrap_or("reconcile"));
-        let run = Run::new(subject, request_id, started, &self.config);
-        run.announce(&mut outcomes, &self.notifier).await;
-        let report = Report {
-            event_id: event_id.clone(),
-            outcomes,
-            reason: Some(reason),
-            aws_calls: self.aws.calls.take(),
-        };
-        run.summary(&report);
-        report.into_result("the reconcile")
+        let (calls, notifier) = (&self.aws.calls, &self.notifier);
+        Run::new(subject, request_id, started, &self.config)
+            .close(
+                outcomes,
+                event_id.clone(),
+                Some(reason),
+                calls,
+                notifier,
+                "the reconcile",
+            )
+            .await
     }
 
     /// The answer when the services that follow a repository cannot be listed.

@@ -67,7 +67,7 @@ impl RollbackHandler {
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
             .map(str::to_string);
-        let (event_id, mut outcomes) = match parse_trigger(payload) {
+        let (event_id, outcomes) = match parse_trigger(payload) {
             Err(ignored) => {
                 let reason = ignored.reason.to_string();
                 return Ok(Report::ignored(
@@ -96,20 +96,20 @@ impl RollbackHandler {
             }
         };
         let subject = Subject::event(event_id.as_deref().unwrap_or("sweep"));
-        let run = Run::new(subject, request_id, started, &self.config);
-        run.announce(&mut outcomes, &self.notifier).await;
-        let report = Report {
-            event_id: event_id.clone(),
-            outcomes,
-            reason: None,
-            aws_calls: self.aws.calls.take(),
-        };
-        run.summary(&report);
-        let what = match &report.event_id {
+        let what = match &event_id {
             Some(id) => format!("ECS event {id}"),
             None => "the sweep".to_string(),
         };
-        report.into_result(&what)
+        Run::new(subject, request_id, started, &self.config)
+            .close(
+                outcomes,
+                event_id.clone(),
+                None,
+                &self.aws.calls,
+                &self.notifier,
+                &what,
+            )
+            .await
     }
 
     async fn describe(&self, key: &ServiceKey) -> Result<Option<Service>, Outcome> {
