@@ -18,7 +18,7 @@ use crate::policy::TagPolicy;
 use crate::tags::{flag, TAG_PAUSED};
 use crate::telemetry::{Run, Subject};
 use aws_config::SdkConfig;
-use aws_sdk_ecs::types::Service;
+use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -299,85 +299,17 @@ impl Deployer {
         outcomes
     }
 
+    /// Deploys the push to every follower: the services described (10 of one cluster per
+    /// call), each distinct task definition described once, then each service deployed, at
+    /// most `PUSHDEPLOY_CONCURRENCY` at a time.
     async fn deploy_all(
         &self,
         push: &Push,
         following: Vec<Follower>,
         shared: &Shared<'_>,
     ) -> Vec<Outcome> {
-        // DescribeServices takes 10 services of one cluster per call.
-        let mut by_cluster: BTreeMap<&str, Vec<&Follower>> = BTreeMap::new();
-        for follower in &following {
-            by_cluster
-                .entry(follower.key.cluster.as_str())
-                .or_default()
-                .push(follower);
-        }
-        let batches: Vec<(&str, Vec<&Follower>)> = by_cluster
-            .into_iter()
-            .flat_map(|(cluster, fs)| {
-                fs.chunks(DESCRIBE_SERVICES_BATCH)
-                    .map(|c| (cluster, c.to_vec()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let described =
-            futures::future::join_all(batches.into_iter().map(|(cluster, batch)| async move {
-                let names: Vec<String> = batch.iter().map(|f| f.key.service.clone()).collect();
-                (batch, self.aws.describe_services(cluster, &names).await)
-            }))
-            .await;
-
-        let mut outcomes = Vec::new();
-        let mut ready: Vec<(&Follower, Service)> = Vec::new();
-        for (batch, result) in described {
-            match result {
-                Err(e) => outcomes.extend(
-                    batch
-                        .iter()
-                        .map(|f| Outcome::failed(&f.key, e.to_string(), e.retryable)),
-                ),
-                Ok(found) => {
-                    for follower in batch {
-                        match found
-                            .services
-                            .iter()
-                            .find(|s| s.service_name() == Some(follower.key.service.as_str()))
-                        {
-                            Some(service) if flag(service, TAG_PAUSED) => outcomes.push(
-                                Outcome::skipped(
-                                    &follower.key,
-                                    SkipReason::Paused,
-                                    format!(
-                                        "paused: the service is tagged {TAG_PAUSED}=true (lift it with `pushdeploy resume --cluster {} --service {}`)",
-                                        follower.key.cluster, follower.key.service
-                                    ),
-                                )
-                                .on(service),
-                            ),
-                            Some(service) => ready.push((follower, service.clone())),
-                            None => outcomes.push(not_described(follower, &found.failures)),
-                        }
-                    }
-                }
-            }
-        }
-
-        // Each distinct task definition is described once, however many services run it.
-        let mut arns: Vec<&str> = ready
-            .iter()
-            .filter_map(|(_, s)| s.task_definition())
-            .collect();
-        arns.sort_unstable();
-        arns.dedup();
-        let definitions: HashMap<&str, _> = futures::future::join_all(
-            arns.into_iter()
-                .map(|arn| async move { (arn, self.aws.describe_task_definition(arn).await) }),
-        )
-        .await
-        .into_iter()
-        .collect();
-
+        let (ready, mut outcomes) = self.describe_followers(&following).await;
+        let definitions = self.describe_definitions(&ready).await;
         let deployments = stream::iter(ready.iter().map(|(follower, service)| {
             let definition = service
                 .task_definition()
@@ -404,6 +336,99 @@ impl Deployer {
         outcomes.extend(deployments);
         outcomes
     }
+
+    /// Each follower's service as ECS describes it, ready to deploy; an outcome for each one
+    /// that is not (paused, gone, or not readable).
+    async fn describe_followers<'f>(
+        &self,
+        following: &'f [Follower],
+    ) -> (Vec<(&'f Follower, Service)>, Vec<Outcome>) {
+        let batches = by_cluster_batches(following.iter(), |f| f.key.cluster.as_str());
+        let described =
+            futures::future::join_all(batches.into_iter().map(|(cluster, batch)| async move {
+                let names: Vec<String> = batch.iter().map(|f| f.key.service.clone()).collect();
+                (batch, self.aws.describe_services(cluster, &names).await)
+            }))
+            .await;
+        let mut outcomes = Vec::new();
+        let mut ready = Vec::new();
+        for (batch, result) in described {
+            let found = match result {
+                Ok(found) => found,
+                Err(e) => {
+                    let failed =
+                        |f: &&Follower| Outcome::failed(&f.key, e.to_string(), e.retryable);
+                    outcomes.extend(batch.iter().map(failed));
+                    continue;
+                }
+            };
+            for follower in batch {
+                let named = |s: &&Service| s.service_name() == Some(follower.key.service.as_str());
+                match found.services.iter().find(named) {
+                    Some(service) if flag(service, TAG_PAUSED) => {
+                        outcomes.push(paused(follower, service))
+                    }
+                    Some(service) => ready.push((follower, service.clone())),
+                    None => outcomes.push(not_described(follower, &found.failures)),
+                }
+            }
+        }
+        (ready, outcomes)
+    }
+
+    /// Each distinct task definition the services run, described once however many run it.
+    async fn describe_definitions<'s>(
+        &self,
+        ready: &'s [(&Follower, Service)],
+    ) -> HashMap<&'s str, Result<(TaskDefinition, Vec<Tag>), AwsError>> {
+        let mut arns: Vec<&str> = ready
+            .iter()
+            .filter_map(|(_, s)| s.task_definition())
+            .collect();
+        arns.sort_unstable();
+        arns.dedup();
+        futures::future::join_all(
+            arns.into_iter()
+                .map(|arn| async move { (arn, self.aws.describe_task_definition(arn).await) }),
+        )
+        .await
+        .into_iter()
+        .collect()
+    }
+}
+
+/// `items` grouped by cluster, in batches of at most [`DESCRIBE_SERVICES_BATCH`]: what one
+/// DescribeServices call takes ("up to ten services", API reference).
+pub(super) fn by_cluster_batches<'i, T: 'i>(
+    items: impl Iterator<Item = &'i T>,
+    cluster: impl Fn(&T) -> &str,
+) -> Vec<(&'i str, Vec<&'i T>)> {
+    let mut grouped: BTreeMap<&str, Vec<&T>> = BTreeMap::new();
+    for item in items {
+        grouped.entry(cluster(item)).or_default().push(item);
+    }
+    grouped
+        .into_iter()
+        .flat_map(|(cluster, all)| {
+            all.chunks(DESCRIBE_SERVICES_BATCH)
+                .map(|batch| (cluster, batch.to_vec()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A service tagged `pushdeploy:paused=true`: skipped, with the command that lifts it.
+fn paused(follower: &Follower, service: &Service) -> Outcome {
+    let key = &follower.key;
+    Outcome::skipped(
+        key,
+        SkipReason::Paused,
+        format!(
+            "paused: the service is tagged {TAG_PAUSED}=true (lift it with `pushdeploy resume --cluster {} --service {}`)",
+            key.cluster, key.service
+        ),
+    )
+    .on(service)
 }
 
 /// A service DescribeServices did not return. One the Tagging API alone listed and ECS reports

@@ -10,7 +10,7 @@
 //! only partly.
 
 use super::{Deployer, Revisions, Shared};
-use crate::aws::{EcrImage, ImagesRead, ReadStop, DESCRIBE_SERVICES_BATCH, IMAGES_PAGE_SIZE};
+use crate::aws::{EcrImage, ImagesRead, ReadStop, IMAGES_PAGE_SIZE};
 use crate::event::{is_valid_repository, Digest, Push};
 use crate::follow::{followers, Follower, ServiceKey, TaggedService};
 use crate::image::ImageRef;
@@ -252,32 +252,25 @@ impl Deployer {
         &self,
         following: &[&Follower],
     ) -> HashMap<ServiceKey, (TaskDefinition, Vec<Tag>)> {
-        let mut by_cluster: BTreeMap<&str, Vec<&Follower>> = BTreeMap::new();
-        for f in following {
-            by_cluster
-                .entry(f.key.cluster.as_str())
-                .or_default()
-                .push(f);
-        }
         let mut running = HashMap::new();
-        for (cluster, fs) in by_cluster {
-            for batch in fs.chunks(DESCRIBE_SERVICES_BATCH) {
-                let names: Vec<String> = batch.iter().map(|f| f.key.service.clone()).collect();
-                let Ok(found) = self.aws.describe_services(cluster, &names).await else {
+        let batches =
+            super::by_cluster_batches(following.iter().copied(), |f| f.key.cluster.as_str());
+        for (cluster, batch) in batches {
+            let names: Vec<String> = batch.iter().map(|f| f.key.service.clone()).collect();
+            let Ok(found) = self.aws.describe_services(cluster, &names).await else {
+                continue;
+            };
+            for f in batch {
+                let Some(arn) = found
+                    .services
+                    .iter()
+                    .find(|s| s.service_name() == Some(f.key.service.as_str()))
+                    .and_then(|s| s.task_definition())
+                else {
                     continue;
                 };
-                for f in batch {
-                    let Some(arn) = found
-                        .services
-                        .iter()
-                        .find(|s| s.service_name() == Some(f.key.service.as_str()))
-                        .and_then(|s| s.task_definition())
-                    else {
-                        continue;
-                    };
-                    if let Ok(definition) = self.aws.describe_task_definition(arn).await {
-                        running.insert(f.key.clone(), definition);
-                    }
+                if let Ok(definition) = self.aws.describe_task_definition(arn).await {
+                    running.insert(f.key.clone(), definition);
                 }
             }
         }
