@@ -74,50 +74,34 @@ impl Follower {
     }
 }
 
+/// The services that follow `push`, one entry each: found through their tags and through
+/// `PUSHDEPLOY_RULES`, merged where both name a service (they must agree on the container and
+/// the policy), and excluded with a reason when they cannot be deployed or lie outside
+/// `PUSHDEPLOY_CLUSTERS`.
 pub fn followers(
     push: &Push,
     tagged: &[TaggedService],
     config: &Config,
 ) -> Vec<Result<Follower, Excluded>> {
+    let (by_tags, unusable) = found_by_tags(push, tagged);
     let mut by_key: BTreeMap<ServiceKey, Result<Follower, Excluded>> = BTreeMap::new();
-    let mut unusable_arns = Vec::new();
-    let mut add = |key: ServiceKey, container: Option<String>, policy: TagPolicy, via: String| {
-        let merged = match by_key.remove(&key) {
-            None => Ok(Follower {
-                key: key.clone(),
-                container,
-                policy,
-                via: vec![via],
-            }),
-            Some(Err(excluded)) => Err(excluded),
-            Some(Ok(mut f)) => match (&f.container, &container) {
-                (Some(a), Some(b)) if a != b => Err(Excluded {
-                    key: key.clone(),
-                    reason: format!(
-                        "{} name container {a:?} but {via} names {b:?}; make them agree",
-                        f.via.join(" and ")
-                    ),
-                    is_error: true,
-                }),
-                _ if f.policy != policy => Err(Excluded {
-                    key: key.clone(),
-                    reason: format!(
-                        "{} follow tags {} but {via} follows {policy}; make them agree",
-                        f.via.join(" and "),
-                        f.policy
-                    ),
-                    is_error: true,
-                }),
-                _ => {
-                    f.container = f.container.or(container);
-                    f.via.push(via);
-                    Ok(f)
-                }
-            },
-        };
+    for found in by_tags.into_iter().chain(found_by_rules(push, config)) {
+        let key = found.key.clone();
+        let merged = merge(by_key.remove(&key), found);
         by_key.insert(key, merged);
-    };
+    }
+    unusable
+        .into_iter()
+        .map(Err)
+        .chain(by_key.into_values())
+        .map(|selection| within_clusters(selection, config.clusters.as_ref()))
+        .collect()
+}
 
+/// The services whose tags follow the push; and those whose tags would, but cannot be
+/// deployed (a bad tag policy, an ARN without a cluster), each with its reason.
+fn found_by_tags(push: &Push, tagged: &[TaggedService]) -> (Vec<Follower>, Vec<Excluded>) {
+    let (mut found, mut unusable) = (Vec::new(), Vec::new());
     for service in tagged {
         if service.tags.get(TAG_REPOSITORY) != Some(&push.repository) {
             continue;
@@ -132,11 +116,12 @@ pub fn followers(
             (Ok(policy), _) => policy,
             // A bad policy is this service's problem only: said, and the others go on.
             (Err(bad), Some(key)) => {
-                unusable_arns.push(Err(Excluded {
+                let reason = format!("service tag {TAG_TAG}: {bad}");
+                unusable.push(Excluded {
                     key: key.clone(),
-                    reason: format!("service tag {TAG_TAG}: {bad}"),
+                    reason,
                     is_error: true,
-                }));
+                });
                 continue;
             }
             (Err(_), None) => continue,
@@ -144,46 +129,96 @@ pub fn followers(
         if !policy.admits(&push.tag) {
             continue;
         }
-        match key {
-            Some(key) => add(key, service.tags.get(TAG_CONTAINER).cloned(), policy, VIA_TAGS.to_string()),
-            None => unusable_arns.push(Err(Excluded {
+        let Some(key) = key else {
+            unusable.push(Excluded {
                 key: ServiceKey { cluster: String::new(), service: service.arn.clone() },
                 reason: "the service ARN has no cluster (old ARN format); opt the account into the long ECS ARN format".into(),
                 is_error: true,
-            })),
-        }
+            });
+            continue;
+        };
+        found.push(Follower {
+            key,
+            container: service.tags.get(TAG_CONTAINER).cloned(),
+            policy,
+            via: vec![VIA_TAGS.to_string()],
+        });
     }
+    (found, unusable)
+}
+
+/// The services `PUSHDEPLOY_RULES` has follow the push.
+fn found_by_rules(push: &Push, config: &Config) -> Vec<Follower> {
+    let mut found = Vec::new();
     for (index, rule) in config.rules.iter().enumerate() {
         // Rules' policies were checked at start (Config::from_env).
         let Ok(policy) = TagPolicy::parse(&rule.tag) else {
             continue;
         };
         if rule.repository == push.repository && policy.admits(&push.tag) {
-            let key = ServiceKey {
-                cluster: resource_name(&rule.cluster).to_string(),
-                service: resource_name(&rule.service).to_string(),
-            };
-            add(
-                key,
-                rule.container.clone(),
+            found.push(Follower {
+                key: ServiceKey {
+                    cluster: resource_name(&rule.cluster).to_string(),
+                    service: resource_name(&rule.service).to_string(),
+                },
+                container: rule.container.clone(),
                 policy,
-                format!("PUSHDEPLOY_RULES[{index}]"),
-            );
+                via: vec![format!("PUSHDEPLOY_RULES[{index}]")],
+            });
         }
     }
+    found
+}
 
-    unusable_arns
-        .into_iter()
-        .chain(by_key.into_values())
-        .map(|selection| match (selection, &config.clusters) {
-            (Ok(f), Some(clusters)) if !clusters.contains(&f.key.cluster) => Err(Excluded {
-                reason: format!("cluster {:?} is not in PUSHDEPLOY_CLUSTERS", f.key.cluster),
-                key: f.key,
-                is_error: false,
-            }),
-            (selection, _) => selection,
-        })
-        .collect()
+/// One more way `found` follows a service already found (`earlier`): they must agree on the
+/// container and the policy, or the service is excluded until someone makes them agree.
+fn merge(
+    earlier: Option<Result<Follower, Excluded>>,
+    found: Follower,
+) -> Result<Follower, Excluded> {
+    let mut f = match earlier {
+        None => return Ok(found),
+        Some(Err(excluded)) => return Err(excluded),
+        Some(Ok(f)) => f,
+    };
+    let via = found.via.join(" and ");
+    let disagree = |reason: String| Excluded {
+        key: found.key.clone(),
+        reason,
+        is_error: true,
+    };
+    match (&f.container, &found.container) {
+        (Some(a), Some(b)) if a != b => Err(disagree(format!(
+            "{} name container {a:?} but {via} names {b:?}; make them agree",
+            f.via.join(" and ")
+        ))),
+        _ if f.policy != found.policy => Err(disagree(format!(
+            "{} follow tags {} but {via} follows {}; make them agree",
+            f.via.join(" and "),
+            f.policy,
+            found.policy
+        ))),
+        _ => {
+            f.container = f.container.or(found.container);
+            f.via.extend(found.via);
+            Ok(f)
+        }
+    }
+}
+
+/// A follower outside `PUSHDEPLOY_CLUSTERS` is excluded: a deliberate skip, not an error.
+fn within_clusters(
+    selection: Result<Follower, Excluded>,
+    clusters: Option<&std::collections::BTreeSet<String>>,
+) -> Result<Follower, Excluded> {
+    match (selection, clusters) {
+        (Ok(f), Some(clusters)) if !clusters.contains(&f.key.cluster) => Err(Excluded {
+            reason: format!("cluster {:?} is not in PUSHDEPLOY_CLUSTERS", f.key.cluster),
+            key: f.key,
+            is_error: false,
+        }),
+        (selection, _) => selection,
+    }
 }
 
 #[cfg(test)]
