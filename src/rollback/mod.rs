@@ -206,6 +206,8 @@ impl RollbackHandler {
         self.written(record, superseded, outcome, settled)
     }
 
+    /// One state change of one deployment: matched to pushdeploy's record of it, confirmed
+    /// with what ECS shows, then acted on (or, in a dry run, only told).
     async fn on_change_of(
         &self,
         change: &DeploymentChange,
@@ -233,7 +235,7 @@ impl RollbackHandler {
         // IN_PROGRESS writes only the id of a record that has none; COMPLETED and FAILED move
         // the record (last known good; quarantine and rollback). Each only once ECS shows it.
         let links = record.deployment_id.is_none();
-        let mut record = DeploymentRecord {
+        let record = DeploymentRecord {
             deployment_id: record
                 .deployment_id
                 .clone()
@@ -258,33 +260,7 @@ impl RollbackHandler {
                 let known = "the record already names another ECS deployment: kept";
                 self.written(&record, linked, Outcome::recorded(&record, reason), known)
             }
-            // `deploying` too: ECS may report the end before the deploy function's last write.
-            DeploymentState::Completed
-                if matches!(
-                    record.status,
-                    Status::Deployed | Status::Deploying | Status::Superseded
-                ) =>
-            {
-                let succeeded = self
-                    .ledger
-                    .mark_succeeded(&record, &change.deployment_id, &now_text())
-                    .await;
-                record.status = Status::Succeeded;
-                let revision = record.new_task_definition.clone().unwrap_or_default();
-                let reason =
-                    format!("completed: {revision} is now the service's last known good revision");
-                let outcome = Outcome {
-                    milestone: Some(Milestone::Completed),
-                    push_to_completed_ms: push_to_completed_ms(&record.pushed_at, change.at),
-                    ..Outcome::recorded(&record, reason)
-                };
-                let settled = "already settled by an earlier report of this deployment";
-                self.written(&record, succeeded, outcome, settled)
-            }
-            DeploymentState::Completed => {
-                let reason = format!("completed; already recorded as {}", record.status.as_str());
-                Outcome::recorded(&record, reason)
-            }
+            DeploymentState::Completed => self.on_completed(record, change).await,
             DeploymentState::Failed => {
                 let reason = if change.reason.is_empty() {
                     "ECS reported the deployment FAILED".to_string()
@@ -295,6 +271,36 @@ impl RollbackHandler {
                     .await
             }
         }
+    }
+
+    /// A confirmed COMPLETED: the revision is the service's last known good. A record in
+    /// `deploying` too: ECS may report the end before the deploy function's last write.
+    async fn on_completed(
+        &self,
+        mut record: DeploymentRecord,
+        change: &DeploymentChange,
+    ) -> Outcome {
+        if !matches!(
+            record.status,
+            Status::Deployed | Status::Deploying | Status::Superseded
+        ) {
+            let reason = format!("completed; already recorded as {}", record.status.as_str());
+            return Outcome::recorded(&record, reason);
+        }
+        let succeeded = self
+            .ledger
+            .mark_succeeded(&record, &change.deployment_id, &now_text())
+            .await;
+        record.status = Status::Succeeded;
+        let revision = record.new_task_definition.clone().unwrap_or_default();
+        let reason = format!("completed: {revision} is now the service's last known good revision");
+        let outcome = Outcome {
+            milestone: Some(Milestone::Completed),
+            push_to_completed_ms: push_to_completed_ms(&record.pushed_at, change.at),
+            ..Outcome::recorded(&record, reason)
+        };
+        let settled = "already settled by an earlier report of this deployment";
+        self.written(&record, succeeded, outcome, settled)
     }
 
     /// Deployments still rolling out past the deploy timeout: what ECS shows decides (see
