@@ -29,7 +29,16 @@ invoke: venv
 
 ## test: formatting, clippy (warnings denied), every test against moto and mocks, template checks
 ## (cfn-lint, sam validate --lint, the event-pattern and policy check), dependency policy
-test: venv fmt-check clippy world-check cargo-test template-check deny
+# cargo-deny is built beside the checks (a fresh machine has to compile it: minutes of a 2-core
+# machine that the test run, mostly waiting on moto, leaves idle); the checks themselves run one
+# after another, and the dependency check once both are done.
+test:
+	$(MAKE) --no-print-directory -j2 checks $(CARGO_DENY)
+	$(MAKE) --no-print-directory deny
+
+.PHONY: checks
+checks:
+	$(MAKE) --no-print-directory -j1 venv fmt-check clippy world-check cargo-test template-check
 
 venv: $(VENV_STAMP)
 
