@@ -27,6 +27,9 @@ pub struct Change {
     pub to_image: String,
 }
 
+/// What one push means for one service, over plain data: skip it (with the reason), or change
+/// exactly one container's image to the pushed digest. Never moves a service to what it runs
+/// already, to an older push, or outside its tag policy.
 pub fn decide(
     push: &Push,
     named_container: Option<&str>,

@@ -36,6 +36,8 @@ pub(crate) struct Shared<'a> {
 pub(crate) struct Revisions(std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<String>>>>);
 
 impl Revisions {
+    /// The revision registered under `key`: by `register` if nobody has yet, else the one
+    /// another service's deploy registered (waiting for it while it is being registered).
     pub async fn once<F, Fut>(&self, key: String, register: F) -> Result<String, AwsError>
     where
         F: FnOnce() -> Fut,
@@ -52,6 +54,9 @@ impl Revisions {
     }
 }
 
+/// The deploy function: what it promises is that a push moves every service that follows it
+/// onto that exact image, pinned by digest, at most once per service and never backwards, and
+/// that whatever it does not do is answered with its reason.
 pub struct Deployer {
     aws: Aws,
     ledger: Ledger,
@@ -60,10 +65,13 @@ pub struct Deployer {
 }
 
 impl Deployer {
+    /// The deploy function on the standard AWS configuration (`AWS_ENDPOINT_URL`, region,
+    /// credentials) and its settings.
     pub fn new(sdk: &SdkConfig, config: Config) -> Deployer {
         Deployer::with_aws(Aws::new(sdk), config)
     }
 
+    /// The deploy function on clients configured elsewhere (their retries, their HTTP).
     pub fn with_aws(aws: Aws, config: Config) -> Deployer {
         Deployer {
             ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
@@ -82,6 +90,7 @@ impl Deployer {
         }
     }
 
+    /// The ledger it writes (for the CLI and the tests to read).
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }

@@ -79,6 +79,7 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
+    /// Whether a retry of the invocation may succeed where this failed.
     pub fn retryable(&self) -> bool {
         match self {
             LedgerError::Aws(e) => e.retryable,
@@ -89,6 +90,9 @@ impl LedgerError {
     }
 }
 
+/// The deployment ledger: what it promises is that each service has one owner at a time (the
+/// newest push, or the rollback of a failed one), that every deployment and rollback has a
+/// record, and that a retry finds what an interrupted attempt left.
 #[derive(Debug, Clone)]
 pub struct Ledger {
     client: Client,
@@ -105,6 +109,7 @@ pub(super) fn is_condition_failure<E: aws_smithy_types::error::metadata::Provide
 }
 
 impl Ledger {
+    /// The ledger in `table`, through `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Ledger {
         Ledger {
             client,
@@ -277,6 +282,7 @@ impl Ledger {
         Ok(())
     }
 
+    /// The record of the deployment of `order_key` to the service, if there is one.
     pub async fn record(
         &self,
         service_arn: &str,

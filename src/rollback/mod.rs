@@ -32,6 +32,10 @@ use serde_json::Value;
 /// How many of a service's latest records an ECS event is matched against.
 const HISTORY: i32 = 25;
 
+/// The rollback function: what it promises is that a deployment pushdeploy started and ECS
+/// shows failed, or stuck past the deploy timeout, is put back on the last revision known good,
+/// pinned to the images it ran, with the bad digest quarantined; and that it acts only on what
+/// ECS confirms.
 pub struct RollbackHandler {
     aws: Aws,
     ledger: Ledger,
@@ -40,10 +44,12 @@ pub struct RollbackHandler {
 }
 
 impl RollbackHandler {
+    /// The rollback function on the standard AWS configuration and its settings.
     pub fn new(sdk: &SdkConfig, config: Config) -> RollbackHandler {
         RollbackHandler::with_aws(Aws::new(sdk), config)
     }
 
+    /// The rollback function on clients configured elsewhere.
     pub fn with_aws(aws: Aws, config: Config) -> RollbackHandler {
         RollbackHandler {
             ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
@@ -53,6 +59,8 @@ impl RollbackHandler {
         }
     }
 
+    /// One invocation: an ECS deployment state change or the sweep, parsed once and acted on.
+    /// Never panics on input; an error is returned only when Lambda should retry.
     pub async fn handle(
         &self,
         payload: Value,
