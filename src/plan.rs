@@ -27,9 +27,11 @@ pub struct Change {
     pub to_image: String,
 }
 
-/// What one push means for one service, over plain data: skip it (with the reason), or change
-/// exactly one container's image to the pushed digest. Never moves a service to what it runs
-/// already, to an older push, or outside its tag policy.
+/// What one push means for one service, over plain data: skip or fail it (with the reason),
+/// know it as deployed already by this very event, or change exactly one container's image to
+/// the pushed digest. Never moves a service that is not ACTIVE or has another deployment
+/// controller, nor to what it runs already, to a push older than its revision's, or outside its
+/// tag policy.
 pub fn decide(
     push: &Push,
     named_container: Option<&str>,
