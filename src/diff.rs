@@ -304,44 +304,75 @@ pub fn planned_diff(
         .unwrap_or(&empty);
     let mut same = Vec::new();
     for new in after {
-        let name = new.name().unwrap_or("?");
-        let fields: Vec<&str> = found
-            .iter()
-            .filter_map(|d| match d {
-                Difference::ContainerField { container, field } if container == name => {
-                    Some(*field)
-                }
-                _ => None,
-            })
-            .collect();
-        if found.contains(&Difference::ContainerMissing(name.to_string())) {
-            lines.push(format!("+ container {name} (new)"));
-            continue;
-        }
-        if fields.is_empty() {
-            same.push(format!("container {name}"));
-            continue;
-        }
-        if fields.contains(&"image") {
-            let old = current
-                .container_definitions()
-                .iter()
-                .find(|c| c.name() == Some(name))
-                .and_then(|c| c.image());
-            lines.push(format!("  container {name}:"));
-            lines.push(format!("-   image: {}", old.unwrap_or("")));
-            lines.push(format!("+   image: {}", new.image().unwrap_or("")));
-        }
-        let others: Vec<&str> = fields.into_iter().filter(|f| *f != "image").collect();
-        if !others.is_empty() {
-            lines.push(format!(
-                "! container {name}: {} differ (values not shown: they may hold secrets)",
-                others.join(", ")
-            ));
+        match container_lines(current, new, &found) {
+            Some(changed) => lines.extend(changed),
+            None => same.push(format!("container {}", new.name().unwrap_or("?"))),
         }
     }
+    let differing = task_lines(&found, &mut lines);
+    same.push(
+        "task settings (family, roles, network mode, cpu, memory, volumes, placement, platform)"
+            .into(),
+    );
+    if !differing {
+        lines.push(format!("= unchanged: {}", same.join(", ")));
+    } else {
+        same.pop();
+        if !same.is_empty() {
+            lines.push(format!("= unchanged: {}", same.join(", ")));
+        }
+    }
+    lines.push("+ tags: pushdeploy provenance (pushed tag, digest, pushed at, event id, previous revision)".into());
+    lines
+}
+
+/// The lines of one planned container: new, its image changed (both values: an image is no
+/// secret), other fields named without values; `None` when it is unchanged.
+fn container_lines(
+    current: &TaskDefinition,
+    new: &ContainerDefinition,
+    found: &[Difference],
+) -> Option<Vec<String>> {
+    let name = new.name().unwrap_or("?");
+    if found.contains(&Difference::ContainerMissing(name.to_string())) {
+        return Some(vec![format!("+ container {name} (new)")]);
+    }
+    let fields: Vec<&str> = found
+        .iter()
+        .filter_map(|d| match d {
+            Difference::ContainerField { container, field } if container == name => Some(*field),
+            _ => None,
+        })
+        .collect();
+    if fields.is_empty() {
+        return None;
+    }
+    let mut lines = Vec::new();
+    if fields.contains(&"image") {
+        let old = current
+            .container_definitions()
+            .iter()
+            .find(|c| c.name() == Some(name))
+            .and_then(|c| c.image());
+        lines.push(format!("  container {name}:"));
+        lines.push(format!("-   image: {}", old.unwrap_or("")));
+        lines.push(format!("+   image: {}", new.image().unwrap_or("")));
+    }
+    let others: Vec<&str> = fields.into_iter().filter(|f| *f != "image").collect();
+    if !others.is_empty() {
+        lines.push(format!(
+            "! container {name}: {} differ (values not shown: they may hold secrets)",
+            others.join(", ")
+        ));
+    }
+    Some(lines)
+}
+
+/// The lines of what differs beyond the planned containers (dropped containers, their order,
+/// task-level fields), appended to `lines`; whether any task-level field differs.
+fn task_lines(found: &[Difference], lines: &mut Vec<String>) -> bool {
     let mut differing = Vec::new();
-    for difference in &found {
+    for difference in found {
         match difference {
             Difference::ContainerExtra(name) => lines.push(format!("- container {name} (dropped)")),
             Difference::ContainerList => {
@@ -354,20 +385,7 @@ pub fn planned_diff(
     for field in &differing {
         lines.push(format!("! task definition {field} differs"));
     }
-    same.push(
-        "task settings (family, roles, network mode, cpu, memory, volumes, placement, platform)"
-            .into(),
-    );
-    if differing.is_empty() {
-        lines.push(format!("= unchanged: {}", same.join(", ")));
-    } else {
-        same.pop();
-        if !same.is_empty() {
-            lines.push(format!("= unchanged: {}", same.join(", ")));
-        }
-    }
-    lines.push("+ tags: pushdeploy provenance (pushed tag, digest, pushed at, event id, previous revision)".into());
-    lines
+    !differing.is_empty()
 }
 
 #[cfg(test)]
