@@ -36,22 +36,7 @@ impl RollbackHandler {
         let now = now_text();
         failed.updated_at = now.clone();
         match action {
-            FailureAction::AlreadySettled(why) => {
-                if failed.status == Status::Failed {
-                    // An earlier attempt may have settled the record but not freed the service.
-                    if let Err(e) = self.release_failed(&failed, &now).await {
-                        return Outcome::failed(
-                            &key_of(&failed),
-                            format!("{why}, but the ledger could not free the service: {e}"),
-                            e.retryable(),
-                        );
-                    }
-                }
-                Outcome {
-                    skip_reason: Some(SkipReason::AlreadyHandled),
-                    ..Outcome::recorded(&failed, why).with_kind(OutcomeKind::Skipped)
-                }
-            }
+            FailureAction::AlreadySettled(why) => self.already_settled(&failed, why, &now).await,
             FailureAction::NeedsHuman(why) => {
                 failed.status = Status::NeedsHuman;
                 failed.reason = Some(format!("{reason}; {why}"));
@@ -77,23 +62,38 @@ impl RollbackHandler {
                     .claim_for_rollback(&failed, lease, now_ms(), &now)
                     .await
                 {
-                    Ok(true) => {}
+                    Ok(true) => {
+                        self.roll_back(failed, service, history, reason, &target, &why, &now)
+                            .await
+                    }
                     Ok(false) => {
-                        let why = "a newer push owns the service now: not rolling back over it"
-                            .to_string();
-                        return self.fail_and_quarantine(failed, reason, &why, &now).await;
+                        let why = "a newer push owns the service now: not rolling back over it";
+                        self.fail_and_quarantine(failed, reason, why, &now).await
                     }
                     Err(e) => {
-                        return Outcome::failed(
-                            &key_of(&failed),
-                            format!("not rolled back yet: {e}"),
-                            e.retryable(),
-                        )
+                        let why = format!("not rolled back yet: {e}");
+                        Outcome::failed(&key_of(&failed), why, e.retryable())
                     }
                 }
-                self.roll_back(failed, service, history, reason, &target, &why, &now)
-                    .await
             }
+        }
+    }
+
+    /// A failure an earlier report already settled: a skip. An earlier attempt may have
+    /// settled the record but not freed the service: freed now.
+    async fn already_settled(&self, failed: &DeploymentRecord, why: String, now: &str) -> Outcome {
+        if failed.status == Status::Failed {
+            if let Err(e) = self.release_failed(failed, now).await {
+                return Outcome::failed(
+                    &key_of(failed),
+                    format!("{why}, but the ledger could not free the service: {e}"),
+                    e.retryable(),
+                );
+            }
+        }
+        Outcome {
+            skip_reason: Some(SkipReason::AlreadyHandled),
+            ..Outcome::recorded(failed, why).with_kind(OutcomeKind::Skipped)
         }
     }
 
