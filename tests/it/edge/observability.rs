@@ -1,6 +1,7 @@
 //! What an operator reads, from the real binaries run as Lambda runs them (Runtime API stand-in,
 //! moto): every stdout line is JSON; the EMF lines follow the Embedded Metric Format
-//! specification; and every field the README's Logs Insights queries use appears in the lines.
+//! specification; and every field the Logs Insights queries of docs/operations.md use appears in
+//! the lines.
 
 use crate::support;
 
@@ -199,14 +200,15 @@ fn query_fields(query: &str) -> BTreeSet<String> {
     fields
 }
 
-/// The fenced Logs Insights queries of the README's logs section.
-fn readme_queries() -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme
+/// The fenced Logs Insights queries of the logs section of docs/operations.md.
+fn documented_queries() -> Vec<String> {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"))
+            .unwrap();
+    let start = doc
         .find("**CloudWatch Logs Insights queries**")
         .expect("the queries section");
-    let section = &readme[start..];
+    let section = &doc[start..];
     let end = section
         .find("**Metrics, without an API call.**")
         .unwrap_or(section.len());
@@ -386,7 +388,7 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
 
-    // EMF: every metric document is valid, and each kind the README lists was emitted.
+    // EMF: every metric document is valid, and each kind docs/operations.md lists was emitted.
     let emf: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
     for doc in &emf {
         check_emf(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
@@ -427,13 +429,13 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
         Some(push_to_completed as f64)
     );
 
-    // Logs: every field a README query reads is a key of some pushdeploy line.
+    // Logs: every field a documented query reads is a key of some pushdeploy line.
     let logged: BTreeSet<&str> = lines
         .iter()
         .filter(|l| l.get("_aws").is_none())
         .flat_map(|l| l.as_object().unwrap().keys().map(String::as_str))
         .collect();
-    let queries = readme_queries();
+    let queries = documented_queries();
     assert!(queries.len() >= 5, "{queries:#?}");
     let mut queried = BTreeSet::new();
     for query in &queries {
