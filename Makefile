@@ -111,7 +111,7 @@ deny-advisories: $(CARGO_DENY)
 
 ## replay: run a dead-letter queue through the functions' handlers (QUEUE_URL=..., LIST=1 to only
 ## list, FUNCTION=deploy|rollback for a queue without the stack's pushdeploy:function tag,
-## EVENTBRIDGE_SENDER=<SenderId> to trust EventBridge's dead letters, see README)
+## EVENTBRIDGE_SENDER=<SenderId> to trust EventBridge's dead letters, see docs/dead-letters.md)
 replay:
 	$(CARGO) run --release --locked --quiet --bin pushdeploy -- replay --queue-url "$(QUEUE_URL)" $(if $(LIST),--list,) $(if $(FUNCTION),--function "$(FUNCTION)",) $(if $(EVENTBRIDGE_SENDER),--eventbridge-sender "$(EVENTBRIDGE_SENDER)",)
 

@@ -5,7 +5,7 @@
 use crate::config::parse_bool;
 use aws_sdk_ecs::types::Service;
 
-// Service tags, set by people (README "Service tags").
+// Service tags, set by people (docs/configuration.md, "Which services follow a push").
 pub const TAG_REPOSITORY: &str = "pushdeploy:repository";
 pub const TAG_TAG: &str = "pushdeploy:tag";
 pub const TAG_CONTAINER: &str = "pushdeploy:container";

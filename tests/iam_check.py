@@ -893,7 +893,7 @@ EXAMPLE_POLICIES = ROOT / "examples" / "policies"
 
 
 def check_example_policies(sar: Sar, report: Report) -> None:
-    """The example policies the README ships (examples/policies/*.json), Deny statements
+    """The example policies the docs ship (examples/policies/*.json, docs/guarantees.md), Deny statements
     included: each action known, each ARN of a resource type the action supports, each condition
     key one the action supports."""
     for path in sorted(EXAMPLE_POLICIES.glob("*.json")):

@@ -4,7 +4,7 @@
 //! service has exactly one new revision, ECS received exactly one UpdateService that took
 //! effect, and the ledger says what happened. moto holds ECS and the ledger across the fault,
 //! including the writes whose answers were lost. `cargo test --test it retry_table -- --nocapture`
-//! prints the table that README.md quotes.
+//! prints the table that docs/guarantees.md quotes.
 
 use crate::support;
 
