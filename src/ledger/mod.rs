@@ -21,7 +21,7 @@ mod phases;
 mod queries;
 mod record;
 pub use phases::Written;
-pub use record::{deploy_sk, DeploymentRecord, Kind, Status, DEPLOY_PREFIX};
+pub use record::{deploy_sk, DeploymentRecord, Kind, Status, ALL_STATUSES, DEPLOY_PREFIX};
 use record::{s, text, Item};
 
 pub const HEAD_SK: &str = "HEAD";

@@ -25,7 +25,8 @@ pub enum Status {
     Superseded,
 }
 
-const ALL_STATUSES: [Status; 6] = [
+/// Every status, in the order of the life of a record.
+pub const ALL_STATUSES: [Status; 6] = [
     Status::Deploying,
     Status::Deployed,
     Status::Succeeded,

@@ -26,6 +26,26 @@ pub fn digest(c: char) -> String {
     format!("sha256:{}", c.to_string().repeat(64))
 }
 
+/// A push of `web:latest` with digest `d` made at 2026-11-26T12:00:`second`Z, as the deploy
+/// function's edge would have parsed it (for tests that call the ledger directly).
+pub fn typed_push(event_id: &str, second: u32, d: char) -> pushdeploy::event::Push {
+    use chrono::TimeZone;
+    pushdeploy::event::Push {
+        event_id: event_id.into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        repository: "web".into(),
+        tag: "latest".into(),
+        digest: pushdeploy::event::Digest::parse(&digest(d)).unwrap(),
+        pushed_at: chrono::Utc
+            .with_ymd_and_hms(2026, 11, 26, 12, 0, second)
+            .unwrap(),
+        manifest_media_type: None,
+        artifact_media_type: None,
+        replicated_from: None,
+    }
+}
+
 pub struct TestBed {
     pub moto: moto::Moto,
     pub sdk: aws_config::SdkConfig,

@@ -6,36 +6,13 @@
 
 use crate::support::{digest, TestBed, TABLE};
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::TimeZone;
-use pushdeploy::event::{Digest, Push};
+use pushdeploy::event::Push;
 use pushdeploy::ledger::claim::{push_may_claim, rollback_may_claim, Claimant, Head};
-use pushdeploy::ledger::{Claim, DeploymentRecord, Kind, Lease, Ledger, Status};
+use pushdeploy::ledger::{Claim, DeploymentRecord, Kind, Lease, Ledger, Status, ALL_STATUSES};
 
 const NOW: u64 = 1_800_000_000_000;
-const STATES: [Status; 6] = [
-    Status::Deploying,
-    Status::Deployed,
-    Status::Succeeded,
-    Status::Failed,
-    Status::NeedsHuman,
-    Status::Superseded,
-];
-
 fn push(event_id: &str, second: u32) -> Push {
-    Push {
-        event_id: event_id.into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        repository: "web".into(),
-        tag: "latest".into(),
-        digest: Digest::parse(&digest('c')).unwrap(),
-        pushed_at: chrono::Utc
-            .with_ymd_and_hms(2026, 11, 26, 12, 0, second)
-            .unwrap(),
-        manifest_media_type: None,
-        artifact_media_type: None,
-        replicated_from: None,
-    }
+    crate::support::typed_push(event_id, second, 'c')
 }
 
 /// Every head a push or a rollback can meet: held by an older push, this push (by this
@@ -49,7 +26,7 @@ fn heads() -> Vec<Head> {
     ];
     let mut heads = Vec::new();
     for (owner, holder) in &owners {
-        for state in STATES {
+        for state in ALL_STATUSES {
             for lease in [NOW + 60_000, NOW - 60_000] {
                 heads.push(Head {
                     event_id: Some(owner.event_id.clone()),

@@ -4,28 +4,14 @@
 use crate::support;
 
 use crate::support::{digest, TestBed, TABLE};
-use chrono::TimeZone;
-use pushdeploy::event::{Digest, Push};
+use pushdeploy::event::Push;
 use pushdeploy::ledger::{Claim, Lease, Ledger, Status};
 
 const SERVICE: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
 const NOW: u64 = 1_800_000_000_000;
 
 fn push(event_id: &str, second: u32, d: char) -> Push {
-    Push {
-        event_id: event_id.into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        repository: "web".into(),
-        tag: "latest".into(),
-        digest: Digest::parse(&digest(d)).unwrap(),
-        pushed_at: chrono::Utc
-            .with_ymd_and_hms(2026, 11, 26, 12, 0, second)
-            .unwrap(),
-        manifest_media_type: None,
-        artifact_media_type: None,
-        replicated_from: None,
-    }
+    support::typed_push(event_id, second, d)
 }
 
 /// A claim by `holder` (a Lambda request id: each delivery of an event has its own).
