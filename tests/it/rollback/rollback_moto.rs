@@ -589,8 +589,9 @@ async fn an_event_of_a_cluster_outside_pushdeploy_clusters_costs_no_aws_call() {
 /// out healthily (just started, no task up yet, nothing failed). Before: the sweep measured its
 /// cutoff from that `time`, found the deployment 973 years past the deploy timeout with no
 /// progress, failed it, rolled the service back and quarantined the digest. Now: refused with
-/// its reason, no AWS call; and a sweep a few minutes ahead (within the clocks' tolerance) is
-/// measured from the function's clock, so it finds nothing past the timeout.
+/// its reason, after one ledger read (which sets the clock from AWS's answer) and no other AWS
+/// call; and a sweep a few minutes ahead (within the clocks' tolerance) is measured from AWS's
+/// clock, so it finds nothing past the timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_sweep_dated_2999_is_refused_and_fails_nothing() {
     let w = Rig::new().await;
