@@ -1,49 +1,25 @@
 //! The dry run of one service: the same decision as a real run, logged with the diff of the
 //! revision it would register; nothing written to ECS, the ledger or SNS.
 
-use super::one_service::provenance;
+use super::one_service::Target;
 use super::Deployer;
 use crate::diff::planned_diff;
-use crate::event::Push;
-use crate::follow::ServiceKey;
 use crate::outcome::{Outcome, OutcomeKind, SkipReason};
-use crate::plan::Decision;
-use crate::revision::revision_request;
-use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
+use crate::plan::{Change, Decision};
 
 impl Deployer {
-    pub(super) async fn dry_run(
-        &self,
-        push: &Push,
-        key: &ServiceKey,
-        service: &Service,
-        definition: &TaskDefinition,
-        tags: &[Tag],
-        decision: Decision,
-    ) -> Outcome {
-        let would = |reason: String| Outcome {
-            skip_reason: Some(SkipReason::DryRun),
-            ..Outcome::new(key, OutcomeKind::DryRun, Some(reason)).on(service)
-        };
-        let change = match decision {
-            Decision::Skip(code, reason) => {
-                return Outcome::skipped(key, code, format!("dry run: would skip: {reason}"))
-                    .on(service)
-            }
-            Decision::Fail(reason) => return would(format!("dry run: would fail: {reason}")),
-            Decision::AlreadyDeployedByThisEvent => {
-                return Outcome::skipped(
-                    key,
-                    SkipReason::AlreadyHandled,
-                    "dry run: would skip: an earlier delivery of this push already deployed it",
-                )
-                .on(service)
-            }
-            Decision::Deploy(change) => change,
+    pub(super) async fn dry_run(&self, target: &Target<'_>, decision: Decision) -> Outcome {
+        let would = |reason: String| would(target, reason);
+        let change = match would_deploy(target, decision) {
+            Ok(change) => change,
+            Err(outcome) => return outcome,
         };
         // The quarantine is read, as a real run would: a dry run must not promise a deploy that
         // would be refused.
-        if let Some(refused) = self.quarantine_refuses(push, key, service).await {
+        if let Some(refused) = self
+            .quarantine_refuses(target.push, target.key, target.service)
+            .await
+        {
             let reason = refused.reason.clone().unwrap_or_default();
             return match refused.outcome {
                 OutcomeKind::Skipped => Outcome {
@@ -55,28 +31,45 @@ impl Deployer {
                 )),
             };
         }
-        let previous = service.task_definition().unwrap_or_default();
-        let request = revision_request(
-            self.aws.new_revision(),
-            definition,
-            tags,
-            &change.container,
-            &change.to_image,
-            &provenance(push, previous),
-        );
-        match request {
+        match self.planned_revision(target, &change) {
             Err(e) => would(format!("dry run: would fail: {e}")),
             Ok(request) => Outcome {
                 container: Some(change.container.clone()),
                 image: Some(change.to_image.clone()),
-                diff: Some(planned_diff(definition, &request)),
+                diff: Some(planned_diff(target.definition, &request)),
                 ..would(format!(
                     "dry run: would register a new revision of {} with container {} on {} and update the service to it",
-                    definition.family().unwrap_or("?"),
+                    target.definition.family().unwrap_or("?"),
                     change.container,
                     change.to_image
                 ))
             },
         }
+    }
+}
+
+/// The change a real run would make, or the dry run's outcome when it would make none.
+fn would_deploy(target: &Target<'_>, decision: Decision) -> Result<Change, Outcome> {
+    let (key, service) = (target.key, target.service);
+    match decision {
+        Decision::Skip(code, reason) => {
+            Err(Outcome::skipped(key, code, format!("dry run: would skip: {reason}")).on(service))
+        }
+        Decision::Fail(reason) => Err(would(target, format!("dry run: would fail: {reason}"))),
+        Decision::AlreadyDeployedByThisEvent => Err(Outcome::skipped(
+            key,
+            SkipReason::AlreadyHandled,
+            "dry run: would skip: an earlier delivery of this push already deployed it",
+        )
+        .on(service)),
+        Decision::Deploy(change) => Ok(change),
+    }
+}
+
+/// What a dry run says it would do (or would fail at).
+fn would(target: &Target<'_>, reason: String) -> Outcome {
+    Outcome {
+        skip_reason: Some(SkipReason::DryRun),
+        ..Outcome::new(target.key, OutcomeKind::DryRun, Some(reason)).on(target.service)
     }
 }

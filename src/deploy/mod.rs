@@ -4,7 +4,7 @@ mod dry_run;
 mod one_service;
 mod reconcile;
 
-use crate::aws::{Aws, AwsError, DESCRIBE_SERVICES_BATCH};
+use crate::aws::{Aws, AwsError, EcrImage, DESCRIBE_SERVICES_BATCH};
 use crate::config::Config;
 use crate::confirm::{confirm, Confirmed};
 use crate::event::{parse_deploy_trigger, trust, DeployTrigger, NotDeployable, Push};
@@ -160,28 +160,44 @@ impl Deployer {
                     return self.cannot_start(&push, what, e, started, request_id);
                 }
             };
-            // Now on AWS's clock, as the answers just read tell it.
-            match confirm(&push, image.as_ref(), self.aws.clock.now()) {
-                Ok(confirmed) => outcomes.extend(
-                    self.deploy_confirmed(&push, &confirmed, following, invocation)
-                        .await,
-                ),
-                // A late event: each service skips it, as it would any stale push.
-                Err(late) if late.is_stale() => {
-                    let reason = late.to_string();
-                    outcomes.extend(
-                        following
-                            .iter()
-                            .map(|f| Outcome::skipped(&f.key, SkipReason::Stale, reason.clone())),
-                    );
-                }
+            match self
+                .on_confirmation(&push, image.as_ref(), following, invocation)
+                .await
+            {
+                Ok(more) => outcomes.extend(more),
                 Err(unbelieved) => {
-                    let reason = unbelieved.to_string();
-                    return Ok(self.ignored(Some(push.event_id.clone()), reason, invocation));
+                    return Ok(self.ignored(Some(push.event_id.clone()), unbelieved, invocation))
                 }
             }
         }
         self.finish(&push, outcomes, request_id, started).await
+    }
+
+    /// The followers' outcomes once ECR has had its say: deployed when ECR confirms the push,
+    /// each a stale skip when the event is late; `Err` with the reason when the event is not
+    /// believed at all (nothing moves, and the event is ignored).
+    async fn on_confirmation(
+        &self,
+        push: &Push,
+        image: Option<&EcrImage>,
+        following: Vec<Follower>,
+        invocation: &Invocation,
+    ) -> Result<Vec<Outcome>, String> {
+        // Now on AWS's clock, as the answers just read tell it.
+        match confirm(push, image, self.aws.clock.now()) {
+            Ok(confirmed) => Ok(self
+                .deploy_confirmed(push, &confirmed, following, invocation)
+                .await),
+            // A late event: each service skips it, as it would any stale push.
+            Err(late) if late.is_stale() => {
+                let reason = late.to_string();
+                Ok(following
+                    .iter()
+                    .map(|f| Outcome::skipped(&f.key, SkipReason::Stale, reason.clone()))
+                    .collect())
+            }
+            Err(unbelieved) => Err(unbelieved.to_string()),
+        }
     }
 
     /// Whether the push comes from where this function takes pushes from: its own region, and

@@ -11,11 +11,20 @@ use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, Status};
 use crate::outcome::{Outcome, OutcomeKind, SkipReason};
 use crate::plan::{decide, unreported_failure_warning, Change, Decision};
 use crate::resolved::{image_of, is_pinned, revision_running, ResolvedImages};
-use crate::revision::{revision_request, tag_value, Provenance};
+use crate::revision::{revision_request, tag_value, Provenance, RevisionError};
 use crate::tags::{flag, TAG_DRY_RUN, TAG_EVENT_ID, TAG_PREVIOUS};
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
 use std::sync::Mutex;
+
+/// The service one push meets, as ECS described it: read once, handed to every step.
+pub(super) struct Target<'a> {
+    pub(super) push: &'a Push,
+    pub(super) key: &'a ServiceKey,
+    pub(super) service: &'a Service,
+    pub(super) definition: &'a TaskDefinition,
+    pub(super) tags: &'a [Tag],
+}
 
 impl Deployer {
     pub(super) async fn deploy_one(
@@ -36,23 +45,42 @@ impl Deployer {
             definition,
             tags,
         );
+        let target = Target {
+            push,
+            key,
+            service,
+            definition,
+            tags,
+        };
         if self.config.dry_run || flag(service, TAG_DRY_RUN) {
-            return self
-                .dry_run(push, key, service, definition, tags, decision)
-                .await;
+            return self.dry_run(&target, decision).await;
         }
         match decision {
             Decision::Skip(code, reason) => Outcome::skipped(key, code, reason).on(service),
             Decision::Fail(reason) => Outcome::failed(key, reason, false).on(service),
             Decision::AlreadyDeployedByThisEvent => {
-                self.confirm_earlier_delivery(push, key, service, definition, tags, shared.lease)
-                    .await
+                self.confirm_earlier_delivery(&target, shared.lease).await
             }
-            Decision::Deploy(change) => {
-                self.deploy_change(push, key, service, definition, tags, change, shared)
-                    .await
-            }
+            Decision::Deploy(change) => self.deploy_change(&target, change, shared).await,
         }
+    }
+
+    /// The revision `change` registers from the service's definition, tagged with where it came
+    /// from; the same request for a real run and a dry run.
+    pub(super) fn planned_revision(
+        &self,
+        target: &Target<'_>,
+        change: &Change,
+    ) -> Result<RegisterTaskDefinitionFluentBuilder, RevisionError> {
+        let previous = target.service.task_definition().unwrap_or_default();
+        revision_request(
+            self.aws.new_revision(),
+            target.definition,
+            target.tags,
+            &change.container,
+            &change.to_image,
+            &provenance(target.push, previous),
+        )
     }
 
     fn new_record(
@@ -131,105 +159,89 @@ impl Deployer {
     /// The change made: the service taken in the ledger, the planned revision registered once
     /// (or adopted, when an interrupted attempt registered exactly it), UpdateService, and the
     /// ledger told. Each step that fails hands the claim back with its reason ([`Self::abandon`]).
-    #[allow(clippy::too_many_arguments)]
     async fn deploy_change(
         &self,
-        push: &Push,
-        key: &ServiceKey,
-        service: &Service,
-        definition: &TaskDefinition,
-        tags: &[Tag],
+        target: &Target<'_>,
         change: Change,
         shared: &Shared<'_>,
     ) -> Outcome {
-        let previous = service.task_definition().unwrap_or_default().to_string();
-        let taken = self
-            .take_service(
-                push,
-                key,
-                service,
-                definition,
-                &change.container,
-                shared,
-                &previous,
-            )
-            .await;
-        let (mut record, resuming) = match taken {
-            Ok(taken) => taken,
-            Err(outcome) => return outcome,
-        };
-        // The revision this push registers: built here, before anything is sent, so that a
-        // revision found in the family is adopted only when it is exactly this one.
-        let planned = revision_request(
-            self.aws.new_revision(),
-            definition,
-            tags,
-            &change.container,
-            &change.to_image,
-            &provenance(push, &previous),
-        );
-        // Why a revision that claimed to be this push's was not adopted (for the outcome).
+        let (mut record, resuming) =
+            match self.take_service(target, &change.container, shared).await {
+                Ok(taken) => taken,
+                Err(outcome) => return outcome,
+            };
+        let outcome = Outcome {
+            container: Some(change.container.clone()),
+            image: Some(change.to_image.clone()),
+            ..Outcome::new(target.key, OutcomeKind::Failed, None)
+        }
+        .on(target.service);
+        match self
+            .revision_for(target, &change, shared, &mut record, resuming)
+            .await
+        {
+            Ok((new_definition, refused)) => {
+                self.update_and_settle(record, outcome, target, new_definition, refused)
+                    .await
+            }
+            Err((reason, retryable)) => self.abandon(record, outcome, reason, retryable).await,
+        }
+    }
+
+    /// The revision the service moves to, recorded in the ledger before anything is sent: the
+    /// one an interrupted attempt of this push registered (when it is exactly the planned one),
+    /// or the planned one registered now; with why a claimed one was refused, for the outcome.
+    async fn revision_for(
+        &self,
+        target: &Target<'_>,
+        change: &Change,
+        shared: &Shared<'_>,
+        record: &mut DeploymentRecord,
+        resuming: bool,
+    ) -> Result<(String, Option<String>), (String, bool)> {
+        // Built before anything is sent, so that a revision found in the family is adopted only
+        // when it is exactly this one.
+        let planned = self.planned_revision(target, change);
         let refused = Mutex::new(None);
         // An interrupted attempt may have registered the revision without recording it.
         if resuming && record.new_task_definition.is_none() {
             if let Ok(request) = &planned {
-                record.new_task_definition = self
-                    .registered_earlier(push, definition, request, &refused)
-                    .await;
+                record.new_task_definition =
+                    self.registered_earlier(target, request, &refused).await;
             }
         }
-        let outcome = Outcome {
-            container: Some(change.container.clone()),
-            image: Some(change.to_image.clone()),
-            ..Outcome::new(key, OutcomeKind::Failed, None)
-        }
-        .on(service);
         record.updated_at = now_text();
-        if let Err(e) = self.ledger.put_deploying(&record).await {
-            let reason = format!("not deployed, because {e}");
-            return self.abandon(record, outcome, reason, e.retryable()).await;
+        if let Err(e) = self.ledger.put_deploying(record).await {
+            return Err((format!("not deployed, because {e}"), e.retryable()));
         }
         let new_definition = match record.new_task_definition.clone() {
             Some(arn) => arn,
             None => {
-                let registered = self
-                    .register_once(
-                        push,
-                        definition,
-                        &change,
-                        planned,
-                        shared,
-                        &refused,
-                        &mut record,
-                    )
-                    .await;
-                match registered {
-                    Ok(arn) => arn,
-                    Err((reason, retryable)) => {
-                        return self.abandon(record, outcome, reason, retryable).await
-                    }
-                }
+                self.register_once(target, change, planned, shared, &refused, record)
+                    .await?
             }
         };
         let refused = refused.into_inner().unwrap_or_else(|e| e.into_inner());
-        self.update_and_settle(record, outcome, key, service, new_definition, refused)
-            .await
+        Ok((new_definition, refused))
     }
 
     /// The service taken for the push: not for a quarantined digest, with the digests it runs
     /// now read (for a rollback) and claimed in the ledger; the record an interrupted delivery
     /// left (`true`: resuming) or a new one.
-    #[allow(clippy::too_many_arguments)]
     async fn take_service(
         &self,
-        push: &Push,
-        key: &ServiceKey,
-        service: &Service,
-        definition: &TaskDefinition,
+        target: &Target<'_>,
         container: &str,
         shared: &Shared<'_>,
-        previous: &str,
     ) -> Result<(DeploymentRecord, bool), Outcome> {
+        let Target {
+            push,
+            key,
+            service,
+            definition,
+            ..
+        } = *target;
+        let previous = service.task_definition().unwrap_or_default();
         if let Some(refused) = self.quarantine_refuses(push, key, service).await {
             return Err(refused);
         }
@@ -250,23 +262,21 @@ impl Deployer {
     /// The planned revision registered, once for every service on the same revision
     /// (RegisterTaskDefinition is throttled at 1/s per account), never re-sent blindly, and
     /// recorded; or why not, and whether a retry may help.
-    #[allow(clippy::too_many_arguments)]
     async fn register_once(
         &self,
-        push: &Push,
-        definition: &TaskDefinition,
+        target: &Target<'_>,
         change: &Change,
-        planned: Result<RegisterTaskDefinitionFluentBuilder, crate::revision::RevisionError>,
+        planned: Result<RegisterTaskDefinitionFluentBuilder, RevisionError>,
         shared: &Shared<'_>,
         refused: &Mutex<Option<String>>,
         record: &mut DeploymentRecord,
     ) -> Result<String, (String, bool)> {
         let request = planned.map_err(|e| (e.to_string(), false))?;
         let register = || self.aws.register_task_definition(request.clone());
-        let landed = || self.registered_earlier(push, definition, &request, refused);
+        let landed = || self.registered_earlier(target, &request, refused);
         let same_revision = format!(
             "{}#{}#{}",
-            definition.task_definition_arn().unwrap_or_default(),
+            target.definition.task_definition_arn().unwrap_or_default(),
             change.container,
             change.to_image
         );
@@ -292,11 +302,11 @@ impl Deployer {
         &self,
         mut record: DeploymentRecord,
         mut outcome: Outcome,
-        key: &ServiceKey,
-        service: &Service,
+        target: &Target<'_>,
         new_definition: String,
         refused: Option<String>,
     ) -> Outcome {
+        let (key, service) = (target.key, target.service);
         outcome.task_definition = Some(new_definition.clone());
         let cluster = service.cluster_arn().unwrap_or(&key.cluster);
         let updated = match self
@@ -406,12 +416,12 @@ impl Deployer {
     /// differ, never their values.
     async fn registered_earlier(
         &self,
-        push: &Push,
-        definition: &TaskDefinition,
+        target: &Target<'_>,
         planned: &RegisterTaskDefinitionFluentBuilder,
         refused: &Mutex<Option<String>>,
     ) -> Option<String> {
-        let family = definition.family()?;
+        let push = target.push;
+        let family = target.definition.family()?;
         let (latest, tags) = self.aws.describe_task_definition(family).await.ok()?;
         let arn = latest.task_definition_arn()?;
         let differences = unlike_planned(&latest, &tags, planned);
@@ -463,15 +473,14 @@ impl Deployer {
 
     /// The service already runs the revision an earlier delivery of this push registered; make
     /// sure the ledger says so, and touch nothing in ECS.
-    async fn confirm_earlier_delivery(
-        &self,
-        push: &Push,
-        key: &ServiceKey,
-        service: &Service,
-        definition: &TaskDefinition,
-        tags: &[Tag],
-        lease: &Lease,
-    ) -> Outcome {
+    async fn confirm_earlier_delivery(&self, target: &Target<'_>, lease: &Lease) -> Outcome {
+        let Target {
+            push,
+            key,
+            service,
+            definition,
+            tags,
+        } = *target;
         let running = service.task_definition().unwrap_or_default().to_string();
         let previous = tag_value(tags, TAG_PREVIOUS)
             .unwrap_or_default()

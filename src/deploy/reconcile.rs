@@ -196,6 +196,25 @@ fn choose(
     }
 }
 
+/// The followers grouped by the image each moves to (indexes into `pushes`), and how many
+/// admit nothing newer than what they run.
+fn images_chosen(
+    admitted: &Admitted,
+    running: &HashMap<ServiceKey, Option<String>>,
+    pushes: &[Push],
+) -> (BTreeMap<usize, Vec<Follower>>, usize) {
+    let mut by_image: BTreeMap<usize, Vec<Follower>> = BTreeMap::new();
+    let mut nothing_newer = 0;
+    for (key, (follower, candidates)) in admitted {
+        let running = running.get(key).cloned().flatten();
+        match choose(&follower.policy, running.as_deref(), candidates, pushes) {
+            Some(index) => by_image.entry(index).or_default().push(follower.clone()),
+            None => nothing_newer += 1,
+        }
+    }
+    (by_image, nothing_newer)
+}
+
 /// The registries whose images the reconcile reads: those of the accounts whose pushes deploy
 /// (PUSHDEPLOY_TRUSTED_ACCOUNTS, else the function's own). `None` is the caller's own registry,
 /// for a run that does not know its account (a local run).
@@ -301,42 +320,12 @@ impl Deployer {
         let Some(any_push) = pushes.first() else {
             return done;
         };
-        // Semver services choose by the version they run: read it first. With several
-        // registries, read every follower: a repository of the same name in another trusted
-        // registry is not this one, and only the services that run this registry's image
-        // follow it here (the others would fail to find their container on every run).
-        let is_semver = |f: &Follower| matches!(f.policy, TagPolicy::Semver(_));
-        let to_read: Vec<&Follower> = admitted
-            .values()
-            .map(|(f, _)| f)
-            .filter(|f| several_registries || is_semver(f))
-            .collect();
-        let definitions = self.running_definitions(&to_read).await;
-        if several_registries {
-            admitted.retain(|key, _| {
-                definitions
-                    .get(key)
-                    .is_none_or(|(definition, _)| runs_image_of(definition, any_push))
-            });
-        }
-        let running: HashMap<&ServiceKey, Option<String>> = admitted
-            .iter()
-            .filter(|(_, (f, _))| is_semver(f))
-            .filter_map(|(key, (f, _))| {
-                let (definition, tags) = definitions.get(key)?;
-                let tag = running_tag(any_push, f.container.as_deref(), definition, tags);
-                Some((key, tag))
-            })
-            .collect();
-        let mut by_image: BTreeMap<usize, Vec<Follower>> = BTreeMap::new();
+        let running = self
+            .running_tags(&mut admitted, any_push, several_registries)
+            .await;
         done.followed = admitted.len();
-        for (key, (follower, candidates)) in &admitted {
-            let running = running.get(key).cloned().flatten();
-            match choose(&follower.policy, running.as_deref(), candidates, &pushes) {
-                Some(index) => by_image.entry(index).or_default().push(follower.clone()),
-                None => done.nothing_newer += 1,
-            }
-        }
+        let (by_image, nothing_newer) = images_chosen(&admitted, &running, &pushes);
+        done.nothing_newer = nothing_newer;
         for (index, following) in by_image {
             let push = &pushes[index];
             let shared = Shared {
@@ -351,6 +340,41 @@ impl Deployer {
             }
         }
         done
+    }
+
+    /// The tag each semver follower's container runs now (it chooses by that version), read
+    /// from ECS. With several registries, every follower is read, and only those that run this
+    /// registry's image stay admitted: a repository of the same name in another trusted
+    /// registry is not this one (the others would fail to find their container on every run).
+    async fn running_tags(
+        &self,
+        admitted: &mut Admitted,
+        any_push: &Push,
+        several_registries: bool,
+    ) -> HashMap<ServiceKey, Option<String>> {
+        let is_semver = |f: &Follower| matches!(f.policy, TagPolicy::Semver(_));
+        let to_read: Vec<&Follower> = admitted
+            .values()
+            .map(|(f, _)| f)
+            .filter(|f| several_registries || is_semver(f))
+            .collect();
+        let definitions = self.running_definitions(&to_read).await;
+        if several_registries {
+            admitted.retain(|key, _| {
+                definitions
+                    .get(key)
+                    .is_none_or(|(definition, _)| runs_image_of(definition, any_push))
+            });
+        }
+        admitted
+            .iter()
+            .filter(|(_, (f, _))| is_semver(f))
+            .filter_map(|(key, (f, _))| {
+                let (definition, tags) = definitions.get(key)?;
+                let tag = running_tag(any_push, f.container.as_deref(), definition, tags);
+                Some((key.clone(), tag))
+            })
+            .collect()
     }
 
     /// One scheduled run: every followed repository read (within bounds), every service moved

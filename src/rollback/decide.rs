@@ -217,32 +217,11 @@ fn decide_failure(
     expect_ecs_rollback: bool,
 ) -> FailureAction {
     let failed_revision = failed.new_task_definition.as_deref().unwrap_or_default();
-    if matches!(
-        failed.status,
-        Status::Failed | Status::NeedsHuman | Status::Succeeded
-    ) {
-        return FailureAction::AlreadySettled(format!(
-            "this deployment is already recorded as {}",
-            failed.status.as_str()
-        ));
+    if let Some(action) = not_pushdeploys_to_roll_back(failed) {
+        return action;
     }
-    if failed.kind == Kind::Rollback {
-        return FailureAction::NeedsHuman(format!(
-            "the rollback to {failed_revision} failed; pushdeploy does not roll back a rollback: the service needs a person"
-        ));
-    }
-    // An earlier attempt started this rollback (its record is written before UpdateService)
-    // and did not finish recording it: finish it, whatever the service runs now.
-    let sk = failed.sk();
-    if let Some(started) = history
-        .iter()
-        .find(|r| r.kind == Kind::Rollback && r.reverts.as_deref() == Some(sk.as_str()))
-    {
-        let target = started.new_task_definition.clone().unwrap_or_default();
-        return FailureAction::RollBack {
-            why: format!("to {target} (finishing the rollback an earlier attempt started)"),
-            target,
-        };
+    if let Some(action) = rollback_started_earlier(failed, history) {
+        return action;
     }
     if let Some(how) = ecs_rollback(service).filter(|_| expect_ecs_rollback) {
         return FailureAction::EcsRollsBack(format!(
@@ -260,6 +239,53 @@ fn decide_failure(
             "the service's {strategy} strategy has ECS own its rollbacks: asked ECS to roll it back (StopServiceDeployment, ROLLBACK)"
         ));
     }
+    roll_back_to_last_good(failed, history)
+}
+
+/// A failure that is not pushdeploy's to roll back: one already settled, or a failed rollback
+/// (pushdeploy does not roll back a rollback).
+fn not_pushdeploys_to_roll_back(failed: &DeploymentRecord) -> Option<FailureAction> {
+    if matches!(
+        failed.status,
+        Status::Failed | Status::NeedsHuman | Status::Succeeded
+    ) {
+        return Some(FailureAction::AlreadySettled(format!(
+            "this deployment is already recorded as {}",
+            failed.status.as_str()
+        )));
+    }
+    let failed_revision = failed.new_task_definition.as_deref().unwrap_or_default();
+    (failed.kind == Kind::Rollback).then(|| {
+        FailureAction::NeedsHuman(format!(
+            "the rollback to {failed_revision} failed; pushdeploy does not roll back a rollback: the service needs a person"
+        ))
+    })
+}
+
+/// The rollback an earlier attempt started (its record is written before UpdateService) and
+/// did not finish recording: finished, whatever the service runs now.
+fn rollback_started_earlier(
+    failed: &DeploymentRecord,
+    history: &[DeploymentRecord],
+) -> Option<FailureAction> {
+    let sk = failed.sk();
+    let started = history
+        .iter()
+        .find(|r| r.kind == Kind::Rollback && r.reverts.as_deref() == Some(sk.as_str()))?;
+    let target = started.new_task_definition.clone().unwrap_or_default();
+    Some(FailureAction::RollBack {
+        why: format!("to {target} (finishing the rollback an earlier attempt started)"),
+        target,
+    })
+}
+
+/// The rollback pushdeploy makes itself: to the newest completed revision other than the failed
+/// one, or, when none is known, to the revision that ran before.
+fn roll_back_to_last_good(
+    failed: &DeploymentRecord,
+    history: &[DeploymentRecord],
+) -> FailureAction {
+    let failed_revision = failed.new_task_definition.as_deref().unwrap_or_default();
     let last_good = history.iter().find(|r| {
         r.status == Status::Succeeded
             && r.new_task_definition.is_some()

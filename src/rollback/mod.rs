@@ -258,6 +258,19 @@ impl RollbackHandler {
         if dry_run_for(stack_dry_run, tagged_dry_run, true) {
             return self.dry_run(record, change, service, history);
         }
+        self.act_on(change, record, service, history, lease).await
+    }
+
+    /// A confirmed state change acted on: IN_PROGRESS links the ECS deployment to the record,
+    /// COMPLETED makes it the last known good, FAILED quarantines and rolls back.
+    async fn act_on(
+        &self,
+        change: &DeploymentChange,
+        record: DeploymentRecord,
+        service: &Service,
+        history: &[DeploymentRecord],
+        lease: &Lease,
+    ) -> Outcome {
         match change.state {
             DeploymentState::InProgress => {
                 let reason = format!("deployment {} in progress", change.deployment_id);
