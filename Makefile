@@ -94,8 +94,12 @@ template-check: venv iam-check
 iam-check: venv
 	CARGO="$(CARGO)" $(VENV)/bin/python tests/iam_check.py --mutants
 
+# cargo-deny's own release profile is fat LTO in one codegen unit: the slowest build there is,
+# for a tool that reads a lock file in a fraction of a second. Without LTO, in 16 units, it
+# built in 0.72x the wall time and 0.90x the CPU time (measured here, one run each, under load).
 $(CARGO_DENY):
-	$(CARGO) install --locked --quiet --root .tools cargo-deny@$(CARGO_DENY_VERSION)
+	CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+		$(CARGO) install --locked --quiet --root .tools cargo-deny@$(CARGO_DENY_VERSION)
 
 ## deny: licences, bans and sources of every dependency (deny.toml), offline
 # cargo-deny reads the metadata of the whole graph, every target platform's crates included
