@@ -220,6 +220,20 @@ impl Timeline {
         self.deliver_with(|events| events).await;
     }
 
+    /// The deploy timeout and a minute more pass; then the sweep runs.
+    async fn sweep_past_timeout(&mut self) {
+        self.advance(TIMEOUT_SECS + 60).await;
+        self.sweep().await;
+    }
+
+    /// Push 1 failed, its digest `bad` is quarantined, and the service runs the first digest
+    /// again.
+    async fn assert_rolled_back(&self, bad: &str) {
+        assert_eq!(self.record_of(1).await["status"], "failed");
+        assert_eq!(self.quarantined().await, vec![bad.to_string()]);
+        assert_eq!(self.running().await.0, self.first_digest);
+    }
+
     /// The scheduled sweep, at the world's time.
     async fn sweep(&mut self) {
         let now = self.world.now().await;
@@ -644,11 +658,8 @@ async fn rolling_stuck_with_failing_tasks() {
         "deployed",
         "not past the timeout yet"
     );
-    t.advance(TIMEOUT_SECS + 60).await;
-    t.sweep().await;
-    assert_eq!(t.record_of(1).await["status"], "failed");
-    assert_eq!(t.quarantined().await, vec![bad]);
-    assert_eq!(t.running().await.0, t.first_digest);
+    t.sweep_past_timeout().await;
+    t.assert_rolled_back(&bad).await;
     t.stop().await;
 }
 
@@ -661,12 +672,9 @@ async fn sweep_and_failed_event_race() {
     .await;
     let bad = t.push("latest").await;
     t.fail_tasks(3).await;
-    t.advance(TIMEOUT_SECS + 60).await;
-    t.sweep().await;
+    t.sweep_past_timeout().await;
     t.deliver().await;
-    assert_eq!(t.record_of(1).await["status"], "failed");
-    assert_eq!(t.quarantined().await, vec![bad]);
-    assert_eq!(t.running().await.0, t.first_digest);
+    t.assert_rolled_back(&bad).await;
     t.stop().await;
 }
 
@@ -788,13 +796,11 @@ async fn slow_healthy_rolling() {
     let pushed = t.push("latest").await;
     t.deliver().await;
     t.start_tasks(1).await;
-    t.advance(TIMEOUT_SECS + 60).await;
-    t.sweep().await;
+    t.sweep_past_timeout().await;
     assert_eq!(t.record_of(1).await["status"], "deployed", "progressing");
     t.start_tasks(1).await;
     t.deliver().await;
-    t.advance(TIMEOUT_SECS + 60).await;
-    t.sweep().await;
+    t.sweep_past_timeout().await;
     assert_eq!(t.record_of(1).await["status"], "succeeded");
     assert!(t.quarantined().await.is_empty());
     assert_eq!(t.running().await.0, pushed);
@@ -812,18 +818,14 @@ async fn rolling_without_progress() {
     let bad = t.push("latest").await;
     t.deliver().await;
     t.start_tasks(1).await;
-    t.advance(TIMEOUT_SECS + 60).await;
-    t.sweep().await;
+    t.sweep_past_timeout().await;
     assert_eq!(
         t.record_of(1).await["status"],
         "deployed",
         "progress since it started"
     );
-    t.advance(TIMEOUT_SECS + 60).await;
-    t.sweep().await;
-    assert_eq!(t.record_of(1).await["status"], "failed");
-    assert_eq!(t.quarantined().await, vec![bad]);
-    assert_eq!(t.running().await.0, t.first_digest);
+    t.sweep_past_timeout().await;
+    t.assert_rolled_back(&bad).await;
     t.stop().await;
 }
 
@@ -838,8 +840,7 @@ async fn blue_green_stuck_is_stopped_not_updated() {
     let bad = t.push("latest").await;
     t.deliver().await;
     t.fail_tasks(1).await;
-    t.advance(TIMEOUT_SECS + 60).await;
-    t.sweep().await;
+    t.sweep_past_timeout().await;
     assert_eq!(t.record_of(1).await["status"], "failed");
     assert_eq!(t.quarantined().await, vec![bad]);
     t.start_tasks(2).await;
@@ -881,8 +882,7 @@ async fn expected_ecs_rollback_that_never_comes() {
     let bad = t.push("latest").await;
     t.deliver().await;
     t.fail_tasks(1).await;
-    t.advance(TIMEOUT_SECS + 60).await;
-    t.sweep().await;
+    t.sweep_past_timeout().await;
     assert_eq!(t.record_of(1).await["status"], "failed");
     assert_eq!(
         t.record_of(1)

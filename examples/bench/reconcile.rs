@@ -15,6 +15,7 @@
 //! decisions and deploys. moto's own time for one unpaged answer of all images is printed
 //! beside it.
 
+use super::support::fault_proxy::forward_to_moto;
 use super::support::runtime_api::{FunctionProcess, RuntimeApi};
 use super::support::{TestBed, REGISTRY};
 use http_body_util::{BodyExt, Full};
@@ -46,23 +47,22 @@ struct Pager {
     paging: Duration,
 }
 
-async fn send(upstream: SocketAddr, request: Request<Full<Bytes>>) -> (u16, Bytes, String) {
-    let stream = tokio::net::TcpStream::connect(upstream)
+/// moto's answer to a copy of the request: its status, body and content type.
+async fn send(
+    upstream: SocketAddr,
+    request: &hyper::http::request::Parts,
+    body: Bytes,
+) -> (u16, Bytes, String) {
+    let (answer, body) = forward_to_moto(upstream, request, body)
         .await
-        .expect("moto is listening");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("HTTP/1 handshake with moto");
-    tokio::spawn(connection);
-    let answer = sender.send_request(request).await.expect("moto answers");
-    let status = answer.status().as_u16();
+        .expect("moto answers");
+    let status = answer.status.as_u16();
     let content_type = answer
-        .headers()
+        .headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/x-amz-json-1.1")
         .to_string();
-    let body = answer.into_body().collect().await.unwrap().to_bytes();
     (status, body, content_type)
 }
 
@@ -150,17 +150,7 @@ async fn handle(
             }
         }
     }
-    let mut forward = Request::builder().method(parts.method).uri(
-        parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
-    );
-    for (name, value) in &parts.headers {
-        forward = forward.header(name, value);
-    }
-    let (status, body, content_type) = send(upstream, forward.body(Full::new(body)).unwrap()).await;
+    let (status, body, content_type) = send(upstream, &parts, body).await;
     // The first whole read of a repository is kept, and answered as its first page.
     if let Some((request, Some(repository))) = paged {
         let answer: Value = serde_json::from_slice(&body).unwrap_or_default();

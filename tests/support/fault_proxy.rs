@@ -272,6 +272,37 @@ fn denied(target: &str, request: &[u8]) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
+/// Sends moto at `upstream` what a client sent a proxy: the method, path and query, and headers
+/// of `parts`, with `body`. moto's answer, its body read whole.
+pub async fn forward_to_moto(
+    upstream: SocketAddr,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<(hyper::http::response::Parts, Bytes), hyper::Error> {
+    let mut forward = Request::builder().method(parts.method.clone()).uri(
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+    );
+    for (name, value) in &parts.headers {
+        forward = forward.header(name, value);
+    }
+    let stream = tokio::net::TcpStream::connect(upstream)
+        .await
+        .expect("moto is listening");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP/1 handshake with moto");
+    tokio::spawn(connection);
+    let answer = sender
+        .send_request(forward.body(Full::new(body)).unwrap())
+        .await?;
+    let (parts, body) = answer.into_parts();
+    Ok((parts, body.collect().await?.to_bytes()))
+}
+
 async fn handle(
     state: Arc<Mutex<State>>,
     mut opened: tokio::sync::watch::Receiver<bool>,
@@ -317,27 +348,7 @@ async fn handle(
     }
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
-    let mut forward = Request::builder().method(parts.method).uri(
-        parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
-    );
-    for (name, value) in &parts.headers {
-        forward = forward.header(name, value);
-    }
-    let forward = forward.body(Full::new(body)).unwrap();
-    let stream = tokio::net::TcpStream::connect(upstream)
-        .await
-        .expect("moto is listening");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("HTTP/1 handshake with moto");
-    tokio::spawn(connection);
-    let answer = sender.send_request(forward).await?;
-    let (parts, body) = answer.into_parts();
-    let body = body.collect().await?.to_bytes();
+    let (parts, body) = forward_to_moto(upstream, &parts, body).await?;
     *state.lock().unwrap().forwarded.entry(target).or_default() += 1;
     if fault == Some(Fault::AnswerLost) {
         return Ok(error(500, "InternalServerError"));

@@ -7,6 +7,7 @@ pub mod ecs_world;
 pub mod fault_proxy;
 pub mod mocks;
 pub mod moto;
+pub mod rich_definition;
 pub mod runtime_api;
 pub mod world;
 

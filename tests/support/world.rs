@@ -99,6 +99,20 @@ impl TestBed {
         revision
     }
 
+    /// Cluster `prod` with service `web` running `{REGISTRY}/web:latest` (family `web`, one
+    /// container `app`), tagged to follow repository `web`: what most deploy tests push to. The
+    /// revision's ARN.
+    pub async fn web_service(&self) -> String {
+        self.cluster("prod").await;
+        self.app_service(
+            "prod",
+            "web",
+            &format!("{REGISTRY}/web:latest"),
+            &[("pushdeploy:repository", "web")],
+        )
+        .await
+    }
+
     /// An SNS topic with an SQS queue subscribed to it; (topic ARN, queue URL).
     pub async fn notify_topic(&self) -> (String, String) {
         let sns = aws_sdk_sns::Client::new(&self.sdk);

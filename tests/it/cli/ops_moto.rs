@@ -128,6 +128,20 @@ fn cli(bed: &TestBed, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The report counts no call that writes: no revision, no service update, no ledger item, no
+/// message.
+fn assert_wrote_nothing(report: &Report) {
+    for write in [
+        "ECS.RegisterTaskDefinition",
+        "ECS.UpdateService",
+        "DynamoDB.PutItem",
+        "DynamoDB.UpdateItem",
+        "SNS.Publish",
+    ] {
+        assert_eq!(report.aws_calls.get(write), None, "{write}: {report:?}");
+    }
+}
+
 async fn ledger_items(bed: &TestBed) -> usize {
     bed.dynamodb
         .scan()
@@ -492,15 +506,7 @@ async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
     assert_eq!(bed.revisions("web").await, std::slice::from_ref(&first));
     assert_eq!(bed.running("prod", "web").await, first);
     assert_eq!(ledger_items(&bed).await, 0);
-    for write in [
-        "ECS.RegisterTaskDefinition",
-        "ECS.UpdateService",
-        "DynamoDB.PutItem",
-        "DynamoDB.UpdateItem",
-        "SNS.Publish",
-    ] {
-        assert_eq!(report.aws_calls.get(write), None, "{write}: {report:?}");
-    }
+    assert_wrote_nothing(&report);
     assert!(bed.notifications(&queue_url, 0).await.is_empty());
 
     // The per-service tag does the same with the global switch off.
@@ -557,15 +563,7 @@ async fn a_dry_run_decides_and_shows_the_diff_but_changes_nothing() {
     assert_eq!(ledger_items(&bed).await, items);
     // Not even the pinned copy a real rollback would register.
     assert_eq!(bed.revisions("web").await, revisions);
-    for write in [
-        "ECS.RegisterTaskDefinition",
-        "ECS.UpdateService",
-        "DynamoDB.PutItem",
-        "DynamoDB.UpdateItem",
-        "SNS.Publish",
-    ] {
-        assert_eq!(report.aws_calls.get(write), None, "{write}: {report:?}");
-    }
+    assert_wrote_nothing(report);
 }
 
 /// The environment of a CLI run that finds nothing on the machine: no profile, no credentials

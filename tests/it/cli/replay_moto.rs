@@ -17,6 +17,7 @@
 //! the credentials a test sends with as a function's role, a stand-in id for EventBridge's (AWS
 //! documents none), and moto's own for everyone else.
 
+use crate::support::fault_proxy::forward_to_moto;
 use crate::support::{digest, push_event, TestBed, REGISTRY, TABLE};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use http_body_util::{BodyExt, Full};
@@ -141,28 +142,7 @@ async fn relay(
         .to_string();
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
-    let mut forward = Request::builder().method(parts.method).uri(
-        parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
-    );
-    for (name, value) in &parts.headers {
-        forward = forward.header(name, value);
-    }
-    let stream = tokio::net::TcpStream::connect(upstream)
-        .await
-        .expect("moto is listening");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("HTTP/1 handshake with moto");
-    tokio::spawn(connection);
-    let answer = sender
-        .send_request(forward.body(Full::new(body)).unwrap())
-        .await?;
-    let (mut parts, body) = answer.into_parts();
-    let mut body = body.collect().await?.to_bytes();
+    let (mut parts, mut body) = forward_to_moto(upstream, &parts, body).await?;
     match target.as_str() {
         "AmazonSQS.SendMessage" => {
             let sent: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -237,6 +217,20 @@ impl Stack {
         Stack { senders, sdk }
     }
 
+    /// The stack with its two dead-letter queues, each tagged with its function, as the
+    /// template makes them: (stack, deploy queue URL, rollback queue URL).
+    async fn with_queues(
+        bed: &TestBed,
+        deploy_settings: &[(&str, &str)],
+    ) -> (Stack, String, String) {
+        let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
+        let deploy_queue = queue(&sqs, "pushdeploy-DeployDeadLetterQueue", Some("deploy")).await;
+        let rollback_queue =
+            queue(&sqs, "pushdeploy-RollbackDeadLetterQueue", Some("rollback")).await;
+        let stack = Stack::new(bed, deploy_settings, &deploy_queue, &rollback_queue).await;
+        (stack, deploy_queue, rollback_queue)
+    }
+
     /// An SQS client that sends as `sender`.
     fn sqs_as(&self, sender: Sender) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::from_conf(
@@ -260,6 +254,18 @@ impl Stack {
         attributes: Vec<(&str, MessageAttributeValue)>,
     ) {
         send(&self.sqs_as(sender), queue_url, body, attributes).await;
+    }
+
+    /// A genuine dead letter: Lambda's on-failure record of `event`, sent to `queue_url` by a
+    /// session of the deploy function's role.
+    async fn dead_letter(&self, queue_url: &str, event: &Value) {
+        self.send(
+            Sender::DeployRole,
+            queue_url,
+            on_failure_record(event),
+            vec![],
+        )
+        .await;
     }
 
     /// `pushdeploy replay --queue-url <queue_url> <args>` through this stack's senders, with
@@ -617,14 +623,7 @@ async fn dead_letters_are_replayed_through_the_same_path_and_deleted() {
     assert_eq!(messages_in(&sqs, &queue_url).await, (0, 1));
 
     // The same dead letter again: the ledger knows the push, nothing moves.
-    stack
-        .send(
-            Sender::DeployRole,
-            &queue_url,
-            on_failure_record(&web_push),
-            vec![],
-        )
-        .await;
+    stack.dead_letter(&queue_url, &web_push).await;
     let again = stack.replay(&bed, &queue_url, &[]);
     let line = result_of(&again, "ev-1");
     assert_eq!(line["result"], "replayed");
@@ -656,9 +655,7 @@ async fn each_dead_letter_goes_back_to_the_function_it_was_meant_for() {
     // api's new image is in ECR, but its push event never came: the reconcile's to find.
     let missed = bed.push_image("api", "latest", 7).await;
     let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
-    let deploy_queue = queue(&sqs, "pushdeploy-DeployDeadLetterQueue", Some("deploy")).await;
-    let rollback_queue = queue(&sqs, "pushdeploy-RollbackDeadLetterQueue", Some("rollback")).await;
-    let stack = Stack::new(&bed, &[], &deploy_queue, &rollback_queue).await;
+    let (stack, deploy_queue, rollback_queue) = Stack::with_queues(&bed, &[]).await;
     let stray_ecs_event = json!({
         "version": "0", "id": "ecs-stray", "detail-type": "ECS Deployment State Change",
         "source": "aws.ecs", "account": "123456789012", "time": "2026-11-26T12:04:05Z",
@@ -954,12 +951,7 @@ async fn each_dead_letter_goes_back_to_the_function_it_was_meant_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_that_does_not_say_its_function_is_refused_unless_named() {
     let bed = TestBed::start().await;
-    bed.cluster("prod").await;
-    let td = bed
-        .task_definition("web", &[("app", &format!("{REGISTRY}/web:latest"))])
-        .await;
-    bed.service("prod", "web", &td, &[("pushdeploy:repository", "web")])
-        .await;
+    let td = bed.web_service().await;
     let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
     let untagged = queue(&sqs, "older-stack-dead-letters", None).await;
     let tagged = queue(&sqs, "rollback-dead-letters", Some("rollback")).await;
@@ -976,14 +968,7 @@ async fn a_queue_that_does_not_say_its_function_is_refused_unless_named() {
         ))
         .await;
     for queue_url in [&untagged, &tagged] {
-        stack
-            .send(
-                Sender::DeployRole,
-                queue_url,
-                on_failure_record(&push),
-                vec![],
-            )
-            .await;
+        stack.dead_letter(queue_url, &push).await;
     }
 
     let refused = |out: std::process::Output| {
@@ -1054,25 +1039,10 @@ fn outcome_in<'a>(line: &'a Value, cluster: &str) -> &'a Value {
 async fn a_dead_letter_keeps_the_stacks_clusters_whatever_the_shell_says() {
     let bed = TestBed::start().await;
     let (first, pushed) = web_in_prod_and_dev(&bed).await;
-    let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
-    let deploy_queue = queue(&sqs, "pushdeploy-DeployDeadLetterQueue", Some("deploy")).await;
-    let rollback_queue = queue(&sqs, "pushdeploy-RollbackDeadLetterQueue", Some("rollback")).await;
-    let stack = Stack::new(
-        &bed,
-        &[("PUSHDEPLOY_CLUSTERS", "prod")],
-        &deploy_queue,
-        &rollback_queue,
-    )
-    .await;
+    let (stack, deploy_queue, _) =
+        Stack::with_queues(&bed, &[("PUSHDEPLOY_CLUSTERS", "prod")]).await;
     let push = push_event("ev-prod", "web", "latest", &pushed, "2026-11-26T12:00:00Z");
-    stack
-        .send(
-            Sender::DeployRole,
-            &deploy_queue,
-            on_failure_record(&push),
-            vec![],
-        )
-        .await;
+    stack.dead_letter(&deploy_queue, &push).await;
 
     let out = stack.run_replay(&bed, &deploy_queue, &[]);
     let line = result_of(&lines_of(&out), "ev-prod").clone();
@@ -1106,25 +1076,10 @@ async fn a_dead_letter_keeps_the_stacks_clusters_whatever_the_shell_says() {
 async fn a_dead_letter_of_a_dry_run_stack_deploys_nothing() {
     let bed = TestBed::start().await;
     let (first, pushed) = web_in_prod_and_dev(&bed).await;
-    let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
-    let deploy_queue = queue(&sqs, "pushdeploy-DeployDeadLetterQueue", Some("deploy")).await;
-    let rollback_queue = queue(&sqs, "pushdeploy-RollbackDeadLetterQueue", Some("rollback")).await;
-    let stack = Stack::new(
-        &bed,
-        &[("PUSHDEPLOY_DRY_RUN", "true")],
-        &deploy_queue,
-        &rollback_queue,
-    )
-    .await;
+    let (stack, deploy_queue, _) =
+        Stack::with_queues(&bed, &[("PUSHDEPLOY_DRY_RUN", "true")]).await;
     let push = push_event("ev-dry", "web", "latest", &pushed, "2026-11-26T12:00:00Z");
-    stack
-        .send(
-            Sender::DeployRole,
-            &deploy_queue,
-            on_failure_record(&push),
-            vec![],
-        )
-        .await;
+    stack.dead_letter(&deploy_queue, &push).await;
 
     let replayed = stack.replay(&bed, &deploy_queue, &[]);
     let line = result_of(&replayed, "ev-dry");
@@ -1172,10 +1127,8 @@ async fn planted_messages_are_kept_as_untrusted() {
         pushed.insert(name, bed.push_image(name, "latest", seed).await);
     }
     let sqs = aws_sdk_sqs::Client::new(&bed.sdk);
-    let deploy_queue = queue(&sqs, "pushdeploy-DeployDeadLetterQueue", Some("deploy")).await;
-    let rollback_queue = queue(&sqs, "pushdeploy-RollbackDeadLetterQueue", Some("rollback")).await;
+    let (stack, deploy_queue, _) = Stack::with_queues(&bed, &[]).await;
     let elsewhere = queue(&sqs, "somebody-elses-queue", None).await;
-    let stack = Stack::new(&bed, &[], &deploy_queue, &rollback_queue).await;
     // A function of the planter's own, whose role they can send as, named like the stack's
     // (so its name alone does not give it away), sending its failed events elsewhere.
     let planters = "pushdeploy-DeployFunction-Planted";

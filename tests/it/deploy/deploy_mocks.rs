@@ -9,10 +9,10 @@ use crate::support::mocks::*;
 use crate::support::{digest, push_event, TestBed};
 use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
 use aws_sdk_ecs::types::TaskDefinition;
-use aws_smithy_mocks::mock;
-use pushdeploy::deploy::OutcomeKind;
+use aws_smithy_mocks::{mock, Rule};
+use pushdeploy::deploy::{Deployer, OutcomeKind};
 use pushdeploy::invocation::Invocation;
-use pushdeploy::ledger::Status;
+use pushdeploy::ledger::{DeploymentRecord, Status};
 
 fn push() -> serde_json::Value {
     push_event(
@@ -24,15 +24,38 @@ fn push() -> serde_json::Value {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn register_succeeds_update_fails_and_the_retry_finishes_without_a_second_revision() {
-    let bed = TestBed::start().await;
+/// A deployer for a push to `web`: discovery finds it, ECS describes its service and
+/// definition, RegisterTaskDefinition answers V2 (the rule is returned, to count its calls), and
+/// UpdateService answers as `update` says.
+async fn web_deployer(bed: &TestBed, update: &Rule) -> (Deployer, Rule) {
     let (discover, services, definition, register) = (
         discovery(&["web"]),
         described_services(),
         described_definition(),
         registered(V2),
     );
+    let deployer = deployer(
+        bed,
+        &[&discover],
+        &[&services, &definition, &register, update],
+    )
+    .await;
+    (deployer, register)
+}
+
+/// The ledger's newest record for `web`.
+async fn web_record(deployer: &Deployer) -> DeploymentRecord {
+    deployer
+        .ledger()
+        .latest(&service_arn("web"), 1)
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_succeeds_update_fails_and_the_retry_finishes_without_a_second_revision() {
+    let bed = TestBed::start().await;
     // UpdateService answers 500 to all three SDK attempts of the first invocation, then succeeds.
     let update = mock!(aws_sdk_ecs::Client::update_service)
         .sequence()
@@ -40,12 +63,7 @@ async fn register_succeeds_update_fails_and_the_retry_finishes_without_a_second_
         .times(3)
         .output(|| updated_output(V2))
         .build();
-    let deployer = deployer(
-        &bed,
-        &[&discover],
-        &[&services, &definition, &register, &update],
-    )
-    .await;
+    let (deployer, register) = web_deployer(&bed, &update).await;
 
     let first = deployer
         .handle(bed.pushed(push()).await, &Invocation::default())
@@ -66,12 +84,7 @@ async fn register_succeeds_update_fails_and_the_retry_finishes_without_a_second_
         "{outcome:?}"
     );
     assert_eq!((register.num_calls(), update.num_calls()), (1, 3));
-    let record = deployer
-        .ledger()
-        .latest(&service_arn("web"), 1)
-        .await
-        .unwrap()
-        .remove(0);
+    let record = web_record(&deployer).await;
     assert_eq!(
         (record.status, record.new_task_definition.as_deref()),
         (Status::Deploying, Some(V2)),
@@ -186,23 +199,12 @@ async fn throttling_is_absorbed_by_sdk_retries_and_then_handed_to_lambda() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_update_is_final_recorded_and_not_retried() {
     let bed = TestBed::start().await;
-    let (discover, services, definition, register) = (
-        discovery(&["web"]),
-        described_services(),
-        described_definition(),
-        registered(V2),
-    );
     let update = mock!(aws_sdk_ecs::Client::update_service)
         .sequence()
         .http_status(400, Some(wire_error("InvalidParameterException")))
         .repeatedly()
         .build();
-    let deployer = deployer(
-        &bed,
-        &[&discover],
-        &[&services, &definition, &register, &update],
-    )
-    .await;
+    let (deployer, register) = web_deployer(&bed, &update).await;
 
     let report = deployer
         .handle(bed.pushed(push()).await, &Invocation::default())
@@ -226,12 +228,7 @@ async fn a_rejected_update_is_final_recorded_and_not_retried() {
         1,
         "a 4xx is not retried by the SDK either"
     );
-    let record = deployer
-        .ledger()
-        .latest(&service_arn("web"), 1)
-        .await
-        .unwrap()
-        .remove(0);
+    let record = web_record(&deployer).await;
     assert_eq!(record.status, Status::Failed);
 
     // EventBridge delivers the same push again: the ledger remembers it failed.
@@ -353,12 +350,6 @@ async fn a_tagged_service_ecs_reports_missing_is_a_skip_not_a_failure() {
 async fn a_denied_call_is_one_sentence_in_the_reason_that_says_what_to_grant() {
     const ROLE: &str = "arn:aws:sts::123456789012:assumed-role/pushdeploy-deploy/pushdeploy-deploy";
     let bed = TestBed::start().await;
-    let (discover, services, definition, register) = (
-        discovery(&["web"]),
-        described_services(),
-        described_definition(),
-        registered(V2),
-    );
     // IAM's refusal, as ECS words it, when the role lacks ecs:UpdateService on the service.
     let denial = format!(
         r#"{{"__type":"AccessDeniedException","message":"User: {ROLE} is not authorized to perform: ecs:UpdateService on resource: {} because no identity-based policy allows the ecs:UpdateService action"}}"#,
@@ -369,12 +360,7 @@ async fn a_denied_call_is_one_sentence_in_the_reason_that_says_what_to_grant() {
         .http_status(400, Some(denial))
         .repeatedly()
         .build();
-    let deployer = deployer(
-        &bed,
-        &[&discover],
-        &[&services, &definition, &register, &update],
-    )
-    .await;
+    let (deployer, _) = web_deployer(&bed, &update).await;
 
     let report = deployer
         .handle(bed.pushed(push()).await, &Invocation::default())
@@ -395,12 +381,7 @@ async fn a_denied_call_is_one_sentence_in_the_reason_that_says_what_to_grant() {
         )
     );
     assert!(!reason.contains("DispatchFailure(") && reason.chars().count() < 250);
-    let record = deployer
-        .ledger()
-        .latest(&service_arn("web"), 1)
-        .await
-        .unwrap()
-        .remove(0);
+    let record = web_record(&deployer).await;
     assert_eq!(
         record.reason.as_deref(),
         Some(reason),

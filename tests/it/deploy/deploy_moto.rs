@@ -238,12 +238,7 @@ async fn only_services_tagged_for_the_repository_and_tag_move() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_push_after_a_newer_one_is_skipped_as_stale() {
     let bed = TestBed::start().await;
-    bed.cluster("prod").await;
-    let td = bed
-        .task_definition("web", &[("app", &app_image("latest"))])
-        .await;
-    bed.service("prod", "web", &td, &[("pushdeploy:repository", "web")])
-        .await;
+    bed.web_service().await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
 
     // b is pushed first, then c; b's event arrives last.
@@ -363,12 +358,7 @@ fn replication_event(id: &str, d: char, time: &str, source_account: &str) -> ser
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replicated_image_deploys_like_a_push_from_a_trusted_source_only() {
     let bed = TestBed::start().await;
-    bed.cluster("prod").await;
-    let old = bed
-        .task_definition("web", &[("app", &app_image("latest"))])
-        .await;
-    bed.service("prod", "web", &old, &[("pushdeploy:repository", "web")])
-        .await;
+    let old = bed.web_service().await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
     // The function's own account and region, as Lambda tells it.
     let invocation = Invocation {
@@ -536,12 +526,7 @@ async fn a_forged_push_moves_nothing_and_blocks_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tag_moved_back_to_an_earlier_image_deploys_it() {
     let bed = TestBed::start().await;
-    bed.cluster("prod").await;
-    let td = bed
-        .task_definition("web", &[("app", &app_image("latest"))])
-        .await;
-    bed.service("prod", "web", &td, &[("pushdeploy:repository", "web")])
-        .await;
+    bed.web_service().await;
     let deployer = Deployer::new(&bed.sdk, bed.config());
     // Event ids sort in push order, as EventBridge times of one second would not.
     for (id, d) in [("push-1", 'b'), ("push-2", 'c'), ("push-3-retag", 'b')] {

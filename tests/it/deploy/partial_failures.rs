@@ -61,12 +61,7 @@ enum Orphan {
 }
 
 async fn died_after_registering(bed: &TestBed, orphan: Orphan) -> String {
-    bed.cluster("prod").await;
-    let first = bed
-        .task_definition("web", &[("app", &format!("{REGISTRY}/web:latest"))])
-        .await;
-    bed.service("prod", "web", &first, &[("pushdeploy:repository", "web")])
-        .await;
+    let first = bed.web_service().await;
     let push = confirmed(bed).await;
     // The claim, its lease long over, and the record written before registering.
     let ledger = Ledger::new(bed.dynamodb.clone(), TABLE);
@@ -252,14 +247,16 @@ async fn a_newest_revision_that_is_not_this_pushs_is_never_adopted() {
 const REGISTER: Call = call("ecs", "RegisterTaskDefinition");
 
 /// The service `web` in cluster `prod`, following repository `web`, on a first revision.
-async fn service_on_web(bed: &TestBed) -> String {
-    bed.cluster("prod").await;
-    let first = bed
-        .task_definition("web", &[("app", &format!("{REGISTRY}/web:latest"))])
-        .await;
-    bed.service("prod", "web", &first, &[("pushdeploy:repository", "web")])
-        .await;
-    first
+/// A fault proxy before moto on which the first RegisterTaskDefinition meets `fault`.
+async fn register_once_meets(bed: &TestBed, fault: Fault) -> FaultProxy {
+    let proxy = FaultProxy::start(bed.moto.address).await;
+    proxy.break_calls(Plan {
+        call: REGISTER,
+        skip: 0,
+        times: 1,
+        fault,
+    });
+    proxy
 }
 
 /// The service runs a revision equal, field by field, to `request`, and not `planted`.
@@ -330,17 +327,11 @@ async fn the_retry_never_adopts_a_revision_that_differs_from_its_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revision_planted_before_a_lost_answer_is_not_adopted() {
     let bed = TestBed::start().await;
-    let first = service_on_web(&bed).await;
+    let first = bed.web_service().await;
     let request = planned(&bed, &first, &the_push()).await;
     let planted = registered(plant(request.clone())).await;
-    let proxy = FaultProxy::start(bed.moto.address).await;
+    let proxy = register_once_meets(&bed, Fault::Unavailable).await;
     let deployer = Deployer::new(&bed.sdk_via(&proxy.url).await, bed.config());
-    proxy.break_calls(Plan {
-        call: REGISTER,
-        skip: 0,
-        times: 1,
-        fault: Fault::Unavailable,
-    });
 
     let report = deployer
         .handle(the_push(), &Invocation::default())
@@ -365,17 +356,11 @@ async fn a_revision_planted_before_a_lost_answer_is_not_adopted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revision_planted_while_the_answer_is_lost_is_not_adopted() {
     let bed = TestBed::start().await;
-    let first = service_on_web(&bed).await;
+    let first = bed.web_service().await;
     let request = planned(&bed, &first, &the_push()).await;
-    let proxy = FaultProxy::start(bed.moto.address).await;
+    let proxy = register_once_meets(&bed, Fault::AnswerHeldThenLost).await;
     // The functions' own timeouts: the held answer is waited for, not timed out.
     let deployer = Deployer::new(&bed.sdk_through(&proxy.url).await, bed.config());
-    proxy.break_calls(Plan {
-        call: REGISTER,
-        skip: 0,
-        times: 1,
-        fault: Fault::AnswerHeldThenLost,
-    });
 
     let plant_in_the_window = async {
         proxy.answers_held(1).await;
@@ -401,90 +386,6 @@ async fn a_revision_planted_while_the_answer_is_lost_is_not_adopted() {
     says_why_not_adopted(outcome, &planted);
 }
 
-/// A definition with most of what ECS lets one say, as a lost answer must adopt it whole.
-async fn rich_definition(bed: &TestBed) -> String {
-    use aws_sdk_ecs::types::*;
-    let app = ContainerDefinition::builder()
-        .name("app")
-        .image(format!("{REGISTRY}/web:latest"))
-        .cpu(256)
-        .memory(512)
-        .essential(true)
-        .port_mappings(
-            PortMapping::builder()
-                .container_port(8080)
-                .protocol(TransportProtocol::Tcp)
-                .name("http")
-                .build(),
-        )
-        .environment(
-            KeyValuePair::builder()
-                .name("DATABASE_URL")
-                .value("postgres://app:s3cr3t@db:5432/app")
-                .build(),
-        )
-        .secrets(
-            Secret::builder()
-                .name("API_KEY")
-                .value_from("arn:aws:secretsmanager:us-east-1:123456789012:secret:api-key")
-                .build()
-                .unwrap(),
-        )
-        .health_check(
-            HealthCheck::builder()
-                .command("CMD-SHELL")
-                .command("curl -f http://localhost:8080/health || exit 1")
-                .interval(15)
-                .build()
-                .unwrap(),
-        )
-        .log_configuration(
-            LogConfiguration::builder()
-                .log_driver(LogDriver::Awslogs)
-                .options("awslogs-group", "/ecs/web")
-                .build()
-                .unwrap(),
-        )
-        .mount_points(
-            MountPoint::builder()
-                .source_volume("scratch")
-                .container_path("/tmp/scratch")
-                .build(),
-        )
-        .docker_labels("team", "web")
-        .build();
-    let envoy = ContainerDefinition::builder()
-        .name("envoy")
-        .image("public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29.6.0-prod")
-        .essential(true)
-        .memory(128)
-        .user("1337")
-        .build();
-    registered(
-        bed.ecs
-            .register_task_definition()
-            .family("web")
-            .task_role_arn("arn:aws:iam::123456789012:role/web-task")
-            .execution_role_arn("arn:aws:iam::123456789012:role/web-execution")
-            .network_mode(NetworkMode::Awsvpc)
-            .container_definitions(app)
-            .container_definitions(envoy)
-            .volumes(Volume::builder().name("scratch").build())
-            .requires_compatibilities(Compatibility::Fargate)
-            .cpu("1024")
-            .memory("2048")
-            .runtime_platform(
-                RuntimePlatform::builder()
-                    .cpu_architecture(CpuArchitecture::Arm64)
-                    .operating_system_family(OsFamily::Linux)
-                    .build(),
-            )
-            .ephemeral_storage(EphemeralStorage::builder().size_in_gib(40).build())
-            .tags(Tag::builder().key("team").value("web").build()),
-    )
-    .await
-}
-
 /// The legitimate case: the deploy's own registration took effect and its answer was lost.
 /// The family's newest revision is the deploy's request, field by field: adopted, no second
 /// RegisterTaskDefinition, no warning.
@@ -492,18 +393,13 @@ async fn rich_definition(bed: &TestBed) -> String {
 async fn a_lost_answer_still_adopts_the_revision_it_registered() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
-    let first = rich_definition(&bed).await;
+    // A definition with most of what ECS lets one say, as a lost answer must adopt it whole.
+    let first = bed.rich_definition().await;
     bed.service("prod", "web", &first, &[("pushdeploy:repository", "web")])
         .await;
     let request = planned(&bed, &first, &the_push()).await;
-    let proxy = FaultProxy::start(bed.moto.address).await;
+    let proxy = register_once_meets(&bed, Fault::AnswerLost).await;
     let deployer = Deployer::new(&bed.sdk_via(&proxy.url).await, bed.config());
-    proxy.break_calls(Plan {
-        call: REGISTER,
-        skip: 0,
-        times: 1,
-        fault: Fault::AnswerLost,
-    });
 
     let report = deployer
         .handle(the_push(), &Invocation::default())

@@ -221,22 +221,22 @@ async fn the_reconcile_reads_every_trusted_registry_and_moves_each_service_withi
     let ours = mock!(aws_sdk_ecr::Client::describe_images)
         .match_requests(|input| input.registry_id() != Some(OTHER))
         .then_output(move || image_of("123456789012", 'c'));
-    let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&theirs, &ours]);
-    let aws = pushdeploy::aws::Aws::from_clients(
-        bed.ecs.clone(),
-        aws_sdk_resourcegroupstagging::Client::new(&bed.sdk),
-        bed.dynamodb.clone(),
-        aws_sdk_sns::Client::new(&bed.sdk),
-        ecr,
-    );
-    let mut config = bed.config();
-    config.trusted_accounts = Some(
-        [OTHER, "123456789012"]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-    );
-    let deployer = Deployer::with_aws(aws, config);
+    // Both registries' accounts are trusted; ECR is the mock, the rest moto.
+    let trusting_both = |ecr| {
+        let mut config = bed.config();
+        config.trusted_accounts = Some(
+            [OTHER, "123456789012"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        );
+        with_ecr_and_config(&bed, ecr, config)
+    };
+    let deployer = trusting_both(mock_client!(
+        aws_sdk_ecr,
+        RuleMode::MatchAny,
+        &[&theirs, &ours]
+    ));
     let invocation = Invocation {
         function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:deploy".into()),
         ..Invocation::default()
@@ -281,25 +281,14 @@ async fn the_reconcile_reads_every_trusted_registry_and_moves_each_service_withi
                 aws_smithy_types::body::SdkBody::from(wire_error("RepositoryNotFoundException")),
             )
         });
-    let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&missing, &ours]);
-    let aws = pushdeploy::aws::Aws::from_clients(
-        bed.ecs.clone(),
-        aws_sdk_resourcegroupstagging::Client::new(&bed.sdk),
-        bed.dynamodb.clone(),
-        aws_sdk_sns::Client::new(&bed.sdk),
-        ecr,
-    );
-    let mut config = bed.config();
-    config.trusted_accounts = Some(
-        [OTHER, "123456789012"]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-    );
-    let report = Deployer::with_aws(aws, config)
-        .handle(scheduled("reconcile-2"), &invocation)
-        .await
-        .unwrap();
+    let report = trusting_both(mock_client!(
+        aws_sdk_ecr,
+        RuleMode::MatchAny,
+        &[&missing, &ours]
+    ))
+    .handle(scheduled("reconcile-2"), &invocation)
+    .await
+    .unwrap();
     let reason = report.reason.clone().unwrap_or_default();
     assert!(!reason.contains("could not read"), "{reason}");
     assert_eq!(missing.num_calls(), 1);
@@ -307,6 +296,15 @@ async fn the_reconcile_reads_every_trusted_registry_and_moves_each_service_withi
 
 /// The ECR stand-in of the mock tests: moto for ECS, tagging and the ledger, `ecr` for ECR.
 fn with_ecr(bed: &TestBed, ecr: aws_sdk_ecr::Client) -> Deployer {
+    with_ecr_and_config(bed, ecr, bed.config())
+}
+
+/// The same, with `config`.
+fn with_ecr_and_config(
+    bed: &TestBed,
+    ecr: aws_sdk_ecr::Client,
+    config: pushdeploy::config::Config,
+) -> Deployer {
     let aws = pushdeploy::aws::Aws::from_clients(
         bed.ecs.clone(),
         aws_sdk_resourcegroupstagging::Client::new(&bed.sdk),
@@ -314,7 +312,7 @@ fn with_ecr(bed: &TestBed, ecr: aws_sdk_ecr::Client) -> Deployer {
         aws_sdk_sns::Client::new(&bed.sdk),
         ecr,
     );
-    Deployer::with_aws(aws, bed.config())
+    Deployer::with_aws(aws, config)
 }
 
 /// Issue 14, item 6: a `pushdeploy:repository` value is anyone's to set who may tag a service,

@@ -147,6 +147,27 @@ where
     (answer(&first_answer), report(handle(retry).await))
 }
 
+/// Row `repository`'s first revision: family `repository`, its `app` on `latest`.
+async fn row_revision(bed: &TestBed, repository: &str) -> String {
+    bed.task_definition(
+        repository,
+        &[("app", &format!("{REGISTRY}/{repository}:latest"))],
+    )
+    .await
+}
+
+/// Row `i`'s push of `repository:latest` at digest `d`, as ECR confirmed it.
+async fn row_push(bed: &TestBed, i: usize, repository: &str, d: char) -> serde_json::Value {
+    bed.pushed(push_event(
+        &format!("ev-{i}"),
+        repository,
+        "latest",
+        &digest(d),
+        "2026-11-26T12:00:00Z",
+    ))
+    .await
+}
+
 fn print_table(title: &str, lines: &[String]) {
     println!("\n{title}\n| call (request) | fault | first invocation | Lambda's retry | final state |\n|---|---|---|---|---|");
     for line in lines {
@@ -187,12 +208,7 @@ async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_d
     for (i, row) in rows.iter().enumerate() {
         // Each row has its own repository, family and service in one moto.
         let (repository, name) = (format!("app{i}"), format!("svc{i}"));
-        let first = bed
-            .task_definition(
-                &repository,
-                &[("app", &format!("{REGISTRY}/{repository}:latest"))],
-            )
-            .await;
+        let first = row_revision(&bed, &repository).await;
         let service_arn = bed
             .service(
                 "prod",
@@ -201,15 +217,7 @@ async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_d
                 &[("pushdeploy:repository", &repository)],
             )
             .await;
-        let event = bed
-            .pushed(push_event(
-                &format!("ev-{i}"),
-                &repository,
-                "latest",
-                &digest('c'),
-                "2026-11-26T12:00:00Z",
-            ))
-            .await;
+        let event = row_push(&bed, i, &repository, 'c').await;
         let (first_text, second) =
             break_then_retry(&proxy, row, &format!("req-{i}"), |invocation| {
                 let event = event.clone();
@@ -315,12 +323,7 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
         let (repository, name) = (format!("app{i}"), format!("svc{i}"));
         // `latest` names a real image, which ECS resolves when the service starts.
         let good_digest = bed.push_image(&repository, "latest", 0).await;
-        let good = bed
-            .task_definition(
-                &repository,
-                &[("app", &format!("{REGISTRY}/{repository}:latest"))],
-            )
-            .await;
+        let good = row_revision(&bed, &repository).await;
         let service_arn = bed
             .service_with(
                 "prod",
@@ -330,15 +333,7 @@ async fn every_rollback_call_failing_then_retried_rolls_back_once_and_quarantine
                 support::circuit_breaker(false),
             )
             .await;
-        let push = bed
-            .pushed(push_event(
-                &format!("ev-{i}"),
-                &repository,
-                "latest",
-                &digest('d'),
-                "2026-11-26T12:00:00Z",
-            ))
-            .await;
+        let push = row_push(&bed, i, &repository, 'd').await;
         let deployed = deployer
             .handle(push.clone(), &Invocation::default())
             .await

@@ -3,7 +3,7 @@
 //! Against moto, with a service that follows `web:latest` ready to be (wrongly) deployed.
 
 use crate::support::runtime_api::{FunctionProcess, RuntimeApi};
-use crate::support::{digest, TestBed, REGISTRY, TABLE};
+use crate::support::{digest, TestBed, TABLE};
 use pushdeploy::deploy::Deployer;
 use pushdeploy::invocation::Invocation;
 use serde_json::{json, Value};
@@ -279,12 +279,7 @@ async fn nothing_changed(bed: &TestBed, td: &str) {
 
 async fn bed_with_a_follower() -> (TestBed, String) {
     let bed = TestBed::start().await;
-    bed.cluster("prod").await;
-    let td = bed
-        .task_definition("web", &[("app", &format!("{REGISTRY}/web:latest"))])
-        .await;
-    bed.service("prod", "web", &td, &[("pushdeploy:repository", "web")])
-        .await;
+    let td = bed.web_service().await;
     (bed, td)
 }
 

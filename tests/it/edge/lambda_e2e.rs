@@ -15,6 +15,13 @@ fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_deploy"))
 }
 
+/// The `reason` of the function's answer; a panic that shows the answer if it has none.
+fn reason_of(response: &serde_json::Value) -> &str {
+    response["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason: {response}"))
+}
+
 async fn demo_service(bed: &TestBed) -> String {
     bed.cluster("prod").await;
     let td = bed
@@ -238,7 +245,7 @@ async fn sample_events_that_are_not_deployable_pushes_are_answered_without_touch
         assert_eq!(response["event_id"], sample_event(sample)["id"], "{sample}");
         assert_eq!(response["outcomes"], serde_json::json!([]), "{sample}");
         assert!(
-            response["reason"].as_str().unwrap().contains(reason),
+            reason_of(&response).contains(reason),
             "{sample}: {response}"
         );
         assert_eq!(response["aws_calls"], serde_json::json!({}), "{sample}");
@@ -253,10 +260,7 @@ async fn sample_events_that_are_not_deployable_pushes_are_answered_without_touch
         .response();
     assert_eq!(response["outcomes"], serde_json::json!([]));
     assert!(
-        response["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("no service follows pushdeploy-demo:v1.4.2"),
+        reason_of(&response).starts_with("no service follows pushdeploy-demo:v1.4.2"),
         "{response}"
     );
     // A push from another account, or to another region, than the function's (its ARN says
@@ -265,20 +269,14 @@ async fn sample_events_that_are_not_deployable_pushes_are_answered_without_touch
     foreign["account"] = serde_json::json!("210987654321");
     let response = api.invoke(foreign, INVOKE_WITHIN).await.response();
     assert!(
-        response["reason"]
-            .as_str()
-            .unwrap()
-            .contains("account 210987654321, which this function does not trust"),
+        reason_of(&response).contains("account 210987654321, which this function does not trust"),
         "{response}"
     );
     let mut elsewhere = sample_event("ecr-push.json");
     elsewhere["region"] = serde_json::json!("eu-west-1");
     let response = api.invoke(elsewhere, INVOKE_WITHIN).await.response();
     assert!(
-        response["reason"]
-            .as_str()
-            .unwrap()
-            .contains("region eu-west-1"),
+        reason_of(&response).contains("region eu-west-1"),
         "{response}"
     );
     assert_eq!(response["aws_calls"], serde_json::json!({}));
@@ -287,10 +285,7 @@ async fn sample_events_that_are_not_deployable_pushes_are_answered_without_touch
         .invoke(serde_json::json!([1, 2, 3]), INVOKE_WITHIN)
         .await
         .response();
-    assert!(response["reason"]
-        .as_str()
-        .unwrap()
-        .starts_with("the payload is not an EventBridge event"));
+    assert!(reason_of(&response).starts_with("the payload is not an EventBridge event"));
     let response = api
         .invoke(
             bed.pushed(push_event(
@@ -593,10 +588,7 @@ async fn the_rollback_binary_follows_the_sample_deployment_events() {
         .await
         .response();
     assert!(
-        response["reason"]
-            .as_str()
-            .unwrap()
-            .contains("neither an ECS deployment state change"),
+        reason_of(&response).contains("neither an ECS deployment state change"),
         "{response}"
     );
     deploy.stop().await;

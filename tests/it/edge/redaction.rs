@@ -230,27 +230,8 @@ impl EchoingRefusal {
                             .unwrap(),
                     );
                 }
-                let mut forward = hyper::Request::builder().method(parts.method).uri(
-                    parts
-                        .uri
-                        .path_and_query()
-                        .map(|p| p.as_str())
-                        .unwrap_or("/"),
-                );
-                for (name, value) in &parts.headers {
-                    forward = forward.header(name, value);
-                }
-                let stream = tokio::net::TcpStream::connect(upstream).await.unwrap();
-                let (mut sender, connection) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .unwrap();
-                tokio::spawn(connection);
-                let answer = sender
-                    .send_request(forward.body(Full::new(body)).unwrap())
-                    .await?;
-                let (parts, body) = answer.into_parts();
-                let body = body.collect().await?.to_bytes();
+                let (parts, body) =
+                    crate::support::fault_proxy::forward_to_moto(upstream, &parts, body).await?;
                 Ok(hyper::Response::from_parts(parts, Full::new(body)))
             }
         };

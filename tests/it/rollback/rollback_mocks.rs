@@ -12,7 +12,7 @@ use crate::support::{digest, push_event, TestBed};
 use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
 use aws_sdk_ecs::types::{Deployment, DeploymentConfiguration, DeploymentRolloutState, Service};
 use aws_smithy_mocks::{mock, Rule};
-use pushdeploy::deploy::{Deployer, OutcomeKind};
+use pushdeploy::deploy::{Deployer, OutcomeKind, Report};
 use pushdeploy::invocation::Invocation;
 use pushdeploy::rollback::RollbackHandler;
 use serde_json::{json, Value};
@@ -102,18 +102,17 @@ fn push(id: &str, time: &str) -> Value {
     push_event(id, "web", "latest", &digest('b'), time)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_updates() {
-    let bed = TestBed::start().await;
+/// Push-1 of `web:latest`, deployed as V2 by a deployer whose ECS describes the service as
+/// `before` and answers UpdateService with a new PRIMARY deployment; the deployer, the
+/// UpdateService rule (to count its calls) and the deploy's report.
+async fn pushed_v2(bed: &TestBed, before: Rule) -> (Deployer, Rule, Report) {
     let (discover, definition, register) =
         (discovery(&["web"]), described_definition(), registered(V2));
     let update = mock!(aws_sdk_ecs::Client::update_service)
         .then_compute_output(|input| updated_output(input.task_definition().unwrap()));
-    // Before the push the service runs V1; after it, V2 (the failed revision).
-    let before = described_services_with(Some(support::circuit_breaker(true)), V1);
     let deployer = Deployer::with_aws(
         aws(
-            &bed,
+            bed,
             &[&discover],
             &[&before, &definition, &register, &update],
         ),
@@ -126,6 +125,18 @@ async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_u
         )
         .await
         .unwrap();
+    (deployer, update, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_updates() {
+    let bed = TestBed::start().await;
+    // Before the push the service runs V1; after it, V2 (the failed revision).
+    let (deployer, update, report) = pushed_v2(
+        &bed,
+        described_services_with(Some(support::circuit_breaker(true)), V1),
+    )
+    .await;
     let deployed = &report.outcomes[0];
     assert_eq!(deployed.outcome, OutcomeKind::Deployed);
     assert_eq!(
@@ -193,26 +204,7 @@ async fn with_ecs_native_rollback_pushdeploy_records_and_quarantines_but_never_u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_circuit_breaker_is_warned_about_and_a_5xx_rollback_is_retried() {
     let bed = TestBed::start().await;
-    let (discover, definition, register) =
-        (discovery(&["web"]), described_definition(), registered(V2));
-    let update = mock!(aws_sdk_ecs::Client::update_service)
-        .then_compute_output(|input| updated_output(input.task_definition().unwrap()));
-    let before = described_services_with(None, V1);
-    let deployer = Deployer::with_aws(
-        aws(
-            &bed,
-            &[&discover],
-            &[&before, &definition, &register, &update],
-        ),
-        bed.config(),
-    );
-    let report = deployer
-        .handle(
-            bed.pushed(push("push-1", "2026-11-26T12:00:00Z")).await,
-            &Invocation::default(),
-        )
-        .await
-        .unwrap();
+    let (_, _, report) = pushed_v2(&bed, described_services_with(None, V1)).await;
     assert!(
         report.outcomes[0]
             .warning

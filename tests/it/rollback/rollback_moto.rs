@@ -108,6 +108,21 @@ impl Rig {
         )
     }
 
+    /// Deploys the push and starts both tasks: ECS reports the deployment in progress, then
+    /// completed. Its new revision and the rollback function's answers to those two events.
+    async fn deploy_completed(
+        &self,
+        event_id: &str,
+        d: char,
+        time: &str,
+    ) -> (String, Vec<(Value, Report)>) {
+        let (revision, _) = self.deploy(event_id, d, time).await;
+        self.start_tasks(2).await;
+        let answered = self.deliver().await;
+        assert_eq!(answered_names(&answered), [IN_PROGRESS, COMPLETED]);
+        (revision, answered)
+    }
+
     async fn ecs(&self, event: Value) -> Report {
         self.rollback
             .handle(event, &Invocation::default())
@@ -331,15 +346,13 @@ async fn a_failed_push_is_rolled_back_quarantined_and_a_new_digest_still_deploys
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_goes_back_to_the_last_completed_revision_not_minus_one_nor_older() {
     let w = Rig::new().await;
-    let (d1, _) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
-    w.start_tasks(2).await;
-    let first = w.deliver().await;
-    assert_eq!(answered_names(&first), [IN_PROGRESS, COMPLETED]);
+    let (d1, first) = w
+        .deploy_completed("push-1", '1', "2026-11-26T12:00:00Z")
+        .await;
     assert_eq!(only(&first[1].1).outcome, OutcomeKind::Recorded);
-    let (d2, _) = w.deploy("push-2", '2', "2026-11-26T12:02:00Z").await;
-    w.start_tasks(2).await;
-    let second = w.deliver().await;
-    assert_eq!(answered_names(&second), [IN_PROGRESS, COMPLETED]);
+    let (d2, second) = w
+        .deploy_completed("push-2", '2', "2026-11-26T12:02:00Z")
+        .await;
     assert!(
         reason(only(&second[1].1)).contains("last known good"),
         "{second:?}"
@@ -660,10 +673,9 @@ async fn a_forged_sweep_dated_2999_is_refused_and_fails_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_completed_is_not_the_last_known_good_and_the_real_failure_rolls_back() {
     let w = Rig::new().await;
-    let (d1, _) = w.deploy("push-1", '1', "2026-11-26T12:00:00Z").await;
-    w.start_tasks(2).await;
-    let first = w.deliver().await;
-    assert_eq!(answered_names(&first), [IN_PROGRESS, COMPLETED]);
+    let (d1, _) = w
+        .deploy_completed("push-1", '1', "2026-11-26T12:00:00Z")
+        .await;
     let (d2, d2_id) = w.deploy("push-2", '2', "2026-11-26T12:02:00Z").await;
     let started = w.deliver().await;
     assert_eq!(answered_names(&started), [IN_PROGRESS]);
