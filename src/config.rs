@@ -92,89 +92,47 @@ impl Config {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// Reads the settings through `lookup` (a variable's value, if set): blank counts as unset,
+    /// and the first bad setting is the error, named after its variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let set = |name: &str| {
             lookup(name)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let table = set(TABLE_VAR).ok_or(ConfigError::MissingTable)?;
-        let clusters = set(CLUSTERS_VAR).map(|list| {
-            list.split(',')
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(|c| resource_name(c).to_string())
-                .collect()
-        });
-        let rules = match set(RULES_VAR) {
-            None => Vec::new(),
-            Some(json) => parse_rules(&json)?,
-        };
-        let deploy_timeout = match set(DEPLOY_TIMEOUT_VAR) {
-            None => DEFAULT_DEPLOY_TIMEOUT,
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(seconds) if seconds >= 60 => Duration::from_secs(seconds),
-                _ => return Err(ConfigError::BadTimeout(raw)),
-            },
-        };
-        let trusted_accounts = match set(TRUSTED_ACCOUNTS_VAR) {
-            None => None,
-            Some(list) => Some(
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| {
-                        if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
-                            Ok(a.to_string())
-                        } else {
-                            Err(ConfigError::BadAccount(a.to_string()))
-                        }
-                    })
-                    .collect::<Result<BTreeSet<_>, _>>()?,
-            ),
-        };
-        let dry_run = match set(DRY_RUN_VAR) {
-            None => false,
-            Some(raw) => parse_bool(&raw).ok_or(ConfigError::BadDryRun(raw))?,
-        };
-        let metrics_namespace = match set(METRICS_NAMESPACE_VAR) {
-            None => DEFAULT_METRICS_NAMESPACE.to_string(),
-            Some(ns) if valid_namespace(&ns) => ns,
-            Some(ns) => return Err(ConfigError::BadNamespace(ns)),
-        };
-        let notify_topic_arn = match set(NOTIFY_TOPIC_VAR) {
-            None => None,
-            Some(arn)
-                if arn.starts_with("arn:")
-                    && arn.split(':').nth(2) == Some("sns")
-                    && arn.split(':').count() == 6 =>
-            {
-                Some(arn)
-            }
-            Some(arn) => return Err(ConfigError::BadTopic(arn)),
-        };
-        let concurrency = match set(CONCURRENCY_VAR) {
-            None => DEFAULT_CONCURRENCY,
-            Some(raw) => match raw.parse::<usize>() {
-                Ok(n) if (1..=64).contains(&n) => n,
-                _ => return Err(ConfigError::BadConcurrency(raw)),
-            },
-        };
-        let warm_up = match set(WARM_UP_VAR) {
-            None => true,
-            Some(raw) => parse_bool(&raw).ok_or(ConfigError::BadWarmUp(raw))?,
-        };
+        // Fields are evaluated in the order written: which bad setting is reported first
+        // depends on it.
         Ok(Config {
-            table,
-            clusters,
-            rules,
-            deploy_timeout,
-            trusted_accounts,
-            dry_run,
-            metrics_namespace,
-            notify_topic_arn,
-            concurrency,
-            warm_up,
+            table: set(TABLE_VAR).ok_or(ConfigError::MissingTable)?,
+            clusters: set(CLUSTERS_VAR).map(|list| cluster_names(&list)),
+            rules: set(RULES_VAR)
+                .map(|json| parse_rules(&json))
+                .transpose()?
+                .unwrap_or_default(),
+            deploy_timeout: set(DEPLOY_TIMEOUT_VAR)
+                .map(deploy_timeout)
+                .transpose()?
+                .unwrap_or(DEFAULT_DEPLOY_TIMEOUT),
+            trusted_accounts: set(TRUSTED_ACCOUNTS_VAR)
+                .map(|list| trusted_accounts(&list))
+                .transpose()?,
+            dry_run: set(DRY_RUN_VAR)
+                .map(|raw| parse_bool(&raw).ok_or(ConfigError::BadDryRun(raw)))
+                .transpose()?
+                .unwrap_or(false),
+            metrics_namespace: set(METRICS_NAMESPACE_VAR)
+                .map(metrics_namespace)
+                .transpose()?
+                .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_string()),
+            notify_topic_arn: set(NOTIFY_TOPIC_VAR).map(notify_topic).transpose()?,
+            concurrency: set(CONCURRENCY_VAR)
+                .map(concurrency)
+                .transpose()?
+                .unwrap_or(DEFAULT_CONCURRENCY),
+            warm_up: set(WARM_UP_VAR)
+                .map(|raw| parse_bool(&raw).ok_or(ConfigError::BadWarmUp(raw)))
+                .transpose()?
+                .unwrap_or(true),
             emit_metrics: true,
         })
     }
@@ -204,6 +162,64 @@ impl Config {
             warm_up: true,
             emit_metrics: true,
         }
+    }
+}
+
+/// Cluster names from a comma-separated list of names or ARNs; empty entries are ignored.
+fn cluster_names(list: &str) -> BTreeSet<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| resource_name(c).to_string())
+        .collect()
+}
+
+fn deploy_timeout(raw: String) -> Result<Duration, ConfigError> {
+    match raw.parse::<u64>() {
+        Ok(seconds) if seconds >= 60 => Ok(Duration::from_secs(seconds)),
+        _ => Err(ConfigError::BadTimeout(raw)),
+    }
+}
+
+/// Account ids from a comma-separated list; the first one that is not 12 digits is the error.
+fn trusted_accounts(list: &str) -> Result<BTreeSet<String>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(a.to_string())
+            } else {
+                Err(ConfigError::BadAccount(a.to_string()))
+            }
+        })
+        .collect()
+}
+
+fn metrics_namespace(ns: String) -> Result<String, ConfigError> {
+    if valid_namespace(&ns) {
+        Ok(ns)
+    } else {
+        Err(ConfigError::BadNamespace(ns))
+    }
+}
+
+/// Only the shape of an SNS topic ARN: whether the topic exists is for the first publish to say.
+fn notify_topic(arn: String) -> Result<String, ConfigError> {
+    if arn.starts_with("arn:")
+        && arn.split(':').nth(2) == Some("sns")
+        && arn.split(':').count() == 6
+    {
+        Ok(arn)
+    } else {
+        Err(ConfigError::BadTopic(arn))
+    }
+}
+
+fn concurrency(raw: String) -> Result<usize, ConfigError> {
+    match raw.parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(ConfigError::BadConcurrency(raw)),
     }
 }
 

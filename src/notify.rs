@@ -36,51 +36,12 @@ fn headline(milestone: Milestone) -> &'static str {
 pub fn notification(subject: Subject<'_>, o: &Outcome) -> Option<Notification> {
     let milestone = o.milestone()?;
     let repository = o.repository.as_deref().unwrap_or(subject.repository);
-    let tag = o.tag.as_deref().unwrap_or(subject.tag);
-    let digest = o.digest.as_deref().unwrap_or(subject.digest);
     let title = format!(
         "pushdeploy: {}/{} {}",
         o.cluster,
         o.service,
         headline(milestone)
     );
-    let mut lines = vec![format!(
-        "{}/{}: {}.",
-        o.cluster,
-        o.service,
-        headline(milestone)
-    )];
-    if !repository.is_empty() {
-        let image = if tag.is_empty() {
-            repository.to_string()
-        } else {
-            format!("{repository}:{tag}")
-        };
-        lines.push(format!("Image: {image} ({digest})"));
-    }
-    match (&o.previous_task_definition, &o.task_definition) {
-        (Some(from), Some(to)) if from != to => {
-            lines.push(format!("Revision: {} -> {}", short(from), short(to)))
-        }
-        (_, Some(to)) => lines.push(format!("Revision: {}", short(to))),
-        _ => {}
-    }
-    if let Some(id) = &o.deployment_id {
-        lines.push(format!("ECS deployment: {id}"));
-    }
-    if let Some(ms) = o.push_to_completed_ms {
-        lines.push(format!(
-            "Push to completed: {:.0} s",
-            Duration::from_millis(ms).as_secs_f64()
-        ));
-    }
-    if let Some(reason) = &o.reason {
-        lines.push(format!("Why: {reason}"));
-    }
-    if let Some(warning) = &o.warning {
-        lines.push(format!("Note: {warning}"));
-    }
-    lines.push(format!("Event: {}", subject.event_id));
     let mut attributes = vec![
         ("outcome", milestone.as_str().to_string()),
         ("cluster", o.cluster.clone()),
@@ -91,9 +52,63 @@ pub fn notification(subject: Subject<'_>, o: &Outcome) -> Option<Notification> {
     }
     Some(Notification {
         subject: subject_line(&title),
-        message: lines.join("\n"),
+        message: message(subject, o, milestone),
         attributes,
     })
+}
+
+/// The body: the headline first, then one line per fact the outcome knows, the event last.
+fn message(subject: Subject<'_>, o: &Outcome, milestone: Milestone) -> String {
+    let lines = [
+        Some(format!(
+            "{}/{}: {}.",
+            o.cluster,
+            o.service,
+            headline(milestone)
+        )),
+        image_line(subject, o),
+        revision_line(o),
+        o.deployment_id
+            .as_ref()
+            .map(|id| format!("ECS deployment: {id}")),
+        o.push_to_completed_ms.map(|ms| {
+            format!(
+                "Push to completed: {:.0} s",
+                Duration::from_millis(ms).as_secs_f64()
+            )
+        }),
+        o.reason.as_ref().map(|reason| format!("Why: {reason}")),
+        o.warning.as_ref().map(|warning| format!("Note: {warning}")),
+        Some(format!("Event: {}", subject.event_id)),
+    ];
+    lines.into_iter().flatten().collect::<Vec<_>>().join("\n")
+}
+
+/// The outcome's own image, else the push's; none when neither names a repository.
+fn image_line(subject: Subject<'_>, o: &Outcome) -> Option<String> {
+    let repository = o.repository.as_deref().unwrap_or(subject.repository);
+    let tag = o.tag.as_deref().unwrap_or(subject.tag);
+    let digest = o.digest.as_deref().unwrap_or(subject.digest);
+    if repository.is_empty() {
+        return None;
+    }
+    let image = if tag.is_empty() {
+        repository.to_string()
+    } else {
+        format!("{repository}:{tag}")
+    };
+    Some(format!("Image: {image} ({digest})"))
+}
+
+/// From -> to when the outcome moved the service, else the one revision it knows.
+fn revision_line(o: &Outcome) -> Option<String> {
+    match (&o.previous_task_definition, &o.task_definition) {
+        (Some(from), Some(to)) if from != to => {
+            Some(format!("Revision: {} -> {}", short(from), short(to)))
+        }
+        (_, Some(to)) => Some(format!("Revision: {}", short(to))),
+        _ => None,
+    }
 }
 
 /// `family:revision` from a task definition ARN: what people call a revision.

@@ -72,43 +72,50 @@ fn short_digest(digest: &str) -> String {
     }
 }
 
+/// The table's columns, in order.
+const COLUMNS: [&str; 7] = [
+    "WHEN", "SERVICE", "WHAT", "OUTCOME", "TAG", "DIGEST", "REVISION",
+];
+
 /// A fixed-width table: one line per record, the columns people ask about first.
 pub fn table(records: &[DeploymentRecord]) -> String {
-    let mut rows = vec![[
-        "WHEN".to_string(),
-        "SERVICE".into(),
-        "WHAT".into(),
-        "OUTCOME".into(),
-        "TAG".into(),
-        "DIGEST".into(),
-        "REVISION".into(),
-    ]];
-    for r in records {
-        rows.push([
-            r.created_at.clone(),
-            format!("{}/{}", r.cluster, r.service),
-            match r.kind {
-                Kind::Deploy => "deploy".into(),
-                Kind::Rollback => "rollback".into(),
-            },
-            r.status.as_str().into(),
-            if r.tag.is_empty() {
-                "-".into()
-            } else {
-                r.tag.clone()
-            },
-            short_digest(&r.digest),
-            format!(
-                "{} -> {}",
-                revision(
-                    Some(&r.previous_task_definition)
-                        .filter(|p| !p.is_empty())
-                        .map(|s| s.as_str())
-                ),
-                revision(r.new_task_definition.as_deref())
+    let header = COLUMNS.map(str::to_string);
+    let rows: Vec<[String; 7]> = std::iter::once(header)
+        .chain(records.iter().map(row))
+        .collect();
+    aligned(&rows)
+}
+
+/// One record's cells; `-` where a record has nothing to show, so columns never look shifted.
+fn row(r: &DeploymentRecord) -> [String; 7] {
+    [
+        r.created_at.clone(),
+        format!("{}/{}", r.cluster, r.service),
+        match r.kind {
+            Kind::Deploy => "deploy".into(),
+            Kind::Rollback => "rollback".into(),
+        },
+        r.status.as_str().into(),
+        if r.tag.is_empty() {
+            "-".into()
+        } else {
+            r.tag.clone()
+        },
+        short_digest(&r.digest),
+        format!(
+            "{} -> {}",
+            revision(
+                Some(&r.previous_task_definition)
+                    .filter(|p| !p.is_empty())
+                    .map(|s| s.as_str())
             ),
-        ]);
-    }
+            revision(r.new_task_definition.as_deref())
+        ),
+    ]
+}
+
+/// Each column as wide as its widest cell, two spaces apart; no trailing spaces.
+fn aligned(rows: &[[String; 7]]) -> String {
     let widths: Vec<usize> = (0..7)
         .map(|i| {
             rows.iter()

@@ -40,60 +40,41 @@ pub fn decide(
     task_definition: &TaskDefinition,
     task_definition_tags: &[Tag],
 ) -> Decision {
-    let status = service.status().unwrap_or("UNKNOWN");
-    if status != "ACTIVE" {
-        return Decision::Skip(
-            SkipReason::NotActive,
-            format!("the service is {status}, not ACTIVE"),
-        );
-    }
-    if let Some(controller) = service.deployment_controller().map(|c| c.r#type()) {
-        if *controller != DeploymentControllerType::Ecs {
-            return Decision::Skip(SkipReason::OtherController, format!(
-                "the service uses the {controller} deployment controller; UpdateService cannot change its task definition, so deploy it through that controller"
-            ));
-        }
-    }
-    let arn = task_definition.task_definition_arn().unwrap_or("(unknown)");
-    let (container, current) = match pick_container(push, named_container, task_definition) {
-        Ok(found) => found,
-        Err(reason) => return Decision::Fail(reason),
-    };
-
-    if current.digest.as_deref() == Some(push.digest.as_str()) {
-        return if tag_value(task_definition_tags, TAG_EVENT_ID) == Some(push.event_id.as_str()) {
-            Decision::AlreadyDeployedByThisEvent
-        } else {
-            Decision::Skip(
-                SkipReason::AlreadyRunning,
-                format!("container {container} already runs {}", push.digest),
-            )
-        };
-    }
-    if let Some(running) = running_push_order(task_definition_tags) {
-        if running > push.order_key() {
-            return Decision::Skip(
-                SkipReason::Stale,
-                format!(
-                "stale push: {arn} was deployed from a push made at {}, later than this one ({})",
-                tag_value(task_definition_tags, TAG_PUSHED_AT).unwrap_or_default(),
-                push.pushed_at_text()
-            ),
-            );
-        }
-    }
-    // The version the service runs: the tag pushdeploy deployed it from, else its image's tag.
-    let running_tag = running_tag(
+    match change(
         push,
-        Some(&container),
+        named_container,
+        policy,
+        service,
         task_definition,
         task_definition_tags,
-    );
-    match policy.allows_move(running_tag.as_deref(), &push.tag) {
-        Ok(()) => {}
-        Err(Refusal::NotNewer(why)) => return Decision::Skip(SkipReason::NotNewer, why),
-        Err(Refusal::Outside(why)) => return Decision::Skip(SkipReason::OutsidePolicy, why),
+    ) {
+        Ok(change) => Decision::Deploy(change),
+        Err(other) => other,
     }
+}
+
+/// The change `decide` deploys. `Err` carries every other decision, so that each check below
+/// can end the decision with `?`; their order is the order in which reasons are reported.
+fn change(
+    push: &Push,
+    named_container: Option<&str>,
+    policy: &TagPolicy,
+    service: &Service,
+    task_definition: &TaskDefinition,
+    task_definition_tags: &[Tag],
+) -> Result<Change, Decision> {
+    movable_by_update_service(service)?;
+    let (container, current) =
+        pick_container(push, named_container, task_definition).map_err(Decision::Fail)?;
+    not_running_already(push, &container, &current, task_definition_tags)?;
+    not_older_than_running(push, task_definition, task_definition_tags)?;
+    allowed_by_policy(
+        push,
+        policy,
+        &container,
+        task_definition,
+        task_definition_tags,
+    )?;
     let from_image = task_definition
         .container_definitions()
         .iter()
@@ -101,11 +82,90 @@ pub fn decide(
         .and_then(|c| c.image())
         .unwrap_or_default()
         .to_string();
-    Decision::Deploy(Change {
+    Ok(Change {
         to_image: current.pinned_to(&push.digest),
         container,
         from_image,
     })
+}
+
+/// UpdateService only moves an ACTIVE service on the ECS deployment controller.
+fn movable_by_update_service(service: &Service) -> Result<(), Decision> {
+    let status = service.status().unwrap_or("UNKNOWN");
+    if status != "ACTIVE" {
+        return Err(Decision::Skip(
+            SkipReason::NotActive,
+            format!("the service is {status}, not ACTIVE"),
+        ));
+    }
+    if let Some(controller) = service.deployment_controller().map(|c| c.r#type()) {
+        if *controller != DeploymentControllerType::Ecs {
+            return Err(Decision::Skip(SkipReason::OtherController, format!(
+                "the service uses the {controller} deployment controller; UpdateService cannot change its task definition, so deploy it through that controller"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The container runs the pushed digest already: this event deployed it when its revision
+/// carries the event's id (an earlier delivery), else there is nothing to do.
+fn not_running_already(
+    push: &Push,
+    container: &str,
+    current: &ImageRef,
+    task_definition_tags: &[Tag],
+) -> Result<(), Decision> {
+    if current.digest.as_deref() != Some(push.digest.as_str()) {
+        return Ok(());
+    }
+    Err(
+        if tag_value(task_definition_tags, TAG_EVENT_ID) == Some(push.event_id.as_str()) {
+            Decision::AlreadyDeployedByThisEvent
+        } else {
+            Decision::Skip(
+                SkipReason::AlreadyRunning,
+                format!("container {container} already runs {}", push.digest),
+            )
+        },
+    )
+}
+
+/// Pushes can arrive out of order: one made before the running revision's push never replaces it.
+fn not_older_than_running(
+    push: &Push,
+    task_definition: &TaskDefinition,
+    task_definition_tags: &[Tag],
+) -> Result<(), Decision> {
+    let arn = task_definition.task_definition_arn().unwrap_or("(unknown)");
+    match running_push_order(task_definition_tags) {
+        Some(running) if running > push.order_key() => Err(Decision::Skip(
+            SkipReason::Stale,
+            format!(
+                "stale push: {arn} was deployed from a push made at {}, later than this one ({})",
+                tag_value(task_definition_tags, TAG_PUSHED_AT).unwrap_or_default(),
+                push.pushed_at_text()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The service's tag policy says which tags it follows, and whether this one is a move it allows.
+fn allowed_by_policy(
+    push: &Push,
+    policy: &TagPolicy,
+    container: &str,
+    task_definition: &TaskDefinition,
+    task_definition_tags: &[Tag],
+) -> Result<(), Decision> {
+    // The version the service runs: the tag pushdeploy deployed it from, else its image's tag.
+    let running_tag = running_tag(push, Some(container), task_definition, task_definition_tags);
+    match policy.allows_move(running_tag.as_deref(), &push.tag) {
+        Ok(()) => Ok(()),
+        Err(Refusal::NotNewer(why)) => Err(Decision::Skip(SkipReason::NotNewer, why)),
+        Err(Refusal::Outside(why)) => Err(Decision::Skip(SkipReason::OutsidePolicy, why)),
+    }
 }
 
 /// Why ECS will not report a failed deployment of this service, if it will not: no circuit

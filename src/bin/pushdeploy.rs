@@ -2,6 +2,7 @@
 //! replay. It runs with the caller's credentials and the functions' settings (PUSHDEPLOY_TABLE,
 //! ...); the work is in `pushdeploy::ops` and `pushdeploy::replay`.
 
+use aws_config::SdkConfig;
 use clap::{Parser, Subcommand};
 use pushdeploy::config::Config;
 use pushdeploy::ledger::Ledger;
@@ -130,50 +131,16 @@ async fn main() -> ExitCode {
         eprintln!("pushdeploy: {}", pushdeploy::aws::Problem::NoRegion);
         return ExitCode::from(2);
     }
-    // Replay reads each function's own settings, the table among them, from AWS.
-    let needs_table = matches!(
-        cli.command,
-        Command::History { .. } | Command::Status { .. }
-    );
-    let config = match Config::from_env() {
-        Ok(config) => Some(config),
-        Err(e) if needs_table => {
-            eprintln!("pushdeploy: {e}");
-            return ExitCode::from(2);
-        }
-        Err(_) => None,
-    };
-    let ledger = || {
-        let table = config.as_ref().map(|c| c.table.clone()).unwrap_or_default();
-        Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table)
-    };
-    let pause = matches!(cli.command, Command::Pause { .. });
     let done = match cli.command {
         Command::History {
             service,
             cluster,
             limit,
             json,
-        } => ops::history(&ledger(), &service, cluster.as_deref(), limit)
-            .await
-            .map(|records| print(&records, json, "")),
-        Command::Status { json } => ledger()
-            .in_flight()
-            .await
-            .map(|records| print(&records, json, "nothing in flight"))
-            .map_err(Into::into),
-        Command::Pause { cluster, service } | Command::Resume { cluster, service } => {
-            let ecs = aws_sdk_ecs::Client::new(&sdk);
-            ops::set_paused(&ecs, &cluster, &service, pause)
-                .await
-                .map(|arn| {
-                    if pause {
-                        println!("paused {arn}: pushes skip it until `pushdeploy resume --cluster {cluster} --service {service}`");
-                    } else {
-                        println!("resumed {arn}: the next push deploys it");
-                    }
-                })
-        }
+        } => history(&sdk, &service, cluster.as_deref(), limit, json).await,
+        Command::Status { json } => status(&sdk, json).await,
+        Command::Pause { cluster, service } => set_paused(&sdk, &cluster, &service, true).await,
+        Command::Resume { cluster, service } => set_paused(&sdk, &cluster, &service, false).await,
         Command::Replay {
             queue_url,
             function,
@@ -181,7 +148,7 @@ async fn main() -> ExitCode {
             list,
             eventbridge_senders,
         } => {
-            // Not `config`: the shell's settings are not the stack's.
+            // Not the shell's PUSHDEPLOY_* settings: replay reads each function's own from AWS.
             let replayer = Replayer::new(&sdk, eventbridge_senders);
             return replay(&replayer, &queue_url, function, max, list).await;
         }
@@ -193,6 +160,53 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// What a subcommand could not do, said in one sentence.
+type Failure = Box<dyn std::error::Error>;
+
+/// The ledger named by the shell's settings: history and status need the table, so a bad
+/// setting is their error.
+fn ledger(sdk: &SdkConfig) -> Result<Ledger, Failure> {
+    let config = Config::from_env()?;
+    Ok(Ledger::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        config.table,
+    ))
+}
+
+async fn history(
+    sdk: &SdkConfig,
+    service: &str,
+    cluster: Option<&str>,
+    limit: i32,
+    json: bool,
+) -> Result<(), Failure> {
+    let records = ops::history(&ledger(sdk)?, service, cluster, limit).await?;
+    print(&records, json, "");
+    Ok(())
+}
+
+async fn status(sdk: &SdkConfig, json: bool) -> Result<(), Failure> {
+    let records = ledger(sdk)?.in_flight().await?;
+    print(&records, json, "nothing in flight");
+    Ok(())
+}
+
+async fn set_paused(
+    sdk: &SdkConfig,
+    cluster: &str,
+    service: &str,
+    pause: bool,
+) -> Result<(), Failure> {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let arn = ops::set_paused(&ecs, cluster, service, pause).await?;
+    if pause {
+        println!("paused {arn}: pushes skip it until `pushdeploy resume --cluster {cluster} --service {service}`");
+    } else {
+        println!("resumed {arn}: the next push deploys it");
+    }
+    Ok(())
 }
 
 async fn replay(
