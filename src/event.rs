@@ -271,6 +271,28 @@ fn push_from(
     detail: EcrImageActionDetail,
     replication: bool,
 ) -> Result<Push, NotDeployable> {
+    let replicated_from = replication_source(&detail, replication)?;
+    let image = ArrivedImage::from_detail(detail)?;
+    Ok(Push {
+        event_id: envelope_field(id, "id", is_event_id)?,
+        account: envelope_field(account, "account", is_account_id)?,
+        region: envelope_field(region, "region", is_region_name)?,
+        pushed_at: time.ok_or(NotDeployable::MissingEnvelopeField("time"))?,
+        repository: image.repository,
+        tag: image.tag,
+        digest: image.digest,
+        manifest_media_type: image.manifest_media_type,
+        artifact_media_type: image.artifact_media_type,
+        replicated_from,
+    })
+}
+
+/// Where the image came from (`None` for a push), once the event's action is the one its
+/// detail-type deploys: `PUSH` for a push, `REPLICATE` for a replication.
+fn replication_source(
+    detail: &EcrImageActionDetail,
+    replication: bool,
+) -> Result<Option<ReplicatedFrom>, NotDeployable> {
     let action = detail
         .action_type
         .clone()
@@ -280,68 +302,85 @@ fn push_from(
         (false, _) => return Err(NotDeployable::NotAPush(action)),
         (true, _) => return Err(NotDeployable::NotAReplication(action)),
     }
-    let replicated_from = replication.then(|| replicated_from(&detail)).transpose()?;
-    let result = detail
-        .result
-        .ok_or(NotDeployable::MissingDetailField("result"))?;
-    if result != "SUCCESS" {
-        return Err(NotDeployable::NotSuccessful(result));
-    }
-    let tag = detail
-        .image_tag
-        .filter(|t| !t.is_empty())
-        .ok_or(NotDeployable::Untagged)?;
-    if !is_valid_tag(&tag) {
-        return Err(NotDeployable::BadTag(tag));
-    }
-    let repository = detail
-        .repository_name
-        .ok_or(NotDeployable::MissingDetailField("repository-name"))?;
-    if !is_valid_repository(&repository) {
-        return Err(NotDeployable::BadRepository(repository));
-    }
-    let digest = Digest::parse(
-        detail
-            .image_digest
-            .as_deref()
-            .ok_or(NotDeployable::MissingDetailField("image-digest"))?,
-    )?;
-    if let Some(why) = crate::media::not_an_image(
-        &tag,
-        detail.manifest_media_type.as_deref(),
-        detail.artifact_media_type.as_deref(),
-    ) {
-        return Err(NotDeployable::NotAnImage(why));
-    }
-    // The envelope's values end up in tag values, ledger keys and log lines: hold them to
-    // the shapes AWS gives them.
-    let field = |v: Option<String>, name, valid: fn(&str) -> bool| {
-        let v = v
-            .filter(|s| !s.is_empty())
-            .ok_or(NotDeployable::MissingEnvelopeField(name))?;
-        if valid(&v) {
-            Ok(v)
-        } else {
-            Err(NotDeployable::BadEnvelopeField(name, v))
+    replication.then(|| replicated_from(detail)).transpose()
+}
+
+/// The image an ECR event says arrived: what a successful action put in the registry, under
+/// a tag, and runnable.
+struct ArrivedImage {
+    repository: String,
+    tag: String,
+    digest: Digest,
+    manifest_media_type: Option<String>,
+    artifact_media_type: Option<String>,
+}
+
+impl ArrivedImage {
+    fn from_detail(detail: EcrImageActionDetail) -> Result<ArrivedImage, NotDeployable> {
+        let result = detail
+            .result
+            .ok_or(NotDeployable::MissingDetailField("result"))?;
+        if result != "SUCCESS" {
+            return Err(NotDeployable::NotSuccessful(result));
         }
-    };
-    Ok(Push {
-        event_id: field(id, "id", |id| {
-            id.len() <= 128
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@+=".contains(&b))
-        })?,
-        account: field(account, "account", is_account_id)?,
-        region: field(region, "region", is_region_name)?,
-        pushed_at: time.ok_or(NotDeployable::MissingEnvelopeField("time"))?,
-        repository,
-        tag,
-        digest,
-        manifest_media_type: detail.manifest_media_type,
-        artifact_media_type: detail.artifact_media_type,
-        replicated_from,
-    })
+        let tag = detail
+            .image_tag
+            .filter(|t| !t.is_empty())
+            .ok_or(NotDeployable::Untagged)?;
+        if !is_valid_tag(&tag) {
+            return Err(NotDeployable::BadTag(tag));
+        }
+        let repository = detail
+            .repository_name
+            .ok_or(NotDeployable::MissingDetailField("repository-name"))?;
+        if !is_valid_repository(&repository) {
+            return Err(NotDeployable::BadRepository(repository));
+        }
+        let digest = Digest::parse(
+            detail
+                .image_digest
+                .as_deref()
+                .ok_or(NotDeployable::MissingDetailField("image-digest"))?,
+        )?;
+        if let Some(why) = crate::media::not_an_image(
+            &tag,
+            detail.manifest_media_type.as_deref(),
+            detail.artifact_media_type.as_deref(),
+        ) {
+            return Err(NotDeployable::NotAnImage(why));
+        }
+        Ok(ArrivedImage {
+            repository,
+            tag,
+            digest,
+            manifest_media_type: detail.manifest_media_type,
+            artifact_media_type: detail.artifact_media_type,
+        })
+    }
+}
+
+/// An envelope value held to the shape AWS gives it: the envelope's values end up in tag
+/// values, ledger keys and log lines.
+fn envelope_field(
+    value: Option<String>,
+    name: &'static str,
+    valid: fn(&str) -> bool,
+) -> Result<String, NotDeployable> {
+    let value = value
+        .filter(|s| !s.is_empty())
+        .ok_or(NotDeployable::MissingEnvelopeField(name))?;
+    if valid(&value) {
+        Ok(value)
+    } else {
+        Err(NotDeployable::BadEnvelopeField(name, value))
+    }
+}
+
+fn is_event_id(id: &str) -> bool {
+    id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@+=".contains(&b))
 }
 
 /// Whether this function acts on `push`: only pushes to its own region, from its own account
