@@ -22,10 +22,8 @@
 use crate::aws::Aws;
 use crate::config::Config;
 use crate::deploy::Deployer;
-use crate::ecs_event::{DEPLOYMENT_STATE_CHANGE, ECS_SOURCE};
-use crate::event::{
-    ECR_IMAGE_ACTION, ECR_REPLICATION_ACTION, ECR_SOURCE, SCHEDULED_EVENT, SCHEDULE_SOURCE,
-};
+use crate::ecs_event::{parse_trigger, RollbackEventKind, RollbackTrigger};
+use crate::event::{parse_deploy_trigger, DeployEventKind, DeployTrigger};
 use crate::invocation::Invocation;
 use crate::rollback::RollbackHandler;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
@@ -86,6 +84,13 @@ impl Function {
             Function::Rollback => "the rollback function",
         }
     }
+
+    fn other(self) -> Function {
+        match self {
+            Function::Deploy => Function::Rollback,
+            Function::Rollback => Function::Deploy,
+        }
+    }
 }
 
 impl std::fmt::Display for Function {
@@ -139,31 +144,21 @@ pub fn queue_function(
     }
 }
 
-/// What a dead letter's event is, by its `source` and `detail-type`.
+/// What a dead letter's event is, as the function that takes it parses it: named in the
+/// reason a letter in the other function's queue is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
-    /// `aws.ecr` / `ECR Image Action`: the deploy function's.
+    /// An ECR push: the deploy function's.
     EcrPush,
-    /// `aws.ecr` / `ECR Replication Action`: the deploy function's.
+    /// An ECR replication: the deploy function's.
     EcrReplication,
-    /// `aws.ecs` / `ECS Deployment State Change`: the rollback function's.
+    /// An ECS deployment state change: the rollback function's.
     EcsDeployment,
-    /// `aws.events` / `Scheduled Event`: either function's schedule.
+    /// EventBridge's schedule: either function's.
     Scheduled,
 }
 
 impl EventKind {
-    pub fn of(event: &Value) -> Option<EventKind> {
-        let text = |key: &str| event.get(key).and_then(Value::as_str);
-        match (text("source")?, text("detail-type")?) {
-            (ECR_SOURCE, ECR_IMAGE_ACTION) => Some(EventKind::EcrPush),
-            (ECR_SOURCE, ECR_REPLICATION_ACTION) => Some(EventKind::EcrReplication),
-            (ECS_SOURCE, DEPLOYMENT_STATE_CHANGE) => Some(EventKind::EcsDeployment),
-            (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Some(EventKind::Scheduled),
-            _ => None,
-        }
-    }
-
     fn an(self) -> &'static str {
         match self {
             EventKind::EcrPush => "an ECR push",
@@ -198,16 +193,41 @@ impl Handling {
         }
     }
 
-    /// What `function` does with an event of `kind`; `None` when it does not take it.
-    pub fn of(function: Function, kind: EventKind) -> Option<Handling> {
-        match (function, kind) {
-            (Function::Deploy, EventKind::EcrPush) => Some(Handling::Push),
-            (Function::Deploy, EventKind::EcrReplication) => Some(Handling::Replication),
-            (Function::Deploy, EventKind::Scheduled) => Some(Handling::Reconcile),
-            (Function::Rollback, EventKind::EcsDeployment) => Some(Handling::DeploymentChange),
-            (Function::Rollback, EventKind::Scheduled) => Some(Handling::Sweep),
-            (Function::Deploy, EventKind::EcsDeployment)
-            | (Function::Rollback, EventKind::EcrPush | EventKind::EcrReplication) => None,
+    /// What `function` does with `event`, as the parse its own handler does says; `None`
+    /// when it does not take it. An event of its kind that it ignores (a malformed push, say)
+    /// is still its own: replayed, its handler answers it with the reason.
+    pub fn of(function: Function, event: &Value) -> Option<Handling> {
+        match function {
+            Function::Deploy => match parse_deploy_trigger(event.clone()) {
+                Ok(DeployTrigger::Push(push)) if push.replicated_from.is_some() => {
+                    Some(Handling::Replication)
+                }
+                Ok(DeployTrigger::Push(_)) => Some(Handling::Push),
+                Ok(DeployTrigger::Reconcile { .. }) => Some(Handling::Reconcile),
+                Err(ignored) => ignored.kind.map(|kind| match kind {
+                    DeployEventKind::Push => Handling::Push,
+                    DeployEventKind::Replication => Handling::Replication,
+                    DeployEventKind::Schedule => Handling::Reconcile,
+                }),
+            },
+            Function::Rollback => match parse_trigger(event.clone()) {
+                Ok(RollbackTrigger::Deployment(_)) => Some(Handling::DeploymentChange),
+                Ok(RollbackTrigger::Sweep { .. }) => Some(Handling::Sweep),
+                Err(ignored) => ignored.kind.map(|kind| match kind {
+                    RollbackEventKind::DeploymentStateChange => Handling::DeploymentChange,
+                    RollbackEventKind::Schedule => Handling::Sweep,
+                }),
+            },
+        }
+    }
+
+    /// The kind of event the function takes this way.
+    fn event_kind(self) -> EventKind {
+        match self {
+            Handling::Push => EventKind::EcrPush,
+            Handling::Replication => EventKind::EcrReplication,
+            Handling::DeploymentChange => EventKind::EcsDeployment,
+            Handling::Reconcile | Handling::Sweep => EventKind::Scheduled,
         }
     }
 }
@@ -346,8 +366,16 @@ pub fn route(queue: Function, letter: &DeadLetter) -> Result<Handling, Kept> {
             _ => {}
         }
     }
-    let kind = EventKind::of(&letter.event).ok_or(Kept::NotPushdeploys)?;
-    Handling::of(queue, kind).ok_or(Kept::NotTaken { queue, kind })
+    // The other function's parse only names what the queue's function does not take.
+    Handling::of(queue, &letter.event).ok_or_else(|| {
+        match Handling::of(queue.other(), &letter.event) {
+            Some(theirs) => Kept::NotTaken {
+                queue,
+                kind: theirs.event_kind(),
+            },
+            None => Kept::NotPushdeploys,
+        }
+    })
 }
 
 /// A Lambda function ARN without its qualifier (`:$LATEST`, a version, an alias): the function
@@ -1162,6 +1190,68 @@ mod tests {
                 route(Deploy, &letter(other.clone(), None)),
                 Err(Kept::NotPushdeploys),
                 "{other}"
+            );
+        }
+    }
+
+    /// The parse each function's handler does decides where a letter goes: an event it takes
+    /// as it is, one it will ignore with its reason, one whose envelope does not parse; and
+    /// the other function's parse names what a queue's function does not take.
+    #[test]
+    fn a_dead_letter_is_routed_by_its_functions_own_parse() {
+        use Function::{Deploy, Rollback};
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let mut push = event("aws.ecr", "ECR Image Action");
+        push["detail"] = json!({"action-type": "PUSH", "result": "SUCCESS",
+            "repository-name": "team/web", "image-digest": digest, "image-tag": "latest"});
+        let mut replication = push.clone();
+        replication["detail-type"] = json!("ECR Replication Action");
+        replication["detail"]["action-type"] = json!("REPLICATE");
+        replication["detail"]["source-account"] = json!("210987654321");
+        replication["detail"]["source-region"] = json!("us-west-2");
+        let mut change = event("aws.ecs", "ECS Deployment State Change");
+        change["resources"] = json!(["arn:aws:ecs:us-east-1:123456789012:service/prod/web"]);
+        change["detail"] = json!({"eventName": "SERVICE_DEPLOYMENT_FAILED", "deploymentId": "d"});
+        let mut no_envelope = push.clone();
+        no_envelope["time"] = json!("yesterday");
+        let mut ignored_push = push.clone();
+        ignored_push["detail"]["action-type"] = json!("DELETE");
+        let cases = [
+            (Deploy, &push, Ok(Handling::Push)),
+            (Deploy, &replication, Ok(Handling::Replication)),
+            (Deploy, &ignored_push, Ok(Handling::Push)),
+            (Deploy, &no_envelope, Ok(Handling::Push)),
+            (Rollback, &change, Ok(Handling::DeploymentChange)),
+            (
+                Rollback,
+                &replication,
+                Err(Kept::NotTaken {
+                    queue: Rollback,
+                    kind: EventKind::EcrReplication,
+                }),
+            ),
+            (
+                Rollback,
+                &no_envelope,
+                Err(Kept::NotTaken {
+                    queue: Rollback,
+                    kind: EventKind::EcrPush,
+                }),
+            ),
+            (
+                Deploy,
+                &change,
+                Err(Kept::NotTaken {
+                    queue: Deploy,
+                    kind: EventKind::EcsDeployment,
+                }),
+            ),
+        ];
+        for (queue, event, expected) in cases {
+            assert_eq!(
+                route(queue, &letter(event.clone(), None)),
+                expected,
+                "{event}"
             );
         }
     }
