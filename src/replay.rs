@@ -26,6 +26,7 @@ use crate::ecs_event::{parse_trigger, RollbackEventKind, RollbackTrigger};
 use crate::event::{parse_deploy_trigger, DeployEventKind, DeployTrigger};
 use crate::invocation::Invocation;
 use crate::rollback::RollbackHandler;
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -510,6 +511,30 @@ struct Stack {
     rollback: RollbackHandler,
 }
 
+/// The settings the function runs with: its own parsing of its own environment, as Lambda
+/// gives it.
+fn settings_of(configuration: &GetFunctionConfigurationOutput) -> Result<Config, String> {
+    if let Some(error) = configuration.environment().and_then(|e| e.error()) {
+        return Err(format!(
+            "Lambda cannot read its environment: {}: {}",
+            error.error_code().unwrap_or("?"),
+            error.message().unwrap_or("?")
+        ));
+    }
+    let empty = HashMap::new();
+    let variables = configuration
+        .environment()
+        .and_then(|e| e.variables())
+        .unwrap_or(&empty);
+    let config = Config::from_lookup(|name| variables.get(name).cloned())
+        .map_err(|e| format!("its settings do not read: {e}"))?;
+    // The CLI's stdout is its answer, not CloudWatch.
+    Ok(Config {
+        emit_metrics: false,
+        ..config
+    })
+}
+
 pub struct Replayer {
     sqs: aws_sdk_sqs::Client,
     lambda: aws_sdk_lambda::Client,
@@ -621,40 +646,44 @@ impl Replayer {
     }
 
     async fn read_function(&self, arn: &str) -> Result<FunctionFacts, String> {
-        let configuration = self
-            .lambda
+        let configuration = self.function_configuration(arn).await?;
+        let config = settings_of(&configuration)?;
+        let role_arn = configuration
+            .role()
+            .ok_or("Lambda gave no execution role")?
+            .to_string();
+        let on_failure = self.on_failure_destination(arn).await?;
+        let role_id = self.role_id(&role_arn).await?;
+        Ok(FunctionFacts {
+            arn: configuration
+                .function_arn()
+                .map(str::to_string)
+                .unwrap_or_else(|| arn.to_string()),
+            config,
+            role_arn,
+            role_id,
+            on_failure,
+        })
+    }
+
+    /// lambda:GetFunctionConfiguration: the function's environment and role.
+    async fn function_configuration(
+        &self,
+        arn: &str,
+    ) -> Result<GetFunctionConfigurationOutput, String> {
+        self.lambda
             .get_function_configuration()
             .function_name(arn)
             .send()
             .await
             .map_err(|e| {
                 crate::aws::AwsError::from_sdk("lambda:GetFunctionConfiguration", e).to_string()
-            })?;
-        if let Some(error) = configuration.environment().and_then(|e| e.error()) {
-            return Err(format!(
-                "Lambda cannot read its environment: {}: {}",
-                error.error_code().unwrap_or("?"),
-                error.message().unwrap_or("?")
-            ));
-        }
-        let empty = HashMap::new();
-        let variables = configuration
-            .environment()
-            .and_then(|e| e.variables())
-            .unwrap_or(&empty);
-        // The function's own parsing of its own environment: what it would run with.
-        let config = Config::from_lookup(|name| variables.get(name).cloned())
-            .map_err(|e| format!("its settings do not read: {e}"))?;
-        // The CLI's stdout is its answer, not CloudWatch.
-        let config = Config {
-            emit_metrics: false,
-            ..config
-        };
-        let role_arn = configuration
-            .role()
-            .ok_or("Lambda gave no execution role")?
-            .to_string();
-        let on_failure = self
+            })
+    }
+
+    /// Where Lambda sends the events the function gave up on (lambda:GetFunctionEventInvokeConfig).
+    async fn on_failure_destination(&self, arn: &str) -> Result<Option<String>, String> {
+        Ok(self
             .lambda
             .get_function_event_invoke_config()
             .function_name(arn)
@@ -666,11 +695,15 @@ impl Replayer {
             .destination_config()
             .and_then(|d| d.on_failure())
             .and_then(|o| o.destination())
-            .map(str::to_string);
+            .map(str::to_string))
+    }
+
+    /// The unique id of the role `role_arn` (iam:GetRole), which SQS gives as the sender of
+    /// its sessions' messages.
+    async fn role_id(&self, role_arn: &str) -> Result<String, String> {
         // arn:aws:iam::<account>:role/<path>/<name>: GetRole takes the name alone.
         let role_name = role_arn.rsplit('/').next().unwrap_or_default();
-        let role_id = self
-            .iam
+        self.iam
             .get_role()
             .role_name(role_name)
             .send()
@@ -678,17 +711,7 @@ impl Replayer {
             .map_err(|e| crate::aws::AwsError::from_sdk("iam:GetRole", e).to_string())?
             .role()
             .map(|role| role.role_id().to_string())
-            .ok_or("IAM gave no role")?;
-        Ok(FunctionFacts {
-            arn: configuration
-                .function_arn()
-                .map(str::to_string)
-                .unwrap_or_else(|| arn.to_string()),
-            config,
-            role_arn,
-            role_id,
-            on_failure,
-        })
+            .ok_or_else(|| "IAM gave no role".to_string())
     }
 
     /// Reads up to `max` messages; unless `list_only`, replays each through the function the
