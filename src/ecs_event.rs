@@ -11,6 +11,30 @@ use serde_json::Value;
 pub const ECS_SOURCE: &str = "aws.ecs";
 pub const DEPLOYMENT_STATE_CHANGE: &str = "ECS Deployment State Change";
 
+/// An event the rollback function takes, as its `source` and `detail-type` name it: the one
+/// place they are matched. An event that names one but does not parse is still that one,
+/// ignored with its reason (replay routes it to the rollback function all the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackEventKind {
+    /// `aws.ecs` / `ECS Deployment State Change`.
+    DeploymentStateChange,
+    /// `aws.events` / `Scheduled Event`: the sweep schedule.
+    Schedule,
+}
+
+impl RollbackEventKind {
+    /// Read from the payload itself, not its parsed envelope: a payload the envelope does not
+    /// fit still says what it was meant to be.
+    pub fn of(payload: &Value) -> Option<RollbackEventKind> {
+        let text = |key: &str| payload.get(key).and_then(Value::as_str);
+        match (text("source")?, text("detail-type")?) {
+            (ECS_SOURCE, DEPLOYMENT_STATE_CHANGE) => Some(RollbackEventKind::DeploymentStateChange),
+            (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Some(RollbackEventKind::Schedule),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentStateChangeDetail {
@@ -93,64 +117,78 @@ pub enum NotARollbackTrigger {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IgnoredTrigger {
     pub event_id: Option<String>,
+    /// What the event named itself, when it is an event the rollback function takes.
+    pub kind: Option<RollbackEventKind>,
     pub reason: NotARollbackTrigger,
 }
 
 pub fn parse_trigger(payload: Value) -> Result<RollbackTrigger, IgnoredTrigger> {
+    let kind = RollbackEventKind::of(&payload);
     let envelope: EventBridgeEvent<Value> =
         serde_json::from_value(payload).map_err(|e| IgnoredTrigger {
             event_id: None,
+            kind,
             reason: NotARollbackTrigger::NotEventBridge(e.to_string()),
         })?;
     let event_id = envelope.id.clone().filter(|id| !id.is_empty());
     let ignored = |reason| IgnoredTrigger {
         event_id: event_id.clone(),
+        kind,
         reason,
     };
-    let now = || envelope.time.unwrap_or_else(Utc::now);
-    match (envelope.source.as_str(), envelope.detail_type.as_str()) {
-        (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Ok(RollbackTrigger::Sweep { at: now() }),
-        (ECS_SOURCE, DEPLOYMENT_STATE_CHANGE) => {
-            let detail: DeploymentStateChangeDetail =
-                serde_json::from_value(envelope.detail.clone())
-                    .map_err(|e| ignored(NotARollbackTrigger::BadDetail(e.to_string())))?;
-            let name = detail
-                .event_name
-                .ok_or_else(|| ignored(NotARollbackTrigger::Missing("detail.eventName")))?;
-            let state = DeploymentState::parse(&name)
-                .ok_or_else(|| ignored(NotARollbackTrigger::UnknownState(name.clone())))?;
-            let deployment_id = detail
-                .deployment_id
-                .filter(|d| !d.is_empty())
-                .ok_or_else(|| ignored(NotARollbackTrigger::Missing("detail.deploymentId")))?;
-            let resources = envelope.resources.clone().unwrap_or_default();
-            let (service_arn, service) = resources
-                .iter()
-                .find_map(|arn| Some((arn.clone(), service_key_from_arn(arn)?)))
-                .ok_or_else(|| ignored(NotARollbackTrigger::NoService(resources.clone())))?;
-            let at = detail
-                .updated_at
-                .as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.to_utc())
-                .unwrap_or_else(now);
-            Ok(RollbackTrigger::Deployment(DeploymentChange {
-                event_id: event_id
-                    .clone()
-                    .ok_or_else(|| ignored(NotARollbackTrigger::Missing("id")))?,
-                service_arn,
-                service,
-                deployment_id,
-                state,
-                reason: detail.reason.unwrap_or_default(),
-                at,
-            }))
+    match kind {
+        Some(RollbackEventKind::Schedule) => Ok(RollbackTrigger::Sweep {
+            at: envelope.time.unwrap_or_else(Utc::now),
+        }),
+        Some(RollbackEventKind::DeploymentStateChange) => {
+            deployment_change(&envelope, event_id.clone())
+                .map(RollbackTrigger::Deployment)
+                .map_err(ignored)
         }
-        _ => Err(ignored(NotARollbackTrigger::WrongKind {
+        None => Err(ignored(NotARollbackTrigger::WrongKind {
             event_source: envelope.source,
             detail_type: envelope.detail_type,
         })),
     }
+}
+
+/// An `ECS Deployment State Change`'s deployment, or the first thing it lacks.
+fn deployment_change(
+    envelope: &EventBridgeEvent<Value>,
+    event_id: Option<String>,
+) -> Result<DeploymentChange, NotARollbackTrigger> {
+    let detail: DeploymentStateChangeDetail = serde_json::from_value(envelope.detail.clone())
+        .map_err(|e| NotARollbackTrigger::BadDetail(e.to_string()))?;
+    let name = detail
+        .event_name
+        .ok_or(NotARollbackTrigger::Missing("detail.eventName"))?;
+    let state = DeploymentState::parse(&name)
+        .ok_or_else(|| NotARollbackTrigger::UnknownState(name.clone()))?;
+    let deployment_id = detail
+        .deployment_id
+        .filter(|d| !d.is_empty())
+        .ok_or(NotARollbackTrigger::Missing("detail.deploymentId"))?;
+    let resources = envelope.resources.clone().unwrap_or_default();
+    let (service_arn, service) = resources
+        .iter()
+        .find_map(|arn| Some((arn.clone(), service_key_from_arn(arn)?)))
+        .ok_or_else(|| NotARollbackTrigger::NoService(resources.clone()))?;
+    // An event without its own time is taken as of when it was sent.
+    let at = detail
+        .updated_at
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.to_utc())
+        .unwrap_or_else(|| envelope.time.unwrap_or_else(Utc::now));
+    Ok(DeploymentChange {
+        event_id: event_id.ok_or(NotARollbackTrigger::Missing("id"))?,
+        service_arn,
+        service,
+        deployment_id,
+        state,
+        reason: detail.reason.unwrap_or_default(),
+        at,
+    })
 }
 
 #[cfg(test)]
@@ -186,6 +224,30 @@ mod tests {
             ("prod", "web")
         );
         assert!(change.reason.contains("circuit breaker"));
+    }
+
+    /// What an event named itself survives its being ignored: replay routes on it.
+    #[test]
+    fn an_ignored_event_keeps_the_kind_it_named() {
+        let kind = |payload: Value| parse_trigger(payload).unwrap_err().kind;
+        assert_eq!(
+            kind(event(json!({"eventName": "SERVICE_DEPLOYMENT_FAILED"}))),
+            Some(RollbackEventKind::DeploymentStateChange)
+        );
+        let mut no_envelope = event(json!({}));
+        no_envelope["time"] = json!("yesterday");
+        assert_eq!(
+            kind(no_envelope),
+            Some(RollbackEventKind::DeploymentStateChange)
+        );
+        let mut schedule = event(json!({}));
+        schedule["source"] = json!("aws.events");
+        schedule["detail-type"] = json!("Scheduled Event");
+        schedule["time"] = json!(7);
+        assert_eq!(kind(schedule), Some(RollbackEventKind::Schedule));
+        let mut ecr = event(json!({}));
+        ecr["source"] = json!("aws.ecr");
+        assert_eq!(kind(ecr), None);
     }
 
     #[test]

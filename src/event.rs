@@ -19,6 +19,33 @@ pub const ECR_REPLICATION_ACTION: &str = "ECR Replication Action";
 pub const SCHEDULE_SOURCE: &str = "aws.events";
 pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 
+/// An event the deploy function takes, as its `source` and `detail-type` name it: the one
+/// place they are matched. An event that names one but is not deployable is still that one,
+/// ignored with its reason (replay routes it to the deploy function all the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployEventKind {
+    /// `aws.ecr` / `ECR Image Action`.
+    Push,
+    /// `aws.ecr` / `ECR Replication Action`.
+    Replication,
+    /// `aws.events` / `Scheduled Event`: the reconcile schedule.
+    Schedule,
+}
+
+impl DeployEventKind {
+    /// Read from the payload itself, not its parsed envelope: a payload the envelope does not
+    /// fit still says what it was meant to be.
+    pub fn of(payload: &Value) -> Option<DeployEventKind> {
+        let text = |key: &str| payload.get(key).and_then(Value::as_str);
+        match (text("source")?, text("detail-type")?) {
+            (ECR_SOURCE, ECR_IMAGE_ACTION) => Some(DeployEventKind::Push),
+            (ECR_SOURCE, ECR_REPLICATION_ACTION) => Some(DeployEventKind::Replication),
+            (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Some(DeployEventKind::Schedule),
+            _ => None,
+        }
+    }
+}
+
 /// The `detail` of an ECR `ECR Image Action` event, as EventBridge delivers it.
 /// Every field is optional here so that a missing one becomes a precise reason, not a serde error.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -161,6 +188,8 @@ pub enum NotDeployable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ignored {
     pub event_id: Option<String>,
+    /// What the event named itself, when it is an event the deploy function takes.
+    pub kind: Option<DeployEventKind>,
     pub reason: NotDeployable,
 }
 
@@ -182,43 +211,54 @@ pub enum DeployTrigger {
 /// The deploy function's input, parsed once: a push, a replication or its schedule; anything
 /// else is ignored with its reason.
 pub fn parse_deploy_trigger(payload: Value) -> Result<DeployTrigger, Ignored> {
-    let envelope = envelope_of(payload)?;
-    if (envelope.source.as_str(), envelope.detail_type.as_str())
-        == (SCHEDULE_SOURCE, SCHEDULED_EVENT)
-    {
+    let kind = DeployEventKind::of(&payload);
+    let envelope = envelope_of(payload, kind)?;
+    if kind == Some(DeployEventKind::Schedule) {
         return Ok(DeployTrigger::Reconcile {
             event_id: envelope.id.filter(|id| !id.is_empty()),
             at: envelope.time.unwrap_or_else(Utc::now),
         });
     }
-    push_of(envelope).map(|push| DeployTrigger::Push(Box::new(push)))
+    push_of(envelope, kind).map(|push| DeployTrigger::Push(Box::new(push)))
 }
 
 /// An ECR push or replication, or why the payload is not one.
 pub fn parse_push(payload: Value) -> Result<Push, Ignored> {
-    push_of(envelope_of(payload)?)
+    let kind = DeployEventKind::of(&payload);
+    push_of(envelope_of(payload, kind)?, kind)
 }
 
-fn envelope_of(payload: Value) -> Result<EventBridgeEvent<Value>, Ignored> {
+fn envelope_of(
+    payload: Value,
+    kind: Option<DeployEventKind>,
+) -> Result<EventBridgeEvent<Value>, Ignored> {
     serde_json::from_value(payload).map_err(|e| Ignored {
         event_id: None,
+        kind,
         reason: NotDeployable::NotEventBridge(e.to_string()),
     })
 }
 
-fn push_of(envelope: EventBridgeEvent<Value>) -> Result<Push, Ignored> {
+fn push_of(
+    envelope: EventBridgeEvent<Value>,
+    kind: Option<DeployEventKind>,
+) -> Result<Push, Ignored> {
     let event_id = envelope.id.clone().filter(|id| !id.is_empty());
     let ignored = |reason| Ignored {
         event_id: event_id.clone(),
+        kind,
         reason,
     };
-    let replication = envelope.detail_type == ECR_REPLICATION_ACTION;
-    if envelope.source != ECR_SOURCE || !(replication || envelope.detail_type == ECR_IMAGE_ACTION) {
-        return Err(ignored(NotDeployable::NotEcrImageAction {
-            event_source: envelope.source,
-            detail_type: envelope.detail_type,
-        }));
-    }
+    let replication = match kind {
+        Some(DeployEventKind::Push) => false,
+        Some(DeployEventKind::Replication) => true,
+        Some(DeployEventKind::Schedule) | None => {
+            return Err(ignored(NotDeployable::NotEcrImageAction {
+                event_source: envelope.source,
+                detail_type: envelope.detail_type,
+            }))
+        }
+    };
     let detail: EcrImageActionDetail = serde_json::from_value(envelope.detail)
         .map_err(|e| ignored(NotDeployable::BadDetail(e.to_string())))?;
     push_from(
@@ -271,6 +311,28 @@ fn push_from(
     detail: EcrImageActionDetail,
     replication: bool,
 ) -> Result<Push, NotDeployable> {
+    let replicated_from = replication_source(&detail, replication)?;
+    let image = ArrivedImage::from_detail(detail)?;
+    Ok(Push {
+        event_id: envelope_field(id, "id", is_event_id)?,
+        account: envelope_field(account, "account", is_account_id)?,
+        region: envelope_field(region, "region", is_region_name)?,
+        pushed_at: time.ok_or(NotDeployable::MissingEnvelopeField("time"))?,
+        repository: image.repository,
+        tag: image.tag,
+        digest: image.digest,
+        manifest_media_type: image.manifest_media_type,
+        artifact_media_type: image.artifact_media_type,
+        replicated_from,
+    })
+}
+
+/// Where the image came from (`None` for a push), once the event's action is the one its
+/// detail-type deploys: `PUSH` for a push, `REPLICATE` for a replication.
+fn replication_source(
+    detail: &EcrImageActionDetail,
+    replication: bool,
+) -> Result<Option<ReplicatedFrom>, NotDeployable> {
     let action = detail
         .action_type
         .clone()
@@ -280,68 +342,85 @@ fn push_from(
         (false, _) => return Err(NotDeployable::NotAPush(action)),
         (true, _) => return Err(NotDeployable::NotAReplication(action)),
     }
-    let replicated_from = replication.then(|| replicated_from(&detail)).transpose()?;
-    let result = detail
-        .result
-        .ok_or(NotDeployable::MissingDetailField("result"))?;
-    if result != "SUCCESS" {
-        return Err(NotDeployable::NotSuccessful(result));
-    }
-    let tag = detail
-        .image_tag
-        .filter(|t| !t.is_empty())
-        .ok_or(NotDeployable::Untagged)?;
-    if !is_valid_tag(&tag) {
-        return Err(NotDeployable::BadTag(tag));
-    }
-    let repository = detail
-        .repository_name
-        .ok_or(NotDeployable::MissingDetailField("repository-name"))?;
-    if !is_valid_repository(&repository) {
-        return Err(NotDeployable::BadRepository(repository));
-    }
-    let digest = Digest::parse(
-        detail
-            .image_digest
-            .as_deref()
-            .ok_or(NotDeployable::MissingDetailField("image-digest"))?,
-    )?;
-    if let Some(why) = crate::media::not_an_image(
-        &tag,
-        detail.manifest_media_type.as_deref(),
-        detail.artifact_media_type.as_deref(),
-    ) {
-        return Err(NotDeployable::NotAnImage(why));
-    }
-    // The envelope's values end up in tag values, ledger keys and log lines: hold them to
-    // the shapes AWS gives them.
-    let field = |v: Option<String>, name, valid: fn(&str) -> bool| {
-        let v = v
-            .filter(|s| !s.is_empty())
-            .ok_or(NotDeployable::MissingEnvelopeField(name))?;
-        if valid(&v) {
-            Ok(v)
-        } else {
-            Err(NotDeployable::BadEnvelopeField(name, v))
+    replication.then(|| replicated_from(detail)).transpose()
+}
+
+/// The image an ECR event says arrived: what a successful action put in the registry, under
+/// a tag, and runnable.
+struct ArrivedImage {
+    repository: String,
+    tag: String,
+    digest: Digest,
+    manifest_media_type: Option<String>,
+    artifact_media_type: Option<String>,
+}
+
+impl ArrivedImage {
+    fn from_detail(detail: EcrImageActionDetail) -> Result<ArrivedImage, NotDeployable> {
+        let result = detail
+            .result
+            .ok_or(NotDeployable::MissingDetailField("result"))?;
+        if result != "SUCCESS" {
+            return Err(NotDeployable::NotSuccessful(result));
         }
-    };
-    Ok(Push {
-        event_id: field(id, "id", |id| {
-            id.len() <= 128
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@+=".contains(&b))
-        })?,
-        account: field(account, "account", is_account_id)?,
-        region: field(region, "region", is_region_name)?,
-        pushed_at: time.ok_or(NotDeployable::MissingEnvelopeField("time"))?,
-        repository,
-        tag,
-        digest,
-        manifest_media_type: detail.manifest_media_type,
-        artifact_media_type: detail.artifact_media_type,
-        replicated_from,
-    })
+        let tag = detail
+            .image_tag
+            .filter(|t| !t.is_empty())
+            .ok_or(NotDeployable::Untagged)?;
+        if !is_valid_tag(&tag) {
+            return Err(NotDeployable::BadTag(tag));
+        }
+        let repository = detail
+            .repository_name
+            .ok_or(NotDeployable::MissingDetailField("repository-name"))?;
+        if !is_valid_repository(&repository) {
+            return Err(NotDeployable::BadRepository(repository));
+        }
+        let digest = Digest::parse(
+            detail
+                .image_digest
+                .as_deref()
+                .ok_or(NotDeployable::MissingDetailField("image-digest"))?,
+        )?;
+        if let Some(why) = crate::media::not_an_image(
+            &tag,
+            detail.manifest_media_type.as_deref(),
+            detail.artifact_media_type.as_deref(),
+        ) {
+            return Err(NotDeployable::NotAnImage(why));
+        }
+        Ok(ArrivedImage {
+            repository,
+            tag,
+            digest,
+            manifest_media_type: detail.manifest_media_type,
+            artifact_media_type: detail.artifact_media_type,
+        })
+    }
+}
+
+/// An envelope value held to the shape AWS gives it: the envelope's values end up in tag
+/// values, ledger keys and log lines.
+fn envelope_field(
+    value: Option<String>,
+    name: &'static str,
+    valid: fn(&str) -> bool,
+) -> Result<String, NotDeployable> {
+    let value = value
+        .filter(|s| !s.is_empty())
+        .ok_or(NotDeployable::MissingEnvelopeField(name))?;
+    if valid(&value) {
+        Ok(value)
+    } else {
+        Err(NotDeployable::BadEnvelopeField(name, value))
+    }
+}
+
+fn is_event_id(id: &str) -> bool {
+    id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@+=".contains(&b))
 }
 
 /// Whether this function acts on `push`: only pushes to its own region, from its own account
@@ -469,6 +548,25 @@ mod tests {
             matches!(ignored.reason, NotDeployable::NotEcrImageAction { .. }),
             "{ignored:?}"
         );
+    }
+
+    /// What an event named itself survives its being ignored: replay routes on it.
+    #[test]
+    fn an_ignored_event_keeps_the_kind_it_named() {
+        let kind = |payload: Value| parse_deploy_trigger(payload).unwrap_err().kind;
+        let mut delete = push_detail();
+        delete["action-type"] = json!("DELETE");
+        assert_eq!(kind(event(delete)), Some(DeployEventKind::Push));
+        let mut replication = event(json!({}));
+        replication["detail-type"] = json!("ECR Replication Action");
+        assert_eq!(kind(replication), Some(DeployEventKind::Replication));
+        let mut no_envelope = event(push_detail());
+        no_envelope.as_object_mut().unwrap().remove("detail");
+        assert_eq!(kind(no_envelope), Some(DeployEventKind::Push));
+        let mut scan = event(push_detail());
+        scan["detail-type"] = json!("ECR Image Scan");
+        assert_eq!(kind(scan), None);
+        assert_eq!(kind(json!("push")), None);
     }
 
     #[test]

@@ -22,12 +22,11 @@
 use crate::aws::Aws;
 use crate::config::Config;
 use crate::deploy::Deployer;
-use crate::ecs_event::{DEPLOYMENT_STATE_CHANGE, ECS_SOURCE};
-use crate::event::{
-    ECR_IMAGE_ACTION, ECR_REPLICATION_ACTION, ECR_SOURCE, SCHEDULED_EVENT, SCHEDULE_SOURCE,
-};
+use crate::ecs_event::{parse_trigger, RollbackEventKind, RollbackTrigger};
+use crate::event::{parse_deploy_trigger, DeployEventKind, DeployTrigger};
 use crate::invocation::Invocation;
 use crate::rollback::RollbackHandler;
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -86,6 +85,13 @@ impl Function {
             Function::Rollback => "the rollback function",
         }
     }
+
+    fn other(self) -> Function {
+        match self {
+            Function::Deploy => Function::Rollback,
+            Function::Rollback => Function::Deploy,
+        }
+    }
 }
 
 impl std::fmt::Display for Function {
@@ -139,31 +145,21 @@ pub fn queue_function(
     }
 }
 
-/// What a dead letter's event is, by its `source` and `detail-type`.
+/// What a dead letter's event is, as the function that takes it parses it: named in the
+/// reason a letter in the other function's queue is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
-    /// `aws.ecr` / `ECR Image Action`: the deploy function's.
+    /// An ECR push: the deploy function's.
     EcrPush,
-    /// `aws.ecr` / `ECR Replication Action`: the deploy function's.
+    /// An ECR replication: the deploy function's.
     EcrReplication,
-    /// `aws.ecs` / `ECS Deployment State Change`: the rollback function's.
+    /// An ECS deployment state change: the rollback function's.
     EcsDeployment,
-    /// `aws.events` / `Scheduled Event`: either function's schedule.
+    /// EventBridge's schedule: either function's.
     Scheduled,
 }
 
 impl EventKind {
-    pub fn of(event: &Value) -> Option<EventKind> {
-        let text = |key: &str| event.get(key).and_then(Value::as_str);
-        match (text("source")?, text("detail-type")?) {
-            (ECR_SOURCE, ECR_IMAGE_ACTION) => Some(EventKind::EcrPush),
-            (ECR_SOURCE, ECR_REPLICATION_ACTION) => Some(EventKind::EcrReplication),
-            (ECS_SOURCE, DEPLOYMENT_STATE_CHANGE) => Some(EventKind::EcsDeployment),
-            (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Some(EventKind::Scheduled),
-            _ => None,
-        }
-    }
-
     fn an(self) -> &'static str {
         match self {
             EventKind::EcrPush => "an ECR push",
@@ -198,16 +194,41 @@ impl Handling {
         }
     }
 
-    /// What `function` does with an event of `kind`; `None` when it does not take it.
-    pub fn of(function: Function, kind: EventKind) -> Option<Handling> {
-        match (function, kind) {
-            (Function::Deploy, EventKind::EcrPush) => Some(Handling::Push),
-            (Function::Deploy, EventKind::EcrReplication) => Some(Handling::Replication),
-            (Function::Deploy, EventKind::Scheduled) => Some(Handling::Reconcile),
-            (Function::Rollback, EventKind::EcsDeployment) => Some(Handling::DeploymentChange),
-            (Function::Rollback, EventKind::Scheduled) => Some(Handling::Sweep),
-            (Function::Deploy, EventKind::EcsDeployment)
-            | (Function::Rollback, EventKind::EcrPush | EventKind::EcrReplication) => None,
+    /// What `function` does with `event`, as the parse its own handler does says; `None`
+    /// when it does not take it. An event of its kind that it ignores (a malformed push, say)
+    /// is still its own: replayed, its handler answers it with the reason.
+    pub fn of(function: Function, event: &Value) -> Option<Handling> {
+        match function {
+            Function::Deploy => match parse_deploy_trigger(event.clone()) {
+                Ok(DeployTrigger::Push(push)) if push.replicated_from.is_some() => {
+                    Some(Handling::Replication)
+                }
+                Ok(DeployTrigger::Push(_)) => Some(Handling::Push),
+                Ok(DeployTrigger::Reconcile { .. }) => Some(Handling::Reconcile),
+                Err(ignored) => ignored.kind.map(|kind| match kind {
+                    DeployEventKind::Push => Handling::Push,
+                    DeployEventKind::Replication => Handling::Replication,
+                    DeployEventKind::Schedule => Handling::Reconcile,
+                }),
+            },
+            Function::Rollback => match parse_trigger(event.clone()) {
+                Ok(RollbackTrigger::Deployment(_)) => Some(Handling::DeploymentChange),
+                Ok(RollbackTrigger::Sweep { .. }) => Some(Handling::Sweep),
+                Err(ignored) => ignored.kind.map(|kind| match kind {
+                    RollbackEventKind::DeploymentStateChange => Handling::DeploymentChange,
+                    RollbackEventKind::Schedule => Handling::Sweep,
+                }),
+            },
+        }
+    }
+
+    /// The kind of event the function takes this way.
+    fn event_kind(self) -> EventKind {
+        match self {
+            Handling::Push => EventKind::EcrPush,
+            Handling::Replication => EventKind::EcrReplication,
+            Handling::DeploymentChange => EventKind::EcsDeployment,
+            Handling::Reconcile | Handling::Sweep => EventKind::Scheduled,
         }
     }
 }
@@ -346,8 +367,16 @@ pub fn route(queue: Function, letter: &DeadLetter) -> Result<Handling, Kept> {
             _ => {}
         }
     }
-    let kind = EventKind::of(&letter.event).ok_or(Kept::NotPushdeploys)?;
-    Handling::of(queue, kind).ok_or(Kept::NotTaken { queue, kind })
+    // The other function's parse only names what the queue's function does not take.
+    Handling::of(queue, &letter.event).ok_or_else(|| {
+        match Handling::of(queue.other(), &letter.event) {
+            Some(theirs) => Kept::NotTaken {
+                queue,
+                kind: theirs.event_kind(),
+            },
+            None => Kept::NotPushdeploys,
+        }
+    })
 }
 
 /// A Lambda function ARN without its qualifier (`:$LATEST`, a version, an alias): the function
@@ -482,6 +511,30 @@ struct Stack {
     rollback: RollbackHandler,
 }
 
+/// The settings the function runs with: its own parsing of its own environment, as Lambda
+/// gives it.
+fn settings_of(configuration: &GetFunctionConfigurationOutput) -> Result<Config, String> {
+    if let Some(error) = configuration.environment().and_then(|e| e.error()) {
+        return Err(format!(
+            "Lambda cannot read its environment: {}: {}",
+            error.error_code().unwrap_or("?"),
+            error.message().unwrap_or("?")
+        ));
+    }
+    let empty = HashMap::new();
+    let variables = configuration
+        .environment()
+        .and_then(|e| e.variables())
+        .unwrap_or(&empty);
+    let config = Config::from_lookup(|name| variables.get(name).cloned())
+        .map_err(|e| format!("its settings do not read: {e}"))?;
+    // The CLI's stdout is its answer, not CloudWatch.
+    Ok(Config {
+        emit_metrics: false,
+        ..config
+    })
+}
+
 pub struct Replayer {
     sqs: aws_sdk_sqs::Client,
     lambda: aws_sdk_lambda::Client,
@@ -593,40 +646,44 @@ impl Replayer {
     }
 
     async fn read_function(&self, arn: &str) -> Result<FunctionFacts, String> {
-        let configuration = self
-            .lambda
+        let configuration = self.function_configuration(arn).await?;
+        let config = settings_of(&configuration)?;
+        let role_arn = configuration
+            .role()
+            .ok_or("Lambda gave no execution role")?
+            .to_string();
+        let on_failure = self.on_failure_destination(arn).await?;
+        let role_id = self.role_id(&role_arn).await?;
+        Ok(FunctionFacts {
+            arn: configuration
+                .function_arn()
+                .map(str::to_string)
+                .unwrap_or_else(|| arn.to_string()),
+            config,
+            role_arn,
+            role_id,
+            on_failure,
+        })
+    }
+
+    /// lambda:GetFunctionConfiguration: the function's environment and role.
+    async fn function_configuration(
+        &self,
+        arn: &str,
+    ) -> Result<GetFunctionConfigurationOutput, String> {
+        self.lambda
             .get_function_configuration()
             .function_name(arn)
             .send()
             .await
             .map_err(|e| {
                 crate::aws::AwsError::from_sdk("lambda:GetFunctionConfiguration", e).to_string()
-            })?;
-        if let Some(error) = configuration.environment().and_then(|e| e.error()) {
-            return Err(format!(
-                "Lambda cannot read its environment: {}: {}",
-                error.error_code().unwrap_or("?"),
-                error.message().unwrap_or("?")
-            ));
-        }
-        let empty = HashMap::new();
-        let variables = configuration
-            .environment()
-            .and_then(|e| e.variables())
-            .unwrap_or(&empty);
-        // The function's own parsing of its own environment: what it would run with.
-        let config = Config::from_lookup(|name| variables.get(name).cloned())
-            .map_err(|e| format!("its settings do not read: {e}"))?;
-        // The CLI's stdout is its answer, not CloudWatch.
-        let config = Config {
-            emit_metrics: false,
-            ..config
-        };
-        let role_arn = configuration
-            .role()
-            .ok_or("Lambda gave no execution role")?
-            .to_string();
-        let on_failure = self
+            })
+    }
+
+    /// Where Lambda sends the events the function gave up on (lambda:GetFunctionEventInvokeConfig).
+    async fn on_failure_destination(&self, arn: &str) -> Result<Option<String>, String> {
+        Ok(self
             .lambda
             .get_function_event_invoke_config()
             .function_name(arn)
@@ -638,11 +695,15 @@ impl Replayer {
             .destination_config()
             .and_then(|d| d.on_failure())
             .and_then(|o| o.destination())
-            .map(str::to_string);
+            .map(str::to_string))
+    }
+
+    /// The unique id of the role `role_arn` (iam:GetRole), which SQS gives as the sender of
+    /// its sessions' messages.
+    async fn role_id(&self, role_arn: &str) -> Result<String, String> {
         // arn:aws:iam::<account>:role/<path>/<name>: GetRole takes the name alone.
         let role_name = role_arn.rsplit('/').next().unwrap_or_default();
-        let role_id = self
-            .iam
+        self.iam
             .get_role()
             .role_name(role_name)
             .send()
@@ -650,17 +711,7 @@ impl Replayer {
             .map_err(|e| crate::aws::AwsError::from_sdk("iam:GetRole", e).to_string())?
             .role()
             .map(|role| role.role_id().to_string())
-            .ok_or("IAM gave no role")?;
-        Ok(FunctionFacts {
-            arn: configuration
-                .function_arn()
-                .map(str::to_string)
-                .unwrap_or_else(|| arn.to_string()),
-            config,
-            role_arn,
-            role_id,
-            on_failure,
-        })
+            .ok_or_else(|| "IAM gave no role".to_string())
     }
 
     /// Reads up to `max` messages; unless `list_only`, replays each through the function the
@@ -1162,6 +1213,68 @@ mod tests {
                 route(Deploy, &letter(other.clone(), None)),
                 Err(Kept::NotPushdeploys),
                 "{other}"
+            );
+        }
+    }
+
+    /// The parse each function's handler does decides where a letter goes: an event it takes
+    /// as it is, one it will ignore with its reason, one whose envelope does not parse; and
+    /// the other function's parse names what a queue's function does not take.
+    #[test]
+    fn a_dead_letter_is_routed_by_its_functions_own_parse() {
+        use Function::{Deploy, Rollback};
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let mut push = event("aws.ecr", "ECR Image Action");
+        push["detail"] = json!({"action-type": "PUSH", "result": "SUCCESS",
+            "repository-name": "team/web", "image-digest": digest, "image-tag": "latest"});
+        let mut replication = push.clone();
+        replication["detail-type"] = json!("ECR Replication Action");
+        replication["detail"]["action-type"] = json!("REPLICATE");
+        replication["detail"]["source-account"] = json!("210987654321");
+        replication["detail"]["source-region"] = json!("us-west-2");
+        let mut change = event("aws.ecs", "ECS Deployment State Change");
+        change["resources"] = json!(["arn:aws:ecs:us-east-1:123456789012:service/prod/web"]);
+        change["detail"] = json!({"eventName": "SERVICE_DEPLOYMENT_FAILED", "deploymentId": "d"});
+        let mut no_envelope = push.clone();
+        no_envelope["time"] = json!("yesterday");
+        let mut ignored_push = push.clone();
+        ignored_push["detail"]["action-type"] = json!("DELETE");
+        let cases = [
+            (Deploy, &push, Ok(Handling::Push)),
+            (Deploy, &replication, Ok(Handling::Replication)),
+            (Deploy, &ignored_push, Ok(Handling::Push)),
+            (Deploy, &no_envelope, Ok(Handling::Push)),
+            (Rollback, &change, Ok(Handling::DeploymentChange)),
+            (
+                Rollback,
+                &replication,
+                Err(Kept::NotTaken {
+                    queue: Rollback,
+                    kind: EventKind::EcrReplication,
+                }),
+            ),
+            (
+                Rollback,
+                &no_envelope,
+                Err(Kept::NotTaken {
+                    queue: Rollback,
+                    kind: EventKind::EcrPush,
+                }),
+            ),
+            (
+                Deploy,
+                &change,
+                Err(Kept::NotTaken {
+                    queue: Deploy,
+                    kind: EventKind::EcsDeployment,
+                }),
+            ),
+        ];
+        for (queue, event, expected) in cases {
+            assert_eq!(
+                route(queue, &letter(event.clone(), None)),
+                expected,
+                "{event}"
             );
         }
     }
