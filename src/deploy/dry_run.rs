@@ -12,7 +12,7 @@ impl Deployer {
         let would = |reason: String| would(target, reason);
         let change = match would_deploy(target, decision) {
             Ok(change) => change,
-            Err(outcome) => return outcome,
+            Err(outcome) => return *outcome,
         };
         // The quarantine is read, as a real run would: a dry run must not promise a deploy that
         // would be refused.
@@ -49,21 +49,22 @@ impl Deployer {
 }
 
 /// The change a real run would make, or the dry run's outcome when it would make none.
-fn would_deploy(target: &Target<'_>, decision: Decision) -> Result<Change, Outcome> {
+fn would_deploy(target: &Target<'_>, decision: Decision) -> Result<Change, Box<Outcome>> {
     let (key, service) = (target.key, target.service);
-    match decision {
+    let outcome = match decision {
+        Decision::Deploy(change) => return Ok(change),
         Decision::Skip(code, reason) => {
-            Err(Outcome::skipped(key, code, format!("dry run: would skip: {reason}")).on(service))
+            Outcome::skipped(key, code, format!("dry run: would skip: {reason}")).on(service)
         }
-        Decision::Fail(reason) => Err(would(target, format!("dry run: would fail: {reason}"))),
-        Decision::AlreadyDeployedByThisEvent => Err(Outcome::skipped(
+        Decision::Fail(reason) => would(target, format!("dry run: would fail: {reason}")),
+        Decision::AlreadyDeployedByThisEvent => Outcome::skipped(
             key,
             SkipReason::AlreadyHandled,
             "dry run: would skip: an earlier delivery of this push already deployed it",
         )
-        .on(service)),
-        Decision::Deploy(change) => Ok(change),
-    }
+        .on(service),
+    };
+    Err(Box::new(outcome))
 }
 
 /// What a dry run says it would do (or would fail at).
