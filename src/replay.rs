@@ -27,7 +27,9 @@ use crate::event::{parse_deploy_trigger, DeployEventKind, DeployTrigger};
 use crate::invocation::Invocation;
 use crate::rollback::RollbackHandler;
 use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
-use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -731,26 +733,7 @@ impl Replayer {
         let mut done: Vec<Replayed> = Vec::new();
         let mut listed = Vec::new();
         'reading: while done.len() < max {
-            let batch = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages((max - done.len()).min(10) as i32)
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-                // Who sent it: the one thing about a message its sender cannot choose.
-                .message_system_attribute_names(MessageSystemAttributeName::SenderId)
-                // Long enough for a replay; a message kept becomes visible again after it.
-                .visibility_timeout(120)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot read {queue_url}: {}",
-                        crate::aws::AwsError::from_sdk("sqs:ReceiveMessage", e)
-                    )
-                })?;
-            let messages = batch.messages.unwrap_or_default();
+            let messages = self.receive(queue_url, max - done.len()).await?;
             if messages.is_empty() {
                 break;
             }
@@ -767,20 +750,60 @@ impl Replayer {
                 }
                 if outcome.result == ReplayResult::Replayed {
                     if let Some(handle) = message.receipt_handle() {
-                        self.sqs
-                            .delete_message()
-                            .queue_url(queue_url)
-                            .receipt_handle(handle)
-                            .send()
-                            .await
-                            .map_err(|e| format!("replayed {} but could not delete it: {e}; a second replay is a skip", outcome.message_id))?;
+                        self.delete(queue_url, handle, &outcome.message_id).await?;
                     }
                 }
                 done.push(outcome);
             }
         }
         // Listing takes nothing: every message read is visible again at once.
-        for handle in listed {
+        self.make_visible(queue_url, listed).await;
+        Ok(done)
+    }
+
+    /// Up to `count` messages (SQS gives at most 10 at once), with who sent each.
+    async fn receive(&self, queue_url: &str, count: usize) -> Result<Vec<Message>, String> {
+        let batch = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(count.min(10) as i32)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            // Who sent it: the one thing about a message its sender cannot choose.
+            .message_system_attribute_names(MessageSystemAttributeName::SenderId)
+            // Long enough for a replay; a message kept becomes visible again after it.
+            .visibility_timeout(120)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read {queue_url}: {}",
+                    crate::aws::AwsError::from_sdk("sqs:ReceiveMessage", e)
+                )
+            })?;
+        Ok(batch.messages.unwrap_or_default())
+    }
+
+    /// Takes a replayed message out of the queue.
+    async fn delete(&self, queue_url: &str, handle: &str, message_id: &str) -> Result<(), String> {
+        self.sqs
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(handle)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "replayed {message_id} but could not delete it: {e}; a second replay is a skip"
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Best effort: a message left hidden is visible again after the visibility timeout anyway.
+    async fn make_visible(&self, queue_url: &str, handles: Vec<String>) {
+        for handle in handles {
             let _ = self
                 .sqs
                 .change_message_visibility()
@@ -790,12 +813,11 @@ impl Replayer {
                 .send()
                 .await;
         }
-        Ok(done)
     }
 
     async fn one(
         &self,
-        message: &aws_sdk_sqs::types::Message,
+        message: &Message,
         function: Function,
         queue_arn: &str,
         list_only: bool,
