@@ -548,6 +548,57 @@ pub struct Replayer {
     functions: Mutex<HashMap<String, Confirmed>>,
 }
 
+impl Replayed {
+    /// A message not replayed (yet): what a message that goes no further reports.
+    fn kept(message_id: &str, sender: Option<String>) -> Self {
+        Replayed {
+            message_id: message_id.to_string(),
+            function: None,
+            handling: None,
+            function_arn: None,
+            sender,
+            event_id: None,
+            why_dead: None,
+            result: ReplayResult::Kept,
+            report: None,
+            reason: None,
+        }
+    }
+}
+
+/// The event handed to the handler of the function AWS confirmed, as a delivery of its own:
+/// replayed with the handler's report, or failed again with its summary.
+async fn handed_to(
+    stack: &Stack,
+    handling: Handling,
+    event: Value,
+    message_id: &str,
+) -> (ReplayResult, Option<String>, Option<Value>) {
+    let invocation = Invocation {
+        deadline_ms: 0,
+        // The function AWS confirmed: whose account's pushes it trusts by default.
+        function_arn: Some(stack.facts.arn.clone()),
+        // Each replay is a delivery of its own.
+        request_id: Some(format!("replay-{message_id}-{}", crate::clock::now_ms())),
+    };
+    let result = match handling.function() {
+        Function::Deploy => stack.deployer.handle(event, &invocation).await,
+        Function::Rollback => stack.rollback.handle(event, &invocation).await,
+    };
+    match result {
+        Ok(report) => (
+            ReplayResult::Replayed,
+            None,
+            serde_json::to_value(&report).ok(),
+        ),
+        Err(failure) => (
+            ReplayResult::FailedAgain,
+            Some(failure.summary.clone()),
+            serde_json::to_value(&failure.report).ok(),
+        ),
+    }
+}
+
 impl Replayer {
     /// A replayer with the caller's credentials. Settings come from the functions the dead
     /// letters name, never from the caller's environment.
@@ -827,18 +878,7 @@ impl Replayer {
             .attributes()
             .and_then(|a| a.get(&MessageSystemAttributeName::SenderId))
             .cloned();
-        let mut replayed = Replayed {
-            message_id: message_id.clone(),
-            function: None,
-            handling: None,
-            function_arn: None,
-            sender: sender.clone(),
-            event_id: None,
-            why_dead: None,
-            result: ReplayResult::Kept,
-            report: None,
-            reason: None,
-        };
+        let mut replayed = Replayed::kept(&message_id, sender.clone());
         let letter = match open(
             message.body().unwrap_or_default(),
             message
@@ -876,28 +916,10 @@ impl Replayer {
             replayed.result = ReplayResult::Listed;
             return replayed;
         }
-        let invocation = Invocation {
-            deadline_ms: 0,
-            // The function AWS confirmed: whose account's pushes it trusts by default.
-            function_arn: Some(stack.facts.arn.clone()),
-            // Each replay is a delivery of its own.
-            request_id: Some(format!("replay-{message_id}-{}", crate::clock::now_ms())),
-        };
-        let result = match handling.function() {
-            Function::Deploy => stack.deployer.handle(letter.event, &invocation).await,
-            Function::Rollback => stack.rollback.handle(letter.event, &invocation).await,
-        };
-        match result {
-            Ok(report) => {
-                replayed.result = ReplayResult::Replayed;
-                replayed.report = serde_json::to_value(&report).ok();
-            }
-            Err(failure) => {
-                replayed.result = ReplayResult::FailedAgain;
-                replayed.reason = Some(failure.summary.clone());
-                replayed.report = serde_json::to_value(&failure.report).ok();
-            }
-        }
+        let (result, reason, report) = handed_to(&stack, handling, letter.event, &message_id).await;
+        replayed.result = result;
+        replayed.reason = reason.or(replayed.reason);
+        replayed.report = report;
         replayed
     }
 
