@@ -39,15 +39,15 @@ pub use error::{Barrier, Problem};
     None => format!("{operation} failed{}: {message}", if *.retryable { " (retryable)" } else { "" }),
 })]
 pub struct AwsError {
-    pub operation: &'static str,
-    pub code: Option<String>,
-    pub message: String,
-    pub retryable: bool,
+    pub(crate) operation: &'static str,
+    pub(crate) code: Option<String>,
+    pub(crate) message: String,
+    pub(crate) retryable: bool,
     /// The request may have reached AWS and taken effect although no answer came back (a 5xx,
     /// a timeout, a dropped connection), as opposed to being refused (4xx, throttling).
-    pub maybe_applied: bool,
+    pub(crate) maybe_applied: bool,
     /// What to set or grant, when that is what it takes.
-    pub problem: Option<Box<Problem>>,
+    pub(crate) problem: Option<Box<Problem>>,
 }
 
 const RETRYABLE_CODES: [&str; 9] = [
@@ -63,7 +63,7 @@ const RETRYABLE_CODES: [&str; 9] = [
 ];
 
 impl AwsError {
-    pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
+    pub(crate) fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -73,7 +73,7 @@ impl AwsError {
     /// As [`AwsError::from_sdk`], with each of `withheld` (values the request carried that no
     /// reason or log line may show) replaced wherever AWS's answer quotes it: an error message
     /// may quote the request, and a reason travels to logs, the ledger, SNS and the CLI.
-    pub fn from_sdk_withholding<E>(
+    pub(crate) fn from_sdk_withholding<E>(
         operation: &'static str,
         err: SdkError<E, HttpResponse>,
         withheld: &[String],
@@ -150,7 +150,7 @@ impl AwsError {
 
 /// `text` with every value of `withheld` (of three characters or more: shorter ones would
 /// garble the sentence and say nothing) replaced by `<withheld>`.
-pub fn withhold(text: &str, withheld: &[String]) -> String {
+pub(crate) fn withhold(text: &str, withheld: &[String]) -> String {
     let mut text = text.to_string();
     for value in withheld.iter().filter(|v| v.chars().count() >= 3) {
         text = text.replace(value.as_str(), "<withheld>");
@@ -196,11 +196,11 @@ fn withheld_of(request: &RegisterTaskDefinitionFluentBuilder) -> Vec<String> {
 /// Counts the AWS operations an invocation makes (not SDK-level retries), by `service.Operation`,
 /// so that each invocation can report what it cost.
 #[derive(Debug, Clone, Default)]
-pub struct CallCounter(Arc<Mutex<BTreeMap<String, u32>>>);
+pub(crate) struct CallCounter(Arc<Mutex<BTreeMap<String, u32>>>);
 
 impl CallCounter {
     /// The counts so far, and a fresh start.
-    pub fn take(&self) -> BTreeMap<String, u32> {
+    pub(crate) fn take(&self) -> BTreeMap<String, u32> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -233,31 +233,31 @@ impl Intercept for CallCounter {
 /// The AWS clients of the deploy path.
 #[derive(Debug, Clone)]
 pub struct Aws {
-    pub ecs: aws_sdk_ecs::Client,
-    pub tagging: aws_sdk_resourcegroupstagging::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub ecr: aws_sdk_ecr::Client,
-    pub calls: CallCounter,
+    pub(crate) ecs: aws_sdk_ecs::Client,
+    pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,
+    pub(crate) dynamodb: aws_sdk_dynamodb::Client,
+    pub(crate) sns: aws_sdk_sns::Client,
+    pub(crate) ecr: aws_sdk_ecr::Client,
+    pub(crate) calls: CallCounter,
     /// AWS's clock, as the answers to these clients tell it.
-    pub clock: AwsClock,
+    pub(crate) clock: AwsClock,
 }
 
 /// One image of a repository, as ECR describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EcrImage {
     /// The account of the registry.
-    pub registry_id: String,
-    pub digest: String,
-    pub tags: Vec<String>,
-    pub pushed_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub manifest_media_type: Option<String>,
-    pub artifact_media_type: Option<String>,
+    pub(crate) registry_id: String,
+    pub(crate) digest: String,
+    pub(crate) tags: Vec<String>,
+    pub(crate) pushed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) manifest_media_type: Option<String>,
+    pub(crate) artifact_media_type: Option<String>,
 }
 
 impl EcrImage {
     /// The fields pushdeploy reads of an `ImageDetail`; `None` without a registry or digest.
-    pub fn from_detail(d: aws_sdk_ecr::types::ImageDetail) -> Option<EcrImage> {
+    pub(crate) fn from_detail(d: aws_sdk_ecr::types::ImageDetail) -> Option<EcrImage> {
         Some(EcrImage {
             registry_id: d.registry_id?,
             digest: d.image_digest?,
@@ -272,21 +272,21 @@ impl EcrImage {
 }
 
 /// DescribeImages' largest page ("This value can be between 1 and 1000", API reference).
-pub const IMAGES_PAGE_SIZE: i32 = 1000;
+pub(crate) const IMAGES_PAGE_SIZE: i32 = 1000;
 
 /// The tagged images of one repository, as far as one read got.
 #[derive(Debug, Clone, Default)]
-pub struct ImagesRead {
-    pub images: Vec<EcrImage>,
+pub(crate) struct ImagesRead {
+    pub(crate) images: Vec<EcrImage>,
     /// DescribeImages pages read.
-    pub pages: u32,
+    pub(crate) pages: u32,
     /// Why the read stopped before ECR's last page, when it did.
-    pub stopped: Option<ReadStop>,
+    pub(crate) stopped: Option<ReadStop>,
 }
 
 /// Why a read of a repository's images stopped before its last page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadStop {
+pub(crate) enum ReadStop {
     /// It read as many pages as it may.
     PageCap,
     /// Its time ran out.
@@ -295,20 +295,20 @@ pub enum ReadStop {
 
 /// What DescribeServices found in one cluster.
 #[derive(Debug, Clone, Default)]
-pub struct DescribedServices {
-    pub services: Vec<Service>,
+pub(crate) struct DescribedServices {
+    pub(crate) services: Vec<Service>,
     /// (service ARN or name, reason) for each service ECS could not describe.
-    pub failures: Vec<(String, String)>,
+    pub(crate) failures: Vec<(String, String)>,
 }
 
 /// The service's new primary deployment, when ECS reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpdatedService {
-    pub deployment_id: Option<String>,
+pub(crate) struct UpdatedService {
+    pub(crate) deployment_id: Option<String>,
 }
 
 /// DescribeServices takes at most 10 services per call.
-pub const DESCRIBE_SERVICES_BATCH: usize = 10;
+pub(crate) const DESCRIBE_SERVICES_BATCH: usize = 10;
 
 impl Aws {
     /// Clients from the standard configuration chain (AWS_ENDPOINT_URL, AWS_REGION, credentials).
@@ -379,7 +379,7 @@ impl Aws {
     /// Opens the connections a deploy needs (ECS, the Tagging API, DynamoDB), concurrently, with
     /// one cheap read each whose answer does not matter, so that a cold start pays its TLS
     /// handshakes during init rather than inside the first push. At most `within`.
-    pub async fn warm_up(&self, table: &str, within: Duration) {
+    pub(crate) async fn warm_up(&self, table: &str, within: Duration) {
         let ecs = self
             .ecs
             .describe_task_definition()
@@ -413,17 +413,20 @@ impl Aws {
     }
 
     /// The region the clients talk to.
-    pub fn region(&self) -> Option<&str> {
+    pub(crate) fn region(&self) -> Option<&str> {
         self.ecs.config().region().map(|r| r.as_ref())
     }
 
     /// Every ECS service tagged `pushdeploy:repository` = `repository`, in one paginated query.
-    pub async fn tagged_services(&self, repository: &str) -> Result<Vec<TaggedService>, AwsError> {
+    pub(crate) async fn tagged_services(
+        &self,
+        repository: &str,
+    ) -> Result<Vec<TaggedService>, AwsError> {
         self.services_tagged(Some(repository)).await
     }
 
     /// Every ECS service tagged `pushdeploy:repository`, whatever the repository.
-    pub async fn all_tagged_services(&self) -> Result<Vec<TaggedService>, AwsError> {
+    pub(crate) async fn all_tagged_services(&self) -> Result<Vec<TaggedService>, AwsError> {
         self.services_tagged(None).await
     }
 
@@ -478,7 +481,7 @@ impl Aws {
     /// The reference documents no order of the results: a read that stops early may have
     /// missed any image, the newest included ([`ImagesRead::stopped`] says when it did). A page
     /// still in flight at `until` is abandoned.
-    pub async fn images(
+    pub(crate) async fn images(
         &self,
         registry: Option<&str>,
         repository: &str,
@@ -574,7 +577,7 @@ impl Aws {
     }
 
     /// Describes up to [`DESCRIBE_SERVICES_BATCH`] services of one cluster, with their tags.
-    pub async fn describe_services(
+    pub(crate) async fn describe_services(
         &self,
         cluster: &str,
         services: &[String],
@@ -603,7 +606,7 @@ impl Aws {
         })
     }
 
-    pub async fn describe_task_definition(
+    pub(crate) async fn describe_task_definition(
         &self,
         arn: &str,
     ) -> Result<(TaskDefinition, Vec<Tag>), AwsError> {
@@ -627,7 +630,7 @@ impl Aws {
     }
 
     /// The service revisions `arns` (DescribeServiceRevisions takes at most 20 per call).
-    pub async fn describe_service_revisions(
+    pub(crate) async fn describe_service_revisions(
         &self,
         arns: &[String],
     ) -> Result<Vec<ServiceRevision>, AwsError> {
@@ -649,7 +652,10 @@ impl Aws {
     /// before it ("ROLLBACK: the service deployment is rolled back to the previous service
     /// revision", API `StopServiceDeployment`). A deployment ECS is already stopping or rolling
     /// back answers ConflictException: that is the state asked for, and counts as done.
-    pub async fn stop_and_roll_back(&self, service_deployment_arn: &str) -> Result<(), AwsError> {
+    pub(crate) async fn stop_and_roll_back(
+        &self,
+        service_deployment_arn: &str,
+    ) -> Result<(), AwsError> {
         let sent = self
             .ecs
             .stop_service_deployment()
@@ -671,12 +677,12 @@ impl Aws {
     }
 
     /// A request builder for [`crate::revision::revision_request`] to fill.
-    pub fn new_revision(&self) -> RegisterTaskDefinitionFluentBuilder {
+    pub(crate) fn new_revision(&self) -> RegisterTaskDefinitionFluentBuilder {
         self.ecs.register_task_definition()
     }
 
     /// Registers the revision and returns its ARN. Sent once (see [`write_at_most_once`]).
-    pub async fn register_task_definition(
+    pub(crate) async fn register_task_definition(
         &self,
         request: RegisterTaskDefinitionFluentBuilder,
     ) -> Result<String, AwsError> {
@@ -703,7 +709,7 @@ impl Aws {
 
     /// Puts the service on `task_definition`, at most once: an attempt whose answer was lost is
     /// followed by a look at the service before anything is sent again.
-    pub async fn update_service(
+    pub(crate) async fn update_service(
         &self,
         cluster: &str,
         service: &str,
@@ -756,7 +762,7 @@ fn sent_once() -> aws_sdk_ecs::config::Builder {
 }
 
 /// The id of the service's primary deployment, when that deployment runs `task_definition`.
-pub fn primary_deployment(service: &Service, task_definition: &str) -> Option<String> {
+pub(crate) fn primary_deployment(service: &Service, task_definition: &str) -> Option<String> {
     service
         .deployments()
         .iter()
@@ -774,7 +780,7 @@ const WRITE_BACKOFF: [Duration; 2] = [Duration::from_millis(200), Duration::from
 /// and after an error that may hide a write that landed, `landed` asks ECS whether it did
 /// (and what it made) before another attempt is sent. Refusals (4xx, throttling) are retried
 /// as they are: nothing happened.
-pub async fn write_at_most_once<T, Send, Sent, Landed, Found>(
+pub(crate) async fn write_at_most_once<T, Send, Sent, Landed, Found>(
     send: Send,
     landed: Landed,
 ) -> Result<T, AwsError>

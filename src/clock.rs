@@ -23,7 +23,7 @@ use std::time::Instant;
 /// The time the latest successful AWS answer carried, moved on by the time elapsed since: an
 /// interceptor on every client, and the clock the functions read.
 #[derive(Debug, Clone, Default)]
-pub struct AwsClock(Arc<Mutex<Option<Heard>>>);
+pub(crate) struct AwsClock(Arc<Mutex<Option<Heard>>>);
 
 #[derive(Debug, Clone, Copy)]
 struct Heard {
@@ -37,7 +37,7 @@ impl AwsClock {
     /// says: this is the end of that second (moved on by the time since), never behind AWS's
     /// clock and less than a second ahead of it. Never behind matters: a time AWS wrote a moment
     /// ago (an event's) is not taken for one in the future, nor clamped below itself.
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         match *self.0.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(heard) => {
                 let since = chrono::Duration::from_std(heard.at.elapsed()).unwrap_or_default();
@@ -56,7 +56,7 @@ impl AwsClock {
 }
 
 /// An HTTP date (`Sat, 05 Dec 2026 11:37:27 GMT`, RFC 9110 section 5.6.7's IMF-fixdate).
-pub fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc2822(text.trim())
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -87,12 +87,12 @@ impl Intercept for AwsClock {
 
 /// The host's clock in epoch milliseconds: what leases and Lambda's deadlines are measured in
 /// (both are the host's, never AWS's word for a time it wrote).
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
 /// The host's clock as the ledger writes times (`updated_at`, `started_at`).
-pub fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     crate::event::timestamp_text(&Utc::now())
 }
 

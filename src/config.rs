@@ -4,21 +4,21 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-pub const TABLE_VAR: &str = "PUSHDEPLOY_TABLE";
-pub const CLUSTERS_VAR: &str = "PUSHDEPLOY_CLUSTERS";
-pub const RULES_VAR: &str = "PUSHDEPLOY_RULES";
-pub const DEPLOY_TIMEOUT_VAR: &str = "PUSHDEPLOY_DEPLOY_TIMEOUT";
-pub const TRUSTED_ACCOUNTS_VAR: &str = "PUSHDEPLOY_TRUSTED_ACCOUNTS";
-pub const DRY_RUN_VAR: &str = "PUSHDEPLOY_DRY_RUN";
-pub const METRICS_NAMESPACE_VAR: &str = "PUSHDEPLOY_METRICS_NAMESPACE";
-pub const NOTIFY_TOPIC_VAR: &str = "PUSHDEPLOY_NOTIFY_TOPIC_ARN";
-pub const DEFAULT_METRICS_NAMESPACE: &str = "pushdeploy";
-pub const CONCURRENCY_VAR: &str = "PUSHDEPLOY_CONCURRENCY";
-pub const WARM_UP_VAR: &str = "PUSHDEPLOY_WARM_UP";
+pub(crate) const TABLE_VAR: &str = "PUSHDEPLOY_TABLE";
+pub(crate) const CLUSTERS_VAR: &str = "PUSHDEPLOY_CLUSTERS";
+pub(crate) const RULES_VAR: &str = "PUSHDEPLOY_RULES";
+pub(crate) const DEPLOY_TIMEOUT_VAR: &str = "PUSHDEPLOY_DEPLOY_TIMEOUT";
+pub(crate) const TRUSTED_ACCOUNTS_VAR: &str = "PUSHDEPLOY_TRUSTED_ACCOUNTS";
+pub(crate) const DRY_RUN_VAR: &str = "PUSHDEPLOY_DRY_RUN";
+pub(crate) const METRICS_NAMESPACE_VAR: &str = "PUSHDEPLOY_METRICS_NAMESPACE";
+pub(crate) const NOTIFY_TOPIC_VAR: &str = "PUSHDEPLOY_NOTIFY_TOPIC_ARN";
+pub(crate) const DEFAULT_METRICS_NAMESPACE: &str = "pushdeploy";
+pub(crate) const CONCURRENCY_VAR: &str = "PUSHDEPLOY_CONCURRENCY";
+pub(crate) const WARM_UP_VAR: &str = "PUSHDEPLOY_WARM_UP";
 /// How many services one push deploys at once, unless set.
-pub const DEFAULT_CONCURRENCY: usize = 8;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
 /// ECS retries a broken deployment forever without a circuit breaker: this long, then it is failed.
-pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub(crate) const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -51,14 +51,14 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    pub repository: String,
-    pub tag: String,
+    pub(crate) repository: String,
+    pub(crate) tag: String,
     /// Cluster name or ARN.
-    pub cluster: String,
+    pub(crate) cluster: String,
     /// Service name or ARN.
-    pub service: String,
+    pub(crate) service: String,
     #[serde(default)]
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,7 +94,9 @@ impl Config {
 
     /// Reads the settings through `lookup` (a variable's value, if set): blank counts as unset,
     /// and the first bad setting is the error, named after its variable.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub(crate) fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let set = |name: &str| {
             lookup(name)
                 .map(|v| v.trim().to_string())
@@ -138,12 +140,12 @@ impl Config {
     }
 
     /// Where the EMF metrics go; `None` when they are off.
-    pub fn emf_namespace(&self) -> Option<&str> {
+    pub(crate) fn emf_namespace(&self) -> Option<&str> {
         self.emit_metrics.then_some(self.metrics_namespace.as_str())
     }
 
     /// Where notifications go; `None` when there is no topic or this is a dry run.
-    pub fn notify_topic(&self) -> Option<String> {
+    pub(crate) fn notify_topic(&self) -> Option<String> {
         self.notify_topic_arn.clone().filter(|_| !self.dry_run)
     }
 
@@ -224,7 +226,7 @@ fn concurrency(raw: String) -> Result<usize, ConfigError> {
 }
 
 /// `true`/`false` as people write them in tags and settings.
-pub fn parse_bool(raw: &str) -> Option<bool> {
+pub(crate) fn parse_bool(raw: &str) -> Option<bool> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "1" | "on" => Some(true),
         "false" | "no" | "0" | "off" => Some(false),
@@ -264,7 +266,7 @@ fn parse_rules(json: &str) -> Result<Vec<Rule>, ConfigError> {
 }
 
 /// The last path segment of an ECS ARN (`…:cluster/prod` -> `prod`), or the name itself.
-pub fn resource_name(name_or_arn: &str) -> &str {
+pub(crate) fn resource_name(name_or_arn: &str) -> &str {
     if name_or_arn.starts_with("arn:") {
         name_or_arn.rsplit('/').next().unwrap_or(name_or_arn)
     } else {

@@ -13,18 +13,18 @@ use chrono::{DateTime, Duration, Utc};
 /// believes a time later than the clock ([`Confirmed::tag_moved_at`]). A day: far enough that
 /// no disagreement between AWS's services is taken for a forgery, near enough to refuse the
 /// year 2999.
-pub const FAR_FUTURE: Duration = Duration::days(1);
+pub(crate) const FAR_FUTURE: Duration = Duration::days(1);
 
 /// What ECR confirmed about a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmed {
     /// ECR's `imagePushedAt`: when the image itself was first pushed.
-    pub image_pushed_at: DateTime<Utc>,
+    pub(crate) image_pushed_at: DateTime<Utc>,
     /// When the tag came to name the image: the event's time, never earlier than the image
     /// and never later than the clock. Only the event knows it (ECR keeps no time per tag, and a
     /// tag moved onto an image pushed before keeps that image's `imagePushedAt`), and it is
     /// believed only because ECR confirmed that the tag names this image now.
-    pub tag_moved_at: DateTime<Utc>,
+    pub(crate) tag_moved_at: DateTime<Utc>,
 }
 
 impl Confirmed {
@@ -67,7 +67,7 @@ pub enum Unconfirmed {
 impl Unconfirmed {
     /// A push whose tag has moved on is an ordinary late event: each following service skips it
     /// as stale. The others say the event itself is not to be believed.
-    pub fn is_stale(&self) -> bool {
+    pub(crate) fn is_stale(&self) -> bool {
         matches!(self, Unconfirmed::TagMovedOn { .. })
     }
 }

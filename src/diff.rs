@@ -165,7 +165,7 @@ task_fields!(
 /// each container definition whole (every field), the list of containers and its order, and
 /// every task-level field. Containers come in the request's order, then the revision's extras,
 /// then task-level fields.
-pub fn differences(
+pub(crate) fn differences(
     described: &TaskDefinition,
     planned: &RegisterTaskDefinitionFluentBuilder,
 ) -> Vec<Difference> {
@@ -220,7 +220,7 @@ fn is_container_set_change(d: &Difference) -> bool {
 /// The keys of the tags that differ between the revision's `described` tags and the request's:
 /// a value that differs, or a tag only one side carries. `aws:` tags are not compared: they are
 /// AWS's own, and no request may set them.
-pub fn tag_differences(
+pub(crate) fn tag_differences(
     described: &[Tag],
     planned: &RegisterTaskDefinitionFluentBuilder,
 ) -> Vec<String> {
@@ -275,7 +275,7 @@ pub fn unlike_planned(
 }
 
 /// The names of what differs, for a log line or a reason: `field, field, ...`, never values.
-pub fn named(differences: &[Difference]) -> String {
+pub(crate) fn named(differences: &[Difference]) -> String {
     differences
         .iter()
         .map(ToString::to_string)
@@ -284,7 +284,7 @@ pub fn named(differences: &[Difference]) -> String {
 }
 
 /// Unified-diff-like lines: `-`/`+` for what changes, `=` for what was compared and is equal.
-pub fn planned_diff(
+pub(crate) fn planned_diff(
     current: &TaskDefinition,
     planned: &RegisterTaskDefinitionFluentBuilder,
 ) -> Vec<String> {

@@ -8,14 +8,14 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-pub const ECS_SOURCE: &str = "aws.ecs";
-pub const DEPLOYMENT_STATE_CHANGE: &str = "ECS Deployment State Change";
+pub(crate) const ECS_SOURCE: &str = "aws.ecs";
+pub(crate) const DEPLOYMENT_STATE_CHANGE: &str = "ECS Deployment State Change";
 
 /// An event the rollback function takes, as its `source` and `detail-type` name it: the one
 /// place they are matched. An event that names one but does not parse is still that one,
 /// ignored with its reason (replay routes it to the rollback function all the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RollbackEventKind {
+pub(crate) enum RollbackEventKind {
     /// `aws.ecs` / `ECS Deployment State Change`.
     DeploymentStateChange,
     /// `aws.events` / `Scheduled Event`: the sweep schedule.
@@ -25,7 +25,7 @@ pub enum RollbackEventKind {
 impl RollbackEventKind {
     /// Read from the payload itself, not its parsed envelope: a payload the envelope does not
     /// fit still says what it was meant to be.
-    pub fn of(payload: &Value) -> Option<RollbackEventKind> {
+    pub(crate) fn of(payload: &Value) -> Option<RollbackEventKind> {
         let text = |key: &str| payload.get(key).and_then(Value::as_str);
         match (text("source")?, text("detail-type")?) {
             (ECS_SOURCE, DEPLOYMENT_STATE_CHANGE) => Some(RollbackEventKind::DeploymentStateChange),
@@ -37,16 +37,15 @@ impl RollbackEventKind {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeploymentStateChangeDetail {
-    pub event_type: Option<String>,
-    pub event_name: Option<String>,
-    pub deployment_id: Option<String>,
-    pub updated_at: Option<String>,
-    pub reason: Option<String>,
+pub(crate) struct DeploymentStateChangeDetail {
+    pub(crate) event_name: Option<String>,
+    pub(crate) deployment_id: Option<String>,
+    pub(crate) updated_at: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeploymentState {
+pub(crate) enum DeploymentState {
     InProgress,
     Completed,
     Failed,
@@ -62,7 +61,7 @@ impl DeploymentState {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DeploymentState::InProgress => "IN_PROGRESS",
             DeploymentState::Completed => "COMPLETED",
@@ -73,19 +72,19 @@ impl DeploymentState {
 
 /// One ECS deployment of one service changed state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeploymentChange {
-    pub event_id: String,
-    pub service_arn: String,
-    pub service: ServiceKey,
-    pub deployment_id: String,
-    pub state: DeploymentState,
-    pub reason: String,
-    pub at: DateTime<Utc>,
+pub(crate) struct DeploymentChange {
+    pub(crate) event_id: String,
+    pub(crate) service_arn: String,
+    pub(crate) service: ServiceKey,
+    pub(crate) deployment_id: String,
+    pub(crate) state: DeploymentState,
+    pub(crate) reason: String,
+    pub(crate) at: DateTime<Utc>,
 }
 
 /// What the rollback function was invoked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RollbackTrigger {
+pub(crate) enum RollbackTrigger {
     Deployment(DeploymentChange),
     /// The periodic sweep for deployments that never finish.
     Sweep {
@@ -96,7 +95,7 @@ pub enum RollbackTrigger {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NotARollbackTrigger {
+pub(crate) enum NotARollbackTrigger {
     #[error("the payload is not an EventBridge event: {0}")]
     NotEventBridge(String),
     #[error("the event is {event_source:?} / {detail_type:?}, neither an ECS deployment state change nor the sweep schedule")]
@@ -115,14 +114,14 @@ pub enum NotARollbackTrigger {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IgnoredTrigger {
-    pub event_id: Option<String>,
+pub(crate) struct IgnoredTrigger {
+    pub(crate) event_id: Option<String>,
     /// What the event named itself, when it is an event the rollback function takes.
-    pub kind: Option<RollbackEventKind>,
-    pub reason: NotARollbackTrigger,
+    pub(crate) kind: Option<RollbackEventKind>,
+    pub(crate) reason: NotARollbackTrigger,
 }
 
-pub fn parse_trigger(payload: Value) -> Result<RollbackTrigger, IgnoredTrigger> {
+pub(crate) fn parse_trigger(payload: Value) -> Result<RollbackTrigger, IgnoredTrigger> {
     let kind = RollbackEventKind::of(&payload);
     let envelope: EventBridgeEvent<Value> =
         serde_json::from_value(payload).map_err(|e| IgnoredTrigger {

@@ -12,18 +12,18 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 
-pub const ECR_SOURCE: &str = "aws.ecr";
-pub const ECR_IMAGE_ACTION: &str = "ECR Image Action";
-pub const ECR_REPLICATION_ACTION: &str = "ECR Replication Action";
+pub(crate) const ECR_SOURCE: &str = "aws.ecr";
+pub(crate) const ECR_IMAGE_ACTION: &str = "ECR Image Action";
+pub(crate) const ECR_REPLICATION_ACTION: &str = "ECR Replication Action";
 /// EventBridge's own event for a schedule: both functions' schedules send it.
-pub const SCHEDULE_SOURCE: &str = "aws.events";
-pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+pub(crate) const SCHEDULE_SOURCE: &str = "aws.events";
+pub(crate) const SCHEDULED_EVENT: &str = "Scheduled Event";
 
 /// An event the deploy function takes, as its `source` and `detail-type` name it: the one
 /// place they are matched. An event that names one but is not deployable is still that one,
 /// ignored with its reason (replay routes it to the deploy function all the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeployEventKind {
+pub(crate) enum DeployEventKind {
     /// `aws.ecr` / `ECR Image Action`.
     Push,
     /// `aws.ecr` / `ECR Replication Action`.
@@ -35,7 +35,7 @@ pub enum DeployEventKind {
 impl DeployEventKind {
     /// Read from the payload itself, not its parsed envelope: a payload the envelope does not
     /// fit still says what it was meant to be.
-    pub fn of(payload: &Value) -> Option<DeployEventKind> {
+    pub(crate) fn of(payload: &Value) -> Option<DeployEventKind> {
         let text = |key: &str| payload.get(key).and_then(Value::as_str);
         match (text("source")?, text("detail-type")?) {
             (ECR_SOURCE, ECR_IMAGE_ACTION) => Some(DeployEventKind::Push),
@@ -50,17 +50,17 @@ impl DeployEventKind {
 /// Every field is optional here so that a missing one becomes a precise reason, not a serde error.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct EcrImageActionDetail {
-    pub action_type: Option<String>,
-    pub result: Option<String>,
-    pub repository_name: Option<String>,
-    pub image_digest: Option<String>,
-    pub image_tag: Option<String>,
-    pub manifest_media_type: Option<String>,
-    pub artifact_media_type: Option<String>,
+pub(crate) struct EcrImageActionDetail {
+    pub(crate) action_type: Option<String>,
+    pub(crate) result: Option<String>,
+    pub(crate) repository_name: Option<String>,
+    pub(crate) image_digest: Option<String>,
+    pub(crate) image_tag: Option<String>,
+    pub(crate) manifest_media_type: Option<String>,
+    pub(crate) artifact_media_type: Option<String>,
     /// Set on an `ECR Replication Action` only.
-    pub source_account: Option<String>,
-    pub source_region: Option<String>,
+    pub(crate) source_account: Option<String>,
+    pub(crate) source_region: Option<String>,
 }
 
 /// An image digest that is exactly `sha256:` followed by 64 lowercase hex digits.
@@ -187,15 +187,15 @@ pub enum NotDeployable {
 /// What the edge learned about an event that was not deployable: its id when it had one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ignored {
-    pub event_id: Option<String>,
+    pub(crate) event_id: Option<String>,
     /// What the event named itself, when it is an event the deploy function takes.
-    pub kind: Option<DeployEventKind>,
-    pub reason: NotDeployable,
+    pub(crate) kind: Option<DeployEventKind>,
+    pub(crate) reason: NotDeployable,
 }
 
 /// What the deploy function is asked to do: the one type its handler and replay route on.
 #[derive(Debug, Clone, PartialEq)]
-pub enum DeployTrigger {
+pub(crate) enum DeployTrigger {
     /// An ECR push, or an image ECR replicated into this region (its `replicated_from`).
     /// Boxed: a push is ten times the size of a reconcile.
     Push(Box<Push>),
@@ -210,7 +210,7 @@ pub enum DeployTrigger {
 
 /// The deploy function's input, parsed once: a push, a replication or its schedule; anything
 /// else is ignored with its reason.
-pub fn parse_deploy_trigger(payload: Value) -> Result<DeployTrigger, Ignored> {
+pub(crate) fn parse_deploy_trigger(payload: Value) -> Result<DeployTrigger, Ignored> {
     let kind = DeployEventKind::of(&payload);
     let envelope = envelope_of(payload, kind)?;
     if kind == Some(DeployEventKind::Schedule) {
@@ -426,7 +426,7 @@ fn is_event_id(id: &str) -> bool {
 /// Whether this function acts on `push`: only pushes to its own region, from its own account
 /// or one of `trusted`; a replica only in its own region and account, replicated from its own
 /// account or one of `trusted`. Unknown home values (a local run) are not checked.
-pub fn trust(
+pub(crate) fn trust(
     push: &Push,
     home_account: Option<&str>,
     home_region: Option<&str>,

@@ -8,12 +8,12 @@ use crate::tags::{TAG_CONTAINER, TAG_REPOSITORY, TAG_TAG};
 use std::collections::BTreeMap;
 
 /// The tag a service follows when it does not say.
-pub const DEFAULT_TAG: &str = "latest";
+pub(crate) const DEFAULT_TAG: &str = "latest";
 
 /// A service by cluster name and service name (unique within one account and region).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
-    pub cluster: String,
+    pub(crate) cluster: String,
     pub service: String,
 }
 
@@ -29,25 +29,25 @@ pub struct TaggedService {
 pub struct Follower {
     pub key: ServiceKey,
     /// The container to update, when the service or rule names one.
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     /// The tags it follows; the push's tag is one of them.
-    pub policy: TagPolicy,
+    pub(crate) policy: TagPolicy,
     /// Where the follow came from, for the log: "service tags", "PUSHDEPLOY_RULES[0]".
-    pub via: Vec<String>,
+    pub(crate) via: Vec<String>,
 }
 
 /// A service that matched the push but will not be deployed, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Excluded {
-    pub key: ServiceKey,
-    pub reason: String,
+    pub(crate) key: ServiceKey,
+    pub(crate) reason: String,
     /// A configuration problem (fails) rather than a deliberate exclusion (skips).
-    pub is_error: bool,
+    pub(crate) is_error: bool,
 }
 
 /// `arn:<partition>:ecs:<region>:<account>:service/<cluster>/<service>` -> its key. The old
 /// ARN format without a cluster (retired by ECS in 2021) cannot be described, so it is rejected.
-pub fn service_key_from_arn(arn: &str) -> Option<ServiceKey> {
+pub(crate) fn service_key_from_arn(arn: &str) -> Option<ServiceKey> {
     let resource = arn.splitn(6, ':').nth(5)?;
     let mut parts = resource.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -64,12 +64,12 @@ pub fn service_key_from_arn(arn: &str) -> Option<ServiceKey> {
 }
 
 /// A follow found through the service's own tags (the Resource Groups Tagging API).
-pub const VIA_TAGS: &str = "service tags";
+pub(crate) const VIA_TAGS: &str = "service tags";
 
 impl Follower {
     /// Found only through its tags: the Tagging API, which lists resources that were tagged
     /// before and may lag behind a deletion, not through a rule someone wrote.
-    pub fn only_by_tags(&self) -> bool {
+    pub(crate) fn only_by_tags(&self) -> bool {
         self.via.iter().all(|v| v == VIA_TAGS)
     }
 }

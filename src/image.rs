@@ -6,9 +6,9 @@ use crate::event::{Digest, Push};
 /// `[registry/]repository[:tag][@digest]`, split the way Docker splits it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRef {
-    pub registry: Option<String>,
-    pub repository: String,
-    pub tag: Option<String>,
+    pub(crate) registry: Option<String>,
+    pub(crate) repository: String,
+    pub(crate) tag: Option<String>,
     pub digest: Option<String>,
 }
 
@@ -66,7 +66,7 @@ impl ImageRef {
 
     /// True when this image lives in the ECR repository of the push: same account, same region,
     /// same repository path. An image of the same name on another registry never matches.
-    pub fn is_from(&self, push: &Push) -> bool {
+    pub(crate) fn is_from(&self, push: &Push) -> bool {
         self.repository == push.repository
             && self
                 .registry
@@ -90,13 +90,13 @@ impl ImageRef {
 /// `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` (IPv4) and
 /// `<account>.dkr-ecr[-fips].<region>.on.aws` (dual-stack). All name the same registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EcrRegistry {
-    pub account: String,
-    pub region: String,
+pub(crate) struct EcrRegistry {
+    pub(crate) account: String,
+    pub(crate) region: String,
 }
 
 impl EcrRegistry {
-    pub fn parse(host: &str) -> Option<EcrRegistry> {
+    pub(crate) fn parse(host: &str) -> Option<EcrRegistry> {
         let (account, rest) = host.split_once('.')?;
         let region = Self::ipv4_region(rest).or_else(|| Self::dual_stack_region(rest))?;
         let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());

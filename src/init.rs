@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Posts `message` to `/runtime/init/error` of `AWS_LAMBDA_RUNTIME_API` (a loopback address,
 /// plain HTTP/1.1, one request). Outside Lambda, or if the post fails, nothing more happens:
 /// the caller still logs the reason and exits non-zero.
-pub async fn report_init_error(error_type: &str, message: &str) {
+pub(crate) async fn report_init_error(error_type: &str, message: &str) {
     let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
         return;
     };

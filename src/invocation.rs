@@ -34,7 +34,7 @@ impl From<&lambda_runtime::Context> for Invocation {
 
 impl Invocation {
     /// The account and region the function runs in, from its ARN.
-    pub fn home(&self) -> (Option<&str>, Option<&str>) {
+    pub(crate) fn home(&self) -> (Option<&str>, Option<&str>) {
         let mut parts = self.function_arn.as_deref().unwrap_or_default().split(':');
         let region = parts.nth(3).filter(|r| !r.is_empty());
         let account = parts.next().filter(|a| !a.is_empty());
@@ -43,7 +43,7 @@ impl Invocation {
 
     /// The claim this invocation takes in the ledger: held by its request id (a run without one
     /// gets a name of its own) until its deadline, or a default for runs without one.
-    pub fn lease(&self) -> Lease {
+    pub(crate) fn lease(&self) -> Lease {
         static LOCAL_RUNS: AtomicU64 = AtomicU64::new(0);
         let holder = match self.request_id.as_deref() {
             Some(id) if !id.is_empty() => id.to_string(),

@@ -6,6 +6,8 @@
 //! [`aws`] and [`ledger`] own every AWS call; [`deploy`] puts them together for the handler.
 //! What operators see comes out of [`telemetry`] (log lines), [`metrics`] (EMF) and [`notify`] (SNS).
 
+#![warn(missing_docs)]
+
 pub mod aws;
 pub mod clock;
 pub mod config;

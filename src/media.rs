@@ -24,7 +24,7 @@ const IMAGE_CONFIGS: [&str; 2] = [
 
 /// Why a push is not a runnable image, if it is not. Missing media types (older events) are
 /// taken as an image: the container check downstream still applies.
-pub fn not_an_image(
+pub(crate) fn not_an_image(
     tag: &str,
     manifest_media_type: Option<&str>,
     artifact_media_type: Option<&str>,

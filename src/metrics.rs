@@ -9,13 +9,13 @@ use crate::outcome::{Milestone, Outcome, OutcomeKind};
 use serde_json::{json, Map, Value};
 use std::io::Write;
 
-pub const STARTED: &str = "DeploymentsStarted";
-pub const SUCCEEDED: &str = "DeploymentsSucceeded";
-pub const FAILED: &str = "DeploymentsFailed";
-pub const ROLLED_BACK: &str = "RolledBack";
-pub const NEEDS_HUMAN: &str = "NeedsHuman";
-pub const SKIPPED: &str = "Skipped";
-pub const PUSH_TO_COMPLETED: &str = "PushToCompletedSeconds";
+pub(crate) const STARTED: &str = "DeploymentsStarted";
+pub(crate) const SUCCEEDED: &str = "DeploymentsSucceeded";
+pub(crate) const FAILED: &str = "DeploymentsFailed";
+pub(crate) const ROLLED_BACK: &str = "RolledBack";
+pub(crate) const NEEDS_HUMAN: &str = "NeedsHuman";
+pub(crate) const SKIPPED: &str = "Skipped";
+pub(crate) const PUSH_TO_COMPLETED: &str = "PushToCompletedSeconds";
 
 /// The metrics one outcome counts, with their units.
 fn measurements(outcome: &Outcome) -> Vec<(&'static str, &'static str, f64)> {
@@ -39,7 +39,7 @@ fn measurements(outcome: &Outcome) -> Vec<(&'static str, &'static str, f64)> {
 }
 
 /// The EMF document of one outcome, or `None` when it counts nothing (or names no service).
-pub fn document(namespace: &str, outcome: &Outcome, now_ms: u64) -> Option<Value> {
+pub(crate) fn document(namespace: &str, outcome: &Outcome, now_ms: u64) -> Option<Value> {
     let measured = measurements(outcome);
     if measured.is_empty() || outcome.cluster.is_empty() || outcome.service.is_empty() {
         return None;
@@ -79,7 +79,7 @@ pub fn document(namespace: &str, outcome: &Outcome, now_ms: u64) -> Option<Value
 }
 
 /// Writes the document as one line of its own on stdout, where Lambda's log capture finds it.
-pub fn emit(document: &Value) {
+pub(crate) fn emit(document: &Value) {
     let line = document.to_string();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

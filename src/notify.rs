@@ -14,11 +14,11 @@ const PUBLISH_WITHIN: Duration = Duration::from_secs(5);
 
 /// One message, ready for SNS.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
-    pub subject: String,
-    pub message: String,
+pub(crate) struct Notification {
+    pub(crate) subject: String,
+    pub(crate) message: String,
     /// For subscription filter policies: `outcome`, `cluster`, `service`, `repository`.
-    pub attributes: Vec<(&'static str, String)>,
+    pub(crate) attributes: Vec<(&'static str, String)>,
 }
 
 /// What an operator reads first: which service, what happened.
@@ -33,7 +33,7 @@ fn headline(milestone: Milestone) -> &'static str {
 }
 
 /// The notification of an outcome, if it marks a milestone.
-pub fn notification(subject: Subject<'_>, o: &Outcome) -> Option<Notification> {
+pub(crate) fn notification(subject: Subject<'_>, o: &Outcome) -> Option<Notification> {
     let milestone = o.milestone()?;
     let repository = o.repository.as_deref().unwrap_or(subject.repository);
     let title = format!(
@@ -137,19 +137,19 @@ fn subject_line(title: &str) -> String {
 
 /// Sends notifications to the topic, when there is one.
 #[derive(Debug, Clone)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     sns: aws_sdk_sns::Client,
     topic_arn: Option<String>,
 }
 
 impl Notifier {
-    pub fn new(sns: aws_sdk_sns::Client, topic_arn: Option<String>) -> Notifier {
+    pub(crate) fn new(sns: aws_sdk_sns::Client, topic_arn: Option<String>) -> Notifier {
         Notifier { sns, topic_arn }
     }
 
     /// Publishes one notification per milestone among `outcomes`, concurrently; failures are
     /// logged, never returned.
-    pub async fn send(&self, subject: Subject<'_>, outcomes: &[Outcome]) {
+    pub(crate) async fn send(&self, subject: Subject<'_>, outcomes: &[Outcome]) {
         let Some(topic) = self.topic_arn.as_deref() else {
             return;
         };

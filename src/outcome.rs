@@ -90,7 +90,7 @@ impl SkipReason {
 /// the moments an operator wants to hear about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Milestone {
+pub(crate) enum Milestone {
     /// UpdateService accepted the new revision.
     Started,
     /// ECS reported the deployment COMPLETED.
@@ -104,7 +104,7 @@ pub enum Milestone {
 }
 
 impl Milestone {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Milestone::Started => "started",
             Milestone::Completed => "completed",
@@ -125,25 +125,25 @@ pub struct Outcome {
     pub previous_task_definition: Option<String>,
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
     /// The image a rollback outcome is about (a deploy's is the push's, in the report).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub repository: Option<String>,
+    pub(crate) repository: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// Something the operator should know even though the outcome is fine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub milestone: Option<Milestone>,
+    pub(crate) milestone: Option<Milestone>,
     /// From the push to ECS's COMPLETED, for a completed deployment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push_to_completed_ms: Option<u64>,
@@ -228,7 +228,7 @@ impl Outcome {
     /// The milestone this outcome marks: set explicitly where the kind does not tell
     /// (a recorded COMPLETED or FAILED), otherwise read from the kind. A retryable failure is
     /// not a milestone: Lambda runs it again.
-    pub fn milestone(&self) -> Option<Milestone> {
+    pub(crate) fn milestone(&self) -> Option<Milestone> {
         self.milestone.or(match self.outcome {
             OutcomeKind::Deployed => Some(Milestone::Started),
             OutcomeKind::Failed if !self.retryable => Some(Milestone::Failed),
@@ -242,7 +242,7 @@ impl Outcome {
 /// The handler's answer for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
-    pub event_id: Option<String>,
+    pub(crate) event_id: Option<String>,
     pub outcomes: Vec<Outcome>,
     /// Why the event as a whole was not deployed (not a deployable push, or discovery failed).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -294,7 +294,7 @@ impl Report {
 
     /// `Err` when any outcome must be retried, so that Lambda runs the event again; `what`
     /// names the event in the error message.
-    pub fn into_result(self, what: &str) -> Result<Report, RetryableFailure> {
+    pub(crate) fn into_result(self, what: &str) -> Result<Report, RetryableFailure> {
         let retryable: Vec<_> = self
             .outcomes
             .iter()

@@ -9,7 +9,7 @@ use crate::tags::{TAG_EVENT_ID, TAG_PUSHED_AT, TAG_PUSHED_TAG};
 use aws_sdk_ecs::types::{DeploymentControllerType, Service, Tag, TaskDefinition};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Deploy(Change),
     /// The service already runs this push's revision: an earlier delivery of the same event
     /// deployed it, and only the ledger may still need to say so.
@@ -21,10 +21,10 @@ pub enum Decision {
 
 /// One container moves from one image to another; nothing else changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub container: String,
-    pub from_image: String,
-    pub to_image: String,
+pub(crate) struct Change {
+    pub(crate) container: String,
+    pub(crate) from_image: String,
+    pub(crate) to_image: String,
 }
 
 /// What one push means for one service, over plain data: skip or fail it (with the reason),
@@ -32,7 +32,7 @@ pub struct Change {
 /// the pushed digest. Never moves a service that is not ACTIVE or has another deployment
 /// controller, nor to what it runs already, to a push older than its revision's, or outside its
 /// tag policy.
-pub fn decide(
+pub(crate) fn decide(
     push: &Push,
     named_container: Option<&str>,
     policy: &TagPolicy,
@@ -171,7 +171,7 @@ fn allowed_by_policy(
 /// Why ECS will not report a failed deployment of this service, if it will not: no circuit
 /// breaker and no alarms, so a broken deployment retries forever and only pushdeploy's sweep
 /// (after `PUSHDEPLOY_DEPLOY_TIMEOUT`) calls it failed.
-pub fn unreported_failure_warning(service: &Service) -> Option<String> {
+pub(crate) fn unreported_failure_warning(service: &Service) -> Option<String> {
     let config = service.deployment_configuration();
     let breaker = config
         .and_then(|c| c.deployment_circuit_breaker())
@@ -183,7 +183,7 @@ pub fn unreported_failure_warning(service: &Service) -> Option<String> {
 }
 
 /// How ECS rolls this service back by itself on a failed deployment, if it does.
-pub fn ecs_rollback(service: &Service) -> Option<&'static str> {
+pub(crate) fn ecs_rollback(service: &Service) -> Option<&'static str> {
     let config = service.deployment_configuration()?;
     if config
         .deployment_circuit_breaker()
@@ -208,7 +208,7 @@ fn running_push_order(tags: &[Tag]) -> Option<String> {
 
 /// The tag the service's container of the push's repository runs: the one pushdeploy deployed
 /// it from (the revision's provenance), else its image's own tag.
-pub fn running_tag(
+pub(crate) fn running_tag(
     push: &Push,
     named_container: Option<&str>,
     task_definition: &TaskDefinition,
@@ -225,7 +225,7 @@ pub fn running_tag(
 }
 
 /// The name of the one container of `task_definition` that runs an image of the push's repository.
-pub fn container_running(task_definition: &TaskDefinition, push: &Push) -> Option<String> {
+pub(crate) fn container_running(task_definition: &TaskDefinition, push: &Push) -> Option<String> {
     pick_container(push, None, task_definition)
         .ok()
         .map(|(name, _)| name)

@@ -168,7 +168,7 @@ fn tag_char(c: char) -> bool {
 pub struct Version {
     pub major: u64,
     pub minor: u64,
-    pub patch: u64,
+    pub(crate) patch: u64,
     pub pre: Option<String>,
 }
 

@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The queue tag that names the function a queue's dead letters were meant for.
-pub const FUNCTION_TAG: &str = "pushdeploy:function";
+pub(crate) const FUNCTION_TAG: &str = "pushdeploy:function";
 
 /// One of pushdeploy's two functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -46,7 +46,7 @@ pub enum Function {
 }
 
 impl Function {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Function::Deploy => "deploy",
             Function::Rollback => "rollback",
@@ -54,7 +54,7 @@ impl Function {
     }
 
     /// The value of a queue's `pushdeploy:function` tag.
-    pub fn from_tag(value: &str) -> Option<Function> {
+    pub(crate) fn from_tag(value: &str) -> Option<Function> {
         match value {
             "deploy" => Some(Function::Deploy),
             "rollback" => Some(Function::Rollback),
@@ -65,7 +65,7 @@ impl Function {
     /// The function a Lambda function ARN (or name) clearly means, by the name SAM gives it:
     /// `<stack>-DeployFunction-<suffix>` or `<stack>-RollbackFunction-<suffix>`. `None` for
     /// a name that says neither, or both (a renamed or truncated function).
-    pub fn named_in(arn: &str) -> Option<Function> {
+    pub(crate) fn named_in(arn: &str) -> Option<Function> {
         let parts: Vec<&str> = arn.split(':').collect();
         // arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
         let name = match parts.as_slice() {
@@ -105,7 +105,7 @@ impl std::fmt::Display for Function {
 /// Why replay will not read a queue: it cannot tell which function its dead letters were
 /// meant for, or it is told two different ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueueRefused {
+pub(crate) enum QueueRefused {
     #[error("{queue} has no {FUNCTION_TAG} tag, so replay cannot tell which function its dead letters were meant for (a queue of a stack from before the tag, or not pushdeploy's): name it with --function deploy (the DeployDeadLetterQueueUrl output) or --function rollback (RollbackDeadLetterQueueUrl)")]
     Untagged { queue: String },
     #[error("{queue} is tagged {FUNCTION_TAG}={value:?}, which is neither deploy nor rollback: set the tag to the function whose queue it is")]
@@ -120,7 +120,7 @@ pub enum QueueRefused {
 
 /// The function a queue's dead letters go back to: its `pushdeploy:function` tag, or the one
 /// the operator names when the queue has no tag; never a guess, never two different answers.
-pub fn queue_function(
+pub(crate) fn queue_function(
     queue: &str,
     tag: Option<&str>,
     named: Option<Function>,
@@ -150,7 +150,7 @@ pub fn queue_function(
 /// What a dead letter's event is, as the function that takes it parses it: named in the
 /// reason a letter in the other function's queue is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
+pub(crate) enum EventKind {
     /// An ECR push: the deploy function's.
     EcrPush,
     /// An ECR replication: the deploy function's.
@@ -175,7 +175,7 @@ impl EventKind {
 /// What the function a dead letter goes back to does with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Handling {
+pub(crate) enum Handling {
     /// The deploy function deploys a push.
     Push,
     /// The deploy function deploys an image ECR replicated into its region, like a push.
@@ -189,7 +189,7 @@ pub enum Handling {
 }
 
 impl Handling {
-    pub fn function(self) -> Function {
+    pub(crate) fn function(self) -> Function {
         match self {
             Handling::Push | Handling::Replication | Handling::Reconcile => Function::Deploy,
             Handling::DeploymentChange | Handling::Sweep => Function::Rollback,
@@ -199,7 +199,7 @@ impl Handling {
     /// What `function` does with `event`, as the parse its own handler does says; `None`
     /// when it does not take it. An event of its kind that it ignores (a malformed push, say)
     /// is still its own: replayed, its handler answers it with the reason.
-    pub fn of(function: Function, event: &Value) -> Option<Handling> {
+    pub(crate) fn of(function: Function, event: &Value) -> Option<Handling> {
         match function {
             Function::Deploy => match parse_deploy_trigger(event.clone()) {
                 Ok(DeployTrigger::Push(push)) if push.replicated_from.is_some() => {
@@ -237,7 +237,7 @@ impl Handling {
 
 /// Why a message stays in its queue instead of being replayed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Kept {
+pub(crate) enum Kept {
     #[error("the message is not JSON ({0})")]
     NotJson(String),
     #[error("neither an ECR push or replication nor an ECS deployment event nor a Scheduled Event: not pushdeploy's")]
@@ -284,7 +284,7 @@ pub enum Kept {
 
 /// Who writes a dead letter of its form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Writer {
+pub(crate) enum Writer {
     /// Lambda's on-failure record, written with the function's execution role.
     Lambda,
     /// An event EventBridge could not deliver to its target.
@@ -293,19 +293,19 @@ pub enum Writer {
 
 /// A dead letter, opened.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeadLetter {
-    pub event: Value,
+pub(crate) struct DeadLetter {
+    pub(crate) event: Value,
     /// The function the event was meant for, when the dead letter names it: the on-failure
     /// record's `requestContext.functionArn`, EventBridge's `TARGET_ARN` attribute.
-    pub function_arn: Option<String>,
+    pub(crate) function_arn: Option<String>,
     /// Why it landed in the queue, in the words of whoever put it there.
-    pub why: String,
+    pub(crate) why: String,
     /// Whose form it has.
-    pub writer: Writer,
+    pub(crate) writer: Writer,
 }
 
 /// Opens a message body (and its attributes); `Err` says why it cannot be replayed.
-pub fn open(
+pub(crate) fn open(
     body: &str,
     attributes: &HashMap<String, MessageAttributeValue>,
 ) -> Result<DeadLetter, Kept> {
@@ -356,7 +356,7 @@ pub fn open(
 /// Where a dead letter of `queue`'s function goes: back to that function, as what it takes;
 /// or nowhere, with the reason, when the letter names the other function or holds an event
 /// the function does not take.
-pub fn route(queue: Function, letter: &DeadLetter) -> Result<Handling, Kept> {
+pub(crate) fn route(queue: Function, letter: &DeadLetter) -> Result<Handling, Kept> {
     if let Some(arn) = &letter.function_arn {
         match Function::named_in(arn) {
             Some(named) if named != queue => {
@@ -384,7 +384,7 @@ pub fn route(queue: Function, letter: &DeadLetter) -> Result<Handling, Kept> {
 /// A Lambda function ARN without its qualifier (`:$LATEST`, a version, an alias): the function
 /// whose live settings apply. `None` for anything that is not a Lambda function's ARN (a name
 /// alone says neither account nor region).
-pub fn unqualified(arn: &str) -> Option<String> {
+pub(crate) fn unqualified(arn: &str) -> Option<String> {
     let parts: Vec<&str> = arn.split(':').collect();
     match parts.as_slice() {
         ["arn", partition, "lambda", region, account, "function", name, ..]
@@ -403,17 +403,17 @@ pub fn unqualified(arn: &str) -> Option<String> {
 /// lambda:GetFunctionEventInvokeConfig, iam:GetRole): never what the message or the operator's
 /// shell says.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FunctionFacts {
+pub(crate) struct FunctionFacts {
     /// The function's ARN, unqualified, as Lambda gives it.
-    pub arn: String,
+    pub(crate) arn: String,
     /// Its settings, from its environment, as the function itself reads them at cold start.
-    pub config: Config,
+    pub(crate) config: Config,
     /// Its execution role.
-    pub role_arn: String,
+    pub(crate) role_arn: String,
     /// The role's unique id (`AROA...`): what SQS gives as the sender of its sessions' messages.
-    pub role_id: String,
+    pub(crate) role_id: String,
     /// Where Lambda sends the events it gave up on.
-    pub on_failure: Option<String>,
+    pub(crate) on_failure: Option<String>,
 }
 
 /// Whether a dead letter of `queue_arn` may run with `function`'s settings: the function sends
@@ -421,7 +421,7 @@ pub struct FunctionFacts {
 /// letters of its form: the function's role for Lambda's on-failure record (SenderId
 /// `<role id>:<session>`), one of the senders the operator named as EventBridge for an event
 /// EventBridge could not deliver.
-pub fn trust(
+pub(crate) fn trust(
     letter: &DeadLetter,
     sender: Option<&str>,
     function: &FunctionFacts,
@@ -484,21 +484,21 @@ pub enum ReplayResult {
 /// What became of one message.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Replayed {
-    pub message_id: String,
+    pub(crate) message_id: String,
     /// The function it went (or, listed, would go) back to; `None` when kept.
-    pub function: Option<Function>,
+    pub(crate) function: Option<Function>,
     /// What that function does with it: `push`, `reconcile`, `deployment_change`, `sweep`.
     #[serde(rename = "as")]
-    pub handling: Option<Handling>,
+    pub(crate) handling: Option<Handling>,
     /// The function whose settings it ran (or would run) with, as Lambda names it.
-    pub function_arn: Option<String>,
+    pub(crate) function_arn: Option<String>,
     /// Who sent the message, as SQS says (its SenderId attribute).
-    pub sender: Option<String>,
-    pub event_id: Option<String>,
-    pub why_dead: Option<String>,
+    pub(crate) sender: Option<String>,
+    pub(crate) event_id: Option<String>,
+    pub(crate) why_dead: Option<String>,
     pub result: ReplayResult,
-    pub report: Option<Value>,
-    pub reason: Option<String>,
+    pub(crate) report: Option<Value>,
+    pub(crate) reason: Option<String>,
 }
 
 /// A function a dead letter names, as AWS confirms it, with its handlers built on its own
@@ -616,7 +616,7 @@ impl Replayer {
 
     /// The function the queue's dead letters were meant for (see [`queue_function`]), from its
     /// tags (sqs:ListQueueTags) and the one the operator names, if any.
-    pub async fn function_of(
+    pub(crate) async fn function_of(
         &self,
         queue_url: &str,
         named: Option<Function>,

@@ -23,7 +23,7 @@ pub struct ResolvedImages(pub BTreeMap<String, String>);
 
 impl ResolvedImages {
     /// What ECS recorded in a service revision.
-    pub fn of_revision(revision: &ServiceRevision) -> ResolvedImages {
+    pub(crate) fn of_revision(revision: &ServiceRevision) -> ResolvedImages {
         ResolvedImages(
             revision
                 .container_images()
@@ -36,7 +36,7 @@ impl ResolvedImages {
         )
     }
 
-    pub fn digest_of(&self, container: &str) -> Option<&str> {
+    pub(crate) fn digest_of(&self, container: &str) -> Option<&str> {
         self.0.get(container).map(String::as_str)
     }
 }
@@ -46,7 +46,7 @@ impl ResolvedImages {
 /// from the service's `currentServiceRevisions`), the newest among equals. A newer revision of
 /// the same task definition that never got a task running (a failed forced deployment that
 /// resolved a tag to another digest) is not what runs.
-pub fn revision_running<'a>(
+pub(crate) fn revision_running<'a>(
     revisions: &'a [ServiceRevision],
     task_definition: &str,
     running: &BTreeMap<String, i32>,
@@ -65,7 +65,7 @@ pub fn revision_running<'a>(
 }
 
 /// The image of `container` in `definition`, if that container exists.
-pub fn image_of<'a>(definition: &'a TaskDefinition, container: &str) -> Option<&'a str> {
+pub(crate) fn image_of<'a>(definition: &'a TaskDefinition, container: &str) -> Option<&'a str> {
     definition
         .container_definitions()
         .iter()
@@ -75,13 +75,13 @@ pub fn image_of<'a>(definition: &'a TaskDefinition, container: &str) -> Option<&
 
 /// True when the image reference names one exact image (`...@sha256:...`), which ECS never
 /// resolves anew.
-pub fn is_pinned(image: &str) -> bool {
+pub(crate) fn is_pinned(image: &str) -> bool {
     ImageRef::parse(image).is_some_and(|r| r.digest.is_some())
 }
 
 /// How a rollback lands on exactly the images its target revision ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PinPlan {
+pub(crate) enum PinPlan {
     /// The target names the followed container by digest: roll back to it as it is.
     AsIs,
     /// Register a copy of the target whose containers run these images (container, image);
@@ -98,7 +98,7 @@ pub enum PinPlan {
 
 /// What to register so that a rollback to `target` runs exactly what it ran before. `ran` is
 /// what ECS recorded for that revision, if anyone read it; never the digest that failed.
-pub fn pin_plan(
+pub(crate) fn pin_plan(
     target: &TaskDefinition,
     followed: &str,
     ran: Option<&ResolvedImages>,

@@ -22,8 +22,9 @@ const MAX_TAGS: usize = 50;
 
 /// Fields of a described task definition that ECS computes and RegisterTaskDefinition does not
 /// take. Every other field is carried over; the tests fail when the SDK grows a field that is
-/// in neither group.
-pub const READ_ONLY_FIELDS: [&str; 9] = [
+/// in neither group. Only the tests read it: the copy itself carries fields by name.
+#[cfg(test)]
+pub(crate) const READ_ONLY_FIELDS: [&str; 9] = [
     "task_definition_arn",
     "revision",
     "status",
@@ -71,17 +72,17 @@ impl Provenance {
 
 /// Where a rollback's pinned copy of a revision comes from, written onto it as tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinProvenance {
+pub(crate) struct PinProvenance {
     /// The revision copied.
-    pub pins: String,
+    pub(crate) pins: String,
     /// The digest the followed container is pinned to.
-    pub digest: String,
+    pub(crate) digest: String,
     /// The push whose failed deployment the rollback reverts.
-    pub event_id: String,
+    pub(crate) event_id: String,
     /// The failed revision the rollback replaces.
-    pub previous_task_definition: String,
+    pub(crate) previous_task_definition: String,
     /// Why: in ECS's tag alphabet (letters, digits, spaces and `+ - = . _ : / @`).
-    pub because: String,
+    pub(crate) because: String,
 }
 
 impl PinProvenance {
@@ -98,7 +99,7 @@ impl PinProvenance {
 }
 
 /// The value of tag `key` among `tags`, if set.
-pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+pub(crate) fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
     tags.iter()
         .find(|t| t.key() == Some(key))
         .and_then(|t| t.value())
@@ -119,7 +120,7 @@ pub fn revision_request(
 
 /// Fills `request` with a copy of `target` whose containers run the pinned `images`
 /// (container, image), for a rollback that must run exactly what `target` ran.
-pub fn pinned_copy_request(
+pub(crate) fn pinned_copy_request(
     request: RegisterTaskDefinitionFluentBuilder,
     target: &TaskDefinition,
     target_tags: &[Tag],

@@ -8,14 +8,14 @@ use aws_sdk_ecs::types::Service;
 // Service tags, set by people (docs/configuration.md, "Which services follow a push").
 pub const TAG_REPOSITORY: &str = "pushdeploy:repository";
 pub const TAG_TAG: &str = "pushdeploy:tag";
-pub const TAG_CONTAINER: &str = "pushdeploy:container";
+pub(crate) const TAG_CONTAINER: &str = "pushdeploy:container";
 /// `true`: deploy nothing to the service until the tag is removed (`pushdeploy pause|resume`).
-pub const TAG_PAUSED: &str = "pushdeploy:paused";
+pub(crate) const TAG_PAUSED: &str = "pushdeploy:paused";
 /// `true`: decide and log for the service, change nothing.
-pub const TAG_DRY_RUN: &str = "pushdeploy:dry-run";
+pub(crate) const TAG_DRY_RUN: &str = "pushdeploy:dry-run";
 
 /// Whether a service's tag `key` is set to true (`pushdeploy:paused`, `pushdeploy:dry-run`).
-pub fn flag(service: &Service, key: &str) -> bool {
+pub(crate) fn flag(service: &Service, key: &str) -> bool {
     service
         .tags()
         .iter()
@@ -23,11 +23,11 @@ pub fn flag(service: &Service, key: &str) -> bool {
 }
 
 // Provenance tags, written by pushdeploy on each revision it registers.
-pub const TAG_PUSHED_TAG: &str = "pushdeploy:pushed-tag";
-pub const TAG_DIGEST: &str = "pushdeploy:digest";
-pub const TAG_PUSHED_AT: &str = "pushdeploy:pushed-at";
-pub const TAG_EVENT_ID: &str = "pushdeploy:event-id";
-pub const TAG_PREVIOUS: &str = "pushdeploy:previous-task-definition";
+pub(crate) const TAG_PUSHED_TAG: &str = "pushdeploy:pushed-tag";
+pub(crate) const TAG_DIGEST: &str = "pushdeploy:digest";
+pub(crate) const TAG_PUSHED_AT: &str = "pushdeploy:pushed-at";
+pub(crate) const TAG_EVENT_ID: &str = "pushdeploy:event-id";
+pub(crate) const TAG_PREVIOUS: &str = "pushdeploy:previous-task-definition";
 /// On a rollback's pinned copy: the revision it copies, and why it exists.
-pub const TAG_PINS: &str = "pushdeploy:pins";
-pub const TAG_PIN_REASON: &str = "pushdeploy:pinned-because";
+pub(crate) const TAG_PINS: &str = "pushdeploy:pins";
+pub(crate) const TAG_PIN_REASON: &str = "pushdeploy:pinned-because";

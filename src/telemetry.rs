@@ -6,17 +6,17 @@ use crate::outcome::{Milestone, Outcome, OutcomeKind, Report, SkipReason};
 
 /// The image an outcome is about, for its log line.
 #[derive(Clone, Copy)]
-pub struct Subject<'a> {
-    pub event_id: &'a str,
-    pub repository: &'a str,
-    pub tag: &'a str,
-    pub digest: &'a str,
+pub(crate) struct Subject<'a> {
+    pub(crate) event_id: &'a str,
+    pub(crate) repository: &'a str,
+    pub(crate) tag: &'a str,
+    pub(crate) digest: &'a str,
 }
 
 impl<'a> Subject<'a> {
     /// An event that is not about one image (an ECS event, the sweep, the reconcile): the
     /// outcomes name their own images.
-    pub fn event(event_id: &'a str) -> Subject<'a> {
+    pub(crate) fn event(event_id: &'a str) -> Subject<'a> {
         Subject {
             event_id,
             repository: "",
@@ -39,15 +39,15 @@ impl<'a> From<&'a Push> for Subject<'a> {
 
 /// One invocation of a function, as its log lines and metrics name it.
 pub(crate) struct Run<'a> {
-    pub subject: Subject<'a>,
-    pub request_id: Option<&'a str>,
-    pub started: std::time::Instant,
+    pub(crate) subject: Subject<'a>,
+    pub(crate) request_id: Option<&'a str>,
+    pub(crate) started: std::time::Instant,
     /// `None`: no metrics (the CLI).
-    pub metrics_namespace: Option<&'a str>,
+    pub(crate) metrics_namespace: Option<&'a str>,
 }
 
 impl<'a> Run<'a> {
-    pub fn new(
+    pub(crate) fn new(
         subject: Subject<'a>,
         request_id: Option<&'a str>,
         started: std::time::Instant,
@@ -62,7 +62,11 @@ impl<'a> Run<'a> {
     }
 
     /// [`Run::conclude`], then one notification per milestone.
-    pub async fn announce(&self, outcomes: &mut [Outcome], notifier: &crate::notify::Notifier) {
+    pub(crate) async fn announce(
+        &self,
+        outcomes: &mut [Outcome],
+        notifier: &crate::notify::Notifier,
+    ) {
         self.conclude(outcomes);
         notifier.send(self.subject, outcomes).await;
     }
@@ -70,7 +74,7 @@ impl<'a> Run<'a> {
     /// How every invocation ends: each outcome told ([`Run::announce`]), the report made with
     /// the invocation's AWS calls, its last line written ([`Run::summary`]), and Lambda asked
     /// to retry `what` when an outcome needs it ([`Report::into_result`]).
-    pub async fn close(
+    pub(crate) async fn close(
         &self,
         mut outcomes: Vec<Outcome>,
         event_id: Option<String>,
@@ -90,12 +94,12 @@ impl<'a> Run<'a> {
         report.into_result(what)
     }
 
-    pub fn duration_ms(&self) -> u64 {
+    pub(crate) fn duration_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Marks each outcome's milestone, and writes its one log line and its metrics.
-    pub fn conclude(&self, outcomes: &mut [Outcome]) {
+    pub(crate) fn conclude(&self, outcomes: &mut [Outcome]) {
         let now_ms = crate::clock::now_ms();
         for outcome in outcomes.iter_mut() {
             outcome.milestone = outcome.milestone();
@@ -158,7 +162,7 @@ impl<'a> Run<'a> {
     }
 
     /// The invocation's last line: how it ended, how long it took, how many AWS calls it made.
-    pub fn summary(&self, report: &Report) {
+    pub(crate) fn summary(&self, report: &Report) {
         let count =
             |kind: OutcomeKind| report.outcomes.iter().filter(|o| o.outcome == kind).count();
         tracing::info!(

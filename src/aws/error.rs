@@ -118,7 +118,10 @@ const MISSING_REGION: [&str; 2] = [
 
 /// The problem behind a failed call, when it is one of those a person fixes by a setting or a
 /// grant; `None` for everything else (throttling, 5xx, a bad request ...).
-pub fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Option<Problem>
+pub(crate) fn classify<E>(
+    operation: &'static str,
+    err: &SdkError<E, HttpResponse>,
+) -> Option<Problem>
 where
     E: ProvideErrorMetadata + Error + Send + Sync + 'static,
 {
@@ -218,7 +221,7 @@ fn configured_endpoint(operation: &str) -> Option<(String, String)> {
 
 /// The Display of an error and of each of its sources, each said once: the chain without the
 /// Debug dump that [`aws_smithy_types::error::display::DisplayErrorContext`] appends.
-pub fn chain_text(err: &(dyn Error + 'static)) -> String {
+pub(crate) fn chain_text(err: &(dyn Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for text in sources(err).map(|e| e.to_string()) {
         if !text.is_empty() && !parts.last().is_some_and(|last| last.contains(&text)) {

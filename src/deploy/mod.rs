@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// What the services of one push share: the claim's lease, and the revisions registered so far.
-pub(crate) struct Shared<'a> {
+pub struct Shared<'a> {
     pub lease: &'a Lease,
     pub revisions: Revisions,
 }
@@ -33,7 +33,7 @@ pub(crate) struct Shared<'a> {
 /// One registration per distinct new revision, whoever asks first; the others wait for it. A
 /// failed registration is not kept: the next service to need it tries again.
 #[derive(Default)]
-pub(crate) struct Revisions(std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<String>>>>);
+pub struct Revisions(std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<String>>>>);
 
 impl Revisions {
     /// The revision registered under `key`: by `register` if nobody has yet, else the one

@@ -13,14 +13,14 @@ use super::{Claim, Status};
 
 /// The condition under which a push takes the service (`:order`, `:event`, `:holder`, `:now`
 /// are the claimant's; `#state` is `state`).
-pub const PUSH_CLAIM_CONDITION: &str = "attribute_not_exists(pk) \
+pub(crate) const PUSH_CLAIM_CONDITION: &str = "attribute_not_exists(pk) \
      OR (order_key < :order AND (#state <> :deploying OR lease_until < :now)) \
      OR (event_id = :event AND #state = :deploying AND lease_until < :now) \
      OR (event_id = :event AND #state = :deploying AND holder = :holder)";
 
 /// The condition under which the rollback function takes the service back from the failed
 /// push `:event`.
-pub const ROLLBACK_CLAIM_CONDITION: &str =
+pub(crate) const ROLLBACK_CLAIM_CONDITION: &str =
     "event_id = :event AND (#state <> :deploying OR lease_until < :now OR holder = :holder)";
 
 /// A service's head item, as the claim rules read it.
@@ -121,7 +121,7 @@ pub fn rollback_may_claim(
 }
 
 /// Why a push that [`push_may_claim`] refused was refused, as the deploy function answers it.
-pub fn refusal(head: &Head, claimant: &Claimant) -> Claim {
+pub(crate) fn refusal(head: &Head, claimant: &Claimant) -> Claim {
     let leased = head.deploying() && head.lease_until_ms.unwrap_or(0) >= claimant.now_ms;
     let state = head.state.map_or("unknown", Status::as_str);
     let holder_order = head.order_key.as_deref().unwrap_or_default();

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 impl Ledger {
     /// Marks `digest` as bad for the service: later pushes of it are skipped.
-    pub async fn quarantine(
+    pub(crate) async fn quarantine(
         &self,
         record: &DeploymentRecord,
         reason: &str,

@@ -20,7 +20,7 @@ mod followup;
 mod phases;
 mod queries;
 mod record;
-pub use phases::Written;
+pub(crate) use phases::Written;
 pub use record::{deploy_sk, DeploymentRecord, Kind, Status, ALL_STATUSES, DEPLOY_PREFIX};
 use record::{s, text, Item};
 
@@ -80,7 +80,7 @@ pub enum LedgerError {
 
 impl LedgerError {
     /// Whether a retry of the invocation may succeed where this failed.
-    pub fn retryable(&self) -> bool {
+    pub(crate) fn retryable(&self) -> bool {
         match self {
             LedgerError::Aws(e) => e.retryable,
             LedgerError::Malformed { .. } => false,
@@ -258,7 +258,7 @@ impl Ledger {
     /// Writes the deploy function's record (unless ECS's report of its end got there first),
     /// then ends the push's hold on the service in the record's status (see
     /// [`Ledger::release`]).
-    pub async fn settle(&self, record: &DeploymentRecord) -> Result<(), LedgerError> {
+    pub(crate) async fn settle(&self, record: &DeploymentRecord) -> Result<(), LedgerError> {
         self.put_deploying(record).await?;
         self.release(
             &record.service_arn,

@@ -16,7 +16,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Whether a conditional write landed, or found the record already moved on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
+pub(crate) enum Written {
     Landed,
     /// The record was no longer in a status this writer may move it from: someone who knew
     /// more (ECS's report of the deployment's end) wrote it first. Nothing was changed.
@@ -55,14 +55,20 @@ impl Ledger {
 
     /// The deploy function's write of its record: only while the deployment is its own (new,
     /// `deploying` or `deployed`), never over an end ECS already reported.
-    pub async fn put_deploying(&self, record: &DeploymentRecord) -> Result<Written, LedgerError> {
+    pub(crate) async fn put_deploying(
+        &self,
+        record: &DeploymentRecord,
+    ) -> Result<Written, LedgerError> {
         self.put_from(record, true, &DEPLOYS).await
     }
 
     /// The rollback function's write of a failure over a record it read unsettled (in flight,
     /// or only inferred superseded, which ECS's FAILED outranks): lands only if no one settled
     /// it meanwhile.
-    pub async fn put_unsettled(&self, record: &DeploymentRecord) -> Result<Written, LedgerError> {
+    pub(crate) async fn put_unsettled(
+        &self,
+        record: &DeploymentRecord,
+    ) -> Result<Written, LedgerError> {
         let unsettled = [Status::Deploying, Status::Deployed, Status::Superseded];
         self.put_from(record, false, &unsettled).await
     }
@@ -96,7 +102,7 @@ impl Ledger {
 
     /// ECS's IN_PROGRESS: the record learns its ECS deployment id, and nothing else changes.
     /// An id already recorded is kept.
-    pub async fn link_deployment(
+    pub(crate) async fn link_deployment(
         &self,
         record: &DeploymentRecord,
         deployment_id: &str,
@@ -115,7 +121,7 @@ impl Ledger {
 
     /// ECS shows the deployment replaced by a newer one before it completed: it leaves the
     /// in-flight index as `superseded`; only from `deployed`.
-    pub async fn mark_superseded(
+    pub(crate) async fn mark_superseded(
         &self,
         record: &DeploymentRecord,
         reason: &str,
@@ -138,7 +144,7 @@ impl Ledger {
     /// The sweep found the deployment progressing: keep its running count for the next look,
     /// and move its deadline on by one deploy timeout (the in-flight index orders by
     /// `updated_at`); only while it is `deployed`.
-    pub async fn note_progress(
+    pub(crate) async fn note_progress(
         &self,
         record: &DeploymentRecord,
         running: i32,
@@ -157,7 +163,7 @@ impl Ledger {
 
     /// The sweep saw ECS roll the service back as expected: the failed deployment leaves the
     /// sweep's watch; only while it still awaits that.
-    pub async fn ecs_rollback_seen(
+    pub(crate) async fn ecs_rollback_seen(
         &self,
         record: &DeploymentRecord,
         now: &str,
@@ -169,7 +175,7 @@ impl Ledger {
     /// ECS did not roll back as expected: the failed deployment goes back in flight, so that
     /// pushdeploy's own failure handling takes it (claim, rollback, record); only while it still
     /// awaits ECS.
-    pub async fn reopen_for_rollback(
+    pub(crate) async fn reopen_for_rollback(
         &self,
         record: &DeploymentRecord,
         now: &str,
@@ -207,7 +213,7 @@ impl Ledger {
     /// ECS's COMPLETED: the deployment succeeded and leaves the in-flight index; from
     /// `deploying` (the deploy function's last write not landed yet), `deployed`, or
     /// `superseded` (it completed, then a newer deployment replaced it: ECS's word wins).
-    pub async fn mark_succeeded(
+    pub(crate) async fn mark_succeeded(
         &self,
         record: &DeploymentRecord,
         deployment_id: &str,

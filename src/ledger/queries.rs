@@ -8,7 +8,7 @@ impl Ledger {
     /// The ARNs of every service named `service` (in any cluster) that pushdeploy ever claimed.
     /// A Scan that returns only head items: fine for an operator's question, never used by the
     /// functions.
-    pub async fn services_named(&self, service: &str) -> Result<Vec<String>, LedgerError> {
+    pub(crate) async fn services_named(&self, service: &str) -> Result<Vec<String>, LedgerError> {
         let suffix = format!("/{service}");
         let pages: Vec<_> = self
             .client
@@ -42,7 +42,7 @@ impl Ledger {
 
     /// Failed deployments whose rollback ECS was expected to make (their own partition of the
     /// in-flight index), for the sweep to confirm.
-    pub async fn awaiting_ecs_rollback(&self) -> Result<Vec<DeploymentRecord>, LedgerError> {
+    pub(crate) async fn awaiting_ecs_rollback(&self) -> Result<Vec<DeploymentRecord>, LedgerError> {
         self.in_flight_partition(INFLIGHT_ECS_ROLLBACK, None).await
     }
 

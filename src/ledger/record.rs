@@ -43,7 +43,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Deploy => "deploy",
             Kind::Rollback => "rollback",

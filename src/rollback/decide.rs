@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 /// By the ECS deployment id recorded from UpdateService; otherwise by task definition: the one
 /// ECS lists for that deployment id, or, when ECS no longer lists the id, the revision the
 /// service runs now, for a deployment still in flight.
-pub fn find_deployment<'a>(
+pub(crate) fn find_deployment<'a>(
     history: &'a [DeploymentRecord],
     deployment_id: &str,
     service: &Service,
@@ -46,23 +46,23 @@ pub fn find_deployment<'a>(
 /// could otherwise leave a failed deployment running. Only the stack's DryRun (`stack`) holds
 /// those back. A deployment pushdeploy did not start is only ever noted, and the tag keeps
 /// even that note out of the ledger, as it does every write for that service.
-pub fn dry_run_for(stack: bool, tagged: bool, recorded: bool) -> bool {
+pub(crate) fn dry_run_for(stack: bool, tagged: bool, recorded: bool) -> bool {
     stack || (tagged && !recorded)
 }
 
 /// How far ahead of AWS's clock a sweep's `time` may be and still run: clocks
 /// disagree a little, never by minutes.
-pub const SWEEP_AHEAD_AT_MOST: chrono::Duration = chrono::Duration::minutes(5);
+pub(crate) const SWEEP_AHEAD_AT_MOST: chrono::Duration = chrono::Duration::minutes(5);
 /// How old a sweep's `time` may be: the sweep rule's event age limit. "MaximumEventAgeInSeconds:
 /// The maximum amount of time, in seconds, to continue to make retry attempts. [...] Maximum
 /// value of 86400." (EventBridge API `RetryPolicy`; template.yaml sets that maximum.)
-pub const SWEEP_AGE_AT_MOST: chrono::Duration = chrono::Duration::hours(24);
+pub(crate) const SWEEP_AGE_AT_MOST: chrono::Duration = chrono::Duration::hours(24);
 
 /// Why a sweep whose event says `claimed` is refused at `now` (AWS's clock), if it is.
 /// The sweep measures from `now` whatever the event says; a `time` far from it is not a sweep
 /// EventBridge sent on schedule (the payload is anyone's who may invoke the function), and a
 /// missed sweep is made up by the next one.
-pub fn sweep_refused(claimed: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+pub(crate) fn sweep_refused(claimed: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
     let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (claimed_text, now_text) = (stamp(claimed), stamp(now));
     if claimed - now > SWEEP_AHEAD_AT_MOST {
@@ -101,7 +101,7 @@ pub fn sweep_refused(claimed: DateTime<Utc>, now: DateTime<Utc>) -> Option<Strin
 /// A deployment ECS no longer lists confirms nothing: "INACTIVE: A deployment that has been
 /// completely replaced" (API `Deployment.status`); the sweep settles its record from what ECS
 /// shows.
-pub fn ecs_confirms(
+pub(crate) fn ecs_confirms(
     claimed: DeploymentState,
     deployment_id: &str,
     service: &Service,
@@ -173,7 +173,7 @@ fn listed_deployments(service: &Service) -> String {
 
 /// What to do about a failed (or never finishing) deployment that pushdeploy started.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FailureAction {
+pub(crate) enum FailureAction {
     /// Already handled: a duplicate event, or the sweep and ECS both reporting it.
     AlreadySettled(String),
     /// A rollback failed. pushdeploy never rolls back a rollback.
@@ -191,7 +191,7 @@ pub enum FailureAction {
 
 /// A `superseded` record is not settled here: supersession is read from what ECS lists, and
 /// ECS's own report that the deployment FAILED outranks it (the digest did fail).
-pub fn on_failure(
+pub(crate) fn on_failure(
     failed: &DeploymentRecord,
     service: &Service,
     history: &[DeploymentRecord],
@@ -202,7 +202,7 @@ pub fn on_failure(
 /// [`on_failure`] for a deployment whose rollback ECS was expected to make and did not (the
 /// sweep saw the failed deployment still primary): pushdeploy acts as for a service without
 /// native rollback.
-pub fn on_failure_ecs_did_not_roll_back(
+pub(crate) fn on_failure_ecs_did_not_roll_back(
     failed: &DeploymentRecord,
     service: &Service,
     history: &[DeploymentRecord],
@@ -308,7 +308,7 @@ fn roll_back_to_last_good(
 
 /// What ECS shows of a deployment pushdeploy still has in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EcsShows {
+pub(crate) enum EcsShows {
     /// The service's primary deployment, still rolling out.
     Primary,
     /// Completed (its COMPLETED event not handled yet, or lost).
@@ -328,7 +328,7 @@ pub enum EcsShows {
 /// in the process of being replaced with a new PRIMARY deployment" (API `Deployment.status`): one
 /// that is no longer PRIMARY and never reached COMPLETED or FAILED was replaced, and so was one
 /// ECS no longer lists at all while another is PRIMARY (its tasks drained away).
-pub fn ecs_shows(record: &DeploymentRecord, service: &Service) -> EcsShows {
+pub(crate) fn ecs_shows(record: &DeploymentRecord, service: &Service) -> EcsShows {
     let primary = service
         .deployments()
         .iter()
@@ -354,7 +354,7 @@ pub fn ecs_shows(record: &DeploymentRecord, service: &Service) -> EcsShows {
 
 /// `record`'s deployment among those ECS lists for `service`: by the ECS id recorded, or by
 /// task definition while no id is.
-pub fn deployment_of<'a>(
+pub(crate) fn deployment_of<'a>(
     record: &DeploymentRecord,
     service: &'a Service,
 ) -> Option<&'a Deployment> {
@@ -372,7 +372,7 @@ pub fn deployment_of<'a>(
 
 /// What the sweep makes of a deployment ECS still rolls out past the deploy timeout.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progress {
+pub(crate) enum Progress {
     /// Healthy or moving: look again one timeout later. Why, in ECS's figures.
     Progressing(String),
     /// Failing tasks, or no progress since the last look: failed. Why, in ECS's figures.
@@ -385,7 +385,7 @@ pub enum Progress {
 /// tasks running (BLUE_GREEN's `bakeTimeInMinutes`, LINEAR and CANARY steps keep them running
 /// between shifts), and a slow rolling one keeps adding tasks. Failing tasks are stuck at once:
 /// the circuit breaker, where it is on, counts the same tasks.
-pub fn progress(deployment: &Deployment, last_running: Option<i32>) -> Progress {
+pub(crate) fn progress(deployment: &Deployment, last_running: Option<i32>) -> Progress {
     let (running, desired) = (deployment.running_count(), deployment.desired_count());
     let (pending, failed) = (deployment.pending_count(), deployment.failed_tasks());
     let figures = format!(
@@ -416,7 +416,7 @@ pub fn progress(deployment: &Deployment, last_running: Option<i32>) -> Progress 
 /// The service's deployment strategy when ECS owns its rollbacks (BLUE_GREEN, LINEAR, CANARY):
 /// pushdeploy then asks ECS to roll back (StopServiceDeployment, stop type ROLLBACK) and never
 /// sends an UpdateService of its own.
-pub fn native_strategy(service: &Service) -> Option<&str> {
+pub(crate) fn native_strategy(service: &Service) -> Option<&str> {
     let strategy = service.deployment_configuration()?.strategy()?;
     matches!(
         strategy,
@@ -427,7 +427,7 @@ pub fn native_strategy(service: &Service) -> Option<&str> {
 
 /// Whether ECS made the rollback it was expected to make of `failed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EcsRollback {
+pub(crate) enum EcsRollback {
     /// The failed deployment is no longer primary: ECS rolled back, or a newer deployment of
     /// pushdeploy's replaced it.
     Seen(String),
@@ -438,7 +438,7 @@ pub enum EcsRollback {
 }
 
 /// What ECS shows of the rollback it was expected to make of `failed`.
-pub fn ecs_rollback_verdict(
+pub(crate) fn ecs_rollback_verdict(
     failed: &DeploymentRecord,
     service: &Service,
     history: &[DeploymentRecord],
@@ -474,7 +474,7 @@ pub fn ecs_rollback_verdict(
 /// What ECS recorded that `target` ran, as read when a deployment replaced it: the failed
 /// deployment's own reading when it replaced `target`, else that of any deployment in the
 /// history that did.
-pub fn digests_ran<'a>(
+pub(crate) fn digests_ran<'a>(
     target: &str,
     failed: &'a DeploymentRecord,
     history: &'a [DeploymentRecord],

@@ -5,7 +5,7 @@
 //! does that itself (then the next sweep checks it did), a person changed the service since, or
 //! the failed deployment was itself a rollback.
 
-pub mod decide;
+pub(crate) mod decide;
 mod dry_run;
 mod failure;
 mod pin;
