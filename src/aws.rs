@@ -810,8 +810,9 @@ where
 }
 
 /// The SDK configuration of both functions: the standard chain (AWS_REGION, credentials,
-/// AWS_ENDPOINT_URL for an emulator, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE) with time limits per attempt, so that a
-/// call that hangs fails in time for the SDK to retry it inside the function's 60 s.
+/// AWS_ENDPOINT_URL for an emulator, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE) with time limits per
+/// attempt, so that a call that hangs fails in time for the SDK to retry it inside the
+/// function's 60 s.
 pub async fn load_sdk_config() -> SdkConfig {
     let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     // Adaptive retries unless AWS_RETRY_MODE says otherwise: a push that fans out to dozens of

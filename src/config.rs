@@ -20,27 +20,35 @@ pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
 /// ECS retries a broken deployment forever without a circuit breaker: this long, then it is failed.
 pub(crate) const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
+/// The settings both functions and the CLI run with, read from the `PUSHDEPLOY_*` variables (for
+/// a replay, the named function's own); only the table is required.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// The DynamoDB deployment ledger.
+    /// The DynamoDB deployment ledger (`PUSHDEPLOY_TABLE`).
     pub table: String,
-    /// When set, only services in these clusters (by name) are deployed.
+    /// When set, only services in these clusters (by name) are deployed
+    /// (`PUSHDEPLOY_CLUSTERS`: names or ARNs, comma-separated).
     pub clusters: Option<BTreeSet<String>>,
-    /// Central follow rules, in addition to service tags.
+    /// Central follow rules, in addition to service tags (`PUSHDEPLOY_RULES`, a JSON array).
     pub rules: Vec<Rule>,
-    /// A deployment not COMPLETED this long after UpdateService is treated as failed.
+    /// A deployment not COMPLETED this long after UpdateService is treated as failed
+    /// (`PUSHDEPLOY_DEPLOY_TIMEOUT`, in seconds; 30 minutes unless set).
     pub deploy_timeout: Duration,
-    /// Accounts whose pushes deploy; `None`: the function's own account only.
+    /// Accounts whose pushes deploy; `None`: the function's own account only
+    /// (`PUSHDEPLOY_TRUSTED_ACCOUNTS`, comma-separated).
     pub trusted_accounts: Option<BTreeSet<String>>,
-    /// Decide and log, change nothing (ECS, the ledger's deployment state, SNS).
+    /// Decide and log, change nothing (ECS, the ledger's deployment state, SNS); from
+    /// `PUSHDEPLOY_DRY_RUN`.
     pub dry_run: bool,
-    /// The CloudWatch namespace of the EMF metrics.
+    /// The CloudWatch namespace of the EMF metrics (`PUSHDEPLOY_METRICS_NAMESPACE`; `pushdeploy`
+    /// unless set).
     pub metrics_namespace: String,
-    /// Where deployment notifications go; `None`: nowhere.
+    /// Where deployment notifications go; `None`: nowhere (`PUSHDEPLOY_NOTIFY_TOPIC_ARN`).
     pub notify_topic_arn: Option<String>,
-    /// How many services one push deploys at once.
+    /// How many services one push deploys at once (`PUSHDEPLOY_CONCURRENCY`; 8 unless set).
     pub concurrency: usize,
-    /// Open the deploy function's connections during init.
+    /// Open the deploy function's connections during init (`PUSHDEPLOY_WARM_UP`; on unless
+    /// set).
     pub warm_up: bool,
     /// Write EMF metric lines to stdout. Not a setting: on in the functions, off in the CLI,
     /// whose stdout is its answer and is not CloudWatch.
@@ -61,33 +69,56 @@ pub struct Rule {
     pub(crate) container: Option<String>,
 }
 
+/// The first setting that does not read, named by its variable: a function fails its init and
+/// the CLI exits. No retry helps; only correcting the setting does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// `PUSHDEPLOY_TABLE` is unset or blank: it is the one setting without a default.
     #[error("{TABLE_VAR} is not set: it must name the DynamoDB deployment ledger table")]
     MissingTable,
+    /// `PUSHDEPLOY_RULES` does not parse (an unknown field included); holds the JSON error.
     #[error("{RULES_VAR} is not a JSON array of {{\"repository\",\"tag\",\"cluster\",\"service\",\"container\"?}}: {0}")]
     BadRules(String),
+    /// An entry of `PUSHDEPLOY_TRUSTED_ACCOUNTS` is not 12 digits; holds that entry.
     #[error("{TRUSTED_ACCOUNTS_VAR} holds {0:?}, which is not a 12-digit AWS account id")]
     BadAccount(String),
+    /// `PUSHDEPLOY_DEPLOY_TIMEOUT` does not parse, or is under a minute; holds its value.
     #[error("{DEPLOY_TIMEOUT_VAR} is {0:?}: it must be a whole number of seconds, at least 60")]
     BadTimeout(String),
+    /// A `PUSHDEPLOY_RULES` entry leaves `repository`, `tag`, `cluster` or `service` blank.
     #[error("{RULES_VAR} entry {index} has an empty {field}")]
-    EmptyRuleField { index: usize, field: &'static str },
+    EmptyRuleField {
+        /// The entry's position in the array, from 0.
+        index: usize,
+        /// The blank field's name.
+        field: &'static str,
+    },
+    /// A `PUSHDEPLOY_RULES` entry's `tag` is not a tag policy; holds the entry's position and
+    /// what is wrong with it.
     #[error("{RULES_VAR} entry {0}: tag {1}")]
     BadRulePolicy(usize, String),
+    /// `PUSHDEPLOY_DRY_RUN` is none of true/false, yes/no, 1/0, on/off; holds its value.
     #[error("{DRY_RUN_VAR} is {0:?}: it must be true or false")]
     BadDryRun(String),
+    /// `PUSHDEPLOY_METRICS_NAMESPACE` breaks CloudWatch's rule for namespaces (length,
+    /// characters, or the reserved `AWS/`); holds its value.
     #[error("{METRICS_NAMESPACE_VAR} is {0:?}: a CloudWatch namespace is 1 to 255 of letters, digits and . - _ / # : (and not starting with AWS/)")]
     BadNamespace(String),
+    /// `PUSHDEPLOY_WARM_UP` is none of the words `PUSHDEPLOY_DRY_RUN` takes; holds its value.
     #[error("{WARM_UP_VAR} is {0:?}: it must be true or false")]
     BadWarmUp(String),
+    /// `PUSHDEPLOY_CONCURRENCY` does not parse, or is outside 1..=64; holds its value.
     #[error("{CONCURRENCY_VAR} is {0:?}: it must be a whole number from 1 to 64")]
     BadConcurrency(String),
+    /// `PUSHDEPLOY_NOTIFY_TOPIC_ARN` is not shaped like an SNS topic ARN (whether the topic
+    /// exists, the first publish says); holds its value.
     #[error("{NOTIFY_TOPIC_VAR} is {0:?}, which is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)")]
     BadTopic(String),
 }
 
 impl Config {
+    /// The settings from this process's environment: blank counts as unset, and the first bad
+    /// setting is the error, named after its variable.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
     }

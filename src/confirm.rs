@@ -49,17 +49,31 @@ impl Confirmed {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unconfirmed {
     #[error("the event's time {at} is more than {hours} hours ahead of AWS's clock ({now}): not an event AWS sent, not deployed", hours = FAR_FUTURE.num_hours())]
-    FromTheFuture { at: String, now: String },
+    /// The event's time is further ahead of the clock than `FAR_FUTURE` allows.
+    FromTheFuture {
+        /// The event's time.
+        at: String,
+        /// The clock's time it was held to.
+        now: String,
+    },
     #[error("ECR has no image {digest} in repository {repository} of account {account}: the event names an image that is not there (deleted since, or never pushed)")]
+    /// ECR has no image of the event's digest in the event's repository.
     NotInEcr {
+        /// The digest the event names.
         digest: String,
+        /// The repository the event names.
         repository: String,
+        /// The account whose registry was asked.
         account: String,
     },
     #[error("stale push: ECR's tag {tag} no longer names {digest} (tags it carries now: {now_tagged}): a later push moved the tag, and that push deploys")]
+    /// ECR has the image, but the pushed tag no longer names it: a late event, skipped as stale.
     TagMovedOn {
+        /// The tag the event says was pushed.
         tag: String,
+        /// The image the event says it named.
         digest: String,
+        /// The tags ECR lists on that image now, comma-separated, or `none`.
         now_tagged: String,
     },
 }

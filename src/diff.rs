@@ -13,7 +13,9 @@ use std::fmt;
 pub enum Difference {
     /// A field of a container both sides have.
     ContainerField {
+        /// The container's name.
         container: String,
+        /// The field, as the SDK's `ContainerDefinition` names it (`image`, `port_mappings`).
         field: &'static str,
     },
     /// A container the request has and the revision lacks.

@@ -68,6 +68,7 @@ pub(crate) struct EcrImageActionDetail {
 pub struct Digest(String);
 
 impl Digest {
+    /// Reads a digest as ECR writes it; anything else is [`NotDeployable::BadDigest`].
     pub fn parse(raw: &str) -> Result<Self, NotDeployable> {
         let hex = raw
             .strip_prefix("sha256:")
@@ -83,6 +84,7 @@ impl Digest {
         }
     }
 
+    /// The digest as ECR writes it: `sha256:<hex>`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -98,15 +100,27 @@ impl fmt::Display for Digest {
 /// pushdeploy deploys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
+    /// The event's `id` (a reconcile's is `reconcile-<digest hex>`, the same for the same image):
+    /// traces the push through the ledger, the revision's tags and the log, and breaks ties in
+    /// [`Push::order_key`].
     pub event_id: String,
     /// The registry the image is in (for a replica: the destination, where the event arrived).
     pub account: String,
+    /// That registry's region.
     pub region: String,
+    /// The repository's name, held to ECR's grammar (`team/web`).
     pub repository: String,
+    /// The tag the image arrived under: never empty, held to the OCI tag grammar.
     pub tag: String,
+    /// The image the tag named: what a deploy pins the container to.
     pub digest: Digest,
+    /// When the push happened, as far as ordering goes: the event's `time` (a reconcile's: ECR's
+    /// `imagePushedAt`) until [`Confirmed::ordered_for`](crate::confirm::Confirmed::ordered_for)
+    /// puts in what ECR and the clock confirm. The first part of [`Push::order_key`].
     pub pushed_at: DateTime<Utc>,
+    /// ECR's `manifest-media-type`, when the event has it: tells an image from an artifact.
     pub manifest_media_type: Option<String>,
+    /// ECR's `artifact-media-type` (the config's media type), when the event has it.
     pub artifact_media_type: Option<String>,
     /// Where ECR replicated the image from; `None` for a push.
     pub replicated_from: Option<ReplicatedFrom>,
@@ -115,7 +129,9 @@ pub struct Push {
 /// The registry an `ECR Replication Action` copied the image from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicatedFrom {
+    /// The source registry's account id (12 digits).
     pub account: String,
+    /// The source registry's region.
     pub region: String,
 }
 
@@ -127,15 +143,21 @@ impl Push {
         order_key(&self.pushed_at, &self.event_id)
     }
 
+    /// [`Push::pushed_at`] as [`timestamp_text`] writes it: the form the ledger and the
+    /// revision's `pushdeploy:pushed-at` tag hold.
     pub fn pushed_at_text(&self) -> String {
         timestamp_text(&self.pushed_at)
     }
 }
 
+/// A time as pushdeploy writes it everywhere (ledger, tags, log): RFC 3339 in UTC, whole
+/// seconds, `Z`; one fixed width, so that text order is time order.
 pub fn timestamp_text(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// [`Push::order_key`] from its parts: also how a revision's provenance tags give back the order
+/// of the push that made it.
 pub fn order_key(pushed_at: &DateTime<Utc>, event_id: &str) -> String {
     format!("{}#{}", timestamp_text(pushed_at), event_id)
 }
@@ -144,44 +166,78 @@ pub fn order_key(pushed_at: &DateTime<Utc>, event_id: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotDeployable {
     #[error("the payload is not an EventBridge event: {0}")]
+    /// The payload does not deserialize as an EventBridge event.
     NotEventBridge(String),
     #[error("the event is {event_source:?} / {detail_type:?}, not an ECR push or replication (aws.ecr / ECR Image Action or ECR Replication Action)")]
+    /// The event's `source` and `detail-type` name neither an ECR push nor a replication.
     NotEcrImageAction {
+        /// The event's `source`.
         event_source: String,
+        /// The event's `detail-type`.
         detail_type: String,
     },
     #[error("the event has no {0}, so it cannot be traced or ordered")]
+    /// The envelope's `id`, `account`, `region` or `time` is absent or empty.
     MissingEnvelopeField(&'static str),
     #[error("the event's {0} {1:?} is not of the form AWS gives it")]
+    /// An envelope value, or a replication's `source-account` or `source-region`, is not shaped
+    /// the way AWS shapes it.
     BadEnvelopeField(&'static str, String),
     #[error("the event's detail is not an ECR image action detail: {0}")]
+    /// The `detail` does not deserialize into an ECR action's fields (not an object, or a field
+    /// of the wrong type).
     BadDetail(String),
     #[error("action-type is {0:?}; only PUSH deploys")]
+    /// An `ECR Image Action` whose `action-type` is not `PUSH` (a `DELETE`, say).
     NotAPush(String),
     #[error("action-type is {0:?}; a replication action deploys only with REPLICATE")]
+    /// An `ECR Replication Action` whose `action-type` is not `REPLICATE`.
     NotAReplication(String),
     #[error("the push result is {0:?}; only SUCCESS deploys")]
+    /// The action's `result` is not `SUCCESS`: no image arrived.
     NotSuccessful(String),
     #[error("the push has no image-tag (an untagged push is never deployed)")]
+    /// The detail has no `image-tag`, or an empty one: a digest alone follows no tag.
     Untagged,
     #[error("the push has no {0}")]
+    /// A detail field the event must carry is absent (`action-type`, `result`,
+    /// `repository-name`, `image-digest`), or a replication's source is absent or empty.
     MissingDetailField(&'static str),
     #[error("image-digest {0:?} is not sha256: followed by 64 lowercase hex digits")]
+    /// A digest that [`Digest::parse`] refuses.
     BadDigest(String),
     #[error("repository-name {0:?} is not a valid ECR repository name")]
+    /// `repository-name` breaks ECR's grammar for repository names.
     BadRepository(String),
     #[error("image-tag {0:?} is not a valid image tag")]
+    /// `image-tag` breaks the OCI grammar for tags.
     BadTag(String),
     #[error("not a runnable image: {0}")]
+    /// What arrived is not a runnable image (a signature, SBOM, attestation, chart...), by its
+    /// media types or by cosign's tag convention.
     NotAnImage(String),
     #[error("the push is from account {0}, which this function does not trust (PUSHDEPLOY_TRUSTED_ACCOUNTS, default: its own account)")]
+    /// A push to the registry of an account the function does not trust.
     UntrustedAccount(String),
     #[error("the push is to a registry in region {push}, but this function deploys in {home}")]
-    OtherRegion { push: String, home: String },
+    /// The push's registry is in a region other than the one the function runs in.
+    OtherRegion {
+        /// The region of the push's registry.
+        push: String,
+        /// The function's own region.
+        home: String,
+    },
     #[error("the image was replicated from account {0}, which this function does not trust (PUSHDEPLOY_TRUSTED_ACCOUNTS, default: its own account)")]
+    /// A replica copied from the registry of an account the function does not trust.
     UntrustedSourceAccount(String),
     #[error("the image was replicated into account {replica}'s registry, but this function deploys in {home}: a replication is acted on only in the account it arrived in")]
-    ReplicaInOtherAccount { replica: String, home: String },
+    /// A replica that arrived in another account's registry than the function's own.
+    ReplicaInOtherAccount {
+        /// The account whose registry holds the replica.
+        replica: String,
+        /// The function's own account.
+        home: String,
+    },
 }
 
 /// What the edge learned about an event that was not deployable: its id when it had one.
@@ -222,7 +278,10 @@ pub(crate) fn parse_deploy_trigger(payload: Value) -> Result<DeployTrigger, Igno
     push_of(envelope, kind).map(|push| DeployTrigger::Push(Box::new(push)))
 }
 
-/// An ECR push or replication, or why the payload is not one.
+/// An ECR push or replication as a [`Push`] whose every field has the shape AWS gives it, or
+/// [`Ignored`] with the reason (and the event's id, when it had one). It trusts nothing yet:
+/// whether the function acts on the push (its accounts and region) and whether ECR confirms it
+/// ([`crate::confirm::confirm`]) are decided after.
 pub fn parse_push(payload: Value) -> Result<Push, Ignored> {
     let kind = DeployEventKind::of(&payload);
     push_of(envelope_of(payload, kind)?, kind)

@@ -14,19 +14,23 @@ pub(crate) const DEFAULT_TAG: &str = "latest";
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
     pub(crate) cluster: String,
+    /// The service's name, never its ARN.
     pub service: String,
 }
 
 /// A service found by the Resource Groups Tagging API, with all its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaggedService {
+    /// The service's ARN, as the Tagging API lists it.
     pub arn: String,
+    /// Every tag the service carries, by key.
     pub tags: BTreeMap<String, String>,
 }
 
 /// A service that follows the pushed repository and tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Follower {
+    /// The service to deploy.
     pub key: ServiceKey,
     /// The container to update, when the service or rule names one.
     pub(crate) container: Option<String>,

@@ -9,10 +9,13 @@ pub struct ImageRef {
     pub(crate) registry: Option<String>,
     pub(crate) repository: String,
     pub(crate) tag: Option<String>,
+    /// What follows the `@` (`sha256:<hex>`, say), when the reference pins a digest.
     pub digest: Option<String>,
 }
 
 impl ImageRef {
+    /// Splits a container's `image`; `None` when a part breaks Docker's grammar or ECR's rules
+    /// for repository names and tags, so that junk never looks like an image of a repository.
     pub fn parse(image: &str) -> Option<ImageRef> {
         let (name_and_tag, digest) = match image.split_once('@') {
             Some((rest, digest)) => (rest, Some(digest.to_string())),

@@ -16,6 +16,9 @@ pub fn directives(requested: Option<&str>) -> String {
     format!("{others},pushdeploy={level},deploy={level},rollback={level}")
 }
 
+/// Installs the global log subscriber: the level `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`) asks
+/// for, bounded as [`directives`] says, as JSON when `AWS_LAMBDA_LOG_FORMAT` is `JSON`. Once, at
+/// start: a second call panics.
 pub fn init() {
     let requested = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))

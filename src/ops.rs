@@ -6,19 +6,32 @@ use crate::aws::AwsError;
 use crate::ledger::{DeploymentRecord, Kind, Ledger, LedgerError};
 use crate::tags::TAG_PAUSED;
 
+/// Why a CLI command could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
+    /// Reading the ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// An ECS call failed: DescribeServices, TagResource or UntagResource.
     #[error(transparent)]
     Aws(#[from] AwsError),
+    /// [`history`] found no ledger record of a service by that name (in that cluster, when one
+    /// is given).
     #[error("the ledger has no service named {service:?}{}; pushdeploy has never deployed it", cluster.as_deref().map(|c| format!(" in cluster {c:?}")).unwrap_or_default())]
     UnknownService {
+        /// The service name asked about.
         service: String,
+        /// The cluster asked about, if any.
         cluster: Option<String>,
     },
+    /// [`set_paused`] found no such service in the cluster, or only a deleted (INACTIVE) one.
     #[error("ECS has no service {service:?} in cluster {cluster:?}")]
-    NoSuchService { cluster: String, service: String },
+    NoSuchService {
+        /// The cluster, as given.
+        cluster: String,
+        /// The service, as given.
+        service: String,
+    },
 }
 
 /// The service's deployments and rollbacks, newest first (at most `limit` per service). The

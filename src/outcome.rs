@@ -6,11 +6,16 @@ use aws_sdk_ecs::types::Service;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// What became of one service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {
+    /// UpdateService accepted the new revision; ECS rolls it out.
     Deployed,
+    /// Left as it was on purpose: `reason` says why (`skip_reason` too, as a code, where one
+    /// applies).
     Skipped,
+    /// Something went wrong for this service; `retryable` says whether Lambda runs it again.
     Failed,
     /// pushdeploy put the service back on its last known good revision.
     RolledBack,
@@ -23,6 +28,7 @@ pub enum OutcomeKind {
 }
 
 impl OutcomeKind {
+    /// The kind as the `outcome` log field names it.
     pub fn as_str(self) -> &'static str {
         match self {
             OutcomeKind::Deployed => "deployed",
@@ -68,6 +74,7 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// The code as the `skip_reason` log field and the `Reason` metric dimension give it.
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::NotActive => "not_active",
@@ -118,21 +125,29 @@ impl Milestone {
 /// What happened to one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
+    /// The name of the service's cluster.
     pub cluster: String,
+    /// The service's name.
     pub service: String,
+    /// What became of the service.
     pub outcome: OutcomeKind,
+    /// The revision the service was put on (or found already running, or recorded), if any.
     pub task_definition: Option<String>,
+    /// The revision the service ran before, if known.
     pub previous_task_definition: Option<String>,
+    /// Why, in words for a person.
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) container: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) image: Option<String>,
+    /// The ECS deployment the outcome started or is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
     /// The image a rollback outcome is about (a deploy's is the push's, in the report).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) repository: Option<String>,
+    /// The tag of the image a rollback outcome is about (see `repository`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +155,7 @@ pub struct Outcome {
     /// Something the operator should know even though the outcome is fine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Why the service was skipped (or only dry-run), as a short code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -243,6 +259,7 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub(crate) event_id: Option<String>,
+    /// One outcome per service the event concerned.
     pub outcomes: Vec<Outcome>,
     /// Why the event as a whole was not deployed (not a deployable push, or discovery failed).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -256,7 +273,9 @@ pub struct Report {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{summary}")]
 pub struct RetryableFailure {
+    /// What must be retried and why: the error message Lambda records.
     pub summary: String,
+    /// The event's report all the same, for the log.
     pub report: Report,
 }
 

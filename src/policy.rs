@@ -14,19 +14,28 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+/// Which pushed tags a service follows: one of the policies in this module's table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TagPolicy {
+    /// `latest`, `v1.4.2`, ...: exactly that tag.
     Exact(String),
+    /// `prefix:<p>`: any tag that starts with `<p>` (never empty).
     Prefix(String),
+    /// `semver:<level>`: a release version newer than the one the service runs, changing at
+    /// most `level`.
     Semver(Level),
+    /// `any`: every tag.
     Any,
 }
 
 /// The largest part of the version a semver policy may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Only the patch number: `1.4.2` -> `1.4.3`.
     Patch,
+    /// The minor number too: `1.4.2` -> `1.5.0`.
     Minor,
+    /// Any part: `1.4.2` -> `2.0.0`.
     Major,
 }
 
@@ -40,11 +49,14 @@ impl Level {
     }
 }
 
+/// A text that is not a tag policy, as given (whitespace trimmed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a tag policy: use an exact tag, prefix:<start of tag>, semver:major, semver:minor, semver:patch, or any")]
 pub struct BadPolicy(pub String);
 
 impl TagPolicy {
+    /// Reads a policy as a service tag or a rule writes it, surrounding whitespace ignored. An
+    /// exact tag must be a valid image tag; a prefix must be made of characters a tag may hold.
     pub fn parse(raw: &str) -> Result<TagPolicy, BadPolicy> {
         let raw = raw.trim();
         let bad = || BadPolicy(raw.to_string());
@@ -166,13 +178,19 @@ fn tag_char(c: char) -> bool {
 /// A semantic version (semver.org 2.0.0), optionally `v`-prefixed as tags often are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
+    /// The first number: `1` in `1.4.2`.
     pub major: u64,
+    /// The second number: `4` in `1.4.2`.
     pub minor: u64,
     pub(crate) patch: u64,
+    /// The pre-release after the `-` (`rc.1` in `1.5.0-rc.1`), if any: it puts the version
+    /// below its release.
     pub pre: Option<String>,
 }
 
 impl Version {
+    /// Reads a tag as a version: `MAJOR.MINOR.PATCH[-pre][+build]`, optionally `v`-prefixed,
+    /// no leading zeros; build metadata is dropped. `None` when the tag is not one.
     pub fn parse(tag: &str) -> Option<Version> {
         let s = tag.strip_prefix('v').unwrap_or(tag);
         // Build metadata (`+...`) cannot appear in an image tag, but is ignored if it does.

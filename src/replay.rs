@@ -41,7 +41,9 @@ pub(crate) const FUNCTION_TAG: &str = "pushdeploy:function";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Function {
+    /// The deploy function: pushes, and the scheduled reconcile.
     Deploy,
+    /// The rollback function: ECS deployment state changes, and the scheduled sweep.
     Rollback,
 }
 
@@ -496,6 +498,7 @@ pub struct Replayed {
     pub(crate) sender: Option<String>,
     pub(crate) event_id: Option<String>,
     pub(crate) why_dead: Option<String>,
+    /// What became of the message: only [`ReplayResult::Replayed`] left the queue.
     pub result: ReplayResult,
     pub(crate) report: Option<Value>,
     pub(crate) reason: Option<String>,
@@ -537,6 +540,8 @@ fn settings_of(configuration: &GetFunctionConfigurationOutput) -> Result<Config,
     })
 }
 
+/// Replays a dead-letter queue: each message back through the handler of the function the queue
+/// is for, on the settings of the function it names, once AWS confirms it (see the module docs).
 pub struct Replayer {
     sqs: aws_sdk_sqs::Client,
     lambda: aws_sdk_lambda::Client,

@@ -36,12 +36,18 @@ pub(crate) const READ_ONLY_FIELDS: [&str; 9] = [
     "registered_by",
 ];
 
+/// Why the current task definition cannot be copied: no retry helps until it changes, so a
+/// deploy fails without retrying and a rollback finds no safe target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RevisionError {
+    /// The described task definition names no family to register the copy in; holds its ARN.
     #[error("task definition {0} has no family")]
     NoFamily(String),
+    /// A container to re-image is not among the task definition's containers; holds the name
+    /// asked for.
     #[error("task definition has no container named {0:?}")]
     NoSuchContainer(String),
+    /// The tags it keeps plus the provenance tags exceed ECS's 50; holds the total.
     #[error("the new revision would carry {0} tags, over ECS's limit of {MAX_TAGS}; remove some tags from the task definition")]
     TooManyTags(usize),
 }
@@ -50,10 +56,15 @@ pub enum RevisionError {
 /// definition can trace it back to the push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provenance {
+    /// The tag the image arrived under (`pushdeploy:pushed-tag`).
     pub pushed_tag: String,
+    /// The image's digest, which the container is pinned to (`pushdeploy:digest`).
     pub digest: String,
+    /// When the push happened, in pushdeploy's timestamp text (`pushdeploy:pushed-at`).
     pub pushed_at: String,
+    /// The push's event id, as the ledger and the log carry it (`pushdeploy:event-id`).
     pub event_id: String,
+    /// The revision the service ran before this one (`pushdeploy:previous-task-definition`).
     pub previous_task_definition: String,
 }
 

@@ -6,7 +6,9 @@ use crate::config::parse_bool;
 use aws_sdk_ecs::types::Service;
 
 // Service tags, set by people (docs/configuration.md, "Which services follow a push").
+/// The ECR repository name whose pushes the service follows: its opt-in.
 pub const TAG_REPOSITORY: &str = "pushdeploy:repository";
+/// The tag policy the service follows ([`crate::policy::TagPolicy`]); `latest` when absent.
 pub const TAG_TAG: &str = "pushdeploy:tag";
 pub(crate) const TAG_CONTAINER: &str = "pushdeploy:container";
 /// `true`: deploy nothing to the service until the tag is removed (`pushdeploy pause|resume`).

@@ -15,33 +15,59 @@ use std::error::Error;
 /// A failed AWS call that a setting or a grant fixes, each said as a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
+    /// The credential chain found none at all. It fails before anything is sent, as a dispatch
+    /// failure, so [`super::AwsError`] counts it retryable, though only a setting fixes it.
     #[error("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role provides them")]
     NoCredentials,
+    /// A credential source is configured but fails (a broken profile, a provider that errs or
+    /// times out); retryable as for [`Problem::NoCredentials`].
     #[error("the AWS credentials could not be loaded ({detail}): fix the profile or credential source that AWS_PROFILE names, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")]
-    CredentialsUnusable { detail: String },
+    CredentialsUnusable {
+        /// The provider's error and its sources, each said once.
+        detail: String,
+    },
+    /// AWS answered with a code for unknown, badly signed or expired credentials: a 4xx, not
+    /// retryable.
     #[error("AWS refused the credentials for {operation} ({code}): they are wrong or expired; set valid ones (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or refresh them")]
     CredentialsRejected {
+        /// The call refused, as `service:Operation`.
         operation: &'static str,
+        /// AWS's error code (`ExpiredToken`, `InvalidClientTokenId`, ...).
         code: String,
     },
+    /// No region is configured: the SDK resolves no endpoint (or, with AWS_ENDPOINT_URL set,
+    /// cannot sign). As [`Problem::NoCredentials`], it fails before sending and counts retryable.
     #[error("no AWS region: set AWS_REGION")]
     NoRegion,
+    /// AWS answered that the caller may not make the call: a 4xx, not retryable.
     #[error("{}", denied(.action, .resource.as_deref(), .principal.as_deref(), .barrier))]
     AccessDenied {
         /// The IAM action refused (AWS's word for it when its message names it).
         action: String,
+        /// The resource refused, when AWS's message names it.
         resource: Option<String>,
         /// Who asked: the user or role AWS names.
         principal: Option<String>,
+        /// Which policy refused: it decides whether to grant the action or lift a deny.
         barrier: Barrier,
     },
+    /// DynamoDB does not know the ledger table (ResourceNotFoundException, a 4xx: not
+    /// retryable): `PUSHDEPLOY_TABLE` or the region is wrong.
     #[error("the ledger table {table} does not exist in {region}: set PUSHDEPLOY_TABLE to the stack's LedgerTableName output (and AWS_REGION to the stack's region)")]
-    NoTable { table: String, region: String },
+    NoTable {
+        /// The table's name, as `PUSHDEPLOY_TABLE` gives it.
+        table: String,
+        /// The DynamoDB client's region, or `no region`.
+        region: String,
+    },
+    /// The call got no answer: the connection failed or timed out (retryable).
     #[error("cannot reach {} for {operation} ({cause}): check {} and the network", .endpoint.as_ref().map(|(_, url)| url.as_str()).unwrap_or("the AWS endpoint"), .endpoint.as_ref().map(|(var, _)| var.as_str()).unwrap_or("AWS_ENDPOINT_URL"))]
     Unreachable {
+        /// The call, as `service:Operation`.
         operation: &'static str,
         /// The setting that named the endpoint, and its value, when one did.
         endpoint: Option<(String, String)>,
+        /// The innermost error of the chain (the refused connection, the timeout).
         cause: String,
     },
 }
@@ -51,8 +77,11 @@ pub enum Problem {
 pub enum Barrier {
     /// No identity-based policy allows it (or AWS did not say): the caller's IAM policy.
     IdentityPolicy,
+    /// No resource-based policy allows it: the policy on the resource itself.
     ResourcePolicy,
+    /// The permissions boundary set on the caller's user or role does not allow it.
     PermissionsBoundary,
+    /// The session policy of the caller's assumed-role session does not allow it.
     SessionPolicy,
     /// "with an explicit deny in <where>": granting does not help, the deny must go.
     ExplicitDeny(String),

@@ -26,7 +26,10 @@ use std::sync::Arc;
 
 /// What the services of one push share: the claim's lease, and the revisions registered so far.
 pub struct Shared<'a> {
+    /// This invocation's lease: who holds each service's claim in the ledger, and until when.
     pub lease: &'a Lease,
+    /// Revisions registered for this push so far, so that services on the same new revision
+    /// share one registration.
     pub revisions: Revisions,
 }
 
@@ -95,8 +98,10 @@ impl Deployer {
         &self.ledger
     }
 
-    /// One invocation: the payload parsed once into what the function is asked to do, and
-    /// done. Never panics on input; an error is returned only when Lambda should retry.
+    /// One invocation: the payload parsed once into what the function is asked to do (a push,
+    /// or the reconcile), and done; the report has one outcome per service concerned, or the
+    /// reason nothing moved. Never panics on input; an error is returned only when Lambda
+    /// should retry, which the ledger makes safe (each service takes a push once).
     pub async fn handle(
         &self,
         payload: Value,

@@ -30,12 +30,16 @@ pub struct Head {
     pub event_id: Option<String>,
     /// That push's order key (`<pushed-at>#<event-id>`): newer pushes sort after it.
     pub order_key: Option<String>,
+    /// `deploying` while a push or rollback holds the service (or was interrupted holding it),
+    /// else how the last one ended.
     pub state: Option<Status>,
     /// Epoch milliseconds after which the holder is surely gone.
     pub lease_until_ms: Option<u64>,
     /// The invocation (Lambda request id) that holds the lease.
     pub holder: Option<String>,
+    /// The digest that push deploys, named when a stale push is refused.
     pub digest: Option<String>,
+    /// Why the last holder ended as it did, if it said; quoted to a later delivery of it.
     pub reason: Option<String>,
 }
 
@@ -77,9 +81,13 @@ impl Head {
 /// Who asks for the service, and when.
 #[derive(Debug, Clone, Copy)]
 pub struct Claimant<'a> {
+    /// The push's event id.
     pub event_id: &'a str,
+    /// The push's order key, compared with the head's: only a newer push takes over.
     pub order_key: &'a str,
+    /// The invocation that asks (Lambda request id).
     pub holder: &'a str,
+    /// Epoch milliseconds now, compared with the head's lease.
     pub now_ms: u64,
 }
 

@@ -9,7 +9,8 @@ use super::{
 use aws_sdk_dynamodb::types::AttributeValue;
 
 impl Ledger {
-    /// Marks `digest` as bad for the service: later pushes of it are skipped.
+    /// Marks `record`'s digest as bad for its service, unconditionally (a later failure of the
+    /// same digest overwrites the mark): later pushes of it are skipped.
     pub(crate) async fn quarantine(
         &self,
         record: &DeploymentRecord,
@@ -31,7 +32,8 @@ impl Ledger {
         Ok(())
     }
 
-    /// Why `digest` is quarantined for the service, if it is.
+    /// Why `digest` is quarantined for the service, if it is, as the sentence a skipped push
+    /// reports.
     pub async fn quarantined(
         &self,
         service_arn: &str,
@@ -49,7 +51,8 @@ impl Ledger {
         }))
     }
 
-    /// Notes an ECS deployment event pushdeploy did not start, for the record only.
+    /// Notes an ECS deployment event pushdeploy did not start, for the record only: one item per
+    /// deployment and state, a repeat of the event overwriting it.
     pub async fn record_seen(
         &self,
         service_arn: &str,
@@ -79,8 +82,10 @@ impl Ledger {
         self.in_flight_query(Some(cutoff)).await
     }
 
-    /// Takes the service back from `failed` to roll it back, unless a newer push owns it now
-    /// (then `false`: the newer push wins).
+    /// Takes the service back from `failed` to roll it back, under `lease`: only while the
+    /// failed push still holds the head and no other live invocation is deploying it
+    /// ([`super::claim::rollback_may_claim`]). `false` when refused: a newer push owns it now
+    /// (and wins), or a live invocation still works on it.
     pub async fn claim_for_rollback(
         &self,
         failed: &DeploymentRecord,

@@ -24,10 +24,18 @@ pub(crate) use phases::Written;
 pub use record::{deploy_sk, DeploymentRecord, Kind, Status, ALL_STATUSES, DEPLOY_PREFIX};
 use record::{s, text, Item};
 
+/// The sort key of a service's head item.
 pub const HEAD_SK: &str = "HEAD";
+/// The index on `service_digest` (`<service ARN>#<digest>`): every deployment of one digest to
+/// one service.
 pub const BY_DIGEST_INDEX: &str = "by-digest";
+/// The sparse index of the deployment records the sweep watches, by `inflight` partition and
+/// `updated_at`: those ECS is still rolling out, and failed ones awaiting ECS's own rollback.
 pub const IN_FLIGHT_INDEX: &str = "in-flight";
+/// The sort-key prefix of a digest quarantined for a service (`QUARANTINE#<digest>`).
 pub const QUARANTINE_PREFIX: &str = "QUARANTINE#";
+/// The sort-key prefix of an ECS deployment event pushdeploy did not start
+/// (`SEEN#<deployment id>#<state>`).
 pub const SEEN_PREFIX: &str = "SEEN#";
 
 /// The outcome of trying to take a service for a push.
@@ -36,14 +44,26 @@ pub enum Claim {
     /// The push owns the service until its lease ends. `resumed` is what an earlier, interrupted
     /// delivery of the same event had recorded.
     Acquired {
+        /// The interrupted delivery's record, if it had written one.
         resumed: Option<Box<DeploymentRecord>>,
     },
     /// Not now: `retryable` says whether this invocation must fail so Lambda tries again later.
-    Busy { reason: String, retryable: bool },
+    Busy {
+        /// Why, for the service's outcome.
+        reason: String,
+        /// Whether to fail the invocation so that Lambda runs it again.
+        retryable: bool,
+    },
     /// A newer push already owns the service.
-    Stale { reason: String },
+    Stale {
+        /// Which newer push, and when it was pushed, for the service's outcome.
+        reason: String,
+    },
     /// This very push was already handled by an earlier delivery.
-    Finished { reason: String },
+    Finished {
+        /// How the earlier delivery ended, for the service's outcome.
+        reason: String,
+    },
 }
 
 /// How long a claim holds, and who holds it. The holder is the Lambda request id: Lambda's own
@@ -52,11 +72,13 @@ pub enum Claim {
 /// but whose answer was lost (the SDK's resend of it then finds its own claim).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The Lambda request id of the invocation that holds the claim.
     pub holder: String,
     /// Epoch milliseconds: the invocation's deadline, after which it is surely gone.
     pub until_ms: u64,
 }
 
+/// Why a ledger call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
     /// Said as AWS's problem alone when it is one a setting or a grant fixes (the sentence names
@@ -66,12 +88,19 @@ pub enum LedgerError {
         None => format!("the deployment ledger is unavailable: {}", .0),
     })]
     Aws(#[from] AwsError),
+    /// An item read from the table lacks a field the code needs, or holds a value it does not
+    /// know: no retry fixes it.
     #[error("deployment ledger item {pk} / {sk} is malformed: {problem}")]
     Malformed {
+        /// The item's partition key.
         pk: String,
+        /// The item's sort key.
         sk: String,
+        /// What is missing or wrong in it.
         problem: String,
     },
+    /// Releasing the head found another push's event id on it: a newer push claimed the service
+    /// once this one's lease had ended. Holds the service ARN.
     #[error(
         "the ledger head of {0} no longer belongs to this push (taken over after the lease ended)"
     )]
@@ -84,7 +113,8 @@ impl LedgerError {
         match self {
             LedgerError::Aws(e) => e.retryable,
             LedgerError::Malformed { .. } => false,
-            // Another delivery of the same push took over; it finishes the work.
+            // A newer push took the service after this one's lease ended; that push deploys its
+            // own image, so a retry of this one would only be refused by the claim.
             LedgerError::LostLease(_) => false,
         }
     }
@@ -148,9 +178,10 @@ impl Ledger {
         error
     }
 
-    /// Takes `service_arn` for `push` until `lease_until_ms`, atomically: only when no push owns
+    /// Takes `service_arn` for `push` until `lease.until_ms`, atomically: only when no push owns
     /// it, an older push is done with it (or its lease ended), or an interrupted delivery of this
-    /// same push left it behind.
+    /// same push left it behind. Taken, the head names the push, `deploying`, and a resumed
+    /// delivery's record comes back ([`Claim::Acquired`]); refused, the head is read to say why.
     pub async fn claim(
         &self,
         service_arn: &str,
@@ -218,8 +249,10 @@ impl Ledger {
         Ok(claim::refusal(&claim::Head::from_item(&head), &claimant))
     }
 
-    /// Ends a push's hold on the service. A `Deploying` end keeps the claim but ends its lease,
-    /// so that the retry of the same event can resume at once.
+    /// Ends a push's hold on the service: the head takes `status` (and `reason`) and its lease
+    /// ends. A `Deploying` end keeps the claim but ends its lease, so that the retry of the same
+    /// event can resume at once. Refused ([`LedgerError::LostLease`]) when the head names
+    /// another push.
     pub async fn release(
         &self,
         service_arn: &str,
@@ -270,7 +303,8 @@ impl Ledger {
         .await
     }
 
-    /// Writes the whole record; the same record written twice is the same item.
+    /// Writes the whole record, unconditionally (over whatever the item held); the same record
+    /// written twice is the same item.
     pub async fn put(&self, record: &DeploymentRecord) -> Result<(), LedgerError> {
         self.client
             .put_item()
@@ -282,7 +316,8 @@ impl Ledger {
         Ok(())
     }
 
-    /// The record of the deployment of `order_key` to the service, if there is one.
+    /// Reads the record of the deployment of `order_key` to the service, if there is one
+    /// (a strongly consistent read).
     pub async fn record(
         &self,
         service_arn: &str,
@@ -295,7 +330,7 @@ impl Ledger {
             .transpose()
     }
 
-    /// The service's deployments, newest first.
+    /// Reads the service's latest `limit` records (deployments and rollbacks), newest first.
     pub async fn latest(
         &self,
         service_arn: &str,
@@ -319,7 +354,8 @@ impl Ledger {
             .collect()
     }
 
-    /// Every deployment of `digest` to the service, oldest first.
+    /// Every deployment of `digest` to the service, oldest first, read from the `by-digest`
+    /// index (so eventually consistent: a write of a moment ago may be missing).
     pub async fn deployments_of_digest(
         &self,
         service_arn: &str,

@@ -101,7 +101,8 @@ impl Ledger {
     }
 
     /// ECS's IN_PROGRESS: the record learns its ECS deployment id, and nothing else changes.
-    /// An id already recorded is kept.
+    /// Lands only on an existing record without an id or with this one: an id already recorded
+    /// is kept.
     pub(crate) async fn link_deployment(
         &self,
         record: &DeploymentRecord,

@@ -35,7 +35,7 @@ impl Ledger {
     }
 
     /// Every deployment ECS is still rolling out (UpdateService accepted, no COMPLETED or FAILED
-    /// yet), oldest first.
+    /// yet), oldest first, read from the in-flight index.
     pub async fn in_flight(&self) -> Result<Vec<DeploymentRecord>, LedgerError> {
         self.in_flight_query(None).await
     }

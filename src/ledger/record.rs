@@ -5,8 +5,10 @@ use crate::resolved::ResolvedImages;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
+/// The sort-key prefix of deployment records (`DEPLOY#<order key>`).
 pub const DEPLOY_PREFIX: &str = "DEPLOY#";
 
+/// Where a deployment record stands; a service's head holds the same values as its `state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// Claimed; UpdateService not yet confirmed.
@@ -38,7 +40,9 @@ pub const ALL_STATUSES: [Status; 6] = [
 /// Whether a record is a deployment of a push or pushdeploy's rollback of a failed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Puts a pushed image on the service.
     Deploy,
+    /// Returns the service to an earlier revision after a deployment failed (see `reverts`).
     Rollback,
 }
 
@@ -52,6 +56,7 @@ impl Kind {
 }
 
 impl Status {
+    /// The status as the ledger stores it (a record's `status`, a head's `state`).
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Deploying => "deploying",
@@ -68,24 +73,45 @@ impl Status {
     }
 }
 
-/// One deployment of one push to one service, or one rollback of such a deployment.
+/// One deployment of one push to one service, or one rollback of such a deployment. A rollback's
+/// image fields are those of the succeeded deployment it returns to; without one, the failed
+/// deployment's, with `tag`, `digest` and `pushed_at` empty (`digest` set when the rollback
+/// pins one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentRecord {
+    /// A push's deployment, or a rollback.
     pub kind: Kind,
     /// For a rollback: the `sk` of the deployment it reverts.
     pub reverts: Option<String>,
+    /// The service's ARN: the item's `pk`.
     pub service_arn: String,
+    /// The name of the service's cluster.
     pub cluster: String,
+    /// The service's name.
     pub service: String,
+    /// The push's event id; a rollback's is the failed push's, which still holds the service.
     pub event_id: String,
+    /// The push's order key (`<pushed-at>#<event-id>`), which names the record; a rollback's is
+    /// the failed deployment's followed by `#rollback`, so it sorts right after it.
     pub order_key: String,
+    /// The ECR repository of the deployed image.
     pub repository: String,
+    /// The pushed tag.
     pub tag: String,
+    /// The deployed image's digest.
     pub digest: String,
+    /// When the image was pushed (RFC 3339, in seconds).
     pub pushed_at: String,
+    /// The container whose image the deployment replaces: the one that runs the repository.
     pub container: String,
+    /// The revision the service ran before this deployment, which a rollback of it returns to;
+    /// empty when not known.
     pub previous_task_definition: String,
+    /// The revision this deployment puts the service on, once registered (a rollback's: the
+    /// one it returns to).
     pub new_task_definition: Option<String>,
+    /// The ECS deployment that UpdateService started, once known (from its answer, or from
+    /// ECS's IN_PROGRESS event).
     pub deployment_id: Option<String>,
     /// The digests ECS recorded for the revision the service ran before this deployment
     /// (`previous_task_definition`), read when the deployment started; `None` when nobody read
@@ -98,9 +124,15 @@ pub struct DeploymentRecord {
     /// Failed where ECS was expected to roll the service back by itself (circuit breaker or
     /// alarm rollback): the next sweep confirms from ECS that it did, or acts.
     pub awaits_ecs_rollback: bool,
+    /// Where the deployment stands.
     pub status: Status,
+    /// Why it stands there, when that needs saying: why it failed, was superseded, or what a
+    /// rollback rolls back.
     pub reason: Option<String>,
+    /// When the record was first written (RFC 3339); a rollback's keeps its first attempt's.
     pub created_at: String,
+    /// When the record last changed (RFC 3339): the in-flight index orders by it, and the
+    /// sweep's deadline counts from it.
     pub updated_at: String,
 }
 
@@ -120,6 +152,7 @@ pub(super) fn number(item: &Item, key: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// The sort key of the deployment record of `order_key`.
 pub fn deploy_sk(order_key: &str) -> String {
     format!("{DEPLOY_PREFIX}{order_key}")
 }

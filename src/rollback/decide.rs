@@ -189,6 +189,12 @@ pub(crate) enum FailureAction {
     AskEcsToRollBack(String),
 }
 
+/// What to do about `failed`, a deployment pushdeploy started that ECS reports FAILED or the
+/// sweep found stuck: decided from `service` and `history` (newest first) alone, with no call.
+/// Nothing when it is settled; a person when it was itself a rollback; an earlier attempt's
+/// rollback finished; ECS's own rollback when ECS makes or owns it; nothing when the service
+/// was changed since; else back to the last known good revision, or the one before it.
+///
 /// A `superseded` record is not settled here: supersession is read from what ECS lists, and
 /// ECS's own report that the deployment FAILED outranks it (the digest did fail).
 pub(crate) fn on_failure(

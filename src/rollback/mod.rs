@@ -59,8 +59,10 @@ impl RollbackHandler {
         }
     }
 
-    /// One invocation: an ECS deployment state change or the sweep, parsed once and acted on.
-    /// Never panics on input; an error is returned only when Lambda should retry.
+    /// One invocation: an ECS deployment state change or the sweep, parsed once and acted on
+    /// only as far as ECS confirms it; the report has one outcome per deployment concerned, or
+    /// the reason the event was ignored. Never panics on input; an error is returned only when
+    /// Lambda should retry.
     pub async fn handle(
         &self,
         payload: Value,
