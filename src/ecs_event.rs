@@ -1,7 +1,7 @@
 //! The rollback function's edge: `ECS Deployment State Change` events and the sweep schedule's
 //! `Scheduled Event`, parsed once into [`RollbackTrigger`], or a reason they are ignored.
 
-use crate::event::{SCHEDULED_EVENT, SCHEDULE_SOURCE};
+use crate::event::{source_and_detail_type, SCHEDULED_EVENT, SCHEDULE_SOURCE};
 use crate::follow::{service_key_from_arn, ServiceKey};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
@@ -23,11 +23,10 @@ pub(crate) enum RollbackEventKind {
 }
 
 impl RollbackEventKind {
-    /// Read from the payload itself, not its parsed envelope: a payload the envelope does not
-    /// fit still says what it was meant to be.
+    /// The kind a raw payload names ([`source_and_detail_type`]), if the rollback function takes
+    /// it.
     pub(crate) fn of(payload: &Value) -> Option<RollbackEventKind> {
-        let text = |key: &str| payload.get(key).and_then(Value::as_str);
-        match (text("source")?, text("detail-type")?) {
+        match source_and_detail_type(payload)? {
             (ECS_SOURCE, DEPLOYMENT_STATE_CHANGE) => Some(RollbackEventKind::DeploymentStateChange),
             (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Some(RollbackEventKind::Schedule),
             _ => None,

@@ -19,6 +19,14 @@ pub(crate) const ECR_REPLICATION_ACTION: &str = "ECR Replication Action";
 pub(crate) const SCHEDULE_SOURCE: &str = "aws.events";
 pub(crate) const SCHEDULED_EVENT: &str = "Scheduled Event";
 
+/// The `source` and `detail-type` of a raw EventBridge payload, read from the payload itself
+/// rather than its parsed envelope: a payload the envelope does not fit still says what it was
+/// meant to be. Both functions' edges name their event kinds by this pair.
+pub(crate) fn source_and_detail_type(payload: &Value) -> Option<(&str, &str)> {
+    let text = |key: &str| payload.get(key).and_then(Value::as_str);
+    Some((text("source")?, text("detail-type")?))
+}
+
 /// An event the deploy function takes, as its `source` and `detail-type` name it: the one
 /// place they are matched. An event that names one but is not deployable is still that one,
 /// ignored with its reason (replay routes it to the deploy function all the same).
@@ -33,11 +41,9 @@ pub(crate) enum DeployEventKind {
 }
 
 impl DeployEventKind {
-    /// Read from the payload itself, not its parsed envelope: a payload the envelope does not
-    /// fit still says what it was meant to be.
+    /// The kind a raw payload names ([`source_and_detail_type`]), if the deploy function takes it.
     pub(crate) fn of(payload: &Value) -> Option<DeployEventKind> {
-        let text = |key: &str| payload.get(key).and_then(Value::as_str);
-        match (text("source")?, text("detail-type")?) {
+        match source_and_detail_type(payload)? {
             (ECR_SOURCE, ECR_IMAGE_ACTION) => Some(DeployEventKind::Push),
             (ECR_SOURCE, ECR_REPLICATION_ACTION) => Some(DeployEventKind::Replication),
             (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Some(DeployEventKind::Schedule),

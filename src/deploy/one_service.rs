@@ -26,6 +26,14 @@ pub(super) struct Target<'a> {
     pub(super) tags: &'a [Tag],
 }
 
+impl Target<'_> {
+    /// The task definition the service runs before this push: what its revision is made from,
+    /// what the provenance tags and the ledger record name as the one to go back to.
+    fn previous(&self) -> &str {
+        self.service.task_definition().unwrap_or_default()
+    }
+}
+
 impl Deployer {
     pub(super) async fn deploy_one(
         &self,
@@ -72,14 +80,13 @@ impl Deployer {
         target: &Target<'_>,
         change: &Change,
     ) -> Result<RegisterTaskDefinitionFluentBuilder, RevisionError> {
-        let previous = target.service.task_definition().unwrap_or_default();
         revision_request(
             self.aws.new_revision(),
             target.definition,
             target.tags,
             &change.container,
             &change.to_image,
-            &provenance(target.push, previous),
+            &provenance(target.push, target.previous()),
         )
     }
 
@@ -241,7 +248,6 @@ impl Deployer {
             definition,
             ..
         } = *target;
-        let previous = service.task_definition().unwrap_or_default();
         if let Some(refused) = self.quarantine_refuses(push, key, service).await {
             return Err(refused);
         }
@@ -251,7 +257,7 @@ impl Deployer {
         let (mut record, resuming) = match self.claim(push, key, service, shared.lease).await? {
             Some(resumed) => (resumed, true),
             None => (
-                self.new_record(push, key, service, container, previous),
+                self.new_record(push, key, service, container, target.previous()),
                 false,
             ),
         };
