@@ -30,20 +30,15 @@ invoke: venv
 ## test: formatting, clippy (warnings denied), every test against moto and mocks, template checks
 ## (cfn-lint, sam validate --lint, the event-pattern and policy check), dependency policy
 # cargo-deny is built beside the checks (a fresh machine has to compile it: minutes of a 2-core
-# machine that the test run, mostly waiting on moto, leaves idle), and the virtualenv is installed
-# beside the Rust lint (pip mostly waits on downloads: a minute of a fresh clone's run, which the
-# lint no longer waits for). The checks that need the virtualenv run one after another once both
-# are done, and the dependency check last.
+# machine that the test run, mostly waiting on moto, leaves idle); the checks themselves run one
+# after another, and the dependency check once both are done.
 test:
-	$(MAKE) --no-print-directory -j3 checks $(CARGO_DENY)
+	$(MAKE) --no-print-directory -j2 checks $(CARGO_DENY)
 	$(MAKE) --no-print-directory deny
 
-.PHONY: checks rust-lint
-checks: venv rust-lint
-	$(MAKE) --no-print-directory -j1 world-check cargo-test template-check
-
-rust-lint:
-	$(MAKE) --no-print-directory -j1 fmt-check clippy
+.PHONY: checks
+checks:
+	$(MAKE) --no-print-directory -j1 venv fmt-check clippy world-check cargo-test template-check
 
 venv: $(VENV_STAMP)
 
