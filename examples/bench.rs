@@ -5,6 +5,8 @@
 //! Usage: cargo run --example bench -- <path to release deploy binary>
 //!        cargo run --example bench -- --reconcile <deploy binary>... (`make bench-reconcile`:
 //!        one reconcile of a repository of 5,000 images per binary, see bench/reconcile.rs)
+//!        cargo run --example bench -- --model <deploy binary> (only the workloads against the
+//!        AWS model, see bench/modelled.rs)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -12,6 +14,9 @@ mod support;
 // Beside the bench rather than an example of its own: each example target links the SDK again.
 #[path = "bench/reconcile.rs"]
 mod reconcile;
+
+#[path = "bench/modelled.rs"]
+mod modelled;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -99,6 +104,10 @@ async fn main() {
     if args.first().map(String::as_str) == Some("--reconcile") {
         let binaries: Vec<PathBuf> = args[1..].iter().map(PathBuf::from).collect();
         return reconcile::run(&binaries).await;
+    }
+    if args.first().map(String::as_str) == Some("--model") {
+        let binary = PathBuf::from(args.get(1).expect("--model <deploy binary>"));
+        return modelled::run(&binary).await;
     }
     let binary = PathBuf::from(
         std::env::args()
@@ -235,6 +244,8 @@ async fn main() {
         ),
         _ => println!("bootstrap zipped: `zip` is not available here"),
     }
+
+    modelled::run(&binary).await;
 }
 
 /// One push to 50 services in 5 clusters; prints its time against the single-service median.

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod aws_model;
 mod cli;
 mod deploy;
 mod edge;

@@ -3,6 +3,7 @@
 //! template.yaml defines it, and small helpers to set up ECS.
 #![allow(dead_code)]
 
+pub mod aws_model;
 pub mod ecs_world;
 pub mod fault_proxy;
 pub mod mocks;

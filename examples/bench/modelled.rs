@@ -1,0 +1,206 @@
+//! `make bench`, second part: the release deploy binary against AWS's speed as
+//! `tests/support/aws_model.rs` models it (per-call latency, ECS's token buckets), each workload
+//! measured against its bound: the least time any client could take under the same model.
+
+use crate::support::aws_model::{bound, critical_path, AwsModel, AwsModelProxy, Logged, Workload};
+use crate::support::runtime_api::Answer;
+use crate::support::{digest, push_event, TestBed, REGISTRY};
+use crate::{ms, start};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One push's outcome under the model.
+struct Measured {
+    wall: Duration,
+    deployed: usize,
+    /// Not done: left for Lambda's retry, or failed.
+    failed: usize,
+    /// The function's error answer, when it gave one.
+    error: Option<String>,
+    log: Vec<Logged>,
+}
+
+/// Services `s<i>` in `clusters` clusters following `web`, on `definitions` task definitions
+/// shared round-robin (services that share one share its new revision).
+async fn world(bed: &TestBed, workload: Workload) {
+    let mut families = Vec::new();
+    for f in 0..workload.definitions {
+        let td = bed
+            .task_definition(
+                &format!("f{f}"),
+                &[("app", &format!("{REGISTRY}/web:latest"))],
+            )
+            .await;
+        families.push(td);
+    }
+    for c in 0..workload.clusters {
+        bed.cluster(&format!("c{c}")).await;
+    }
+    for i in 0..workload.services {
+        let cluster = format!("c{}", i % workload.clusters);
+        let td = &families[i % workload.definitions];
+        bed.service(
+            &cluster,
+            &format!("s{i}"),
+            td,
+            &[("pushdeploy:repository", "web")],
+        )
+        .await;
+    }
+}
+
+async fn push_through_model(binary: &Path, workload: Workload) -> Measured {
+    let bed = TestBed::start().await;
+    world(&bed, workload).await;
+    let proxy = AwsModelProxy::start(bed.moto.address, AwsModel::stated()).await;
+    let mut env: Vec<(String, String)> = bed
+        .function_env()
+        .into_iter()
+        .filter(|(k, _)| k != "AWS_ENDPOINT_URL")
+        .collect();
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.url.clone()));
+    let (function, api, _) = start(binary, &env).await;
+    // A push nobody follows first, so that the measured one runs on a warm process.
+    bed.ecr_has("other", "latest", &digest('9')).await;
+    bed.ecr_has("web", "latest", &digest('f')).await;
+    api.invoke(
+        push_event("w", "other", "latest", &digest('9'), "2026-11-26T11:00:00Z"),
+        Duration::from_secs(60),
+    )
+    .await
+    .response();
+    proxy.reset();
+    let t = Instant::now();
+    let answer = api
+        .invoke(
+            push_event("m", "web", "latest", &digest('f'), "2026-11-26T12:00:00Z"),
+            Duration::from_secs(120),
+        )
+        .await;
+    let wall = t.elapsed();
+    function.stop().await;
+    let (deployed, failed, error) = match answer {
+        Answer::Response(response) => {
+            let outcomes = response["outcomes"].as_array().cloned().unwrap_or_default();
+            let count = |kind: &str| outcomes.iter().filter(|o| o["outcome"] == kind).count();
+            (count("deployed"), count("failed"), None)
+        }
+        // A Retryable answer names the services left for Lambda's retry; the rest are done.
+        Answer::Error { body, .. } => {
+            let message = body["errorMessage"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let left = message
+                .split(": ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(workload.services);
+            (workload.services - left, left, Some(message))
+        }
+    };
+    Measured {
+        wall,
+        deployed,
+        failed,
+        error,
+        log: proxy.log(),
+    }
+}
+
+fn print(name: &str, workload: Workload, measured: &Measured) {
+    let bound = bound(&AwsModel::stated(), workload);
+    let mut by_call: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for call in &measured.log {
+        let entry = by_call
+            .entry(format!("{}.{}", call.call.service, call.call.operation))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(call.throttled);
+    }
+    let ledger: usize = by_call
+        .iter()
+        .filter(|(k, _)| k.starts_with("dynamodb."))
+        .map(|(_, (n, _))| n)
+        .sum();
+    let throttled: usize = by_call.values().map(|(_, t)| t).sum();
+    println!(
+        "{name}: {} services in {} clusters, {} distinct task definitions",
+        workload.services, workload.clusters, workload.definitions
+    );
+    println!(
+        "  {:.0} ms = {:.2}x the bound of {:.0} ms; {} deployed, {} not",
+        ms(measured.wall),
+        measured.wall.as_secs_f64() / bound.as_secs_f64(),
+        ms(bound),
+        measured.deployed,
+        measured.failed
+    );
+    println!(
+        "  calls: {} ({} ledger, {throttled} throttled); critical path {} round trips",
+        measured.log.len(),
+        ledger,
+        critical_path(&measured.log)
+    );
+    if let Some(error) = &measured.error {
+        let shown: String = error.chars().take(160).collect();
+        println!("  the function answered an error (Lambda retries it): {shown}...");
+    }
+    let calls: Vec<String> = by_call
+        .iter()
+        .map(|(k, (n, t))| {
+            if *t > 0 {
+                format!("{k} {n} ({t} throttled)")
+            } else {
+                format!("{k} {n}")
+            }
+        })
+        .collect();
+    println!("  {}", calls.join(", "));
+}
+
+pub async fn run(binary: &Path) {
+    let model = AwsModel::stated();
+    println!(
+        "\nagainst the AWS model (tests/support/aws_model.rs): latency median / p99 per call:"
+    );
+    for (service, latency) in &model.latency {
+        print!(
+            " {service} {:.0}/{:.0} ms;",
+            latency.median_ms, latency.p99_ms
+        );
+    }
+    println!(" ECS's token buckets per API group\n");
+    let workloads = [
+        (
+            "one push, one service",
+            Workload {
+                services: 1,
+                clusters: 1,
+                definitions: 1,
+            },
+        ),
+        (
+            "one push, 50 services",
+            Workload {
+                services: 50,
+                clusters: 5,
+                definitions: 10,
+            },
+        ),
+        (
+            "one push, 200 services",
+            Workload {
+                services: 200,
+                clusters: 10,
+                definitions: 20,
+            },
+        ),
+    ];
+    for (name, workload) in workloads {
+        let measured = push_through_model(binary, workload).await;
+        print(name, workload, &measured);
+    }
+}
