@@ -5,6 +5,7 @@
 
 use crate::clock::AwsClock;
 use crate::follow::TaggedService;
+use crate::pace::{ApiGroup, Pacer};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{
@@ -241,6 +242,8 @@ pub struct Aws {
     pub(crate) calls: CallCounter,
     /// AWS's clock, as the answers to these clients tell it.
     pub(crate) clock: AwsClock,
+    /// ECS's request rates, kept by every call this process makes.
+    pace: Arc<Pacer>,
 }
 
 /// One image of a repository, as ECR describes it.
@@ -334,6 +337,7 @@ impl Aws {
         let calls = CallCounter::default();
         let clock = AwsClock::default();
         Aws {
+            pace: Arc::default(),
             ecs: aws_sdk_ecs::Client::from_conf(
                 ecs.config()
                     .to_builder()
@@ -582,6 +586,7 @@ impl Aws {
         cluster: &str,
         services: &[String],
     ) -> Result<DescribedServices, AwsError> {
+        self.pace.admit(ApiGroup::ServiceRead).await;
         let out = self
             .ecs
             .describe_services()
@@ -610,6 +615,7 @@ impl Aws {
         &self,
         arn: &str,
     ) -> Result<(TaskDefinition, Vec<Tag>), AwsError> {
+        self.pace.admit(ApiGroup::TaskDefinitionRead).await;
         let out = self
             .ecs
             .describe_task_definition()
@@ -636,6 +642,7 @@ impl Aws {
     ) -> Result<Vec<ServiceRevision>, AwsError> {
         let mut revisions = Vec::new();
         for batch in arns.chunks(20) {
+            self.pace.admit(ApiGroup::ServiceRevision).await;
             let out = self
                 .ecs
                 .describe_service_revisions()
@@ -687,6 +694,7 @@ impl Aws {
         request: RegisterTaskDefinitionFluentBuilder,
     ) -> Result<String, AwsError> {
         let withheld = withheld_of(&request);
+        self.pace.admit(ApiGroup::TaskDefinitionModify).await;
         let out = request
             .customize()
             .config_override(sent_once())
@@ -737,6 +745,7 @@ impl Aws {
         service: &str,
         task_definition: &str,
     ) -> Result<UpdatedService, AwsError> {
+        self.pace.admit(ApiGroup::ServiceModify).await;
         let out = self
             .ecs
             .update_service()

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod notify;
 pub mod ops;
 pub mod outcome;
+pub(crate) mod pace;
 pub mod plan;
 pub mod policy;
 pub mod replay;
