@@ -146,15 +146,28 @@ async fn no_secret_of_a_task_definition_reaches_logs_outcomes_or_errors() {
     assert_eq!(ecs_said, ["recorded", "rolled_back"], "{answers:#?}");
     assert_eq!(answers[2]["aws_calls"]["ECS.RegisterTaskDefinition"], 1);
 
-    let mut lines = deploy.log_lines();
-    lines.extend(rollback.log_lines());
     // RUST_LOG=trace is what an operator sets when debugging: pushdeploy logs at that level,
     // but the SDK (which at TRACE prints whole responses, secrets included) stays at INFO.
     // (EMF metric lines carry an `outcome` too; they are not log lines of a decision.)
-    let decisions = lines
-        .iter()
-        .filter(|l| l.contains("\"outcome\"") && !l.contains("\"_aws\""))
-        .count();
+    let decisions_in = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains("\"outcome\"") && !l.contains("\"_aws\""))
+            .count()
+    };
+    let all_lines = || {
+        let mut lines = deploy.log_lines();
+        lines.extend(rollback.log_lines());
+        lines
+    };
+    // The processes' stderr is read by tasks of their own, which can trail the answers under
+    // load: wait (up to 10 s) for the fourth decision line before counting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while decisions_in(&all_lines()) < 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines = all_lines();
+    let decisions = decisions_in(&lines);
     assert_eq!(
         decisions, 4,
         "one line per decision: deployed, failed, in progress (recorded), rolled back: {lines:?}"
