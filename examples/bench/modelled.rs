@@ -2,7 +2,9 @@
 //! `tests/support/aws_model.rs` models it (per-call latency, ECS's token buckets), each workload
 //! measured against its bound: the least time any client could take under the same model.
 
-use crate::support::aws_model::{bound, critical_path, AwsModel, AwsModelProxy, Logged, Workload};
+use crate::support::aws_model::{
+    bound, bound_of_burst, critical_path, AwsModel, AwsModelProxy, Logged, Workload,
+};
 use crate::support::runtime_api::Answer;
 use crate::support::{digest, push_event, TestBed, REGISTRY};
 use crate::{ms, start};
@@ -110,8 +112,7 @@ async fn push_through_model(binary: &Path, workload: Workload) -> Measured {
     }
 }
 
-fn print(name: &str, workload: Workload, measured: &Measured) {
-    let bound = bound(&AwsModel::stated(), workload);
+fn print(name: &str, workload: Workload, bound: Duration, measured: &Measured) {
     let mut by_call: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for call in &measured.log {
         let entry = by_call
@@ -201,6 +202,110 @@ pub async fn run(binary: &Path) {
     ];
     for (name, workload) in workloads {
         let measured = push_through_model(binary, workload).await;
-        print(name, workload, &measured);
+        print(name, workload, bound(&model, workload), &measured);
     }
+    let burst = Workload {
+        services: BURST,
+        clusters: 1,
+        definitions: BURST,
+    };
+    let measured = burst_of_pushes(binary).await;
+    print(
+        "a burst: 20 pushes to 20 services, each its own invocation, sent together",
+        burst,
+        bound_of_burst(&model, BURST),
+        &measured,
+    );
+}
+
+const BURST: usize = 20;
+
+/// 20 repositories, each followed by one service; 20 function processes, each warm; then one
+/// push to each repository, all sent together, each to its own process (Lambda runs
+/// concurrent invocations in separate execution environments).
+async fn burst_of_pushes(binary: &Path) -> Measured {
+    let bed = TestBed::start().await;
+    bed.cluster("c0").await;
+    for i in 0..BURST {
+        let repository = format!("r{i}");
+        let td = bed
+            .task_definition(
+                &format!("f{i}"),
+                &[("app", &format!("{REGISTRY}/{repository}:latest"))],
+            )
+            .await;
+        bed.service(
+            "c0",
+            &format!("s{i}"),
+            &td,
+            &[("pushdeploy:repository", &repository)],
+        )
+        .await;
+        bed.ecr_has(&repository, "latest", &digest('f')).await;
+    }
+    bed.ecr_has("other", "latest", &digest('9')).await;
+    let proxy = AwsModelProxy::start(bed.moto.address, AwsModel::stated()).await;
+    let mut env: Vec<(String, String)> = bed
+        .function_env()
+        .into_iter()
+        .filter(|(k, _)| k != "AWS_ENDPOINT_URL")
+        .collect();
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.url.clone()));
+    let mut functions = Vec::new();
+    for i in 0..BURST {
+        let (function, api, _) = start(binary, &env).await;
+        api.invoke(
+            push_event(
+                &format!("w{i}"),
+                "other",
+                "latest",
+                &digest('9'),
+                "2026-11-26T11:00:00Z",
+            ),
+            Duration::from_secs(60),
+        )
+        .await
+        .response();
+        functions.push((function, api));
+    }
+    proxy.reset();
+    let t = Instant::now();
+    let answers = futures::future::join_all(functions.iter().enumerate().map(|(i, (_, api))| {
+        let repository = format!("r{i}");
+        api.invoke(
+            push_event(
+                &format!("b{i}"),
+                &repository,
+                "latest",
+                &digest('f'),
+                "2026-11-26T12:00:00Z",
+            ),
+            Duration::from_secs(120),
+        )
+    }))
+    .await;
+    let wall = t.elapsed();
+    for (function, _) in functions {
+        function.stop().await;
+    }
+    let mut measured = Measured {
+        wall,
+        deployed: 0,
+        failed: 0,
+        error: None,
+        log: proxy.log(),
+    };
+    for answer in answers {
+        match answer {
+            Answer::Response(response) if response["outcomes"][0]["outcome"] == "deployed" => {
+                measured.deployed += 1
+            }
+            Answer::Response(_) => measured.failed += 1,
+            Answer::Error { body, .. } => {
+                measured.failed += 1;
+                measured.error = body["errorMessage"].as_str().map(str::to_string);
+            }
+        }
+    }
+    measured
 }

@@ -2,8 +2,8 @@
 //! that its proxy throttles as ECS's documented buckets say, against moto.
 
 use crate::support::aws_model::{
-    bound, critical_path, normal_quantile, AwsModel, AwsModelProxy, Bucket, Latency, Logged,
-    Operation, Tokens, Workload,
+    bound, bound_of_burst, critical_path, normal_quantile, AwsModel, AwsModelProxy, Bucket,
+    Latency, Logged, Operation, Tokens, Workload,
 };
 use crate::support::{TestBed, REGISTRY};
 use std::time::Duration;
@@ -121,6 +121,17 @@ fn the_bound_is_the_unavoidable_chain_or_the_buckets_whichever_is_longer() {
         many > Duration::from_secs(30) && many < Duration::from_secs(31),
         "{many:?}"
     );
+}
+
+#[test]
+fn a_burst_of_invocations_waits_for_its_slowest_chain() {
+    let model = AwsModel::stated();
+    let one = bound_of_burst(&model, 1);
+    let twenty = bound_of_burst(&model, 20);
+    // One chain's mean is above its medians' sum (220 ms: log-normal means exceed medians),
+    // and the slowest of twenty is slower still; 20 pushes fit the buckets' bursts.
+    assert!(one > at(220) && one < at(400), "{one:?}");
+    assert!(twenty > one && twenty < at(1000), "{twenty:?}");
 }
 
 /// ECS's answer when a bucket is empty ("If you exceed an API throttling quota, you get the

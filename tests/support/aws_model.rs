@@ -473,3 +473,37 @@ pub fn bound(model: &AwsModel, workload: Workload) -> Duration {
         read + Tokens::admits_all_by(bucket("service modify"), workload.services);
     registered.max(updates_admitted) + ecs.longest_of(workload.services)
 }
+
+/// The least time, in expectation, for `pushes` single-service pushes made together, each in an
+/// invocation of its own: each push's chain (the Tagging API with ECR beside it, then
+/// DescribeServices, DescribeTaskDefinition, RegisterTaskDefinition and UpdateService) drawn
+/// from the model, the longest of them averaged over many draws, and no step's calls admitted
+/// before their bucket would (all are within the bursts below 20 pushes).
+pub fn bound_of_burst(model: &AwsModel, pushes: usize) -> Duration {
+    const TRIALS: usize = 2000;
+    let mut draws = Draws(model.seed ^ 0xb0b);
+    let (tagging, ecr, ecs) = (
+        model.latency_of("tagging"),
+        model.latency_of("ecr"),
+        model.latency_of("ecs"),
+    );
+    let mut total = Duration::ZERO;
+    for _ in 0..TRIALS {
+        let longest = (0..pushes)
+            .map(|_| {
+                let discovery = tagging
+                    .at(draws.next_score())
+                    .max(ecr.at(draws.next_score()));
+                discovery + (0..4).map(|_| ecs.at(draws.next_score())).sum::<Duration>()
+            })
+            .max()
+            .unwrap_or_default();
+        total += longest;
+    }
+    let admitted = ["task definition modify", "service modify"]
+        .iter()
+        .map(|group| Tokens::admits_all_by(model.buckets[group], pushes))
+        .max()
+        .unwrap_or_default();
+    total / TRIALS as u32 + admitted
+}
