@@ -248,6 +248,23 @@ async fn main() {
     modelled::run(&binary).await;
 }
 
+/// One push nobody follows (of `other:latest`, which ECR must have), so that the function's
+/// next push runs on a warm process.
+async fn warm_up(api: &RuntimeApi, event_id: &str) {
+    api.invoke(
+        push_event(
+            event_id,
+            "other",
+            "latest",
+            &digest('9'),
+            "2026-11-26T11:00:00Z",
+        ),
+        Duration::from_secs(60),
+    )
+    .await
+    .response();
+}
+
 /// One push to 50 services in 5 clusters; prints its time against the single-service median.
 async fn fan_out(binary: &Path, concurrency: &str, single: f64) {
     let bed = TestBed::start().await;
@@ -272,15 +289,9 @@ async fn fan_out(binary: &Path, concurrency: &str, single: f64) {
     let mut env = bed.function_env();
     env.push(("PUSHDEPLOY_CONCURRENCY".into(), concurrency.into()));
     let (function, api, _) = start(binary, &env).await;
-    // One warm-up push on another repository, so that the measured one runs warm.
     bed.ecr_has("other", "latest", &digest('9')).await;
     bed.ecr_has("web", "latest", &digest('f')).await;
-    api.invoke(
-        push_event("w", "other", "latest", &digest('9'), "2026-11-26T11:00:00Z"),
-        Duration::from_secs(60),
-    )
-    .await
-    .response();
+    warm_up(&api, "w").await;
     let t = Instant::now();
     let response = api
         .invoke(

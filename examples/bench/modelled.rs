@@ -7,7 +7,7 @@ use crate::support::aws_model::{
 };
 use crate::support::runtime_api::Answer;
 use crate::support::{digest, push_event, TestBed, REGISTRY};
-use crate::{ms, start};
+use crate::{ms, start, warm_up};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -52,26 +52,26 @@ async fn world(bed: &TestBed, workload: Workload) {
     }
 }
 
-async fn push_through_model(binary: &Path, workload: Workload) -> Measured {
-    let bed = TestBed::start().await;
-    world(&bed, workload).await;
-    let proxy = AwsModelProxy::start(bed.moto.address, AwsModel::stated()).await;
+/// The function's environment for `bed`, with its calls going through the model's `proxy`.
+fn through(bed: &TestBed, proxy: &AwsModelProxy) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = bed
         .function_env()
         .into_iter()
         .filter(|(k, _)| k != "AWS_ENDPOINT_URL")
         .collect();
     env.push(("AWS_ENDPOINT_URL".into(), proxy.url.clone()));
+    env
+}
+
+async fn push_through_model(binary: &Path, workload: Workload) -> Measured {
+    let bed = TestBed::start().await;
+    world(&bed, workload).await;
+    let proxy = AwsModelProxy::start(bed.moto.address, AwsModel::stated()).await;
+    let env = through(&bed, &proxy);
     let (function, api, _) = start(binary, &env).await;
-    // A push nobody follows first, so that the measured one runs on a warm process.
     bed.ecr_has("other", "latest", &digest('9')).await;
     bed.ecr_has("web", "latest", &digest('f')).await;
-    api.invoke(
-        push_event("w", "other", "latest", &digest('9'), "2026-11-26T11:00:00Z"),
-        Duration::from_secs(60),
-    )
-    .await
-    .response();
+    warm_up(&api, "w").await;
     proxy.reset();
     let t = Instant::now();
     let answer = api
@@ -245,27 +245,11 @@ async fn burst_of_pushes(binary: &Path) -> Measured {
     }
     bed.ecr_has("other", "latest", &digest('9')).await;
     let proxy = AwsModelProxy::start(bed.moto.address, AwsModel::stated()).await;
-    let mut env: Vec<(String, String)> = bed
-        .function_env()
-        .into_iter()
-        .filter(|(k, _)| k != "AWS_ENDPOINT_URL")
-        .collect();
-    env.push(("AWS_ENDPOINT_URL".into(), proxy.url.clone()));
+    let env = through(&bed, &proxy);
     let mut functions = Vec::new();
     for i in 0..BURST {
         let (function, api, _) = start(binary, &env).await;
-        api.invoke(
-            push_event(
-                &format!("w{i}"),
-                "other",
-                "latest",
-                &digest('9'),
-                "2026-11-26T11:00:00Z",
-            ),
-            Duration::from_secs(60),
-        )
-        .await
-        .response();
+        warm_up(&api, &format!("w{i}")).await;
         functions.push((function, api));
     }
     proxy.reset();
