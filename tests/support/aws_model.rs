@@ -328,6 +328,17 @@ impl Drop for AwsModelProxy {
 
 impl AwsModelProxy {
     pub async fn start(upstream: SocketAddr, model: AwsModel) -> AwsModelProxy {
+        AwsModelProxy::routed(upstream, BTreeMap::new(), model).await
+    }
+
+    /// As [`AwsModelProxy::start`], with the calls of the services in `routes` sent to backends
+    /// of their own: moto answers one call at a time, so a ledger in a moto of its own keeps
+    /// DynamoDB's calls from queueing behind ECS's (and the other way round).
+    pub async fn routed(
+        upstream: SocketAddr,
+        routes: BTreeMap<&'static str, SocketAddr>,
+        model: AwsModel,
+    ) -> AwsModelProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -348,9 +359,11 @@ impl AwsModelProxy {
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = shared.clone();
+                let routes = routes.clone();
                 tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req| handle(state.clone(), upstream, req));
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(state.clone(), upstream, routes.clone(), req)
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -397,6 +410,7 @@ fn throttled() -> Response<Full<Bytes>> {
 async fn handle(
     state: Arc<Mutex<State>>,
     upstream: SocketAddr,
+    routes: BTreeMap<&'static str, SocketAddr>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let target = req
@@ -423,7 +437,11 @@ async fn handle(
     };
     tokio::time::sleep(wait).await;
     let answer = if admitted {
-        let (parts, body) = forward_to_moto(upstream, &parts, body).await?;
+        let backend = routes
+            .get(call.service.as_str())
+            .copied()
+            .unwrap_or(upstream);
+        let (parts, body) = forward_to_moto(backend, &parts, body).await?;
         Response::from_parts(parts, Full::new(body))
     } else {
         throttled()
