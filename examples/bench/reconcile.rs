@@ -21,7 +21,6 @@ use super::support::{TestBed, REGISTRY};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -178,23 +177,9 @@ async fn handle(
 
 /// The paging proxy in front of `upstream`; its URL.
 async fn start_pager(upstream: SocketAddr, pager: Arc<Mutex<Pager>>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let pager = pager.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req| handle(pager.clone(), upstream, req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    url
+    let (address, _server) =
+        crate::support::loopback::serve(move |req| handle(pager.clone(), upstream, req)).await;
+    format!("http://{address}")
 }
 
 fn manifest(n: u32) -> String {

@@ -18,10 +18,10 @@
 //! happened, not from what the code intends.
 
 use super::fault_proxy::forward_to_moto;
+use super::loopback::serve;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -252,6 +252,14 @@ impl AwsModel {
         }
     }
 
+    /// Every bucket full: a quiet account.
+    fn full_buckets(&self) -> BTreeMap<&'static str, Tokens> {
+        self.buckets
+            .iter()
+            .map(|(group, bucket)| (*group, Tokens::full(*bucket)))
+            .collect()
+    }
+
     pub fn latency_of(&self, service: &str) -> Latency {
         self.latency
             .get(service)
@@ -339,15 +347,7 @@ impl AwsModelProxy {
         routes: BTreeMap<&'static str, SocketAddr>,
         model: AwsModel,
     ) -> AwsModelProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let buckets = model
-            .buckets
-            .iter()
-            .map(|(group, bucket)| (*group, Tokens::full(*bucket)))
-            .collect();
+        let buckets = model.full_buckets();
         let state = Arc::new(Mutex::new(State {
             draws: Draws(model.seed),
             model,
@@ -356,21 +356,13 @@ impl AwsModelProxy {
             epoch: Instant::now(),
         }));
         let shared = state.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                let routes = routes.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        handle(state.clone(), upstream, routes.clone(), req)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        AwsModelProxy { url, state, server }
+        let (address, server) =
+            serve(move |req| handle(shared.clone(), upstream, routes.clone(), req)).await;
+        AwsModelProxy {
+            url: format!("http://{address}"),
+            state,
+            server,
+        }
     }
 
     /// Forgets the calls logged so far and fills every bucket again: the next workload starts
@@ -379,13 +371,7 @@ impl AwsModelProxy {
         let mut state = self.state.lock().unwrap();
         state.log.clear();
         state.epoch = Instant::now();
-        let full: BTreeMap<_, _> = state
-            .model
-            .buckets
-            .iter()
-            .map(|(group, bucket)| (*group, Tokens::full(*bucket)))
-            .collect();
-        state.buckets = full;
+        state.buckets = state.model.full_buckets();
     }
 
     /// The calls since the last reset, in the order they answered.

@@ -6,6 +6,7 @@
 //! A call is named by its service and operation, as the JSON protocols of DynamoDB, ECS and
 //! the tagging API carry them in `X-Amz-Target`.
 
+use super::loopback::serve;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -118,29 +119,13 @@ impl Drop for FaultProxy {
 
 impl FaultProxy {
     pub async fn start(upstream: SocketAddr) -> FaultProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
         let (gate, opened) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                let opened = opened.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        handle(state.clone(), opened.clone(), upstream, req)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (address, server) =
+            serve(move |req| handle(shared.clone(), opened.clone(), upstream, req)).await;
         FaultProxy {
-            url,
+            url: format!("http://{address}"),
             state,
             gate,
             server,

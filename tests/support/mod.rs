@@ -6,6 +6,7 @@
 pub mod aws_model;
 pub mod ecs_world;
 pub mod fault_proxy;
+pub mod loopback;
 pub mod mocks;
 pub mod moto;
 pub mod rich_definition;
