@@ -2,6 +2,7 @@ mod artifacts_moto;
 mod deploy_mocks;
 mod deploy_moto;
 mod fanout_moto;
+mod paced_moto;
 mod partial_failures;
 mod policy_moto;
 mod reconcile_moto;

@@ -1,0 +1,69 @@
+//! One push whose fan-out needs more revisions than ECS's RegisterTaskDefinition bucket holds,
+//! through the bench's model of ECS's throttling (tests/support/aws_model.rs) in front of moto:
+//! the deploy paces its calls to ECS's documented rates instead of meeting ThrottlingException.
+//! ("Request throttling for the Amazon ECS API": task definition modify actions, a bucket of 20
+//! refilled at 1 a second; "If you exceed an API throttling quota, you get the
+//! ThrottlingException error code".)
+
+use crate::support::aws_model::{AwsModel, AwsModelProxy, Latency};
+use crate::support::{digest, push_event, TestBed, REGISTRY};
+use pushdeploy::deploy::{Deployer, OutcomeKind};
+use pushdeploy::invocation::Invocation;
+
+/// Two more distinct task definitions than the bucket's burst: the last two must wait about a
+/// second each for a token.
+const SERVICES: usize = 22;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_beyond_register_task_definitions_burst_waits_for_tokens_and_is_never_throttled()
+{
+    let bed = TestBed::start().await;
+    bed.cluster("c0").await;
+    for i in 0..SERVICES {
+        let td = bed
+            .task_definition(
+                &format!("f{i}"),
+                &[("app", &format!("{REGISTRY}/web:latest"))],
+            )
+            .await;
+        bed.service(
+            "c0",
+            &format!("s{i}"),
+            &td,
+            &[("pushdeploy:repository", "web")],
+        )
+        .await;
+    }
+    let mut model = AwsModel::stated();
+    for latency in model.latency.values_mut() {
+        *latency = Latency::ms(1.0, 2.0);
+    }
+    let proxy = AwsModelProxy::start(bed.moto.address, model).await;
+    let deployer = Deployer::new(&bed.sdk_through(&proxy.url).await, bed.config());
+    let push = push_event(
+        "paced-1",
+        "web",
+        "latest",
+        &digest('f'),
+        "2026-11-26T12:00:00Z",
+    );
+    let report = deployer
+        .handle(bed.pushed(push).await, &Invocation::default())
+        .await
+        .unwrap();
+
+    let deployed = report
+        .outcomes
+        .iter()
+        .filter(|o| o.outcome == OutcomeKind::Deployed)
+        .count();
+    assert_eq!(deployed, SERVICES, "{report:?}");
+    let log = proxy.log();
+    let registers = log
+        .iter()
+        .filter(|c| c.call.operation == "RegisterTaskDefinition")
+        .count();
+    let throttled: Vec<_> = log.iter().filter(|c| c.throttled).collect();
+    assert_eq!(registers, SERVICES);
+    assert!(throttled.is_empty(), "ECS throttled: {throttled:?}");
+}
