@@ -42,6 +42,14 @@ impl ApiGroup {
     }
 }
 
+/// How much later than its token a waiting call leaves. ECS counts a call when it arrives, a
+/// network delay after it left, and that delay varies: a call that waited for its token and then
+/// travelled faster than the burst's first call would arrive before ECS's bucket holds the token
+/// (seen here without it: a loaded CI run of the pacing test sent 23 RegisterTaskDefinitions for
+/// 22 revisions, one throttled and sent again). Added once per call,
+/// not accumulated: a fan-out that waits ends this much later, not this much per call later.
+const ARRIVAL_SLACK: Duration = Duration::from_millis(100);
+
 /// One bucket as this process has drawn on it: tokens left (negative when calls are already
 /// waiting for tokens to come), as of `at`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,8 +72,9 @@ impl Bucket {
     }
 
     /// Reserves the next token for a call at `now`: how long the call must wait for it. Calls
-    /// are served in the order they ask, each at the time its token comes, so that waiting
-    /// callers do not all wake at once and throttle each other.
+    /// are served in the order they ask, each at the time its token comes (plus
+    /// [`ARRIVAL_SLACK`]), so that waiting callers do not all wake at once and throttle each
+    /// other.
     pub(crate) fn reserve(&mut self, now: Instant) -> Duration {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
@@ -74,7 +83,7 @@ impl Bucket {
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-self.tokens / self.per_second)
+            Duration::from_secs_f64(-self.tokens / self.per_second) + ARRIVAL_SLACK
         }
     }
 }
@@ -112,9 +121,10 @@ mod tests {
         let mut bucket = Bucket::full(ApiGroup::ServiceModify, start);
         let waits: Vec<Duration> = (0..53).map(|_| bucket.reserve(start)).collect();
         assert!(waits[..50].iter().all(|w| w.is_zero()));
-        // UpdateService refills 5 tokens a second: the 51st call waits 0.2 s, the 53rd 0.6 s.
-        assert_eq!(waits[50], Duration::from_millis(200));
-        assert_eq!(waits[52], Duration::from_millis(600));
+        // UpdateService refills 5 tokens a second: the 51st call's token comes after 0.2 s, the
+        // 53rd's after 0.6 s; each leaves the slack after its token.
+        assert_eq!(waits[50], Duration::from_millis(200) + ARRIVAL_SLACK);
+        assert_eq!(waits[52], Duration::from_millis(600) + ARRIVAL_SLACK);
     }
 
     #[test]
@@ -124,11 +134,14 @@ mod tests {
         for _ in 0..20 {
             assert!(bucket.reserve(start).is_zero());
         }
-        assert_eq!(bucket.reserve(start), Duration::from_secs(1));
+        assert_eq!(
+            bucket.reserve(start),
+            Duration::from_secs(1) + ARRIVAL_SLACK
+        );
         // An hour later the bucket holds its burst of 20, not 3,600 tokens.
         let later = start + Duration::from_secs(3600);
         let waits: Vec<Duration> = (0..21).map(|_| bucket.reserve(later)).collect();
         assert!(waits[..20].iter().all(|w| w.is_zero()));
-        assert_eq!(waits[20], Duration::from_secs(1));
+        assert_eq!(waits[20], Duration::from_secs(1) + ARRIVAL_SLACK);
     }
 }
