@@ -962,10 +962,11 @@ async fn in_progress_between_the_deploy_functions_writes() {
         &digest,
         &t.world.now().await,
     );
-    // The deploy function's third PutItem is its last: the record as `deployed`.
+    // The deploy function's second transaction is its last write: the record as `deployed`,
+    // with the claim released.
     t.deploy_proxy.break_calls(Plan {
-        call: call("dynamodb", "PutItem"),
-        skip: 2,
+        call: call("dynamodb", "TransactWriteItems"),
+        skip: 1,
         times: 1,
         fault: Fault::Held,
     });

@@ -7,7 +7,7 @@ use crate::clock::{now_ms, now_text};
 use crate::diff::{named, unlike_planned};
 use crate::event::Push;
 use crate::follow::{Follower, ServiceKey};
-use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, Status};
+use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, LedgerError, Status, Taken};
 use crate::outcome::{Outcome, OutcomeKind, SkipReason};
 use crate::plan::{decide, unreported_failure_warning, Change, Decision};
 use crate::resolved::{image_of, is_pinned, revision_running, ResolvedImages};
@@ -140,26 +140,8 @@ impl Deployer {
             .await
         {
             Ok(Claim::Acquired { resumed }) => Ok(resumed.map(|record| *record)),
-            Ok(Claim::Busy {
-                reason,
-                retryable: true,
-            }) => Err(Outcome::failed(key, reason, true).on(service)),
-            Ok(Claim::Busy {
-                reason,
-                retryable: false,
-            }) => Err(Outcome::skipped(key, SkipReason::InProgress, reason).on(service)),
-            Ok(Claim::Stale { reason }) => {
-                Err(Outcome::skipped(key, SkipReason::Stale, reason).on(service))
-            }
-            Ok(Claim::Finished { reason }) => {
-                Err(Outcome::skipped(key, SkipReason::AlreadyHandled, reason).on(service))
-            }
-            Err(e) => {
-                Err(
-                    Outcome::failed(key, format!("not deployed, because {e}"), e.retryable())
-                        .on(service),
-                )
-            }
+            Ok(refused) => Err(refused_outcome(key, service, refused)),
+            Err(e) => Err(ledger_failed(key, service, &e)),
         }
     }
 
@@ -195,9 +177,10 @@ impl Deployer {
         }
     }
 
-    /// The revision the service moves to, recorded in the ledger before anything is sent: the
-    /// one an interrupted attempt of this push registered (when it is exactly the planned one),
-    /// or the planned one registered now; with why a claimed one was refused, for the outcome.
+    /// The revision the service moves to, recorded in the ledger before UpdateService names it
+    /// (the rollback function knows a deployment by its revision): the one an interrupted
+    /// attempt of this push registered (when it is exactly the planned one), or the planned one
+    /// registered now; with why a claimed one was refused, for the outcome.
     async fn revision_for(
         &self,
         target: &Target<'_>,
@@ -210,31 +193,36 @@ impl Deployer {
         // when it is exactly this one.
         let planned = self.planned_revision(target, change);
         let refused = Mutex::new(None);
+        if let Some(recorded) = record.new_task_definition.clone() {
+            return Ok((recorded, None));
+        }
         // An interrupted attempt may have registered the revision without recording it.
-        if resuming && record.new_task_definition.is_none() {
-            if let Ok(request) = &planned {
-                record.new_task_definition =
-                    self.registered_earlier(target, request, &refused).await;
-            }
-        }
-        record.updated_at = now_text();
-        if let Err(e) = self.ledger.put_deploying(record).await {
-            return Err((format!("not deployed, because {e}"), e.retryable()));
-        }
-        let new_definition = match record.new_task_definition.clone() {
+        let adopted = match (&planned, resuming) {
+            (Ok(request), true) => self.registered_earlier(target, request, &refused).await,
+            _ => None,
+        };
+        let arn = match adopted {
             Some(arn) => arn,
             None => {
-                self.register_once(target, change, planned, shared, &refused, record)
+                self.register_once(target, change, planned, shared, &refused)
                     .await?
             }
         };
+        record.new_task_definition = Some(arn.clone());
+        record.updated_at = now_text();
+        if let Err(e) = self.ledger.put_deploying(record).await {
+            return Err((
+                format!("registered {arn} but could not record it: {e}"),
+                true,
+            ));
+        }
         let refused = refused.into_inner().unwrap_or_else(|e| e.into_inner());
-        Ok((new_definition, refused))
+        Ok((arn, refused))
     }
 
-    /// The service taken for the push: not for a quarantined digest, with the digests it runs
-    /// now read (for a rollback) and claimed in the ledger; the record an interrupted delivery
-    /// left (`true`: resuming) or a new one.
+    /// The service taken for the push in one ledger write ([`crate::ledger::Ledger::take`]): not
+    /// for a quarantined digest, with the digests it runs now read first (a rollback needs
+    /// them); the record an interrupted delivery left (`true`: resuming) or the intent written.
     async fn take_service(
         &self,
         target: &Target<'_>,
@@ -248,26 +236,28 @@ impl Deployer {
             definition,
             ..
         } = *target;
-        if let Some(refused) = self.quarantine_refuses(push, key, service).await {
-            return Err(refused);
-        }
         let previous_images = self
             .images_running(key, service, definition, container)
             .await?;
-        let (mut record, resuming) = match self.claim(push, key, service, shared.lease).await? {
-            Some(resumed) => (resumed, true),
-            None => (
-                self.new_record(push, key, service, container, target.previous()),
-                false,
-            ),
-        };
-        record.previous_images = record.previous_images.or(previous_images);
-        Ok((record, resuming))
+        let mut intent = self.new_record(push, key, service, container, target.previous());
+        intent.previous_images = previous_images.clone();
+        match self.ledger.take(&intent, shared.lease, now_ms()).await {
+            Ok(Taken::Held { record, resumed }) => {
+                let mut record = *record;
+                record.previous_images = record.previous_images.or(previous_images);
+                Ok((record, resumed))
+            }
+            Ok(Taken::Quarantined(reason)) => {
+                Err(Outcome::skipped(key, SkipReason::Quarantined, reason).on(service))
+            }
+            Ok(Taken::Refused(refused)) => Err(refused_outcome(key, service, refused)),
+            Err(e) => Err(ledger_failed(key, service, &e)),
+        }
     }
 
     /// The planned revision registered, once for every service on the same revision
-    /// (RegisterTaskDefinition is throttled at 1/s per account), never re-sent blindly, and
-    /// recorded; or why not, and whether a retry may help.
+    /// (RegisterTaskDefinition is throttled at 1/s per account), never re-sent blindly; or why
+    /// not, and whether a retry may help.
     async fn register_once(
         &self,
         target: &Target<'_>,
@@ -275,7 +265,6 @@ impl Deployer {
         planned: Result<RegisterTaskDefinitionFluentBuilder, RevisionError>,
         shared: &Shared<'_>,
         refused: &Mutex<Option<String>>,
-        record: &mut DeploymentRecord,
     ) -> Result<String, (String, bool)> {
         let request = planned.map_err(|e| (e.to_string(), false))?;
         let register = || self.aws.register_task_definition(request.clone());
@@ -286,20 +275,11 @@ impl Deployer {
             change.container,
             change.to_image
         );
-        let arn = shared
+        shared
             .revisions
             .once(same_revision, || write_at_most_once(register, landed))
             .await
-            .map_err(|e| (e.to_string(), e.retryable))?;
-        record.new_task_definition = Some(arn.clone());
-        record.updated_at = now_text();
-        if let Err(e) = self.ledger.put_deploying(record).await {
-            return Err((
-                format!("registered {arn} but could not record it: {e}"),
-                true,
-            ));
-        }
-        Ok(arn)
+            .map_err(|e| (e.to_string(), e.retryable))
     }
 
     /// UpdateService onto `new_definition`, and the ledger told: the outcome, with the warnings
@@ -405,10 +385,7 @@ impl Deployer {
             Ok(Some(reason)) => {
                 Some(Outcome::skipped(key, SkipReason::Quarantined, reason).on(service))
             }
-            Err(e) => {
-                let reason = format!("not deployed, because {e}");
-                Some(Outcome::failed(key, reason, e.retryable()).on(service))
-            }
+            Err(e) => Some(ledger_failed(key, service, &e)),
         }
     }
 
@@ -545,4 +522,32 @@ pub(super) fn provenance(push: &Push, previous: &str) -> Provenance {
         event_id: push.event_id.clone(),
         previous_task_definition: previous.to_string(),
     }
+}
+
+/// The outcome of a push the ledger head refused: a retryable busy service fails the invocation
+/// so Lambda tries again; the rest are skipped with the head's reason.
+fn refused_outcome(key: &ServiceKey, service: &Service, refused: Claim) -> Outcome {
+    match refused {
+        Claim::Busy {
+            reason,
+            retryable: true,
+        } => Outcome::failed(key, reason, true),
+        Claim::Busy {
+            reason,
+            retryable: false,
+        } => Outcome::skipped(key, SkipReason::InProgress, reason),
+        Claim::Stale { reason } => Outcome::skipped(key, SkipReason::Stale, reason),
+        Claim::Finished { reason } => Outcome::skipped(key, SkipReason::AlreadyHandled, reason),
+        Claim::Acquired { .. } => Outcome::failed(
+            key,
+            "not deployed: the ledger both took and refused the service; retry",
+            true,
+        ),
+    }
+    .on(service)
+}
+
+/// The outcome when the ledger cannot be read or written before anything changed.
+fn ledger_failed(key: &ServiceKey, service: &Service, e: &LedgerError) -> Outcome {
+    Outcome::failed(key, format!("not deployed, because {e}"), e.retryable()).on(service)
 }

@@ -1,7 +1,7 @@
 //! What the rollback function keeps in the ledger beside deployment records: quarantined
 //! digests, ECS deployments it saw but did not start, the in-flight index, rollback claims.
 
-use super::record::{s, text};
+use super::record::{s, text, Item};
 use super::{
     is_condition_failure, DeploymentRecord, Lease, Ledger, LedgerError, Status, HEAD_SK,
     QUARANTINE_PREFIX, SEEN_PREFIX,
@@ -42,13 +42,7 @@ impl Ledger {
         let item = self
             .get(service_arn, &format!("{QUARANTINE_PREFIX}{digest}"))
             .await?;
-        Ok(item.map(|item| {
-            format!(
-                "quarantined: {digest} failed on this service at {} ({}); push a new image",
-                text(&item, "at").unwrap_or_default(),
-                text(&item, "reason").unwrap_or_default()
-            )
-        }))
+        Ok(item.map(|item| quarantine_sentence(digest, &item)))
     }
 
     /// Notes an ECS deployment event pushdeploy did not start, for the record only: one item per
@@ -118,4 +112,13 @@ impl Ledger {
             Err(e) => Err(self.failed("dynamodb:UpdateItem", e).into()),
         }
     }
+}
+
+/// What a push of `digest` reports when the quarantine mark `item` refuses it.
+pub(super) fn quarantine_sentence(digest: &str, item: &Item) -> String {
+    format!(
+        "quarantined: {digest} failed on this service at {} ({}); push a new image",
+        text(item, "at").unwrap_or_default(),
+        text(item, "reason").unwrap_or_default()
+    )
 }

@@ -17,9 +17,12 @@ use aws_sdk_dynamodb::Client;
 
 pub mod claim;
 mod followup;
+use followup::quarantine_sentence;
+mod hold;
 mod phases;
 mod queries;
 mod record;
+pub use hold::Taken;
 pub(crate) use phases::Written;
 pub use record::{deploy_sk, DeploymentRecord, Kind, Status, ALL_STATUSES, DEPLOY_PREFIX};
 use record::{s, text, Item};
@@ -105,6 +108,22 @@ pub enum LedgerError {
         "the ledger head of {0} no longer belongs to this push (taken over after the lease ended)"
     )]
     LostLease(String),
+    /// DynamoDB cancelled a transaction for a reason other than its conditions: another
+    /// transaction on the same item at the same moment, or throttling (a retry gets past both),
+    /// or a request it could not accept (no retry does).
+    #[error("the deployment ledger cancelled a write to {service_arn} ({codes})")]
+    Cancelled {
+        /// The service whose items the transaction wrote.
+        service_arn: String,
+        /// DynamoDB's cancellation codes, other than conditions.
+        codes: String,
+        /// Whether every code is one a later attempt gets past.
+        retryable: bool,
+    },
+    /// A ledger request pushdeploy built lacks a field DynamoDB requires: a bug, which no retry
+    /// fixes; please report it.
+    #[error("pushdeploy built an invalid ledger request ({0}); this is a bug, please report it")]
+    Unbuildable(String),
 }
 
 impl LedgerError {
@@ -116,6 +135,8 @@ impl LedgerError {
             // A newer push took the service after this one's lease ended; that push deploys its
             // own image, so a retry of this one would only be refused by the claim.
             LedgerError::LostLease(_) => false,
+            LedgerError::Cancelled { retryable, .. } => *retryable,
+            LedgerError::Unbuildable(_) => false,
         }
     }
 }
@@ -261,24 +282,17 @@ impl Ledger {
         reason: Option<&str>,
         now_text: &str,
     ) -> Result<(), LedgerError> {
-        let mut update = self
+        let (expression, values) = hold::release_expression(event_id, status, reason, now_text);
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(service_arn))
             .key("sk", s(HEAD_SK))
+            .update_expression(expression)
             .condition_expression("event_id = :event")
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":event", s(event_id))
-            .expression_attribute_values(":state", s(status.as_str()))
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":now_text", s(now_text));
-        update = match reason {
-            Some(reason) => update
-                .update_expression("SET #state = :state, lease_until = :zero, updated_at = :now_text, reason = :reason")
-                .expression_attribute_values(":reason", s(reason)),
-            None => update.update_expression("SET #state = :state, lease_until = :zero, updated_at = :now_text REMOVE reason"),
-        };
+            .set_expression_attribute_values(Some(values));
         match update.send().await {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failure(&e) => {
@@ -286,21 +300,6 @@ impl Ledger {
             }
             Err(e) => Err(self.failed("dynamodb:UpdateItem", e).into()),
         }
-    }
-
-    /// Writes the deploy function's record (unless ECS's report of its end got there first),
-    /// then ends the push's hold on the service in the record's status (see
-    /// [`Ledger::release`]).
-    pub(crate) async fn settle(&self, record: &DeploymentRecord) -> Result<(), LedgerError> {
-        self.put_deploying(record).await?;
-        self.release(
-            &record.service_arn,
-            &record.event_id,
-            record.status,
-            record.reason.as_deref(),
-            &record.updated_at,
-        )
-        .await
     }
 
     /// Writes the whole record, unconditionally (over whatever the item held); the same record

@@ -6,7 +6,7 @@
 //! the record still being in a status the writer may move it from, and the rollback function's
 //! event writes change only the fields it owns: a write never undoes another.
 
-use super::record::{s, AWAITS_ECS_ROLLBACK, INFLIGHT, INFLIGHT_YES, SWEEP_RUNNING};
+use super::record::{s, Item, AWAITS_ECS_ROLLBACK, INFLIGHT, INFLIGHT_YES, SWEEP_RUNNING};
 use super::{is_condition_failure, DeploymentRecord, Ledger, LedgerError, Status};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -25,7 +25,26 @@ pub(crate) enum Written {
 
 /// Where a deployment record may stand for the deploy function to (re)write it: not yet
 /// written, or still its own (claimed, or deployed by an earlier delivery of the same push).
-const DEPLOYS: [Status; 2] = [Status::Deploying, Status::Deployed];
+pub(super) const DEPLOYS: [Status; 2] = [Status::Deploying, Status::Deployed];
+
+/// The condition that a record stands in one of `from` (`#status` is `status`), or
+/// (`may_create`) does not exist yet; with its values.
+pub(super) fn status_condition(from: &[Status], may_create: bool) -> (String, Item) {
+    let values: Item = from
+        .iter()
+        .enumerate()
+        .map(|(i, status)| (format!(":from{i}"), s(status.as_str())))
+        .collect();
+    let mut names: Vec<&str> = values.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let in_status = format!("#status IN ({})", names.join(", "));
+    let condition = if may_create {
+        format!("attribute_not_exists(pk) OR {in_status}")
+    } else {
+        format!("attribute_exists(pk) AND {in_status}")
+    };
+    (condition, values)
+}
 
 impl Ledger {
     /// A conditional write's answer: landed, or the condition found the record moved on.
@@ -79,24 +98,15 @@ impl Ledger {
         may_create: bool,
         from: &[Status],
     ) -> Result<Written, LedgerError> {
-        let mut put = self
+        let (condition, values) = status_condition(from, may_create);
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(record.to_item()))
-            .expression_attribute_names("#status", "status");
-        let mut allowed = Vec::new();
-        for (i, status) in from.iter().enumerate() {
-            let name = format!(":from{i}");
-            put = put.expression_attribute_values(&name, s(status.as_str()));
-            allowed.push(name);
-        }
-        let in_status = format!("#status IN ({})", allowed.join(", "));
-        put = put.condition_expression(if may_create {
-            format!("attribute_not_exists(pk) OR {in_status}")
-        } else {
-            format!("attribute_exists(pk) AND {in_status}")
-        });
+            .expression_attribute_names("#status", "status")
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values));
         self.conditional(put.send().await, "dynamodb:PutItem")
     }
 

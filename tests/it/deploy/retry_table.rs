@@ -18,6 +18,8 @@ use pushdeploy::ledger::{Kind, Status, HEAD_SK, QUARANTINE_PREFIX};
 use pushdeploy::rollback::RollbackHandler;
 
 const UPDATE_SERVICE: Call = call("ecs", "UpdateService");
+/// The deploy path's two ledger transactions: #1 takes the service, #2 settles it.
+const TAKE_OR_SETTLE: Call = call("dynamodb", "TransactWriteItems");
 
 /// One fault: `call`'s `nth` request (1-based) and the `times - 1` after it fail as `fault`.
 struct Row {
@@ -183,21 +185,20 @@ async fn every_deploy_call_failing_then_retried_ends_with_one_revision_and_one_d
         row("describe service", call("ecs", "DescribeServices"), 1, PERSISTENT, Fault::Throttled, true),
         row("describe definition", call("ecs", "DescribeTaskDefinition"), 1, PERSISTENT, Fault::Hang, true),
         row("read running digests", call("ecs", "DescribeServiceRevisions"), 1, PERSISTENT, Fault::Unavailable, true),
-        row("quarantine check", call("dynamodb", "GetItem"), 1, PERSISTENT, Fault::Unavailable, true),
-        row("claim", call("dynamodb", "UpdateItem"), 1, PERSISTENT, Fault::Unavailable, true),
-        row("claim", call("dynamodb", "UpdateItem"), 1, ONCE, Fault::AnswerLost, false),
-        row("record intent", call("dynamodb", "PutItem"), 1, PERSISTENT, Fault::Unavailable, true),
+        row("take (quarantine, claim, intent)", TAKE_OR_SETTLE, 1, PERSISTENT, Fault::Unavailable, true),
+        row("take (quarantine, claim, intent)", TAKE_OR_SETTLE, 1, ONCE, Fault::AnswerLost, false),
+        row("take (quarantine, claim, intent)", TAKE_OR_SETTLE, 1, PERSISTENT, Fault::AnswerLost, true),
         row("register", call("ecs", "RegisterTaskDefinition"), 1, ONCE, Fault::Throttled, false),
         row("register", call("ecs", "RegisterTaskDefinition"), 1, ONCE, Fault::AnswerLost, false),
         row("register", call("ecs", "RegisterTaskDefinition"), 1, PERSISTENT, Fault::AnswerLost, false),
         row("register", call("ecs", "RegisterTaskDefinition"), 1, PERSISTENT, Fault::Unavailable, true),
-        row("record revision", call("dynamodb", "PutItem"), 2, PERSISTENT, Fault::Unavailable, true),
+        row("record revision", call("dynamodb", "PutItem"), 1, PERSISTENT, Fault::Unavailable, true),
         row("update service", UPDATE_SERVICE, 1, ONCE, Fault::AnswerLost, false),
         row("update service", UPDATE_SERVICE, 1, PERSISTENT, Fault::Unavailable, true),
         row("update service", UPDATE_SERVICE, 1, PERSISTENT, Fault::Hang, true),
-        row("record deployed", call("dynamodb", "PutItem"), 3, PERSISTENT, Fault::Unavailable, true),
-        row("release claim", call("dynamodb", "UpdateItem"), 2, PERSISTENT, Fault::Unavailable, true),
-        row("release claim", call("dynamodb", "UpdateItem"), 2, ONCE, Fault::AnswerLost, false),
+        row("settle (record deployed, release claim)", TAKE_OR_SETTLE, 2, PERSISTENT, Fault::Unavailable, true),
+        row("settle (record deployed, release claim)", TAKE_OR_SETTLE, 2, ONCE, Fault::AnswerLost, false),
+        row("settle (record deployed, release claim)", TAKE_OR_SETTLE, 2, PERSISTENT, Fault::AnswerLost, true),
     ];
     let bed = TestBed::start().await;
     bed.cluster("prod").await;

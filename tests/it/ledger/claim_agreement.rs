@@ -1,14 +1,16 @@
 //! The claim rules are written twice, of necessity: as pure functions (`ledger::claim`, which the
 //! table tests read) and as the condition expressions DynamoDB applies atomically. Here both
 //! meet every case: a head item of each owner, state and lease is put into the ledger on moto,
-//! the real `claim` and `claim_for_rollback` are attempted, and each must succeed exactly when
-//! its pure rule says so. A rule changed on one side only fails here.
+//! the real `claim`, the deploy function's `take` and `claim_for_rollback` are attempted, and each
+//! must succeed exactly when its pure rule says so. A rule changed on one side only fails here.
 
 use crate::support::{digest, TestBed, TABLE};
 use aws_sdk_dynamodb::types::AttributeValue;
 use pushdeploy::event::Push;
 use pushdeploy::ledger::claim::{push_may_claim, rollback_may_claim, Claimant, Head};
-use pushdeploy::ledger::{Claim, DeploymentRecord, Kind, Lease, Ledger, Status, ALL_STATUSES};
+use pushdeploy::ledger::{
+    Claim, DeploymentRecord, Kind, Lease, Ledger, Status, Taken, ALL_STATUSES,
+};
 
 const NOW: u64 = 1_800_000_000_000;
 fn push(event_id: &str, second: u32) -> Push {
@@ -129,6 +131,34 @@ async fn dynamodbs_conditions_agree_with_the_claim_rules_in_every_case() {
             disagreements.push(format!(
                 "push claim on {head:?}: DynamoDB {dynamodb}, rule {rule}"
             ));
+        }
+
+        // The deploy function's take (quarantine check, claim and intent in one transaction),
+        // on another: held exactly when the rule says so, and refused for the reason the claim
+        // above gave, though it reads the head from the cancelled transaction, not a GetItem.
+        let service = format!("arn:aws:ecs:us-east-1:123456789012:service/agree/take-{i}");
+        if let Some(head) = head {
+            put_head(&bed, &service, head).await;
+        }
+        let intent = DeploymentRecord {
+            status: Status::Deploying,
+            new_task_definition: None,
+            ..failed_record(&service, "e-this")
+        };
+        let taken = ledger
+            .take(&intent, &lease, NOW)
+            .await
+            .expect("a take is answered");
+        let held = matches!(taken, Taken::Held { resumed: false, .. });
+        if held != rule {
+            disagreements.push(format!("take on {head:?}: DynamoDB {held}, rule {rule}"));
+        }
+        if let (Taken::Refused(refused), false) = (&taken, dynamodb) {
+            if *refused != claimed {
+                disagreements.push(format!(
+                    "take on {head:?} refused as {refused:?}, the claim as {claimed:?}"
+                ));
+            }
         }
 
         // The rollback's claim back from the failed push `e-this`, on another.

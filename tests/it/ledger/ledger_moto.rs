@@ -186,10 +186,11 @@ async fn the_rollback_function_never_undoes_the_deploy_functions_last_write() {
     let rollback = RollbackHandler::new(&bed.sdk_through(&rollback_proxy.url).await, bed.config());
     let invocation = Invocation::default();
 
-    // The deploy function's third PutItem is its last: the record as `deployed`.
+    // The deploy function's second transaction is its last write: the record as `deployed`,
+    // with the claim released.
     deploy_proxy.break_calls(Plan {
-        call: call("dynamodb", "PutItem"),
-        skip: 2,
+        call: call("dynamodb", "TransactWriteItems"),
+        skip: 1,
         times: 1,
         fault: Fault::Held,
     });
