@@ -154,17 +154,29 @@ impl Deployer {
         change: Change,
         shared: &Shared<'_>,
     ) -> Outcome {
-        let (mut record, resuming) =
-            match self.take_service(target, &change.container, shared).await {
-                Ok(taken) => taken,
-                Err(outcome) => return outcome,
-            };
+        // The digests the service runs now are read beside the take, off the critical path:
+        // only the record written before UpdateService must hold them.
+        let (taken, images) = tokio::join!(
+            self.take_service(target, &change.container, shared),
+            self.images_running(target, &change.container)
+        );
+        let (mut record, resuming) = match taken {
+            Ok(taken) => taken,
+            Err(outcome) => return outcome,
+        };
         let outcome = Outcome {
             container: Some(change.container.clone()),
             image: Some(change.to_image.clone()),
             ..Outcome::new(target.key, OutcomeKind::Failed, None)
         }
         .on(target.service);
+        match images {
+            // An interrupted delivery's reading was made before anything changed: it stands.
+            Ok(images) => record.previous_images = record.previous_images.or(images),
+            Err((reason, retryable)) => {
+                return self.abandon(record, outcome, reason, retryable).await
+            }
+        }
         match self
             .revision_for(target, &change, shared, &mut record, resuming)
             .await
@@ -221,8 +233,8 @@ impl Deployer {
     }
 
     /// The service taken for the push in one ledger write ([`crate::ledger::Ledger::take`]): not
-    /// for a quarantined digest, with the digests it runs now read first (a rollback needs
-    /// them); the record an interrupted delivery left (`true`: resuming) or the intent written.
+    /// for a quarantined digest; the record an interrupted delivery left (`true`: resuming) or
+    /// the intent written.
     async fn take_service(
         &self,
         target: &Target<'_>,
@@ -230,23 +242,11 @@ impl Deployer {
         shared: &Shared<'_>,
     ) -> Result<(DeploymentRecord, bool), Outcome> {
         let Target {
-            push,
-            key,
-            service,
-            definition,
-            ..
+            push, key, service, ..
         } = *target;
-        let previous_images = self
-            .images_running(key, service, definition, container)
-            .await?;
-        let mut intent = self.new_record(push, key, service, container, target.previous());
-        intent.previous_images = previous_images.clone();
+        let intent = self.new_record(push, key, service, container, target.previous());
         match self.ledger.take(&intent, shared.lease, now_ms()).await {
-            Ok(Taken::Held { record, resumed }) => {
-                let mut record = *record;
-                record.previous_images = record.previous_images.or(previous_images);
-                Ok((record, resumed))
-            }
+            Ok(Taken::Held { record, resumed }) => Ok((*record, resumed)),
             Ok(Taken::Quarantined(reason)) => {
                 Err(Outcome::skipped(key, SkipReason::Quarantined, reason).on(service))
             }
@@ -332,14 +332,14 @@ impl Deployer {
     /// The digests ECS recorded for the revision the service runs now, read only when the
     /// followed container names its image by tag: a rollback to that revision must land on them,
     /// and ECS is the only one who knows them. `None` when the image is pinned already, or ECS
-    /// lists no service revision for the service.
+    /// lists no service revision for the service; `Err`: why they cannot be read, and whether a
+    /// retry may.
     async fn images_running(
         &self,
-        key: &ServiceKey,
-        service: &Service,
-        definition: &TaskDefinition,
+        target: &Target<'_>,
         container: &str,
-    ) -> Result<Option<ResolvedImages>, Outcome> {
+    ) -> Result<Option<ResolvedImages>, (String, bool)> {
+        let (service, definition) = (target.service, target.definition);
         if image_of(definition, container).is_none_or(is_pinned) {
             return Ok(None);
         }
@@ -359,12 +359,10 @@ impl Deployer {
         match self.aws.describe_service_revisions(&arns).await {
             Ok(revisions) => Ok(revision_running(&revisions, running, &tasks)
                 .map(ResolvedImages::of_revision)),
-            Err(e) => Err(Outcome::failed(
-                key,
+            Err(e) => Err((
                 format!("not deployed: cannot read the digests the service runs now, which a rollback would need ({e})"),
                 e.retryable,
-            )
-            .on(service)),
+            )),
         }
     }
 
