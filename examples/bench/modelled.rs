@@ -7,7 +7,7 @@ use crate::support::aws_model::{
 };
 use crate::support::runtime_api::Answer;
 use crate::support::{digest, push_event, TestBed, REGISTRY};
-use crate::{ms, start, warm_up};
+use crate::{ms, peak_rss_kib, start, warm_up};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -21,6 +21,8 @@ struct Measured {
     /// The function's error answer, when it gave one.
     error: Option<String>,
     log: Vec<Logged>,
+    /// The function process's peak resident set, in KiB, when the system reports it.
+    peak_rss_kib: Option<u64>,
 }
 
 /// Services `s<i>` in `clusters` clusters following `web`, on `definitions` task definitions
@@ -71,11 +73,19 @@ async fn proxy_for(bed: &TestBed, ledger: &TestBed) -> AwsModelProxy {
     AwsModelProxy::routed(bed.moto.address, routes, AwsModel::stated()).await
 }
 
-async fn push_through_model(binary: &Path, workload: Workload) -> Measured {
+/// One push to `workload`'s services; `concurrency` sets `PUSHDEPLOY_CONCURRENCY` when given.
+async fn push_through_model(
+    binary: &Path,
+    workload: Workload,
+    concurrency: Option<usize>,
+) -> Measured {
     let (bed, ledger) = (TestBed::start().await, TestBed::start().await);
     world(&bed, workload).await;
     let proxy = proxy_for(&bed, &ledger).await;
-    let env = through(&bed, &proxy);
+    let mut env = through(&bed, &proxy);
+    if let Some(concurrency) = concurrency {
+        env.push(("PUSHDEPLOY_CONCURRENCY".into(), concurrency.to_string()));
+    }
     let (function, api, _) = start(binary, &env).await;
     bed.ecr_has("other", "latest", &digest('9')).await;
     bed.ecr_has("web", "latest", &digest('f')).await;
@@ -89,6 +99,7 @@ async fn push_through_model(binary: &Path, workload: Workload) -> Measured {
         )
         .await;
     let wall = t.elapsed();
+    let peak_rss_kib = function.pid().and_then(peak_rss_kib);
     function.stop().await;
     let (deployed, failed, error) = match answer {
         Answer::Response(response) => {
@@ -117,6 +128,7 @@ async fn push_through_model(binary: &Path, workload: Workload) -> Measured {
         failed,
         error,
         log: proxy.log(),
+        peak_rss_kib,
     }
 }
 
@@ -148,10 +160,27 @@ fn print(name: &str, workload: Workload, bound: Duration, measured: &Measured) {
         measured.failed
     );
     println!(
-        "  calls: {} ({} ledger, {throttled} throttled); critical path {} round trips",
+        "  calls: {} ({} ledger, {throttled} throttled); critical path {} round trips; peak RSS {}",
         measured.log.len(),
         ledger,
-        critical_path(&measured.log)
+        critical_path(&measured.log),
+        measured
+            .peak_rss_kib
+            .map_or("not reported".to_string(), |kib| format!(
+                "{:.1} MiB",
+                kib as f64 / 1024.0
+            ))
+    );
+    // moto answers one call at a time, a few milliseconds each: when it falls behind, the wall
+    // time above is partly its queue, which the model does not charge to AWS.
+    let late: Vec<Duration> = measured.log.iter().map(|c| c.late).collect();
+    println!(
+        "  backend (moto) slower than the drawn latency: {} of {} calls, by {:.0} ms at most",
+        late.iter()
+            .filter(|l| **l > Duration::from_millis(2))
+            .count(),
+        late.len(),
+        ms(late.iter().copied().max().unwrap_or_default()),
     );
     if let Some(error) = &measured.error {
         let shown: String = error.chars().take(160).collect();
@@ -192,6 +221,14 @@ pub async fn run(binary: &Path) {
             },
         ),
         (
+            "one push, 10 services",
+            Workload {
+                services: 10,
+                clusters: 2,
+                definitions: 4,
+            },
+        ),
+        (
             "one push, 50 services",
             Workload {
                 services: 50,
@@ -209,9 +246,17 @@ pub async fn run(binary: &Path) {
         ),
     ];
     for (name, workload) in workloads {
-        let measured = push_through_model(binary, workload).await;
+        let measured = push_through_model(binary, workload, None).await;
         print(name, workload, bound(&model, workload), &measured);
     }
+    let (name, workload) = workloads[2];
+    let measured = push_through_model(binary, workload, Some(32)).await;
+    print(
+        &format!("{name}, PUSHDEPLOY_CONCURRENCY=32"),
+        workload,
+        bound(&model, workload),
+        &measured,
+    );
     let burst = Workload {
         services: BURST,
         clusters: 1,
@@ -278,6 +323,10 @@ async fn burst_of_pushes(binary: &Path) -> Measured {
     }))
     .await;
     let wall = t.elapsed();
+    let peak_rss_kib = functions
+        .iter()
+        .filter_map(|(function, _)| function.pid().and_then(peak_rss_kib))
+        .max();
     for (function, _) in functions {
         function.stop().await;
     }
@@ -287,6 +336,7 @@ async fn burst_of_pushes(binary: &Path) -> Measured {
         failed: 0,
         error: None,
         log: proxy.log(),
+        peak_rss_kib,
     };
     for answer in answers {
         match answer {

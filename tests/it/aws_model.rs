@@ -21,6 +21,7 @@ fn logged(operation: &str, started: u64, ended: u64) -> Logged {
         started: at(started),
         ended: at(ended),
         throttled: false,
+        late: Duration::ZERO,
     }
 }
 
