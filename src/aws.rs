@@ -5,7 +5,7 @@
 
 use crate::clock::AwsClock;
 use crate::follow::TaggedService;
-use crate::pace::{ApiGroup, Pacer};
+use crate::pace::{ApiGroup, Pacer, PastDeadline};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{
@@ -63,7 +63,32 @@ const RETRYABLE_CODES: [&str; 9] = [
     "ServiceUnavailable",
 ];
 
+/// The code of a call the pacer did not send because the invocation's time was running out.
+const PAST_DEADLINE: &str = "PastDeadline";
+
 impl AwsError {
+    /// A call not sent because its token would come too late for this invocation
+    /// ([`crate::pace::by_deadline`]): Lambda's retry, a new invocation with time of its own,
+    /// sends it; a retry within this one would only be refused again.
+    pub(crate) fn past_deadline(operation: &'static str, refused: PastDeadline) -> AwsError {
+        AwsError {
+            operation,
+            code: Some(PAST_DEADLINE.into()),
+            message: format!(
+                "not sent: ECS's request rate would have held it {:.1} s, past the time this invocation has left; left for Lambda's retry",
+                refused.wait.as_secs_f64()
+            ),
+            retryable: true,
+            maybe_applied: false,
+            problem: None,
+        }
+    }
+
+    /// Whether retrying within this invocation is pointless ([`AwsError::past_deadline`]).
+    fn for_the_next_invocation(&self) -> bool {
+        self.code.as_deref() == Some(PAST_DEADLINE)
+    }
+
     pub(crate) fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -586,7 +611,10 @@ impl Aws {
         cluster: &str,
         services: &[String],
     ) -> Result<DescribedServices, AwsError> {
-        self.pace.admit(ApiGroup::ServiceRead).await;
+        self.pace
+            .admit(ApiGroup::ServiceRead)
+            .await
+            .map_err(|refused| AwsError::past_deadline("ecs:DescribeServices", refused))?;
         let out = self
             .ecs
             .describe_services()
@@ -615,7 +643,10 @@ impl Aws {
         &self,
         arn: &str,
     ) -> Result<(TaskDefinition, Vec<Tag>), AwsError> {
-        self.pace.admit(ApiGroup::TaskDefinitionRead).await;
+        self.pace
+            .admit(ApiGroup::TaskDefinitionRead)
+            .await
+            .map_err(|refused| AwsError::past_deadline("ecs:DescribeTaskDefinition", refused))?;
         let out = self
             .ecs
             .describe_task_definition()
@@ -642,7 +673,12 @@ impl Aws {
     ) -> Result<Vec<ServiceRevision>, AwsError> {
         let mut revisions = Vec::new();
         for batch in arns.chunks(20) {
-            self.pace.admit(ApiGroup::ServiceRevision).await;
+            self.pace
+                .admit(ApiGroup::ServiceRevision)
+                .await
+                .map_err(|refused| {
+                    AwsError::past_deadline("ecs:DescribeServiceRevisions", refused)
+                })?;
             let out = self
                 .ecs
                 .describe_service_revisions()
@@ -694,7 +730,10 @@ impl Aws {
         request: RegisterTaskDefinitionFluentBuilder,
     ) -> Result<String, AwsError> {
         let withheld = withheld_of(&request);
-        self.pace.admit(ApiGroup::TaskDefinitionModify).await;
+        self.pace
+            .admit(ApiGroup::TaskDefinitionModify)
+            .await
+            .map_err(|refused| AwsError::past_deadline("ecs:RegisterTaskDefinition", refused))?;
         let out = request
             .customize()
             .config_override(sent_once())
@@ -745,7 +784,10 @@ impl Aws {
         service: &str,
         task_definition: &str,
     ) -> Result<UpdatedService, AwsError> {
-        self.pace.admit(ApiGroup::ServiceModify).await;
+        self.pace
+            .admit(ApiGroup::ServiceModify)
+            .await
+            .map_err(|refused| AwsError::past_deadline("ecs:UpdateService", refused))?;
         let out = self
             .ecs
             .update_service()
@@ -810,7 +852,7 @@ where
                 return Ok(done);
             }
         }
-        if !error.retryable || attempt >= WRITE_ATTEMPTS {
+        if !error.retryable || error.for_the_next_invocation() || attempt >= WRITE_ATTEMPTS {
             return Err(error);
         }
         tokio::time::sleep(WRITE_BACKOFF[attempt as usize - 1]).await;

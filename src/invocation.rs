@@ -33,6 +33,15 @@ impl From<&lambda_runtime::Context> for Invocation {
 }
 
 impl Invocation {
+    /// When the invocation ends, on this process's clock; `None` when unknown (a local run).
+    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
+        let now = now_ms();
+        (self.deadline_ms > 0).then(|| {
+            let left = std::time::Duration::from_millis(self.deadline_ms.saturating_sub(now));
+            tokio::time::Instant::now() + left
+        })
+    }
+
     /// The account and region the function runs in, from its ARN.
     pub(crate) fn home(&self) -> (Option<&str>, Option<&str>) {
         let mut parts = self.function_arn.as_deref().unwrap_or_default().split(':');

@@ -108,15 +108,18 @@ impl Deployer {
         invocation: &Invocation,
     ) -> Result<Report, RetryableFailure> {
         self.aws.calls.take();
-        match parse_deploy_trigger(payload) {
-            Ok(DeployTrigger::Reconcile { event_id, at }) => {
-                self.reconcile(event_id, at, invocation).await
+        let work = async {
+            match parse_deploy_trigger(payload) {
+                Ok(DeployTrigger::Reconcile { event_id, at }) => {
+                    self.reconcile(event_id, at, invocation).await
+                }
+                Ok(DeployTrigger::Push(push)) => self.on_push(*push, invocation).await,
+                Err(ignored) => {
+                    Ok(self.ignored(ignored.event_id, ignored.reason.to_string(), invocation))
+                }
             }
-            Ok(DeployTrigger::Push(push)) => self.on_push(*push, invocation).await,
-            Err(ignored) => {
-                Ok(self.ignored(ignored.event_id, ignored.reason.to_string(), invocation))
-            }
-        }
+        };
+        crate::pace::by_deadline(invocation.deadline(), work).await
     }
 
     /// The answer to what moves nothing, with its reason (logged by [`Report::ignored`]).
