@@ -835,8 +835,8 @@ def mutants():
 
     new_call = {
         "src/bin/deploy.rs": (
-            "deployer.warm_up().await;",
-            "deployer.warm_up().await;\n    let _ = aws_sdk_ecs::Client::new(&sdk).list_services().send().await;",
+            "deployer.warm_up();",
+            "deployer.warm_up();\n    let _ = aws_sdk_ecs::Client::new(&sdk).list_services().send().await;",
         )
     }
     continue_override = {"actions": [{

@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = pushdeploy::init::settings().await?;
     let sdk = pushdeploy::aws::load_sdk_config().await;
     let deployer = Deployer::new(&sdk, config);
-    deployer.warm_up().await;
+    deployer.warm_up();
     let deployer = &deployer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let invocation = Invocation::from(&event.context);

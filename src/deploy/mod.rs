@@ -84,12 +84,17 @@ impl Deployer {
         }
     }
 
-    /// Opens the connections a push needs, during init (when `PUSHDEPLOY_WARM_UP` allows).
-    pub async fn warm_up(&self) {
+    /// Starts opening the connections a push needs (when `PUSHDEPLOY_WARM_UP` allows), in a
+    /// task of its own: the function polls for its first event meanwhile instead of waiting,
+    /// and that event's calls find each connection open or opening. The handshakes to ECS, the
+    /// Tagging API and DynamoDB then run side by side, where the push would make them one after
+    /// another (its ECS calls wait for the Tagging API's answer).
+    pub fn warm_up(&self) {
         if self.config.warm_up {
-            self.aws
-                .warm_up(&self.config.table, std::time::Duration::from_secs(2))
-                .await;
+            let (aws, table) = (self.aws.clone(), self.config.table.clone());
+            tokio::spawn(async move {
+                aws.warm_up(&table, std::time::Duration::from_secs(2)).await;
+            });
         }
     }
 
