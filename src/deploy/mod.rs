@@ -124,7 +124,9 @@ impl Deployer {
                 }
             }
         };
-        crate::pace::by_deadline(invocation.deadline(), work).await
+        // Boxed: the invocation's future type is deep enough that the deploy binary's `main`
+        // went past the compiler's query depth limit once it was wrapped once more.
+        crate::pace::by_deadline(invocation.deadline(), Box::pin(work)).await
     }
 
     /// The answer to what moves nothing, with its reason (logged by [`Report::ignored`]).
