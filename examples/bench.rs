@@ -55,6 +55,16 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time a running process has used (user + system), from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and
+    // stime are the 12th and 13th of them, in clock ticks (100 a second on Linux).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// Starts the binary and waits for its first poll of the Runtime API; (process, api, time).
 async fn start(binary: &Path, env: &[(String, String)]) -> (FunctionProcess, RuntimeApi, Duration) {
     let api = RuntimeApi::start().await;
@@ -149,7 +159,7 @@ async fn main() {
         median(cold_no_warm.clone())
     );
     println!(
-        "  so the warm-up costs {:.2} ms here (3 plain-HTTP loopback requests to moto)\n",
+        "  so the warm-up costs {:.2} ms here (it starts 3 requests in a task of its own and does\n   not wait for them)\n",
         median(cold.clone()) - median(cold_no_warm.clone())
     );
 

@@ -7,7 +7,7 @@ use crate::support::aws_model::{
 };
 use crate::support::runtime_api::Answer;
 use crate::support::{digest, push_event, TestBed, REGISTRY};
-use crate::{ms, peak_rss_kib, start, warm_up};
+use crate::{cpu_time, ms, peak_rss_kib, start, warm_up};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,6 +23,9 @@ struct Measured {
     log: Vec<Logged>,
     /// The function process's peak resident set, in KiB, when the system reports it.
     peak_rss_kib: Option<u64>,
+    /// The CPU time the function used for the push (10 ms resolution): how much of its billed
+    /// duration was work rather than waiting for AWS.
+    cpu: Option<Duration>,
 }
 
 /// Services `s<i>` in `clusters` clusters following `web`, on `definitions` task definitions
@@ -90,6 +93,7 @@ async fn push_through_model(
     bed.ecr_has("other", "latest", &digest('9')).await;
     bed.ecr_has("web", "latest", &digest('f')).await;
     warm_up(&api, "w").await;
+    let cpu_before = function.pid().and_then(cpu_time);
     proxy.reset();
     let t = Instant::now();
     let answer = api
@@ -100,6 +104,11 @@ async fn push_through_model(
         .await;
     let wall = t.elapsed();
     let peak_rss_kib = function.pid().and_then(peak_rss_kib);
+    let cpu = function
+        .pid()
+        .and_then(cpu_time)
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     function.stop().await;
     let (deployed, failed, error) = match answer {
         Answer::Response(response) => {
@@ -129,6 +138,7 @@ async fn push_through_model(
         error,
         log: proxy.log(),
         peak_rss_kib,
+        cpu,
     }
 }
 
@@ -159,17 +169,19 @@ fn print(name: &str, workload: Workload, bound: Duration, measured: &Measured) {
         measured.deployed,
         measured.failed
     );
+    let rss = measured
+        .peak_rss_kib
+        .map_or("not reported".to_string(), |kib| {
+            format!("{:.1} MiB", kib as f64 / 1024.0)
+        });
+    let cpu = measured.cpu.map_or("not reported".to_string(), |cpu| {
+        format!("{:.0} ms", ms(cpu))
+    });
     println!(
-        "  calls: {} ({} ledger, {throttled} throttled); critical path {} round trips; peak RSS {}",
+        "  calls: {} ({} ledger, {throttled} throttled); critical path {} round trips; peak RSS {rss}; CPU {cpu}",
         measured.log.len(),
         ledger,
         critical_path(&measured.log),
-        measured
-            .peak_rss_kib
-            .map_or("not reported".to_string(), |kib| format!(
-                "{:.1} MiB",
-                kib as f64 / 1024.0
-            ))
     );
     // moto answers one call at a time, a few milliseconds each: when it falls behind, the wall
     // time above is partly its queue, which the model does not charge to AWS.
@@ -250,9 +262,10 @@ pub async fn run(binary: &Path) {
         print(name, workload, bound(&model, workload), &measured);
     }
     let (name, workload) = workloads[2];
-    let measured = push_through_model(binary, workload, Some(32)).await;
+    // The default before issue 16, for comparison with the default now (32).
+    let measured = push_through_model(binary, workload, Some(8)).await;
     print(
-        &format!("{name}, PUSHDEPLOY_CONCURRENCY=32"),
+        &format!("{name}, PUSHDEPLOY_CONCURRENCY=8"),
         workload,
         bound(&model, workload),
         &measured,
@@ -337,6 +350,7 @@ async fn burst_of_pushes(binary: &Path) -> Measured {
         error: None,
         log: proxy.log(),
         peak_rss_kib,
+        cpu: None,
     };
     for answer in answers {
         match answer {

@@ -323,6 +323,9 @@ struct State {
     buckets: BTreeMap<&'static str, Tokens>,
     log: Vec<Logged>,
     epoch: Instant,
+    /// Counts resets: a call that started before the last one (the function's warm-up, still
+    /// running in the background) is left out of the log, which starts at the reset.
+    generation: u64,
 }
 
 /// The proxy: [`AwsModel`]'s latencies and buckets in front of a backend (moto).
@@ -358,6 +361,7 @@ impl AwsModelProxy {
             buckets,
             log: Vec::new(),
             epoch: Instant::now(),
+            generation: 0,
         }));
         let shared = state.clone();
         let (address, server) =
@@ -375,6 +379,7 @@ impl AwsModelProxy {
         let mut state = self.state.lock().unwrap();
         state.log.clear();
         state.epoch = Instant::now();
+        state.generation += 1;
         state.buckets = state.model.full_buckets();
     }
 
@@ -411,7 +416,7 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let call = Operation::of(target.as_deref(), &body);
-    let (started, wait, admitted) = {
+    let (started, wait, admitted, generation) = {
         let mut state = state.lock().unwrap();
         let started = state.epoch.elapsed();
         let score = state.draws.next_score();
@@ -423,7 +428,7 @@ async fn handle(
                 .is_none_or(|tokens| tokens.take(started)),
             None => true,
         };
-        (started, wait, admitted)
+        (started, wait, admitted, state.generation)
     };
     // The backend works while the latency runs: AWS's own time is inside the latency it is
     // measured by. Only a backend slower than the drawn latency delays the answer, and the log
@@ -441,14 +446,16 @@ async fn handle(
     };
     let (answer, ()) = tokio::join!(answer, tokio::time::sleep(wait));
     let mut state = state.lock().unwrap();
-    let ended = state.epoch.elapsed();
-    state.log.push(Logged {
-        call,
-        started,
-        ended,
-        throttled: !admitted,
-        late: (ended - started).saturating_sub(wait),
-    });
+    if state.generation == generation {
+        let ended = state.epoch.elapsed();
+        state.log.push(Logged {
+            call,
+            started,
+            ended,
+            throttled: !admitted,
+            late: (ended - started).saturating_sub(wait),
+        });
+    }
     answer
 }
 
