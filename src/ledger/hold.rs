@@ -83,6 +83,8 @@ impl Cancelled {
 const QUARANTINE_ITEM: usize = 0;
 const HEAD_ITEM: usize = 1;
 const INTENT_ITEM: usize = 2;
+/// The position of the head's release in a settle (after the record).
+const RELEASE_ITEM: usize = 1;
 
 impl Ledger {
     /// Takes the service for `intent`'s push in one write: refused when its digest is
@@ -262,7 +264,7 @@ impl Ledger {
         if let Some(error) = cancelled.other(&record.service_arn) {
             return Err(error);
         }
-        if cancelled.condition_failed(1).is_some() {
+        if cancelled.condition_failed(RELEASE_ITEM).is_some() {
             self.put_deploying(record).await?;
             return Err(LedgerError::LostLease(record.service_arn.clone()));
         }

@@ -14,15 +14,16 @@ use pushdeploy::invocation::Invocation;
 /// second each for a token.
 const SERVICES: usize = 22;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fan_out_beyond_register_task_definitions_burst_waits_for_tokens_and_is_never_throttled()
-{
+/// `services` services `s<i>` in cluster `c0`, each on a task definition of its own
+/// (`<family><i>`) following `web:latest`; ECS's buckets in front of moto, with latencies of a
+/// millisecond or two; and a deploy function through them.
+async fn paced_world(services: usize, family: &str) -> (TestBed, AwsModelProxy, Deployer) {
     let bed = TestBed::start().await;
     bed.cluster("c0").await;
-    for i in 0..SERVICES {
+    for i in 0..services {
         let td = bed
             .task_definition(
-                &format!("f{i}"),
+                &format!("{family}{i}"),
                 &[("app", &format!("{REGISTRY}/web:latest"))],
             )
             .await;
@@ -40,6 +41,13 @@ async fn a_fan_out_beyond_register_task_definitions_burst_waits_for_tokens_and_i
     }
     let proxy = AwsModelProxy::start(bed.moto.address, model).await;
     let deployer = Deployer::new(&bed.sdk_through(&proxy.url).await, bed.config());
+    (bed, proxy, deployer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_beyond_register_task_definitions_burst_waits_for_tokens_and_is_never_throttled()
+{
+    let (bed, proxy, deployer) = paced_world(SERVICES, "f").await;
     let push = push_event(
         "paced-1",
         "web",
@@ -75,29 +83,7 @@ async fn a_fan_out_beyond_register_task_definitions_burst_waits_for_tokens_and_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fan_out_longer_than_the_invocation_leaves_the_rest_for_lambdas_retry() {
     const MORE: usize = 25;
-    let bed = TestBed::start().await;
-    bed.cluster("c0").await;
-    for i in 0..MORE {
-        let td = bed
-            .task_definition(
-                &format!("g{i}"),
-                &[("app", &format!("{REGISTRY}/web:latest"))],
-            )
-            .await;
-        bed.service(
-            "c0",
-            &format!("s{i}"),
-            &td,
-            &[("pushdeploy:repository", "web")],
-        )
-        .await;
-    }
-    let mut model = AwsModel::stated();
-    for latency in model.latency.values_mut() {
-        *latency = Latency::ms(1.0, 2.0);
-    }
-    let proxy = AwsModelProxy::start(bed.moto.address, model).await;
-    let deployer = Deployer::new(&bed.sdk_through(&proxy.url).await, bed.config());
+    let (bed, proxy, deployer) = paced_world(MORE, "g").await;
     let push = bed
         .pushed(push_event(
             "paced-2",
