@@ -146,69 +146,88 @@ impl Deployer {
     }
 
     /// The change made: the service taken in the ledger, the planned revision registered once
-    /// (or adopted, when an interrupted attempt registered exactly it), UpdateService, and the
-    /// ledger told. Each step that fails hands the claim back with its reason ([`Self::abandon`]).
+    /// (or adopted, when an interrupted attempt registered exactly it) and recorded,
+    /// UpdateService, and the ledger told. Each step that fails hands the claim back with its
+    /// reason ([`Self::abandon`]).
     async fn deploy_change(
         &self,
         target: &Target<'_>,
         change: Change,
         shared: &Shared<'_>,
     ) -> Outcome {
-        // The digests the service runs now are read beside the take, off the critical path:
-        // only the record written before UpdateService must hold them.
+        // The digests the service runs now matter only to a rollback, so only the record written
+        // before UpdateService must hold them: they are read while the service is taken and its
+        // revision registered, off the critical path.
         let (taken, images) = tokio::join!(
-            self.take_service(target, &change.container, shared),
+            self.take_and_find_revision(target, &change, shared),
             self.images_running(target, &change.container)
         );
-        let (mut record, resuming) = match taken {
+        let (mut record, outcome, revision) = match taken {
             Ok(taken) => taken,
             Err(outcome) => return outcome,
         };
+        let found = images.and_then(|images| revision.map(|revision| (images, revision)));
+        let (images, (new_definition, refused)) = match found {
+            Ok(found) => found,
+            Err((reason, retryable)) => {
+                return self.abandon(record, outcome, reason, retryable).await
+            }
+        };
+        // An interrupted delivery's reading was made before anything changed: it stands.
+        record.previous_images = record.previous_images.or(images);
+        if record.new_task_definition.as_deref() != Some(new_definition.as_str()) {
+            record.new_task_definition = Some(new_definition.clone());
+            record.updated_at = now_text();
+            if let Err(e) = self.ledger.put_deploying(&record).await {
+                let reason = format!("registered {new_definition} but could not record it: {e}");
+                return self.abandon(record, outcome, reason, true).await;
+            }
+        }
+        self.update_and_settle(record, outcome, target, new_definition, refused)
+            .await
+    }
+
+    /// The service taken ([`Self::take_service`]), the outcome its deployment will report, and
+    /// the revision it moves to ([`Self::revision_for`]), or why there is none.
+    async fn take_and_find_revision(
+        &self,
+        target: &Target<'_>,
+        change: &Change,
+        shared: &Shared<'_>,
+    ) -> Result<(DeploymentRecord, Outcome, Found), Outcome> {
+        let (record, resuming) = self.take_service(target, &change.container, shared).await?;
         let outcome = Outcome {
             container: Some(change.container.clone()),
             image: Some(change.to_image.clone()),
             ..Outcome::new(target.key, OutcomeKind::Failed, None)
         }
         .on(target.service);
-        match images {
-            // An interrupted delivery's reading was made before anything changed: it stands.
-            Ok(images) => record.previous_images = record.previous_images.or(images),
-            Err((reason, retryable)) => {
-                return self.abandon(record, outcome, reason, retryable).await
-            }
-        }
-        match self
-            .revision_for(target, &change, shared, &mut record, resuming)
-            .await
-        {
-            Ok((new_definition, refused)) => {
-                self.update_and_settle(record, outcome, target, new_definition, refused)
-                    .await
-            }
-            Err((reason, retryable)) => self.abandon(record, outcome, reason, retryable).await,
-        }
+        let revision = self
+            .revision_for(target, change, shared, &record, resuming)
+            .await;
+        Ok((record, outcome, revision))
     }
 
-    /// The revision the service moves to, recorded in the ledger before UpdateService names it
-    /// (the rollback function knows a deployment by its revision): the one an interrupted
-    /// attempt of this push registered (when it is exactly the planned one), or the planned one
-    /// registered now; with why a claimed one was refused, for the outcome.
+    /// The revision the service moves to: the one the ledger already names (an interrupted
+    /// attempt of this push recorded it), the one such an attempt registered without recording
+    /// it (when it is exactly the planned one), or the planned one registered now; with why a
+    /// claimed one was refused, for the outcome. The caller records it before UpdateService
+    /// names it: the rollback function knows a deployment by its revision.
     async fn revision_for(
         &self,
         target: &Target<'_>,
         change: &Change,
         shared: &Shared<'_>,
-        record: &mut DeploymentRecord,
+        record: &DeploymentRecord,
         resuming: bool,
-    ) -> Result<(String, Option<String>), (String, bool)> {
+    ) -> Found {
+        if let Some(recorded) = record.new_task_definition.clone() {
+            return Ok((recorded, None));
+        }
         // Built before anything is sent, so that a revision found in the family is adopted only
         // when it is exactly this one.
         let planned = self.planned_revision(target, change);
         let refused = Mutex::new(None);
-        if let Some(recorded) = record.new_task_definition.clone() {
-            return Ok((recorded, None));
-        }
-        // An interrupted attempt may have registered the revision without recording it.
         let adopted = match (&planned, resuming) {
             (Ok(request), true) => self.registered_earlier(target, request, &refused).await,
             _ => None,
@@ -220,14 +239,6 @@ impl Deployer {
                     .await?
             }
         };
-        record.new_task_definition = Some(arn.clone());
-        record.updated_at = now_text();
-        if let Err(e) = self.ledger.put_deploying(record).await {
-            return Err((
-                format!("registered {arn} but could not record it: {e}"),
-                true,
-            ));
-        }
         let refused = refused.into_inner().unwrap_or_else(|e| e.into_inner());
         Ok((arn, refused))
     }
@@ -510,6 +521,10 @@ impl Deployer {
         outcome
     }
 }
+
+/// The revision a service moves to and why a claimed one was refused (see
+/// [`Deployer::revision_for`]); or why there is none, and whether a retry may find one.
+type Found = Result<(String, Option<String>), (String, bool)>;
 
 /// The provenance tags of the revision a push makes from `previous`.
 pub(super) fn provenance(push: &Push, previous: &str) -> Provenance {

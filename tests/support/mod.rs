@@ -5,6 +5,7 @@
 
 pub mod aws_model;
 pub mod ecs_world;
+pub mod fast_aws;
 pub mod fault_proxy;
 pub mod loopback;
 pub mod mocks;
