@@ -16,8 +16,10 @@ pub(crate) const DEFAULT_METRICS_NAMESPACE: &str = "pushdeploy";
 pub(crate) const CONCURRENCY_VAR: &str = "PUSHDEPLOY_CONCURRENCY";
 pub(crate) const WARM_UP_VAR: &str = "PUSHDEPLOY_WARM_UP";
 /// How many services one push deploys at once, unless set. The pacer (`pace.rs`) holds ECS's
-/// rates whatever this is, so it only decides how many waves a fan-out takes: 50 services took
-/// 46 sequential round trips at 8 and 29 at 32, for 1.9 MiB more peak RSS (`make bench`).
+/// rates whatever this is, so it only decides how many waves a fan-out takes: against the bench's
+/// model, 50 services took 2.63x the bound at 8, 1.56x at 32 and 1.13x at 64 (`make bench`).
+/// Not 64: each service in flight may open its own TLS connections, whose handshakes the model
+/// does not charge and a 256 MB function pays for at a seventh of a vCPU.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 32;
 /// ECS retries a broken deployment forever without a circuit breaker: this long, then it is failed.
 pub(crate) const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
