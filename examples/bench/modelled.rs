@@ -87,7 +87,7 @@ enum Backend {
 /// the backend).
 #[allow(dead_code)]
 enum Running {
-    Moto(TestBed, TestBed),
+    Moto(Box<(TestBed, TestBed)>),
     Fast(FastAws),
 }
 
@@ -102,7 +102,7 @@ async fn backend_for(backend: Backend, workload: Workload) -> (AwsModelProxy, Ru
             bed.ecr_has("other", "latest", &digest('9')).await;
             bed.ecr_has("web", "latest", &digest('f')).await;
             let proxy = proxy_for(&bed, &ledger).await;
-            (proxy, Running::Moto(bed, ledger))
+            (proxy, Running::Moto(Box::new((bed, ledger))))
         }
         Backend::Fast => {
             let fast = FastAws::start().await;
@@ -376,7 +376,7 @@ async fn burst_backend(backend: Backend) -> (AwsModelProxy, Running) {
             bed.ecr_has("other", "latest", &digest('9')).await;
             let ledger = TestBed::start().await;
             let proxy = proxy_for(&bed, &ledger).await;
-            (proxy, Running::Moto(bed, ledger))
+            (proxy, Running::Moto(Box::new((bed, ledger))))
         }
         Backend::Fast => {
             let fast = FastAws::start().await;
