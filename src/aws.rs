@@ -51,7 +51,11 @@ pub struct AwsError {
     pub(crate) problem: Option<Box<Problem>>,
 }
 
-const RETRYABLE_CODES: [&str; 9] = [
+/// Codes a later attempt gets past. TransactionConflictException is DynamoDB's answer to a plain
+/// write on an item a transaction is writing at that moment (the deploy function takes and
+/// settles a service in transactions, which the rollback function's writes can meet): "OK to
+/// retry? Yes" ("Error handling with DynamoDB", DynamoDB Developer Guide).
+const RETRYABLE_CODES: [&str; 10] = [
     "ThrottlingException",
     "Throttling",
     "TooManyRequestsException",
@@ -61,6 +65,7 @@ const RETRYABLE_CODES: [&str; 9] = [
     "ServerException",
     "InternalServerError",
     "ServiceUnavailable",
+    "TransactionConflictException",
 ];
 
 /// The code of a call the pacer did not send because the invocation's time was running out.

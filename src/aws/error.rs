@@ -315,6 +315,22 @@ mod tests {
     }
 
     #[test]
+    fn a_write_that_meets_a_transaction_is_retried_a_failed_condition_is_not() {
+        let conflict = answered(
+            400,
+            "TransactionConflictException",
+            "Transaction is ongoing for the item",
+        );
+        assert!(crate::aws::AwsError::from_sdk("dynamodb:UpdateItem", conflict).retryable);
+        let condition = answered(
+            400,
+            "ConditionalCheckFailedException",
+            "The conditional request failed",
+        );
+        assert!(!crate::aws::AwsError::from_sdk("dynamodb:UpdateItem", condition).retryable);
+    }
+
+    #[test]
     fn a_missing_region_is_known_by_either_words_the_sdk_uses() {
         for words in MISSING_REGION {
             let missing = dispatch(words);
