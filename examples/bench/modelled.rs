@@ -7,7 +7,7 @@ use crate::support::aws_model::{
 };
 use crate::support::fast_aws::FastAws;
 use crate::support::runtime_api::Answer;
-use crate::support::{digest, push_event, TestBed, REGION, REGISTRY, TABLE};
+use crate::support::{digest, function_env_at, push_event, TestBed, REGISTRY};
 use crate::{cpu_time, ms, peak_rss_kib, start, warm_up};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -60,17 +60,7 @@ async fn world(bed: &TestBed, workload: Workload) {
 
 /// The function's environment, with its calls going through the model's `proxy`.
 fn through(proxy: &AwsModelProxy) -> Vec<(String, String)> {
-    [
-        ("AWS_ENDPOINT_URL", proxy.url.clone()),
-        ("AWS_REGION", REGION.to_string()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("PUSHDEPLOY_TABLE", TABLE.into()),
-        ("RUST_LOG", "info".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+    function_env_at(&proxy.url)
 }
 
 /// What answers behind the model's proxy.

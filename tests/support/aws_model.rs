@@ -19,7 +19,7 @@
 //! happened, not from what the code intends.
 
 use super::fault_proxy::forward_to_moto;
-use super::loopback::serve;
+use super::loopback::{amz_target, serve};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -408,11 +408,7 @@ async fn handle(
     routes: BTreeMap<&'static str, SocketAddr>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let target = amz_target(&req);
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let call = Operation::of(target.as_deref(), &body);

@@ -12,7 +12,7 @@
 //! has no tasks and no rollouts (a deployment stays IN_PROGRESS), and only what the deploy path
 //! reads is kept. `tests/it/fast_aws.rs` holds its conditions to moto's, case by case.
 
-use super::loopback::serve;
+use super::loopback::{amz_target, serve};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
@@ -177,12 +177,7 @@ async fn answer(
     world: Arc<Mutex<World>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let target = amz_target(&req).unwrap_or_default();
     let body = req.into_body().collect().await?.to_bytes();
     let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (service, operation) = target.split_once('.').unwrap_or(("", ""));

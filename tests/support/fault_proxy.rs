@@ -6,7 +6,7 @@
 //! A call is named by its service and operation, as the JSON protocols of DynamoDB, ECS and
 //! the tagging API carry them in `X-Amz-Target`.
 
-use super::loopback::serve;
+use super::loopback::{amz_target, serve};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -294,12 +294,7 @@ async fn handle(
     upstream: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let target = amz_target(&req).unwrap_or_default();
     let fault = {
         let mut state = state.lock().unwrap();
         match state.plan.clone() {

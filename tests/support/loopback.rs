@@ -35,3 +35,12 @@ where
     });
     (address, server)
 }
+
+/// The operation a JSON-protocol AWS request names (`X-Amz-Target`, e.g.
+/// `DynamoDB_20120810.PutItem`), if it names one.
+pub fn amz_target<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}

@@ -215,17 +215,7 @@ impl TestBed {
 
     /// The environment a function process needs to reach this bed, the standard way.
     pub fn function_env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ENDPOINT_URL", self.moto.url()),
-            ("AWS_REGION", REGION.to_string()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("PUSHDEPLOY_TABLE", TABLE.into()),
-            ("RUST_LOG", "info".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        function_env_at(&self.moto.url())
     }
 
     /// The ledger table exactly as template.yaml declares it.
@@ -462,4 +452,20 @@ pub fn sample_event(name: &str) -> Value {
         &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )
     .unwrap()
+}
+
+/// The environment a function process needs to reach AWS (or a stand-in) at `endpoint`, the
+/// standard way (`AWS_ENDPOINT_URL`), with the test ledger's name and test credentials.
+pub fn function_env_at(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_REGION", REGION.to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("PUSHDEPLOY_TABLE", TABLE.into()),
+        ("RUST_LOG", "info".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
