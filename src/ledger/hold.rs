@@ -208,6 +208,9 @@ impl Ledger {
                 .map_err(|e| self.unbuildable(e))?;
             items.push(TransactWriteItem::builder().put(record).build());
         }
+        // Sent here, beside the items it holds, and not through a shared helper: the IAM check
+        // (tests/iam_check.py) finds the actions a transaction needs from the item builders in
+        // the function that sends it.
         let sent = self
             .client
             .transact_write_items()
