@@ -127,12 +127,15 @@ fn the_bound_is_the_unavoidable_chain_or_the_buckets_whichever_is_longer() {
 #[test]
 fn a_burst_of_invocations_waits_for_its_slowest_chain() {
     let model = AwsModel::stated();
-    let one = bound_of_burst(&model, 1);
-    let twenty = bound_of_burst(&model, 20);
+    let one = bound_of_burst(&model, 1, 20);
+    let twenty = bound_of_burst(&model, 20, 20);
     // One chain's mean is above its medians' sum (220 ms: log-normal means exceed medians),
     // and the slowest of twenty is slower still; 20 pushes fit the buckets' bursts.
     assert!(one > at(220) && one < at(400), "{one:?}");
     assert!(twenty > one && twenty < at(1000), "{twenty:?}");
+    // Two at a time, twenty chains take about ten chains' time, and no less than nine.
+    let two_slots = bound_of_burst(&model, 20, 2);
+    assert!(two_slots > one * 9 && two_slots < one * 12, "{two_slots:?}");
 }
 
 /// ECS's answer when a bucket is empty ("If you exceed an API throttling quota, you get the

@@ -491,11 +491,13 @@ pub fn bound(model: &AwsModel, workload: Workload) -> Duration {
 }
 
 /// The least time, in expectation, for `pushes` single-service pushes made together, each in an
-/// invocation of its own: each push's chain (the Tagging API with ECR beside it, then
-/// DescribeServices, DescribeTaskDefinition, RegisterTaskDefinition and UpdateService) drawn
-/// from the model, the longest of them averaged over many draws, and no step's calls admitted
-/// before their bucket would (all are within the bursts below 20 pushes).
-pub fn bound_of_burst(model: &AwsModel, pushes: usize) -> Duration {
+/// invocation of its own, at most `slots` at a time (the function's reserved concurrency: Lambda
+/// runs no more, and hands a throttled event to a free slot later; the bound charges nothing for
+/// that wait): each push's chain (the Tagging API with ECR beside it, then DescribeServices,
+/// DescribeTaskDefinition, RegisterTaskDefinition and UpdateService) drawn from the model, each
+/// taken by the first free slot, the last to end averaged over many draws, and no step's calls
+/// admitted before their bucket would (all are within the bursts below 20 pushes).
+pub fn bound_of_burst(model: &AwsModel, pushes: usize, slots: usize) -> Duration {
     const TRIALS: usize = 2000;
     let mut draws = Draws(model.seed ^ 0xb0b);
     let (tagging, ecr, ecs) = (
@@ -505,16 +507,16 @@ pub fn bound_of_burst(model: &AwsModel, pushes: usize) -> Duration {
     );
     let mut total = Duration::ZERO;
     for _ in 0..TRIALS {
-        let longest = (0..pushes)
-            .map(|_| {
-                let discovery = tagging
-                    .at(draws.next_score())
-                    .max(ecr.at(draws.next_score()));
-                discovery + (0..4).map(|_| ecs.at(draws.next_score())).sum::<Duration>()
-            })
-            .max()
-            .unwrap_or_default();
-        total += longest;
+        let mut free_at = vec![Duration::ZERO; slots.max(1)];
+        for _ in 0..pushes {
+            let discovery = tagging
+                .at(draws.next_score())
+                .max(ecr.at(draws.next_score()));
+            let chain = discovery + (0..4).map(|_| ecs.at(draws.next_score())).sum::<Duration>();
+            let slot = free_at.iter_mut().min().expect("at least one slot");
+            *slot += chain;
+        }
+        total += free_at.into_iter().max().unwrap_or_default();
     }
     let admitted = ["task definition modify", "service modify"]
         .iter()
