@@ -21,12 +21,13 @@ use tokio::time::Instant;
 pub(crate) const RESERVE: Duration = Duration::from_secs(10);
 
 tokio::task_local! {
-    /// When the running invocation's last ECS call must be sent (its deadline less [`RESERVE`]).
+    /// When the running invocation's last waiting ECS call must be sent: its deadline less
+    /// [`RESERVE`], or less a quarter of its time when that is less ([`by_deadline`]).
     static SEND_BY: Instant;
 }
 
 /// Runs `work` (an invocation) with its paced ECS calls held to `deadline`: a call that would
-/// wait for a token that comes later than [`RESERVE`] before it is not sent, so that the
+/// wait for a token that comes later than [`SEND_BY`] is not sent, so that the
 /// invocation ends in time with that service left for Lambda's retry, instead of being cut off
 /// by its timeout halfway. A call that need not wait is always sent.
 pub(crate) async fn by_deadline<F: Future>(deadline: Option<Instant>, work: F) -> F::Output {
