@@ -1,7 +1,7 @@
 //! Every AWS call of the deploy path: one place that maps SDK errors to sentences and decides
 //! which are worth a retry. Retries of single requests are the SDK's (standard mode, settable
 //! with AWS_MAX_ATTEMPTS / AWS_RETRY_MODE), except for the two ECS writes that must not be
-//! re-sent blindly ([`write_at_most_once`]); Lambda retries the invocation on top.
+//! re-sent blindly (`write_at_most_once`); Lambda retries the invocation on top.
 
 use crate::clock::AwsClock;
 use crate::follow::TaggedService;

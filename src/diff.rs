@@ -260,7 +260,7 @@ pub(crate) fn tag_differences(
 }
 
 /// What keeps the revision `described` (with its `described_tags`) from being the one the
-/// request `planned` would register: every difference [`differences`] finds, and the tags.
+/// request `planned` would register: every difference `differences` finds, and the tags.
 /// Empty: it is that revision, field by field.
 pub fn unlike_planned(
     described: &TaskDefinition,

@@ -1,5 +1,5 @@
 //! The rollback function's edge: `ECS Deployment State Change` events and the sweep schedule's
-//! `Scheduled Event`, parsed once into [`RollbackTrigger`], or a reason they are ignored.
+//! `Scheduled Event`, parsed once into `RollbackTrigger`, or a reason they are ignored.
 
 use crate::event::{source_and_detail_type, SCHEDULED_EVENT, SCHEDULE_SOURCE};
 use crate::follow::{service_key_from_arn, ServiceKey};

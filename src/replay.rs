@@ -15,7 +15,7 @@
 //! configuration: `Clusters`, `TrustedAccounts`, `DryRun`, the table, ...), never with the
 //! operator's shell, and only when AWS confirms it: the function sends its failed events to
 //! this very queue, and the message was sent by that function's role (Lambda's on-failure
-//! record) or by EventBridge (an event it could not deliver; see [`Kept::EventBridgeUnconfirmed`]).
+//! record) or by EventBridge (an event it could not deliver; see `Kept::EventBridgeUnconfirmed`).
 //! Anything else is kept as untrusted: a message that names no function, a function that is not
 //! this queue's, a sender that is neither.
 

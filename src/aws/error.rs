@@ -83,7 +83,7 @@ pub enum Barrier {
     PermissionsBoundary,
     /// The session policy of the caller's assumed-role session does not allow it.
     SessionPolicy,
-    /// "with an explicit deny in <where>": granting does not help, the deny must go.
+    /// "with an explicit deny in `<where>`": granting does not help, the deny must go.
     ExplicitDeny(String),
 }
 

@@ -1,8 +1,8 @@
 //! Who may claim a service, written once over typed values. DynamoDB applies the same rules
 //! atomically as the condition expressions of [`super::Ledger::claim`] and
-//! [`super::Ledger::claim_for_rollback`] ([`PUSH_CLAIM_CONDITION`], [`ROLLBACK_CLAIM_CONDITION`]);
+//! [`super::Ledger::claim_for_rollback`] (`PUSH_CLAIM_CONDITION`, `ROLLBACK_CLAIM_CONDITION`);
 //! `tests/it/ledger/claim_agreement.rs` holds each expression to its function here, case by
-//! case, against the emulator. [`refusal`] says why a refused push was refused.
+//! case, against the emulator. `refusal` says why a refused push was refused.
 //!
 //! A comparison with an attribute the item lacks is false in a condition expression, so an
 //! absent state, lease or holder satisfies no clause that compares it: the functions read an
@@ -92,7 +92,7 @@ pub struct Claimant<'a> {
 }
 
 /// Whether a push may take the service whose head is `head` (`None`: no push ever has).
-/// Each line is one clause of [`PUSH_CLAIM_CONDITION`], in its order.
+/// Each line is one clause of `PUSH_CLAIM_CONDITION`, in its order.
 pub fn push_may_claim(head: Option<&Head>, claimant: &Claimant) -> bool {
     let Some(head) = head else {
         return true;
@@ -114,7 +114,7 @@ pub fn push_may_claim(head: Option<&Head>, claimant: &Claimant) -> bool {
 /// Whether the rollback function may take the service back from the failed push
 /// `failed_event_id`: only while that push still holds it, and nobody is deploying it now
 /// (or that invocation is gone, or is this one). Each part is a clause of
-/// [`ROLLBACK_CLAIM_CONDITION`].
+/// `ROLLBACK_CLAIM_CONDITION`.
 pub fn rollback_may_claim(
     head: Option<&Head>,
     failed_event_id: &str,

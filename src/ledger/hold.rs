@@ -88,7 +88,7 @@ const RELEASE_ITEM: usize = 1;
 
 impl Ledger {
     /// Takes the service for `intent`'s push in one write: refused when its digest is
-    /// quarantined for the service or the head refuses the claim ([`claim::refusal`]); else the
+    /// quarantined for the service or the head refuses the claim (`claim::refusal`); else the
     /// head names the push and the intent record is written. When a delivery of the same push
     /// already wrote its record, that record is resumed instead (a second write claims the head
     /// alone): the retry of an interrupted attempt, or the SDK's resend of a take whose answer
