@@ -446,6 +446,15 @@ impl Aws {
         let _ = tokio::time::timeout(within, async { tokio::join!(ecs, tagging, dynamodb) }).await;
     }
 
+    /// Waits for `group`'s token before `operation` is sent ([`Pacer::admit`]); refused as
+    /// [`AwsError::past_deadline`] when the token would come too late for this invocation.
+    async fn paced(&self, group: ApiGroup, operation: &'static str) -> Result<(), AwsError> {
+        self.pace
+            .admit(group)
+            .await
+            .map_err(|refused| AwsError::past_deadline(operation, refused))
+    }
+
     /// The region the clients talk to.
     pub(crate) fn region(&self) -> Option<&str> {
         self.ecs.config().region().map(|r| r.as_ref())
@@ -616,10 +625,8 @@ impl Aws {
         cluster: &str,
         services: &[String],
     ) -> Result<DescribedServices, AwsError> {
-        self.pace
-            .admit(ApiGroup::ServiceRead)
-            .await
-            .map_err(|refused| AwsError::past_deadline("ecs:DescribeServices", refused))?;
+        self.paced(ApiGroup::ServiceRead, "ecs:DescribeServices")
+            .await?;
         let out = self
             .ecs
             .describe_services()
@@ -648,10 +655,8 @@ impl Aws {
         &self,
         arn: &str,
     ) -> Result<(TaskDefinition, Vec<Tag>), AwsError> {
-        self.pace
-            .admit(ApiGroup::TaskDefinitionRead)
-            .await
-            .map_err(|refused| AwsError::past_deadline("ecs:DescribeTaskDefinition", refused))?;
+        self.paced(ApiGroup::TaskDefinitionRead, "ecs:DescribeTaskDefinition")
+            .await?;
         let out = self
             .ecs
             .describe_task_definition()
@@ -678,12 +683,8 @@ impl Aws {
     ) -> Result<Vec<ServiceRevision>, AwsError> {
         let mut revisions = Vec::new();
         for batch in arns.chunks(20) {
-            self.pace
-                .admit(ApiGroup::ServiceRevision)
-                .await
-                .map_err(|refused| {
-                    AwsError::past_deadline("ecs:DescribeServiceRevisions", refused)
-                })?;
+            self.paced(ApiGroup::ServiceRevision, "ecs:DescribeServiceRevisions")
+                .await?;
             let out = self
                 .ecs
                 .describe_service_revisions()
@@ -735,10 +736,8 @@ impl Aws {
         request: RegisterTaskDefinitionFluentBuilder,
     ) -> Result<String, AwsError> {
         let withheld = withheld_of(&request);
-        self.pace
-            .admit(ApiGroup::TaskDefinitionModify)
-            .await
-            .map_err(|refused| AwsError::past_deadline("ecs:RegisterTaskDefinition", refused))?;
+        self.paced(ApiGroup::TaskDefinitionModify, "ecs:RegisterTaskDefinition")
+            .await?;
         let out = request
             .customize()
             .config_override(sent_once())
@@ -789,10 +788,8 @@ impl Aws {
         service: &str,
         task_definition: &str,
     ) -> Result<UpdatedService, AwsError> {
-        self.pace
-            .admit(ApiGroup::ServiceModify)
-            .await
-            .map_err(|refused| AwsError::past_deadline("ecs:UpdateService", refused))?;
+        self.paced(ApiGroup::ServiceModify, "ecs:UpdateService")
+            .await?;
         let out = self
             .ecs
             .update_service()
