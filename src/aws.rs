@@ -9,8 +9,8 @@ use crate::pace::{ApiGroup, Pacer, PastDeadline};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{
-    Service, ServiceField, ServiceRevision, StopServiceDeploymentStopType, Tag, TaskDefinition,
-    TaskDefinitionField,
+    CreatedAt, Service, ServiceDeployment, ServiceDeploymentBrief, ServiceField, ServiceRevision,
+    StopServiceDeploymentStopType, Tag, TaskDefinition, TaskDefinitionField,
 };
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -338,6 +338,8 @@ pub(crate) struct DescribedServices {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UpdatedService {
     pub(crate) deployment_id: Option<String>,
+    /// The service deployment it started, when the answer names it.
+    pub(crate) service_deployment_arn: Option<String>,
 }
 
 /// DescribeServices takes at most 10 services per call.
@@ -725,6 +727,60 @@ impl Aws {
         }
     }
 
+    /// The service deployments of `service` created after `after`, newest first as ECS lists
+    /// them ("ListServiceDeployments ... lists all the service deployments that meet the
+    /// specified filter criteria"), every page.
+    pub(crate) async fn list_service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<ServiceDeploymentBrief>, AwsError> {
+        let created = CreatedAt::builder()
+            .after(aws_smithy_types::DateTime::from_millis(
+                after.timestamp_millis(),
+            ))
+            .build();
+        let mut briefs = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .ecs
+                .list_service_deployments()
+                .cluster(cluster)
+                .service(service)
+                .created_at(created.clone())
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ecs:ListServiceDeployments", e))?;
+            briefs.extend(out.service_deployments.unwrap_or_default());
+            token = out.next_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(briefs);
+            }
+        }
+    }
+
+    /// The service deployment `arn`, as ECS describes it; `None` when ECS does not know it.
+    pub(crate) async fn describe_service_deployment(
+        &self,
+        arn: &str,
+    ) -> Result<Option<ServiceDeployment>, AwsError> {
+        let out = self
+            .ecs
+            .describe_service_deployments()
+            .service_deployment_arns(arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:DescribeServiceDeployments", e))?;
+        Ok(out
+            .service_deployments
+            .unwrap_or_default()
+            .into_iter()
+            .find(|sd| sd.service_deployment_arn() == Some(arn)))
+    }
+
     /// A request builder for [`crate::revision::revision_request`] to fill.
     pub(crate) fn new_revision(&self) -> RegisterTaskDefinitionFluentBuilder {
         self.ecs.register_task_definition()
@@ -774,9 +830,8 @@ impl Aws {
                     .await
                     .ok()?;
                 let found = described.services.into_iter().next()?;
-                (found.task_definition() == Some(task_definition)).then(|| UpdatedService {
-                    deployment_id: primary_deployment(&found, task_definition),
-                })
+                (found.task_definition() == Some(task_definition))
+                    .then(|| updated_service(&found, task_definition))
             },
         )
         .await
@@ -801,11 +856,27 @@ impl Aws {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ecs:UpdateService", e))?;
-        Ok(UpdatedService {
-            deployment_id: out
-                .service()
-                .and_then(|s| primary_deployment(s, task_definition)),
-        })
+        Ok(out
+            .service()
+            .map(|s| updated_service(s, task_definition))
+            .unwrap_or(UpdatedService {
+                deployment_id: None,
+                service_deployment_arn: None,
+            }))
+    }
+}
+
+/// What an answer shows of the deployment onto `task_definition`: its primary deployment's id
+/// and, while that primary runs `task_definition`, the service's current service deployment
+/// ("currentServiceDeployment: The ARN of the current service deployment", API `Service`).
+fn updated_service(service: &Service, task_definition: &str) -> UpdatedService {
+    let deployment_id = primary_deployment(service, task_definition);
+    UpdatedService {
+        service_deployment_arn: deployment_id
+            .as_ref()
+            .and(service.current_service_deployment())
+            .map(str::to_string),
+        deployment_id,
     }
 }
 

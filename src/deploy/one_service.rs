@@ -117,6 +117,7 @@ impl Deployer {
             deployment_id: None,
             previous_images: None,
             running_at_last_sweep: None,
+            service_deployment_arn: None,
             awaits_ecs_rollback: false,
             status: Status::Deploying,
             reason: None,
@@ -319,6 +320,7 @@ impl Deployer {
             }
         };
         record.deployment_id = updated.deployment_id.clone();
+        record.service_deployment_arn = updated.service_deployment_arn;
         record.status = Status::Deployed;
         record.reason = None;
         record.updated_at = now_text();
@@ -502,6 +504,11 @@ impl Deployer {
         record.deployment_id = record
             .deployment_id
             .or_else(|| primary_deployment(service, &running));
+        record.service_deployment_arn = record.service_deployment_arn.or_else(|| {
+            primary_deployment(service, &running)
+                .and(service.current_service_deployment())
+                .map(str::to_string)
+        });
         record.status = Status::Deployed;
         record.reason = None;
         record.updated_at = now_text();

@@ -113,6 +113,11 @@ pub struct DeploymentRecord {
     /// The ECS deployment that UpdateService started, once known (from its answer, or from
     /// ECS's IN_PROGRESS event).
     pub deployment_id: Option<String>,
+    /// The service deployment (ECS's ARN for the whole move, stages and rollback included)
+    /// that UpdateService started, once known: from UpdateService's answer
+    /// (`currentServiceDeployment`), or found by the rollback function in
+    /// ListServiceDeployments. BLUE_GREEN, LINEAR and CANARY deployments are followed by it.
+    pub service_deployment_arn: Option<String>,
     /// The digests ECS recorded for the revision the service ran before this deployment
     /// (`previous_task_definition`), read when the deployment started; `None` when nobody read
     /// them (the followed container was already pinned by digest, or ECS listed no service
@@ -233,6 +238,7 @@ impl DeploymentRecord {
         for (k, v) in [
             ("new_task_definition", &self.new_task_definition),
             ("deployment_id", &self.deployment_id),
+            ("service_deployment_arn", &self.service_deployment_arn),
             ("reason", &self.reason),
             ("reverts", &self.reverts),
         ] {
@@ -272,6 +278,7 @@ impl DeploymentRecord {
             previous_task_definition: get("previous_task_definition")?,
             new_task_definition: text(item, "new_task_definition"),
             deployment_id: text(item, "deployment_id"),
+            service_deployment_arn: text(item, "service_deployment_arn"),
             previous_images: previous_images(item).map_err(malformed)?,
             running_at_last_sweep: number(item, SWEEP_RUNNING).and_then(|n| i32::try_from(n).ok()),
             awaits_ecs_rollback: text(item, AWAITS_ECS_ROLLBACK).is_some(),

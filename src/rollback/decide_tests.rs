@@ -33,6 +33,7 @@ fn record(
         deployment_id: deployment_id.map(Into::into),
         previous_images: None,
         running_at_last_sweep: None,
+        service_deployment_arn: None,
         awaits_ecs_rollback: false,
         status,
         reason: None,

@@ -249,23 +249,31 @@ impl RollbackHandler {
     /// with the ROLLBACK stop type, then record, quarantine, free. No UpdateService.
     async fn ask_ecs_to_roll_back(
         &self,
-        failed: DeploymentRecord,
+        mut failed: DeploymentRecord,
         service: &Service,
         reason: &str,
         why: &str,
         now: &str,
     ) -> Outcome {
-        let Some(arn) = service.current_service_deployment() else {
+        // The deployment's own service deployment when known: the service's current one may
+        // already be a newer push's.
+        let arn = failed
+            .service_deployment_arn
+            .clone()
+            .or_else(|| service.current_service_deployment().map(str::to_string));
+        let Some(arn) = arn else {
             let why = "ECS lists no current service deployment to stop: not rolled back";
             return self.no_safe_target(failed, reason, why, now).await;
         };
-        if let Err(e) = self.aws.stop_and_roll_back(arn).await {
+        if let Err(e) = self.aws.stop_and_roll_back(&arn).await {
             return Outcome::failed(
                 &key_of(&failed),
                 format!("not rolled back yet: {e}"),
                 e.retryable,
             );
         }
+        // Kept in the sweep's watch until the service deployment shows ECS's rollback ended.
+        failed.awaits_ecs_rollback = true;
         self.fail_and_quarantine(failed, reason, why, now).await
     }
 
@@ -320,7 +328,7 @@ impl RollbackHandler {
 
     /// The failed deployment has no revision to return to that is sure to run what it ran:
     /// quarantine, record, free the service, and call for a person.
-    async fn no_safe_target(
+    pub(super) async fn no_safe_target(
         &self,
         mut failed: DeploymentRecord,
         reason: &str,
@@ -343,7 +351,7 @@ impl RollbackHandler {
 
     /// Marks the deployment failed (or, when it already says so, needing a person), quarantines
     /// its digest for the service, frees the service.
-    async fn fail_and_quarantine(
+    pub(super) async fn fail_and_quarantine(
         &self,
         mut failed: DeploymentRecord,
         reason: &str,
@@ -399,6 +407,7 @@ fn rollback_record(
         deployment_id: None,
         previous_images: None,
         running_at_last_sweep: None,
+        service_deployment_arn: None,
         awaits_ecs_rollback: false,
         status: Status::Deploying,
         reason: Some(format!("rolls back {} ({reason})", failed.digest)),

@@ -8,6 +8,8 @@
 pub(crate) mod decide;
 mod dry_run;
 mod failure;
+mod followed;
+mod native;
 mod pin;
 
 use crate::aws::Aws;
@@ -27,6 +29,7 @@ use decide::{
     deployment_of, dry_run_for, ecs_confirms, ecs_rollback_verdict, ecs_shows, find_deployment,
     progress, sweep_refused, EcsRollback, EcsShows, Progress,
 };
+use native::NativeRollback;
 use serde_json::Value;
 
 /// How many of a service's latest records an ECS event is matched against.
@@ -177,7 +180,10 @@ impl RollbackHandler {
         ];
         // The other records are deployments pushdeploy made for real: the tag does not hold
         // them back (see `dry_run_for`).
-        if !dry_run_for(self.config.dry_run, tagged_dry_run, true) {
+        // A native strategy's other deployments are settled from their own service deployments
+        // by the sweep: ECS's `deployments` cannot tell a rolled-back one from a replaced one.
+        let native = decide::native_strategy(&service).is_some();
+        if !native && !dry_run_for(self.config.dry_run, tagged_dry_run, true) {
             let others = history
                 .iter()
                 .filter(|r| r.deployment_id.as_deref() != Some(change.deployment_id.as_str()));
@@ -252,6 +258,18 @@ impl RollbackHandler {
                 .or_else(|| Some(change.deployment_id.clone())),
             ..record
         };
+        if change.state != DeploymentState::InProgress && decide::native_strategy(service).is_some()
+        {
+            match self.find_service_deployment(&record).await {
+                Ok(Some(found)) => {
+                    let dry_run = dry_run_for(stack_dry_run, tagged_dry_run, true);
+                    return self.on_native_change(change, record, found, dry_run).await;
+                }
+                // ECS lists none: the service's `deployments` decide, below.
+                Ok(None) => {}
+                Err(outcome) => return outcome,
+            }
+        }
         if change.state != DeploymentState::InProgress || links {
             if let Err(shows) = ecs_confirms(change.state, &change.deployment_id, service) {
                 return not_confirmed(change, &record, &shows);
@@ -383,7 +401,10 @@ impl RollbackHandler {
             }
         };
         let now = now_text();
-        let verdict = ecs_rollback_verdict(&record, &service, &history);
+        let verdict = match self.rollback_verdict(&record, &service, &history).await {
+            Ok(verdict) => verdict,
+            Err(outcome) => return outcome,
+        };
         if dry_run_for(self.config.dry_run, flag(&service, TAG_DRY_RUN), true) {
             return dry_run_outcome(&key, format!("would act on: {verdict:?}"));
         }
@@ -425,10 +446,44 @@ impl RollbackHandler {
             .await
     }
 
+    /// Whether ECS made the rollback it was expected to make of `failed`: from its service
+    /// deployment for a native strategy, else from the service's `deployments`. An `Err`
+    /// outcome when there is nothing to decide yet (ECS is still at it) or ECS cannot be asked.
+    async fn rollback_verdict(
+        &self,
+        failed: &DeploymentRecord,
+        service: &Service,
+        history: &[DeploymentRecord],
+    ) -> Result<EcsRollback, Outcome> {
+        if decide::native_strategy(service).is_some() {
+            match self.native_rollback_verdict(failed).await? {
+                Some(NativeRollback::Decided(verdict)) => return Ok(verdict),
+                Some(NativeRollback::Waiting(why)) => return Err(Outcome::recorded(failed, why)),
+                None => {}
+            }
+        }
+        Ok(ecs_rollback_verdict(failed, service, history))
+    }
+
     /// A deployment still in flight past the deploy timeout: what ECS shows decides. Completed
     /// or replaced, it is recorded so; progressing, it is looked at again one timeout later;
     /// only a stuck (or failed) one is failed.
     async fn look_again(
+        &self,
+        record: DeploymentRecord,
+        service: &Service,
+        at: chrono::DateTime<chrono::Utc>,
+        lease: &Lease,
+    ) -> Outcome {
+        if decide::native_strategy(service).is_some() {
+            return self.look_again_native(record, service, at, lease).await;
+        }
+        self.look_again_classic(record, service, at, lease).await
+    }
+
+    /// [`RollbackHandler::look_again`] from the service's `deployments`: ECS's rolling
+    /// deployments, and any deployment without a service deployment to follow.
+    async fn look_again_classic(
         &self,
         record: DeploymentRecord,
         service: &Service,

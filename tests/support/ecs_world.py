@@ -389,8 +389,15 @@ class Deployment:
             "updatedAt": epoch(self.updated_at),
         }
         out.update(self.extras)
-        out["rolloutState"] = self.rollout_state
-        out["rolloutStateReason"] = self.rollout_reason
+        # Model: [API] Deployment.rolloutState: "The rolloutState of a service is only returned
+        # for services that use the rolling update (ECS) deployment type that aren't behind a
+        # Classic Load Balancer." Whether BLUE_GREEN, LINEAR and CANARY (also under the ECS
+        # controller) return it is not documented: the world leaves it out for them, so that
+        # pushdeploy is shown to follow those by their service deployment alone. The world
+        # still keeps the state inside, to drive its own model.
+        if self.strategy == "ROLLING":
+            out["rolloutState"] = self.rollout_state
+            out["rolloutStateReason"] = self.rollout_reason
         return out
 
 
@@ -1161,6 +1168,10 @@ class World:
             "deployments": [
                 dict(
                     d.to_api(),
+                    # The world's own state, which the API leaves out for the native
+                    # strategies: the test sees everything.
+                    rolloutState=d.rollout_state,
+                    rolloutStateReason=d.rollout_reason,
                     lifecycleStage=d.stage,
                     serviceDeploymentArn=d.service_deployment.arn if d.service_deployment else None,
                     serviceRevisionArn=d.revision.arn,

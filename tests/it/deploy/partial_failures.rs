@@ -92,6 +92,7 @@ async fn died_after_registering(bed: &TestBed, orphan: Orphan) -> String {
             deployment_id: None,
             previous_images: None,
             running_at_last_sweep: None,
+            service_deployment_arn: None,
             awaits_ecs_rollback: false,
             status: Status::Deploying,
             reason: None,

@@ -89,6 +89,7 @@ fn failed_record(service_arn: &str, event_id: &str) -> DeploymentRecord {
         deployment_id: None,
         previous_images: None,
         running_at_last_sweep: None,
+        service_deployment_arn: None,
         awaits_ecs_rollback: false,
         status: Status::Failed,
         reason: None,
