@@ -451,6 +451,33 @@ impl Timeline {
             .unwrap_or_else(|| panic!("no ledger record of {event}"))
     }
 
+    /// The status ECS shows for the service deployment push `push`'s record names (the deploy
+    /// function records it from UpdateService's answer).
+    async fn service_deployment_status(&self, push: u32) -> String {
+        let record = self.record_of(push).await;
+        let arn = record
+            .get("service_deployment_arn")
+            .unwrap_or_else(|| panic!("push {push}'s record names no service deployment"));
+        let view = self.world.service(CLUSTER, SERVICE).await;
+        view["serviceDeployments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|sd| sd["serviceDeploymentArn"] == arn.as_str())
+            .and_then(|sd| sd["status"].as_str())
+            .unwrap_or_else(|| panic!("ECS lists no service deployment {arn}"))
+            .to_string()
+    }
+
+    /// How many rollback records pushdeploy wrote (each one is an UpdateService of its own).
+    async fn rollbacks_by_pushdeploy(&self) -> usize {
+        self.ledger()
+            .await
+            .into_values()
+            .filter(|r| r.get("kind").map(String::as_str) == Some("rollback"))
+            .count()
+    }
+
     async fn quarantined(&self) -> Vec<String> {
         self.ledger()
             .await
@@ -515,7 +542,10 @@ fn ecs_summary(view: &Value) -> String {
                 "{} {} {} {}/{}{} {}",
                 d["status"].as_str().unwrap_or("?"),
                 revision_name(d["taskDefinition"].as_str().unwrap_or("?")),
-                d["rolloutState"].as_str().unwrap_or("?"),
+                match d["lifecycleStage"].as_str() {
+                    Some(stage) => format!("{} {stage}", d["rolloutState"].as_str().unwrap_or("?")),
+                    None => d["rolloutState"].as_str().unwrap_or("?").to_string(),
+                },
                 d["runningCount"],
                 d["desiredCount"],
                 if failed > 0 {
@@ -860,6 +890,155 @@ async fn blue_green_stuck_is_stopped_not_updated() {
     t.stop().await;
 }
 
+fn linear(step_percent: f64, step_bake_minutes: i32) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .strategy(aws_sdk_ecs::types::DeploymentStrategy::Linear)
+        .linear_configuration(
+            aws_sdk_ecs::types::LinearConfiguration::builder()
+                .step_percent(step_percent)
+                .step_bake_time_in_minutes(step_bake_minutes)
+                .build(),
+        )
+        .build()
+}
+
+fn canary(percent: f64, bake_minutes: i32) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .strategy(aws_sdk_ecs::types::DeploymentStrategy::Canary)
+        .canary_configuration(
+            aws_sdk_ecs::types::CanaryConfiguration::builder()
+                .canary_percent(percent)
+                .canary_bake_time_in_minutes(bake_minutes)
+                .build(),
+        )
+        .build()
+}
+
+/// A blue/green deployment whose ECS events never arrive (ECS does not document them for
+/// these strategies): the sweep alone follows its service deployment through the bake to
+/// SUCCESSFUL.
+async fn blue_green_followed_without_events() {
+    let mut t = Timeline::new(
+        "blue/green, 30-minute bake, no ECS event delivered: the sweep follows it",
+        blue_green(30),
+    )
+    .await;
+    let pushed = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.deliver_with(|_| Vec::new()).await;
+    t.sweep_past_timeout().await;
+    assert_eq!(t.record_of(1).await["status"], "deployed", "baking");
+    assert_eq!(t.service_deployment_status(1).await, "IN_PROGRESS");
+    t.advance(30 * 60).await;
+    t.sweep().await;
+    assert_eq!(t.service_deployment_status(1).await, "SUCCESSFUL");
+    assert_eq!(t.record_of(1).await["status"], "succeeded");
+    assert!(t.quarantined().await.is_empty());
+    assert_eq!(t.running().await.0, pushed);
+    t.stop().await;
+}
+
+/// A linear deployment (10% steps, 5 minutes apart: 45 minutes of shifting) whose new task
+/// fails mid-shift. The
+/// circuit breaker does not watch LINEAR (the Developer Guide names rolling and blue/green
+/// only), so the sweep finds it stuck and asks ECS to roll back (StopServiceDeployment,
+/// ROLLBACK): the digest is quarantined, pushdeploy sends no UpdateService, and the next sweep
+/// sees ECS's rollback end ROLLBACK_SUCCESSFUL.
+async fn linear_failing_mid_shift() {
+    let mut t = Timeline::new(
+        "linear, a task fails mid-shift: ECS is asked to roll back",
+        linear(10.0, 5),
+    )
+    .await;
+    let bad = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    t.advance(6 * 60).await;
+    t.fail_tasks(1).await;
+    t.sweep_past_timeout().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(t.quarantined().await, vec![bad]);
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
+    t.start_tasks(2).await;
+    t.advance(46 * 60).await;
+    t.deliver().await;
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_SUCCESSFUL");
+    t.sweep().await;
+    assert_eq!(
+        t.record_of(1).await.get("awaits_ecs_rollback"),
+        None,
+        "seen"
+    );
+    assert_eq!(t.running().await.0, t.first_digest, "ECS's rollback");
+    assert_eq!(
+        t.rollbacks_by_pushdeploy().await,
+        0,
+        "ECS rolled back, not pushdeploy"
+    );
+    t.stop().await;
+}
+
+/// A canary deployment replaced by a newer push during its canary bake: ECS stops the first
+/// service deployment (STOPPED, no rollback) as the second starts. The sweep reads that as
+/// superseded: the first digest never failed and is not quarantined.
+async fn canary_replaced_by_a_newer_push() {
+    let mut t = Timeline::new(
+        "canary replaced by a newer push mid-bake: superseded",
+        canary(10.0, 10),
+    )
+    .await;
+    let first = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    t.advance(3 * 60).await;
+    let second = t.push("latest").await;
+    assert_eq!(t.service_deployment_status(1).await, "STOPPED");
+    t.start_tasks(2).await;
+    t.advance(11 * 60).await;
+    t.deliver().await;
+    assert_eq!(t.record_of(2).await["status"], "succeeded");
+    t.sweep_past_timeout().await;
+    assert_eq!(t.record_of(1).await["status"], "superseded");
+    assert!(t.quarantined().await.is_empty(), "{first} never failed");
+    assert_eq!(t.running().await.0, second);
+    t.stop().await;
+}
+
+/// A blue/green deployment with the circuit breaker's rollback on: its tasks fail, ECS rolls
+/// back by itself. ECS's FAILED event prompts a look at the service deployment
+/// (ROLLBACK_IN_PROGRESS): failed and quarantined at once, and kept in the sweep's watch until
+/// ECS's rollback ends; pushdeploy sends nothing to ECS.
+async fn blue_green_rolled_back_by_ecs() {
+    let mut config = support::circuit_breaker(true);
+    config.strategy = Some(aws_sdk_ecs::types::DeploymentStrategy::BlueGreen);
+    config.bake_time_in_minutes = Some(10);
+    let mut t = Timeline::new(
+        "blue/green, circuit breaker rolls back: followed by its service deployment",
+        config,
+    )
+    .await;
+    let bad = t.push("latest").await;
+    t.deliver().await;
+    t.fail_tasks(3).await;
+    t.deliver().await;
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(t.quarantined().await, vec![bad]);
+    t.start_tasks(2).await;
+    t.advance(11 * 60).await;
+    t.deliver().await;
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_SUCCESSFUL");
+    t.sweep().await;
+    assert_eq!(
+        t.record_of(1).await.get("awaits_ecs_rollback"),
+        None,
+        "seen"
+    );
+    assert_eq!(t.running().await.0, t.first_digest);
+    assert_eq!(t.rollbacks_by_pushdeploy().await, 0);
+    t.stop().await;
+}
+
 /// Situation 5: alarm-based rollback is configured, but the alarms never fire (the world has
 /// none). The stuck deployment is failed and ECS is expected to roll back; the next sweep sees
 /// the failed deployment still primary and rolls back itself, onto the digest that ran.
@@ -1061,6 +1240,18 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         }),
         ("blue_green_stuck_is_stopped_not_updated", || {
             Box::pin(blue_green_stuck_is_stopped_not_updated())
+        }),
+        ("blue_green_followed_without_events", || {
+            Box::pin(blue_green_followed_without_events())
+        }),
+        ("linear_failing_mid_shift", || {
+            Box::pin(linear_failing_mid_shift())
+        }),
+        ("canary_replaced_by_a_newer_push", || {
+            Box::pin(canary_replaced_by_a_newer_push())
+        }),
+        ("blue_green_rolled_back_by_ecs", || {
+            Box::pin(blue_green_rolled_back_by_ecs())
         }),
     ]
 }
