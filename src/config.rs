@@ -73,6 +73,12 @@ pub struct Rule {
     pub(crate) service: String,
     #[serde(default)]
     pub(crate) container: Option<String>,
+    /// The gate's HTTP smoke checks for the service, in the `pushdeploy:smoke` tag's syntax.
+    #[serde(default)]
+    pub(crate) smoke: Option<String>,
+    /// The test listener's base URL for those checks, as the `pushdeploy:smoke-url` tag.
+    #[serde(default)]
+    pub(crate) smoke_url: Option<String>,
 }
 
 /// The first setting that does not read, named by its variable: a function fails its init and

@@ -272,6 +272,8 @@ mod tests {
             cluster: cluster.into(),
             service: service.into(),
             container: container.map(Into::into),
+            smoke: None,
+            smoke_url: None,
         }
     }
 

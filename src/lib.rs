@@ -17,6 +17,7 @@ pub mod diff;
 pub mod ecs_event;
 pub mod event;
 pub mod follow;
+pub mod gate;
 pub mod image;
 pub mod init;
 pub mod invocation;

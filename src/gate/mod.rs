@@ -1,0 +1,271 @@
+//! The gate function: the lifecycle-hook target of BLUE_GREEN, LINEAR and CANARY services. ECS
+//! invokes it at the stages the service's `lifecycleHooks` name; it runs the checks configured
+//! for the service and answers SUCCEEDED, FAILED (ECS rolls back) or IN_PROGRESS (ECS calls
+//! again after `callBackDelay`, so no invocation waits for a streak of successes). It fails
+//! closed: no checks configured, checks that do not read, or AWS out of reach for too long all
+//! answer FAILED.
+
+pub mod checks;
+pub mod hook;
+mod probe;
+mod verdict;
+
+use crate::aws::Aws;
+use crate::clock::now_text;
+use crate::config::Config;
+use crate::follow::ServiceKey;
+use crate::ledger::{Kind, Ledger};
+use crate::notify::Notifier;
+use crate::outcome::{Milestone, Outcome, OutcomeKind};
+use crate::telemetry::Subject;
+use aws_config::SdkConfig;
+use aws_sdk_ecs::types::Service;
+use checks::{configured, GateChecks, HOW_TO_CONFIGURE};
+use hook::{HookAnswer, HookInvocation, HookStatus, PROGRESS_KEY};
+use probe::Prober;
+use serde_json::{Map, Value};
+use verdict::{after_round, Progress, Verdict, ERRORS_AT_MOST};
+
+/// How long ECS waits before it calls an IN_PROGRESS gate again. "By default, the delay is 30
+/// seconds" (Developer Guide, "Lambda hooks for Amazon ECS service deployments"); a smoke
+/// streak's tries are closer together than that.
+pub const CALLBACK_DELAY_SECONDS: u64 = 10;
+
+/// The only stage the HTTP smoke checks run at: test traffic reaches the green revision and
+/// production traffic does not yet.
+pub const SMOKE_STAGE: &str = "POST_TEST_TRAFFIC_SHIFT";
+
+/// The gate function: one answer per hook invocation, never an error (ECS would roll back on an
+/// error without saying why).
+pub struct GateHandler {
+    aws: Aws,
+    ledger: Ledger,
+    notifier: Notifier,
+    config: Config,
+    prober: Prober,
+}
+
+impl GateHandler {
+    /// The gate on the standard AWS configuration and its settings.
+    pub fn new(sdk: &SdkConfig, config: Config) -> GateHandler {
+        GateHandler::with_aws(Aws::new(sdk), config)
+    }
+
+    /// The gate on clients configured elsewhere.
+    pub fn with_aws(aws: Aws, config: Config) -> GateHandler {
+        GateHandler {
+            ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
+            notifier: Notifier::new(aws.sns.clone(), config.notify_topic()),
+            prober: Prober::new(),
+            aws,
+            config,
+        }
+    }
+
+    /// One hook invocation: parsed, decided, reported; the answer ECS reads.
+    pub async fn handle(&self, payload: Value) -> HookAnswer {
+        let hook = match HookInvocation::parse(&payload) {
+            Ok(hook) => hook,
+            Err(not_a_hook) => {
+                let reason = not_a_hook.to_string();
+                tracing::warn!(
+                    outcome = "failed",
+                    reason = reason.as_str(),
+                    "gate: refused"
+                );
+                return answer(Verdict::Fail(reason), &Progress::default());
+            }
+        };
+        let mut progress: Progress = hook
+            .progress
+            .clone()
+            .and_then(|p| serde_json::from_value(p).ok())
+            .unwrap_or_default();
+        let verdict = self.decide(&hook, &mut progress).await;
+        self.report(&hook, &verdict).await;
+        answer(verdict, &progress)
+    }
+
+    async fn decide(&self, hook: &HookInvocation, progress: &mut Progress) -> Verdict {
+        if hook.is_rollback() {
+            return Verdict::Pass(format!(
+                "ECS is rolling back at {} (the green revision's traffic weight is 0): a gate never holds a rollback",
+                hook.stage
+            ));
+        }
+        let checks = match self.checks_of(hook).await {
+            Ok(checks) => checks,
+            Err(Unread::Retry(why)) => {
+                progress.errors += 1;
+                if progress.errors >= ERRORS_AT_MOST {
+                    return Verdict::Fail(format!(
+                        "the gate could not check, {} times in a row: {why}",
+                        progress.errors
+                    ));
+                }
+                return Verdict::Again(format!("the gate cannot check yet: {why}"));
+            }
+            Err(Unread::Final(why)) => return Verdict::Fail(why),
+        };
+        progress.errors = 0;
+        if hook.stage != SMOKE_STAGE {
+            return Verdict::Pass(format!(
+                "no check of the gate's runs at {}: its smoke checks run at {SMOKE_STAGE}",
+                hook.stage
+            ));
+        }
+        let Some(base_url) = checks.base_url.as_deref() else {
+            return Verdict::Fail(format!(
+                "smoke checks are configured but no base URL: {HOW_TO_CONFIGURE}"
+            ));
+        };
+        let probes = self.prober.round(base_url, &checks.smoke).await;
+        after_round(&checks.smoke, progress, probes)
+    }
+
+    /// The checks configured for the hook's service, read from ECS (its tags) and the rules.
+    async fn checks_of(&self, hook: &HookInvocation) -> Result<GateChecks, Unread> {
+        let (cluster, name) = hook
+            .cluster_and_service()
+            .ok_or_else(|| Unread::Final(format!("{} is not a service ARN", hook.service_arn)))?;
+        let service = self.service(cluster, name).await?;
+        match configured(&service, &self.config.rules) {
+            Ok(checks) if checks.is_empty() => Err(Unread::Final(format!(
+                "no checks configured: the gate fails closed; {HOW_TO_CONFIGURE}"
+            ))),
+            Ok(checks) => Ok(checks),
+            Err(why) => Err(Unread::Final(format!(
+                "the gate's checks do not read: {why}"
+            ))),
+        }
+    }
+
+    async fn service(&self, cluster: &str, name: &str) -> Result<Service, Unread> {
+        let described = self
+            .aws
+            .describe_services(cluster, &[name.to_string()])
+            .await
+            .map_err(|e| match e.retryable {
+                true => Unread::Retry(e.to_string()),
+                false => Unread::Final(format!("cannot read the service: {e}")),
+            })?;
+        described
+            .services
+            .into_iter()
+            .find(|s| s.service_name() == Some(name))
+            .ok_or_else(|| Unread::Final(format!("ECS does not know service {cluster}/{name}")))
+    }
+
+    /// One log line per decision; a failure also quarantines the green digest and notifies.
+    async fn report(&self, hook: &HookInvocation, verdict: &Verdict) {
+        let (outcome, reason) = match verdict {
+            Verdict::Pass(why) => ("succeeded", why),
+            Verdict::Again(why) => ("in_progress", why),
+            Verdict::Fail(why) => ("failed", why),
+        };
+        tracing::info!(
+            service_arn = hook.service_arn.as_str(),
+            service_deployment = hook.service_deployment_arn.as_str(),
+            lifecycle_stage = hook.stage.as_str(),
+            execution_id = hook.execution_id.as_str(),
+            outcome,
+            reason = reason.as_str(),
+            "gate: {outcome}"
+        );
+        if let Verdict::Fail(why) = verdict {
+            self.failed(hook, why).await;
+        }
+    }
+
+    /// A FAILED gate: ECS rolls back; the digest pushdeploy deployed is quarantined with the
+    /// evidence (the rollback function records the deployment failed when ECS shows the
+    /// rollback), and the notification says why.
+    async fn failed(&self, hook: &HookInvocation, why: &str) {
+        let key = match hook.cluster_and_service() {
+            Some((cluster, service)) => ServiceKey {
+                cluster: cluster.into(),
+                service: service.into(),
+            },
+            None => return,
+        };
+        let reason = format!("the gate answered FAILED at {}: {why}", hook.stage);
+        let mut outcome = Outcome {
+            milestone: Some(Milestone::Failed),
+            ..Outcome::new(&key, OutcomeKind::Failed, Some(reason.clone()))
+        };
+        match self.quarantine_green(hook, &reason).await {
+            Ok(Some(digest)) => {
+                outcome.reason = Some(format!(
+                    "{reason}; {digest} is now quarantined for this service"
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                reason = e.as_str(),
+                "gate: could not quarantine the green digest"
+            ),
+        }
+        self.notifier
+            .send(Subject::event(&hook.execution_id), &[outcome])
+            .await;
+    }
+
+    /// Quarantines the digest of pushdeploy's deployment onto the green revision, found in the
+    /// ledger by the revision's task definition; `None` when the deployment is not pushdeploy's.
+    async fn quarantine_green(
+        &self,
+        hook: &HookInvocation,
+        reason: &str,
+    ) -> Result<Option<String>, String> {
+        let revisions = self
+            .aws
+            .describe_service_revisions(std::slice::from_ref(&hook.target_revision_arn))
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(definition) = revisions.first().and_then(|r| r.task_definition()) else {
+            return Ok(None);
+        };
+        let history = self
+            .ledger
+            .latest(&hook.service_arn, 25)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(record) = history.iter().find(|r| {
+            r.kind == Kind::Deploy && r.new_task_definition.as_deref() == Some(definition)
+        }) else {
+            return Ok(None);
+        };
+        self.ledger
+            .quarantine(record, reason, &now_text())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(record.digest.clone()))
+    }
+}
+
+/// Why the checks could not be read.
+enum Unread {
+    /// AWS may answer next time: ask ECS to call again.
+    Retry(String),
+    /// Nothing will change by calling again: FAILED.
+    Final(String),
+}
+
+/// The verdict in ECS's words, with the progress (and the reason) in `hookDetails`.
+fn answer(verdict: Verdict, progress: &Progress) -> HookAnswer {
+    let (status, reason) = match verdict {
+        Verdict::Pass(why) => (HookStatus::Succeeded, why),
+        Verdict::Again(why) => (HookStatus::InProgress, why),
+        Verdict::Fail(why) => (HookStatus::Failed, why),
+    };
+    let mut details = serde_json::to_value(progress).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut details {
+        map.insert("reason".into(), Value::String(reason));
+    }
+    HookAnswer {
+        status,
+        callback_delay_seconds: (status == HookStatus::InProgress)
+            .then_some(CALLBACK_DELAY_SECONDS),
+        details: Map::from_iter([(PROGRESS_KEY.to_string(), details)]),
+    }
+}
