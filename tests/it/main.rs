@@ -10,5 +10,6 @@ mod aws_model;
 mod cli;
 mod deploy;
 mod edge;
+mod gate;
 mod ledger;
 mod rollback;

@@ -1,0 +1,270 @@
+//! The compiled `gate` binary, run as Lambda runs it (the Runtime API stand-in), invoked as an
+//! ECS lifecycle hook invokes it, against moto and the ECS world, with a local HTTP server in
+//! the green revision's place: healthy, failing or slow. ECS's side of the hook is played here:
+//! it hands back the `hookDetails` the gate answered, merged with the hook's static details
+//! ("Amazon ECS merges this data and passes it back on the next invocation").
+
+use crate::support;
+use crate::support::runtime_api::{FunctionProcess, RuntimeApi};
+use crate::support::{push_event, TestBed, REGISTRY};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::Response;
+use pushdeploy::deploy::Deployer;
+use pushdeploy::invocation::Invocation;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+const INVOKE_WITHIN: Duration = Duration::from_secs(60);
+
+/// How the stand-in for the green revision answers `GET /healthz`.
+#[derive(Clone, Copy)]
+enum Green {
+    Healthy,
+    Failing,
+    Slow,
+}
+
+/// A loopback HTTP server answering as `green` does; its base URL.
+async fn green(green: Green) -> (String, tokio::task::JoinHandle<()>) {
+    let (address, server) = support::loopback::serve(move |_req| async move {
+        let status = match green {
+            Green::Healthy => 200,
+            Green::Failing => 500,
+            Green::Slow => {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                200
+            }
+        };
+        let response = Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::from_static(b"ok")))
+            .unwrap();
+        Ok::<_, std::convert::Infallible>(response)
+    })
+    .await;
+    (format!("http://{address}"), server)
+}
+
+/// A blue/green service prod/web following `web`, tagged with `tags`, and one push of
+/// pushdeploy's onto it; the hook payload ECS would send at `stage` for that deployment.
+async fn deployed(bed: &TestBed, tags: &[(&str, &str)], stage: &str) -> Value {
+    bed.push_image("web", "latest", 0).await;
+    bed.cluster("prod").await;
+    let td = bed
+        .task_definition("web", &[("app", &format!("{REGISTRY}/web:latest"))])
+        .await;
+    let mut all = vec![("pushdeploy:repository", "web")];
+    all.extend_from_slice(tags);
+    let config = aws_sdk_ecs::types::DeploymentConfiguration::builder()
+        .strategy(aws_sdk_ecs::types::DeploymentStrategy::BlueGreen)
+        .bake_time_in_minutes(10)
+        .build();
+    let service_arn = bed.service_with("prod", "web", &td, &all, config).await;
+    let pushed = bed.push_image("web", "latest", 1).await;
+    let now = bed.world().now().await;
+    let deployer = Deployer::new(&bed.sdk, bed.config());
+    let report = deployer
+        .handle(
+            push_event("push-1", "web", "latest", &pushed, &now),
+            &Invocation::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcomes[0].outcome.as_str(),
+        "deployed",
+        "{report:?}"
+    );
+    let view = bed.world().service("prod", "web").await;
+    let sd = &view["serviceDeployments"][0];
+    hook_payload(&service_arn, sd, stage)
+}
+
+fn hook_payload(service_arn: &str, sd: &Value, stage: &str) -> Value {
+    let green = sd["targetServiceRevision"]["arn"].as_str().unwrap();
+    json!({
+        "executionId": "exec-1",
+        "lifecycleStage": stage,
+        "resourceArn": sd["serviceDeploymentArn"],
+        "executionDetails": {
+            "serviceArn": service_arn,
+            "targetServiceRevisionArn": green,
+            "testTrafficWeights": {green: 100},
+            "productionTrafficWeights": {}
+        },
+        "hookDetails": {"team": "web"}
+    })
+}
+
+/// ECS's side of an IN_PROGRESS answer: the next invocation carries the answer's hookDetails
+/// merged into the static ones.
+fn called_again(payload: &Value, answer: &Value) -> Value {
+    let mut next = payload.clone();
+    for (k, v) in answer["hookDetails"].as_object().into_iter().flatten() {
+        next["hookDetails"][k] = v.clone();
+    }
+    next
+}
+
+fn gate(api: &RuntimeApi, bed: &TestBed, extra: &[(&str, &str)]) -> FunctionProcess {
+    let mut env = bed.function_env();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    FunctionProcess::spawn(Path::new(env!("CARGO_BIN_EXE_gate")), api, &env)
+}
+
+fn quarantine_keys(
+    items: &[std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>],
+) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| i.get("sk")?.as_s().ok().cloned())
+        .filter(|sk| sk.starts_with("QUARANTINE#"))
+        .collect()
+}
+
+async fn ledger_items(
+    bed: &TestBed,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    bed.dynamodb
+        .scan()
+        .table_name(support::TABLE)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_green_is_in_progress_three_times_then_succeeded() {
+    let bed = TestBed::start().await;
+    let (url, _server) = green(Green::Healthy).await;
+    let payload = deployed(
+        &bed,
+        &[
+            ("pushdeploy:smoke", "/healthz 200 500ms x4"),
+            ("pushdeploy:smoke-url", &url),
+        ],
+        "POST_TEST_TRAFFIC_SHIFT",
+    )
+    .await;
+    let api = RuntimeApi::start().await;
+    let function = gate(&api, &bed, &[]);
+    let mut next = payload.clone();
+    for round in 1..=3 {
+        let answer = api.invoke(next.clone(), INVOKE_WITHIN).await.response();
+        assert_eq!(
+            answer["hookStatus"], "IN_PROGRESS",
+            "round {round}: {answer}"
+        );
+        assert_eq!(answer["callBackDelay"], 10);
+        assert_eq!(
+            answer["hookDetails"]["pushdeploy"]["streaks"],
+            json!([round])
+        );
+        next = called_again(&payload, &answer);
+        assert_eq!(
+            next["hookDetails"]["team"], "web",
+            "ECS keeps the static details"
+        );
+    }
+    let answer = api.invoke(next, INVOKE_WITHIN).await.response();
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer}");
+    assert!(answer.get("callBackDelay").is_none());
+    let reason = answer["hookDetails"]["pushdeploy"]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(reason.contains("GET /healthz 200 in"), "{reason}");
+    assert!(quarantine_keys(&ledger_items(&bed).await).is_empty());
+    function.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_or_slow_green_fails_the_gate_with_the_evidence_and_quarantines_its_digest() {
+    for (green_is, says) in [
+        (Green::Failing, "answered 500, not 200"),
+        (Green::Slow, "over its 300 ms budget"),
+    ] {
+        let bed = TestBed::start().await;
+        let (url, _server) = green(green_is).await;
+        let (topic, queue) = bed.notify_topic().await;
+        let payload = deployed(
+            &bed,
+            &[
+                ("pushdeploy:smoke", "/healthz 200 300ms x3"),
+                ("pushdeploy:smoke-url", &url),
+            ],
+            "POST_TEST_TRAFFIC_SHIFT",
+        )
+        .await;
+        let api = RuntimeApi::start().await;
+        let function = gate(&api, &bed, &[("PUSHDEPLOY_NOTIFY_TOPIC_ARN", &topic)]);
+        let answer = api.invoke(payload, INVOKE_WITHIN).await.response();
+        assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
+        let reason = answer["hookDetails"]["pushdeploy"]["reason"]
+            .as_str()
+            .unwrap();
+        assert!(reason.contains(says), "{reason}");
+        let last = &answer["hookDetails"]["pushdeploy"]["last"][0];
+        assert_eq!(last["path"], "/healthz");
+        let items = ledger_items(&bed).await;
+        let record = items
+            .iter()
+            .find(|i| {
+                i.get("event_id")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("push-1")
+            })
+            .unwrap();
+        let digest = record["digest"].as_s().unwrap();
+        assert_eq!(
+            quarantine_keys(&items),
+            vec![format!("QUARANTINE#{digest}")]
+        );
+        let notes = bed.notifications(&queue, 1).await;
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let message = notes[0]["Message"].as_str().unwrap();
+        assert!(
+            message.contains("deployment failed") && message.contains(says),
+            "{message}"
+        );
+        function.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_checks_the_gate_fails_closed_and_says_how_to_configure() {
+    let bed = TestBed::start().await;
+    let payload = deployed(&bed, &[], "POST_TEST_TRAFFIC_SHIFT").await;
+    let api = RuntimeApi::start().await;
+    let function = gate(&api, &bed, &[]);
+    let answer = api.invoke(payload.clone(), INVOKE_WITHIN).await.response();
+    assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
+    let reason = answer["hookDetails"]["pushdeploy"]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(reason.starts_with("no checks configured"), "{reason}");
+    assert!(reason.contains("pushdeploy:smoke"), "{reason}");
+
+    // A rollback re-invokes the traffic-shift hooks with the weights reversed: never held,
+    // even by a gate with nothing configured.
+    let green = payload["executionDetails"]["targetServiceRevisionArn"]
+        .as_str()
+        .unwrap();
+    let mut rollback = payload.clone();
+    rollback["lifecycleStage"] = json!("TEST_TRAFFIC_SHIFT");
+    rollback["executionDetails"]["testTrafficWeights"] =
+        json!({green: 0, "arn:aws:ecs:us-east-1:123456789012:service-revision/prod/web/1": 100});
+    let answer = api.invoke(rollback, INVOKE_WITHIN).await.response();
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer}");
+
+    let garbage = api
+        .invoke(json!({"hello": "world"}), INVOKE_WITHIN)
+        .await
+        .response();
+    assert_eq!(garbage["hookStatus"], "FAILED", "{garbage}");
+    function.stop().await;
+}
