@@ -16,7 +16,7 @@ CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY := .tools/bin/cargo-deny
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo invoke bench bench-reconcile test venv fmt-check clippy world-check cargo-test template-check iam-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction clean
+.PHONY: demo invoke bench bench-reconcile test venv fmt-check clippy world-check cargo-test template-check iam-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction build-GateFunction clean
 
 ## demo: build, start a local AWS (moto), push-deploy a two-container service, show before/after
 demo: venv
@@ -122,10 +122,11 @@ replay:
 ## build: the release binaries Lambda runs, as target/lambda/<function>/bootstrap for
 ## provided.al2023 (x86_64; see README for arm64)
 build:
-	$(CARGO) build --release --locked --bin deploy --bin rollback
-	mkdir -p target/lambda/deploy target/lambda/rollback
+	$(CARGO) build --release --locked --bin deploy --bin rollback --bin gate
+	mkdir -p target/lambda/deploy target/lambda/rollback target/lambda/gate
 	cp target/release/deploy target/lambda/deploy/bootstrap
 	cp target/release/rollback target/lambda/rollback/bootstrap
+	cp target/release/gate target/lambda/gate/bootstrap
 
 ## bench: the release deploy binary through the Runtime API stand-in against moto: cold start,
 ## warm and fan-out deploys, AWS calls, peak RSS, binary size (numbers for notes, not tests)
@@ -145,6 +146,10 @@ build-DeployFunction:
 build-RollbackFunction:
 	$(CARGO) build --release --locked --bin rollback
 	cp target/release/rollback $(ARTIFACTS_DIR)/bootstrap
+
+build-GateFunction:
+	$(CARGO) build --release --locked --bin gate
+	cp target/release/gate $(ARTIFACTS_DIR)/bootstrap
 
 clean:
 	$(CARGO) clean

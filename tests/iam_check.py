@@ -423,7 +423,19 @@ def principals(template: dict, resolver: Resolver) -> list[Principal]:
         elif kind in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy") and resolver.exists(logical):
             doc = props.get("PolicyDocument", {})
             found.append(Principal(logical, "resource", as_list(resolver.resolve(doc.get("Statement", [])))))
-        elif kind in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::User", "AWS::IAM::Group"):
+        elif kind == "AWS::IAM::Role" and resolver.exists(logical):
+            # A role an AWS service assumes (GateInvokeRole: ECS invoking the gate): its inline
+            # policies are checked against the needs tests/iam/actions.json gives for it.
+            statements = []
+            for policy in as_list(props.get("Policies", [])):
+                doc = policy.get("PolicyDocument") if isinstance(policy, dict) else None
+                if not (isinstance(doc, dict) and "Statement" in doc):
+                    raise Unresolvable(f"{logical}: a policy this check cannot read: {policy!r}")
+                statements.extend(as_list(resolver.resolve(doc["Statement"])))
+            if props.get("ManagedPolicyArns"):
+                raise Unresolvable(f"{logical}: managed policies on a role are not read by this check yet")
+            found.append(Principal(logical, "role", statements))
+        elif kind in ("AWS::IAM::Policy", "AWS::IAM::User", "AWS::IAM::Group"):
             raise Unresolvable(f"{logical}: {kind} is not read by this check yet")
     return found
 
@@ -571,12 +583,18 @@ def targets(kind: str, setters: dict, resolver: Resolver, template: dict, entry:
         if topic == "":
             return []          # no topic: the functions publish nothing
         return [resolver.ref("NotifyTopicForStack")] if topic == "create" else [topic]
+    # Replay's functions: those with dead letters (an on-failure destination). The gate has
+    # none: ECS invokes it synchronously and reads its answer.
+    replayed = [f for f, r in template["Resources"].items()
+                if r.get("Type") == "AWS::Serverless::Function"
+                and "EventInvokeConfig" in (r.get("Properties") or {})]
     if kind == "function":
-        return [resolver.getatt(f, "Arn") for f, r in template["Resources"].items()
-                if r.get("Type") == "AWS::Serverless::Function"]
+        return [resolver.getatt(f, "Arn") for f in replayed]
     if kind == "function-role":
-        return [resolver.getatt(f"{f}Role", "Arn") for f, r in template["Resources"].items()
-                if r.get("Type") == "AWS::Serverless::Function" and "Role" not in (r.get("Properties") or {})]
+        return [resolver.getatt(f"{f}Role", "Arn") for f in replayed
+                if "Role" not in (template["Resources"][f].get("Properties") or {})]
+    if kind == "gate-function":
+        return [resolver.getatt("GateFunction", "Arn")]
     if kind == "dead-letter-queue":
         return [resolver.getatt(q, "Arn") for q, r in template["Resources"].items()
                 if r.get("Type") == "AWS::SQS::Queue"]
@@ -596,6 +614,9 @@ def stack_resources(template: dict, resolver: Resolver) -> dict[str, str]:
             found[resolver.getatt(q, "Arn")] = f"the queue {q}"
     if resolver.exists("NotifyTopicForStack"):
         found[resolver.ref("NotifyTopicForStack")] = "the stack's topic"
+    for f, r in template["Resources"].items():
+        if r.get("Type") == "AWS::Serverless::Function":
+            found[resolver.getatt(f, "Arn")] = f"the function {f}"
     return found
 
 
@@ -625,6 +646,17 @@ def needs_of(calls, amap: dict, resolver: Resolver, template: dict, problems: li
             if arns:
                 needs.append(Need(need["action"], arns, f"{op} at {call.where}"))
     return needs
+
+
+def trust_problems(template: dict, logical: str, spec: dict) -> list[str]:
+    """A service role must be assumable by exactly the service tests/iam/actions.json names."""
+    doc = template["Resources"][logical]["Properties"].get("AssumeRolePolicyDocument", {})
+    services = sorted({s for st in as_list(doc.get("Statement", [])) if st.get("Effect") == "Allow"
+                       for s in as_list((st.get("Principal") or {}).get("Service", []))})
+    expected = [spec.get("assumed_by")]
+    if services != expected:
+        return [f"is assumable by {services}, not exactly {expected}"]
+    return []
 
 
 def grants_of(principal: Principal) -> list[tuple[str, str, str]]:
@@ -749,6 +781,12 @@ def run(template: dict, sar: Sar, code: Code, report: Report, verbose: bool = Fa
                 needs = needs_of(code.calls[p.name], amap, resolver, template, problems, code.crate)
             except Unresolvable as e:
                 problems, needs = [str(e)], []
+            if p.kind == "role":
+                spec = amap["principals"][p.name]
+                problems += trust_problems(template, p.name, spec)
+                for need in spec.get("needs", []):
+                    arns = targets(need["on"], {}, resolver, template, need)
+                    needs.append(Need(need["action"], arns, need.get("why", "the service that assumes it")))
             problems += called_vs_granted(p, needs, resolver, template, sar)
             if verbose:
                 for need in needs:
@@ -833,6 +871,15 @@ def mutants():
         sts = t["Resources"]["RollbackFunction"]["Properties"]["Policies"][0]["Statement"]
         sts[:] = [s for s in sts if not (isinstance(s, dict) and s.get("Sid") == "StopStuckServiceDeployments")]
 
+    def gate_role_trusts_another_service(t):
+        trust = t["Resources"]["GateInvokeRole"]["Properties"]["AssumeRolePolicyDocument"]
+        trust["Statement"][0]["Principal"]["Service"] = "lambda.amazonaws.com"
+
+    def gate_role_invokes_every_function(t):
+        policy = t["Resources"]["GateInvokeRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        policy["Statement"][0]["Resource"] = sub(
+            "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*")
+
     new_call = {
         "src/bin/deploy.rs": (
             "deployer.warm_up();",
@@ -863,6 +910,10 @@ def mutants():
          [r"RollbackFunction LedgerIndexes: grants dynamodb:Query on .*/index/\*, which covers the ledger index by-digest, but no call of RollbackFunction acts on it"]),
         ("a call that is not granted", missing_grant, None, None,
          [r"RollbackFunction ecs:StopServiceDeployment on arn:aws:ecs:.*:service-deployment/.* is needed \(ecs.StopServiceDeployment at src/aws.rs:\d+\) but not granted"]),
+        ("the gate's invoke role trusted by another service", gate_role_trusts_another_service, None, None,
+         [r"GateInvokeRole is assumable by \['lambda.amazonaws.com'\], not exactly \['ecs.amazonaws.com'\]"]),
+        ("the gate's invoke role able to invoke every function", gate_role_invokes_every_function, None, None,
+         [r"GateInvokeRole InvokeGate: grants lambda:InvokeFunction on .*function:\*, which covers the function DeployFunction, but no call of GateInvokeRole acts on it"]),
         ("a new SDK call in the code", None, new_call, None,
          [r"DeployFunction ecs.ListServices \(src/bin/deploy.rs:\d+\) has no entry in tests/iam/actions.json"]),
     ]
