@@ -16,7 +16,7 @@ CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY := .tools/bin/cargo-deny
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo invoke bench bench-reconcile test venv fmt-check clippy world-check cargo-test template-check iam-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction build-GateFunction clean
+.PHONY: demo demo-bluegreen invoke bench bench-reconcile test venv fmt-check clippy world-check cargo-test template-check iam-check deny deny-advisories replay build build-DeployFunction build-RollbackFunction build-GateFunction clean
 
 ## demo: build, start a local AWS (moto), push-deploy a two-container service, show before/after
 demo: venv
@@ -118,6 +118,12 @@ deny-advisories: $(CARGO_DENY)
 ## EVENTBRIDGE_SENDER=<SenderId> to trust EventBridge's dead letters, see docs/dead-letters.md)
 replay:
 	$(CARGO) run --release --locked --quiet --bin pushdeploy -- replay --queue-url "$(QUEUE_URL)" $(if $(LIST),--list,) $(if $(FUNCTION),--function "$(FUNCTION)",) $(if $(EVENTBRIDGE_SENDER),--eventbridge-sender "$(EVENTBRIDGE_SENDER)",)
+
+## demo-bluegreen: a blue/green service whose lifecycle hook is the gate, in the local ECS world:
+## a push whose green revision passes four smoke checks in a row (shifted, baked, completed),
+## then one whose green answers 500 (gate FAILED with the evidence, ECS rolls back, quarantined)
+demo-bluegreen: venv
+	$(CARGO) test --locked --test timelines -- gate_passes_blue_green gate_fails_blue_green
 
 ## build: the release binaries Lambda runs, as target/lambda/<function>/bootstrap for
 ## provided.al2023 (x86_64; see README for arm64)

@@ -345,11 +345,12 @@ def blue_green_bake(c: Checks, srv: Server) -> None:
     srv.events()
     srv.tasks("bg", start=2)
     svc = describe(ecs, "bg")
-    c.check("blue/green: tasks started, not COMPLETED", svc["deployments"][0]["rolloutState"] == "IN_PROGRESS" and srv.events() == [], svc["deployments"][0])
+    c.check("blue/green: no rolloutState (the API returns it for rolling updates only)", "rolloutState" not in svc["deployments"][0], svc["deployments"][0])
+    c.check("blue/green: tasks started, not SUCCESSFUL", service_deployment(ecs, sd_arn)["status"] == "IN_PROGRESS" and srv.events() == [], svc["deployments"][0])
     c.check("blue/green: lifecycleStage BAKE_TIME", service_deployment(ecs, sd_arn).get("lifecycleStage") == "BAKE_TIME")
     c.check("blue/green: blue and green both run while baking", svc["runningCount"] == 4, svc["runningCount"])
     srv.advance(59)
-    c.check("blue/green: +59 min, still baking", describe(ecs, "bg")["deployments"][0]["rolloutState"] == "IN_PROGRESS" and srv.events() == [])
+    c.check("blue/green: +59 min, still baking", service_deployment(ecs, sd_arn)["status"] == "IN_PROGRESS" and srv.events() == [])
     srv.advance(2)
     events = srv.events()
     c.check("blue/green: +61 min, COMPLETED", names(events) == [("SERVICE_DEPLOYMENT_COMPLETED", green_id)], names(events))
@@ -370,6 +371,48 @@ def linear_timing(c: Checks, srv: Server) -> None:
     c.check("linear: +24 min, not done", service_deployment(ecs, sd_arn)["status"] == "IN_PROGRESS" and srv.events() == [])
     srv.advance(2)
     c.check("linear: +26 min, COMPLETED", [e["detail"]["eventName"] for e in srv.events()] == ["SERVICE_DEPLOYMENT_COMPLETED"])
+
+
+def lifecycle_hooks(c: Checks, srv: Server) -> None:
+    ecs = srv.client("ecs")
+    gate = "arn:aws:lambda:us-east-1:123456789012:function:gate"
+    hook = {"hookTargetArn": gate, "roleArn": "arn:aws:iam::123456789012:role/hook",
+            "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"], "hookDetails": {"team": "web"}}
+    config = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5, "lifecycleHooks": [hook]}
+    ecs.create_service(cluster="demo", serviceName="hk", taskDefinition=task_definition(ecs, "hk", sidecar=False),
+                       desiredCount=1, deploymentConfiguration=config)
+    sd_arn = ecs.update_service(cluster="demo", service="hk", taskDefinition=task_definition(ecs, "hk", "v2", sidecar=False))["service"]["currentServiceDeployment"]
+    c.check("hooks: none due while scaling up", srv.world("GET", "/_world/hooks")["hooks"] == [])
+    srv.tasks("hk", start=1)
+    due = srv.world("GET", "/_world/hooks")["hooks"]
+    c.check("hooks: one due at POST_TEST_TRAFFIC_SHIFT, the deployment waits there",
+            len(due) == 1 and due[0]["payload"]["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
+            and service_deployment(ecs, sd_arn).get("lifecycleStage") == "POST_TEST_TRAFFIC_SHIFT", due)
+    payload = due[0]["payload"]
+    c.check("hooks: the payload names the service deployment, the service and the green revision",
+            payload["resourceArn"] == sd_arn and payload["executionDetails"]["serviceArn"].endswith(":service/demo/hk")
+            and payload["executionDetails"]["targetServiceRevisionArn"] and payload["hookDetails"] == {"team": "web"}, payload)
+    c.check("hooks: handed out once", srv.world("GET", "/_world/hooks")["hooks"] == [])
+    srv.world("POST", "/_world/hooks", {"id": due[0]["id"], "answer": {"hookStatus": "IN_PROGRESS", "callBackDelay": 60, "hookDetails": {"n": 1}}})
+    c.check("hooks: IN_PROGRESS is not due again before callBackDelay", srv.world("GET", "/_world/hooks")["hooks"] == [])
+    srv.advance(1.1)
+    again = srv.world("GET", "/_world/hooks")["hooks"]
+    c.check("hooks: due again after it, hookDetails merged", len(again) == 1 and again[0]["payload"]["hookDetails"] == {"team": "web", "n": 1}, again)
+    srv.world("POST", "/_world/hooks", {"id": again[0]["id"], "answer": {"hookStatus": "SUCCEEDED"}})
+    c.check("hooks: SUCCEEDED moves on to the bake", service_deployment(ecs, sd_arn).get("lifecycleStage") == "BAKE_TIME")
+    srv.advance(6)
+    c.check("hooks: then SUCCESSFUL", service_deployment(ecs, sd_arn)["status"] == "SUCCESSFUL")
+    srv.events()
+    sd_arn = ecs.update_service(cluster="demo", service="hk", taskDefinition=task_definition(ecs, "hk", "v3", sidecar=False))["service"]["currentServiceDeployment"]
+    srv.tasks("hk", start=1)
+    due = srv.world("GET", "/_world/hooks")["hooks"]
+    srv.world("POST", "/_world/hooks", {"id": due[0]["id"], "answer": {"hookStatus": "FAILED"}})
+    sd = service_deployment(ecs, sd_arn)
+    c.check("hooks: FAILED rolls back", sd["status"] == "ROLLBACK_IN_PROGRESS" and "returned FAILED" in sd.get("statusReason", ""), sd)
+    c.check("hooks: a FAILED event for the failed deployment", "SERVICE_DEPLOYMENT_FAILED" in [e["detail"]["eventName"] for e in srv.events()])
+    srv.tasks("hk", start=1)
+    srv.advance(6)
+    c.check("hooks: then ROLLBACK_SUCCESSFUL", service_deployment(ecs, sd_arn)["status"] == "ROLLBACK_SUCCESSFUL")
 
 
 def answers_dated_by_the_world(c: Checks, srv: Server) -> None:
@@ -499,6 +542,7 @@ def main() -> int:
         c.run("no breaker", no_breaker, srv)
         c.run("blue/green bake", blue_green_bake, srv)
         c.run("linear timing", linear_timing, srv)
+        c.run("lifecycle hooks", lifecycle_hooks, srv)
         c.run("other services", other_services_unchanged, srv)
         c.run("answers dated by the world", answers_dated_by_the_world, srv)
         c.run("dynamodb atomicity", dynamodb_conditional_writes, srv)

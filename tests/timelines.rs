@@ -85,12 +85,61 @@ fn no_breaker() -> DeploymentConfiguration {
     DeploymentConfiguration::builder().build()
 }
 
+/// How the stand-in for the green revision answers the gate's smoke checks.
+const GREEN_HEALTHY: u8 = 0;
+const GREEN_FAILING: u8 = 1;
+
+/// A loopback HTTP server in the green revision's place, behind the "test listener" the
+/// service's `pushdeploy:smoke-url` tag names.
+struct GreenServer {
+    url: String,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl GreenServer {
+    async fn start() -> GreenServer {
+        let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(GREEN_HEALTHY));
+        let seen = mode.clone();
+        let (address, server) = support::loopback::serve(move |_req| {
+            let status = match seen.load(std::sync::atomic::Ordering::SeqCst) {
+                GREEN_FAILING => 500,
+                _ => 200,
+            };
+            async move {
+                let body = http_body_util::Full::new(hyper::body::Bytes::from_static(b"green"));
+                Ok::<_, std::convert::Infallible>(
+                    hyper::Response::builder()
+                        .status(status)
+                        .body(body)
+                        .unwrap(),
+                )
+            }
+        })
+        .await;
+        GreenServer {
+            url: format!("http://{address}"),
+            mode,
+            _server: server,
+        }
+    }
+
+    fn answer(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 struct Timeline {
     title: &'static str,
     bed: TestBed,
     world: World,
     deploy: Function,
     rollback: Function,
+    /// The lifecycle-hook target, invoked with what the world's hooks hand out.
+    gate: Function,
+    green: GreenServer,
+    /// Every answer the gate gave, in order: (stage, hookStatus).
+    gate_answers: Vec<(String, String)>,
     /// Each function reaches AWS through a proxy of its own, which lets every call through
     /// unless a timeline holds one at a gate.
     deploy_proxy: FaultProxy,
@@ -107,6 +156,22 @@ impl Timeline {
     /// Service prod/web, desired 2, running `web:latest` (first digest) beside a public
     /// sidecar, following repository `web`, with `configuration`.
     async fn new(title: &'static str, configuration: DeploymentConfiguration) -> Timeline {
+        Timeline::tagged(title, configuration, &[]).await
+    }
+
+    /// [`Timeline::new`] with more service tags (the gate's checks); the service's
+    /// `pushdeploy:smoke-url` always names the green stand-in.
+    async fn tagged(
+        title: &'static str,
+        configuration: DeploymentConfiguration,
+        tags: &[(&str, &str)],
+    ) -> Timeline {
+        let green = GreenServer::start().await;
+        let mut all = vec![
+            ("pushdeploy:repository", REPOSITORY),
+            ("pushdeploy:smoke-url", green.url.as_str()),
+        ];
+        all.extend_from_slice(tags);
         let bed = TestBed::start().await;
         let world = bed.world();
         let first_digest = bed.push_image(REPOSITORY, "latest", 0).await;
@@ -120,14 +185,8 @@ impl Timeline {
                 ],
             )
             .await;
-        bed.service_with(
-            CLUSTER,
-            SERVICE,
-            &first_revision,
-            &[("pushdeploy:repository", REPOSITORY)],
-            configuration,
-        )
-        .await;
+        bed.service_with(CLUSTER, SERVICE, &first_revision, &all, configuration)
+            .await;
         let deploy_proxy = FaultProxy::start(bed.moto.address).await;
         let rollback_proxy = FaultProxy::start(bed.moto.address).await;
         let env = |proxy: &FaultProxy| {
@@ -140,12 +199,16 @@ impl Timeline {
         // The functions' clock is AWS's, as the answers' Date header tells it: the world's.
         let deploy = Function::start(env!("CARGO_BIN_EXE_deploy"), &env(&deploy_proxy)).await;
         let rollback = Function::start(env!("CARGO_BIN_EXE_rollback"), &env(&rollback_proxy)).await;
+        let gate = Function::start(env!("CARGO_BIN_EXE_gate"), &bed.function_env()).await;
         let mut timeline = Timeline {
             title,
             bed,
             world,
             deploy,
             rollback,
+            gate,
+            green,
+            gate_answers: Vec::new(),
             deploy_proxy,
             rollback_proxy,
             rows: Vec::new(),
@@ -194,8 +257,36 @@ impl Timeline {
 
     async fn advance(&mut self, seconds: u64) {
         self.world.advance(seconds).await;
-        self.row(format!("{} min pass", seconds / 60), "-".into())
-            .await;
+        let passed = if seconds < 60 {
+            format!("{seconds} s pass")
+        } else {
+            format!("{} min pass", seconds / 60)
+        };
+        self.row(passed, "-".into()).await;
+    }
+
+    /// ECS's lifecycle hooks: every invocation due now goes to the gate binary, and its answer
+    /// back to the world, which obeys it.
+    async fn hooks(&mut self) {
+        for due in self.world.due_hooks().await {
+            let payload = &due["payload"];
+            let stage = payload["lifecycleStage"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
+            let answer = self.gate.invoke(payload.clone()).await;
+            let status = answer["hookStatus"].as_str().unwrap_or("?").to_string();
+            self.world
+                .answer_hook(due["id"].as_str().unwrap_or_default(), &answer)
+                .await;
+            let reason = answer["hookDetails"]["pushdeploy"]["reason"]
+                .as_str()
+                .unwrap_or_default();
+            let reason: String = reason.chars().take(110).collect();
+            self.gate_answers.push((stage.clone(), status.clone()));
+            self.row(format!("hook {stage}"), format!("gate: {status}: {reason}"))
+                .await;
+        }
     }
 
     /// The events ECS emitted since the last delivery, in the order given by `arrange`.
@@ -478,6 +569,15 @@ impl Timeline {
             .count()
     }
 
+    /// Why `digest` is quarantined, as the ledger keeps it.
+    async fn quarantine_reason(&self, digest: &str) -> String {
+        self.ledger()
+            .await
+            .get(&format!("QUARANTINE#{digest}"))
+            .and_then(|q| q.get("reason").cloned())
+            .unwrap_or_default()
+    }
+
     async fn quarantined(&self) -> Vec<String> {
         self.ledger()
             .await
@@ -501,6 +601,7 @@ impl Timeline {
         self.print();
         self.deploy.process.stop().await;
         self.rollback.process.stop().await;
+        self.gate.process.stop().await;
     }
 }
 
@@ -1039,6 +1140,122 @@ async fn blue_green_rolled_back_by_ecs() {
     t.stop().await;
 }
 
+/// A blue/green service whose lifecycle hooks at `stages` invoke the gate.
+fn blue_green_gated(bake_minutes: i32, stages: &[&str]) -> DeploymentConfiguration {
+    let mut hook = aws_sdk_ecs::types::DeploymentLifecycleHook::builder()
+        .hook_target_arn(format!(
+            "arn:aws:lambda:{REGION}:{ACCOUNT}:function:pushdeploy-GateFunction"
+        ))
+        .role_arn(format!(
+            "arn:aws:iam::{ACCOUNT}:role/pushdeploy-GateInvokeRole"
+        ));
+    for stage in stages {
+        hook = hook.lifecycle_stages(aws_sdk_ecs::types::DeploymentLifecycleHookStage::from(
+            *stage,
+        ));
+    }
+    DeploymentConfiguration::builder()
+        .strategy(aws_sdk_ecs::types::DeploymentStrategy::BlueGreen)
+        .bake_time_in_minutes(bake_minutes)
+        .lifecycle_hooks(hook.build())
+        .build()
+}
+
+/// `make demo-bluegreen`, part 1: a push to a blue/green service whose gate checks
+/// `GET /healthz` four times in a row against the green revision (a local server). The gate
+/// answers IN_PROGRESS three times (ECS calls again after its callBackDelay, handing back the
+/// streak in hookDetails), then SUCCEEDED; traffic shifts, the bake runs, and the deployment
+/// completes: the last known good revision.
+async fn gate_passes_blue_green() {
+    let mut t = Timeline::tagged(
+        "blue/green with a gate: green healthy, four checks in a row, completed",
+        blue_green_gated(10, &["POST_TEST_TRAFFIC_SHIFT"]),
+        &[("pushdeploy:smoke", "/healthz 200 500ms x4")],
+    )
+    .await;
+    let pushed = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    t.hooks().await;
+    for _ in 0..3 {
+        t.advance(10).await;
+        t.hooks().await;
+    }
+    let statuses: Vec<&str> = t.gate_answers.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]
+    );
+    assert_eq!(
+        t.service_deployment_status(1).await,
+        "IN_PROGRESS",
+        "baking"
+    );
+    t.advance(11 * 60).await;
+    t.deliver().await;
+    assert_eq!(t.service_deployment_status(1).await, "SUCCESSFUL");
+    assert_eq!(t.record_of(1).await["status"], "succeeded");
+    assert!(t.quarantined().await.is_empty());
+    assert_eq!(t.running().await.0, pushed);
+    t.stop().await;
+}
+
+/// `make demo-bluegreen`, part 2: the green revision answers 500. The gate answers FAILED with
+/// the evidence and quarantines the digest; ECS rolls back (re-invoking the traffic-shift hook
+/// with the weights reversed, which the gate lets through); ECS's FAILED event has the rollback
+/// function record the deployment failed; the next sweep sees ROLLBACK_SUCCESSFUL.
+async fn gate_fails_blue_green() {
+    let mut t = Timeline::tagged(
+        "blue/green with a gate: green answers 500, FAILED, ECS rolls back",
+        blue_green_gated(10, &["TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT"]),
+        &[("pushdeploy:smoke", "/healthz 200 500ms x3")],
+    )
+    .await;
+    t.green.answer(GREEN_FAILING);
+    let bad = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.hooks().await;
+    t.hooks().await;
+    assert_eq!(
+        t.gate_answers,
+        [
+            ("TEST_TRAFFIC_SHIFT".to_string(), "SUCCEEDED".to_string()),
+            ("POST_TEST_TRAFFIC_SHIFT".to_string(), "FAILED".to_string())
+        ]
+    );
+    assert_eq!(
+        t.quarantined().await,
+        vec![bad.clone()],
+        "the gate quarantined it"
+    );
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
+    t.deliver().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    t.start_tasks(2).await;
+    t.hooks().await;
+    assert_eq!(
+        t.gate_answers.last(),
+        Some(&("TEST_TRAFFIC_SHIFT".to_string(), "SUCCEEDED".to_string())),
+        "the rollback's reversed weights are never held"
+    );
+    t.advance(11 * 60).await;
+    t.deliver().await;
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_SUCCESSFUL");
+    t.sweep().await;
+    assert_eq!(
+        t.record_of(1).await.get("awaits_ecs_rollback"),
+        None,
+        "seen"
+    );
+    assert_eq!(t.running().await.0, t.first_digest);
+    assert_eq!(t.rollbacks_by_pushdeploy().await, 0);
+    let why = t.quarantine_reason(&bad).await;
+    assert!(why.contains("answered 500, not 200"), "{why}");
+    let note = format!("  quarantined {}: {why}\n", short(&bad));
+    t.stop().await;
+    println!("{note}");
+}
+
 /// Situation 5: alarm-based rollback is configured, but the alarms never fire (the world has
 /// none). The stuck deployment is failed and ECS is expected to roll back; the next sweep sees
 /// the failed deployment still primary and rolls back itself, onto the digest that ran.
@@ -1253,6 +1470,13 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("blue_green_rolled_back_by_ecs", || {
             Box::pin(blue_green_rolled_back_by_ecs())
         }),
+        ("gate_passes_blue_green", || {
+            Box::pin(gate_passes_blue_green())
+        }),
+        (
+            "gate_fails_blue_green",
+            || Box::pin(gate_fails_blue_green()),
+        ),
     ]
 }
 

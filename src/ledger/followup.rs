@@ -9,15 +9,16 @@ use super::{
 use aws_sdk_dynamodb::types::AttributeValue;
 
 impl Ledger {
-    /// Marks `record`'s digest as bad for its service, unconditionally (a later failure of the
-    /// same digest overwrites the mark): later pushes of it are skipped.
+    /// Marks `record`'s digest as bad for its service: later pushes of it are skipped. The first
+    /// mark is kept (a later failure of the same digest adds nothing to its evidence).
     pub(crate) async fn quarantine(
         &self,
         record: &DeploymentRecord,
         reason: &str,
         at: &str,
     ) -> Result<(), LedgerError> {
-        self.client
+        let sent = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(&record.service_arn))
@@ -26,10 +27,16 @@ impl Ledger {
             .item("deployment", s(record.sk()))
             .item("reason", s(reason))
             .item("at", s(at))
+            // The first quarantine's reason stays: it holds the evidence (a gate's status codes
+            // and latencies), and a later report of the same failure only repeats it.
+            .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(|e| self.failed("dynamodb:PutItem", e))?;
-        Ok(())
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(self.failed("dynamodb:PutItem", e).into()),
+        }
     }
 
     /// Why `digest` is quarantined for the service, if it is, as the sentence a skipped push

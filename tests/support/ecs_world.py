@@ -21,7 +21,7 @@ What the world models (each model's code carries the AWS sentence it follows):
   - a clock: real time plus an offset the test can advance.
 
 What it does not model: real tasks or containers (the test says how many start or fail), load
-balancers and traffic, CloudWatch alarms, lifecycle hooks (never invoked), service events
+balancers and traffic, CloudWatch alarms, pause hooks, service events
 ("has reached a steady state"), task sets, CODE_DEPLOY and EXTERNAL deployment controllers
 (their services are left exactly as moto answers), capacity, placement, scaling policies,
 DeleteService (a re-created service starts a new world record), moto's /moto-api/reset (it
@@ -36,6 +36,8 @@ Control endpoints (JSON in and out, never reached by an AWS SDK):
   GET  /_world/events                -> {"events": [...]}, and empties the outbox
   GET  /_world/service?cluster=C&service=S -> the world's full view of one service
   POST /_world/seed {"seed": N}      -> reseeds the ids (the command line's SEED does too)
+  GET  /_world/hooks                 -> {"hooks": [{"id", "payload"}]}: lifecycle-hook invocations due
+  POST /_world/hooks {"id", "answer"} -> the hook function's answer (hookStatus, callBackDelay, ...)
 """
 
 from __future__ import annotations
@@ -358,6 +360,11 @@ class Deployment:
     stage_ends_at: Optional[float] = None
     rollback_eligible: bool = True
     service_deployment: Optional["ServiceDeployment"] = None
+    # Lifecycle hooks: the points still ahead of this deployment, the hook invocations it
+    # waits on now, and whether it is ECS's own rollback (its hooks see the weights reversed).
+    points: list = field(default_factory=list)
+    waiting: list = field(default_factory=list)
+    is_rollback: bool = False
     extras: dict = field(default_factory=dict)  # moto's launchType, platformFamily, ...
 
     @property
@@ -494,6 +501,54 @@ class ServiceDeployment:
                 },
             }
         )
+
+
+# Model: lifecycle hooks ([DG] "Lifecycle hooks for Amazon ECS service deployments", "Lambda
+# hooks for Amazon ECS service deployments").
+#   - Hooks run at the stages their `lifecycleStages` name, in the deployment's order
+#     (POST_SCALE_UP, TEST_TRAFFIC_SHIFT, POST_TEST_TRAFFIC_SHIFT, PRE_PRODUCTION_TRAFFIC_SHIFT,
+#     PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT); the deployment waits at a stage
+#     until every hook there answers SUCCEEDED ("Hooks at one stage run in parallel").
+#   - The payload: executionId, lifecycleStage, resourceArn (the service deployment),
+#     executionDetails {serviceArn, targetServiceRevisionArn, testTrafficWeights,
+#     productionTrafficWeights} and hookDetails (the hook's static details, merged with what the
+#     function answered last: "Amazon ECS merges this data and passes it back on the next
+#     invocation"). The weight maps are empty except at the traffic-shift stages, as in the
+#     Developer Guide's examples.
+#   - "IN_PROGRESS: Amazon ECS invokes the function again after a delay. By default, the delay
+#     is 30 seconds." (callBackDelay, on the world's clock.)
+#   - "FAILED: Amazon ECS rolls back the deployment to the last successful service revision.";
+#     "If your function doesn't return a valid hookStatus, or if it fails, Amazon ECS rolls back
+#     the deployment."
+#   - "There is no dedicated ROLLBACK lifecycle stage. When a rollback occurs, Amazon ECS
+#     re-invokes hooks registered at the PRODUCTION_TRAFFIC_SHIFT and TEST_TRAFFIC_SHIFT stages"
+#     with the weights reversed; "targetServiceRevisionArn remains the green revision ARN".
+# The world does not run the hook's Lambda itself: the test takes the due invocations
+# (GET /_world/hooks), runs the gate binary, and posts its answer (POST /_world/hooks). Not
+# modelled: PRE_SCALE_UP and RECONCILE_SERVICE hooks, one PRODUCTION_TRAFFIC_SHIFT invocation
+# per linear or canary step (the world invokes it once, before the shift), pause hooks, hook
+# timeouts, and a hook failing during ECS's own rollback (the world goes on rolling back).
+HOOK_POINTS = [
+    "POST_SCALE_UP", "TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT",
+]
+ROLLBACK_HOOK_POINTS = ["TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "SHIFT"]
+DEFAULT_CALLBACK_DELAY = 30.0
+
+
+@dataclass
+class HookCall:
+    id: str
+    deployment: "Deployment"
+    hook: dict
+    stage: str
+    due_at: float
+    details: dict
+    out: bool = False  # handed to the test, its answer awaited
+
+
+def hooks_at(config: dict, stage: str) -> list:
+    return [h for h in (config.get("lifecycleHooks") or []) if stage in (h.get("lifecycleStages") or [])]
 
 
 @dataclass
@@ -654,6 +709,7 @@ class World:
         self.revisions: dict = {}  # ARN -> Revision
         self.service_deployments: dict = {}  # ARN -> ServiceDeployment
         self.outbox: list = []
+        self.hook_calls: dict = {}  # id -> HookCall waiting on its answer
 
     # ---- clock and ids -------------------------------------------------------------------
 
@@ -825,6 +881,7 @@ class World:
             self._replace(previous, at)
         d = self._new_deployment(ws, task_definition.arn, revision, desired, at)
         d.pending = desired
+        d.points = list(HOOK_POINTS) if d.strategy != "ROLLING" else []
         d.rollout_reason = f"ECS deployment {d.id} in progress."
         self._new_service_deployment(ws, d, sources, at)
         self._emit(ws, "SERVICE_DEPLOYMENT_IN_PROGRESS", d, d.rollout_reason, at)
@@ -834,6 +891,7 @@ class World:
     def _replace(self, previous: Deployment, at: float) -> None:
         previous.status, previous.pending, previous.updated_at = "ACTIVE", 0, at
         previous.stage, previous.stage_ends_at = None, None
+        self._drop_hooks(previous)
         sd = previous.service_deployment
         if sd is not None and sd.status not in FINISHED and sd.driving is previous:
             sd.finish("STOPPED", at, reason="Replaced by a newer service deployment.", stopped=True)
@@ -987,6 +1045,9 @@ class World:
         desired = ws.desired_count(failed.desired)
         r = self._new_deployment(ws, target.task_definition, target.revision, desired, at)
         r.pending, r.rollout_reason = desired, reason or f"ECS deployment {r.id} in progress."
+        r.is_rollback = True
+        r.points = list(ROLLBACK_HOOK_POINTS) if r.strategy != "ROLLING" else []
+        self._drop_hooks(failed)
         sd = failed.service_deployment
         if sd is not None:
             r.service_deployment = sd
@@ -1013,11 +1074,106 @@ class World:
     def _check_scaled_up(self, ws: WorldService, d: Deployment, at: float) -> None:
         if d.status != "PRIMARY" or not d.in_progress or d.stage != "SCALE_UP" or d.running < d.desired:
             return
-        shift = shift_minutes(d.config)
-        if shift > 0:
-            d.stage, d.stage_ends_at = "PRODUCTION_TRAFFIC_SHIFT", at + shift * 60
-            return
+        self._next_point(ws, d, at)
+
+    # The deployment's next stage: hooks to wait on, the timed production shift, or the bake.
+    def _next_point(self, ws: WorldService, d: Deployment, at: float) -> None:
+        while d.points:
+            point = d.points.pop(0)
+            if point == "SHIFT":
+                shift = shift_minutes(d.config)
+                if shift > 0:
+                    d.stage, d.stage_ends_at = "PRODUCTION_TRAFFIC_SHIFT", at + shift * 60
+                    return
+                continue
+            hooks = hooks_at(d.config, point)
+            if hooks:
+                d.stage = point
+                d.waiting = [self._hook_call(d, h, point, at) for h in hooks]
+                return
         self._start_bake(ws, d, at)
+
+    def _hook_call(self, d: Deployment, hook: dict, stage: str, at: float) -> HookCall:
+        call = HookCall(
+            id=f"hook-{self.rng.getrandbits(48):012x}", deployment=d, hook=hook, stage=stage,
+            due_at=at, details=dict(hook.get("hookDetails") or {}),
+        )
+        self.hook_calls[call.id] = call
+        return call
+
+    def _drop_hooks(self, d: Deployment) -> None:
+        for call in d.waiting:
+            self.hook_calls.pop(call.id, None)
+        d.waiting = []
+
+    def hook_payload(self, call: HookCall) -> dict:
+        d = call.deployment
+        sd = d.service_deployment
+        green = sd.target.revision.arn if sd else d.revision.arn
+        blue = d.revision.arn if d.is_rollback else (sd.sources[0].revision.arn if sd and sd.sources else None)
+        weights = {}
+        if call.stage in ("TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"):
+            weights = {green: 0, blue: 100} if d.is_rollback else {green: 100, **({blue: 0} if blue else {})}
+        return {
+            "executionId": call.id,
+            "lifecycleStage": call.stage,
+            "resourceArn": sd.arn if sd else None,
+            "executionDetails": {
+                "serviceArn": sd.service_arn if sd else None,
+                "targetServiceRevisionArn": green,
+                "testTrafficWeights": weights if call.stage == "TEST_TRAFFIC_SHIFT" else {},
+                "productionTrafficWeights": weights if call.stage == "PRODUCTION_TRAFFIC_SHIFT" else {},
+            },
+            "hookDetails": call.details,
+            "hookTargetArn": call.hook.get("hookTargetArn"),
+        }
+
+    def due_hooks(self) -> list:
+        """The hook invocations due now, handed out once each until answered."""
+        now = self.now()
+        due = [c for c in self.hook_calls.values() if not c.out and c.due_at <= now]
+        for call in due:
+            call.out = True
+        return [{"id": c.id, "payload": self.hook_payload(c)} for c in sorted(due, key=lambda c: c.due_at)]
+
+    def answer_hook(self, call_id: str, answer: Any) -> str:
+        call = self.hook_calls.get(call_id)
+        if call is None or not call.out:
+            raise ApiError("UnknownHook", f"no hook invocation {call_id} awaits an answer")
+        d = call.deployment
+        ws = self.services[(last_segment(d.service_deployment.cluster_arn), last_segment(d.service_deployment.service_arn))]
+        at = self.now()
+        status = answer.get("hookStatus") if isinstance(answer, dict) else None
+        details = answer.get("hookDetails") if isinstance(answer, dict) else None
+        if status == "IN_PROGRESS":
+            if isinstance(details, dict):
+                call.details.update(details)
+            delay = answer.get("callBackDelay")
+            call.due_at = at + (float(delay) if isinstance(delay, (int, float)) else DEFAULT_CALLBACK_DELAY)
+            call.out = False
+            return "again"
+        self.hook_calls.pop(call.id, None)
+        d.waiting = [c for c in d.waiting if c is not call]
+        if status == "SUCCEEDED" or d.is_rollback:
+            if not d.waiting:
+                self._next_point(ws, d, at)
+            return "continued"
+        self._hook_failed(ws, d, call, at)
+        return "rolled back"
+
+    def _hook_failed(self, ws: WorldService, d: Deployment, call: HookCall, at: float) -> None:
+        why = f"Lifecycle hook {call.hook.get('hookTargetArn', '?')} at {call.stage} returned FAILED."
+        self._drop_hooks(d)
+        d.rollout_state, d.rollout_reason = "FAILED", why
+        d.stage, d.stage_ends_at, d.updated_at = None, None, at
+        self._emit(ws, "SERVICE_DEPLOYMENT_FAILED", d, why, at)
+        target = self._rollback_target(ws, d)
+        sd = d.service_deployment
+        if target is None:
+            if sd is not None and sd.status not in FINISHED:
+                sd.finish("STOPPED", at, reason=why, stopped=True)
+            return
+        self._start_rollback(ws, d, target, None, why, at)
 
     def _start_bake(self, ws: WorldService, d: Deployment, at: float) -> None:
         bake = bake_minutes(d.config)
@@ -1034,7 +1190,7 @@ class World:
             while d is not None and d.in_progress and d.stage_ends_at is not None and d.stage_ends_at <= now:
                 due, d.stage_ends_at = d.stage_ends_at, None
                 if d.stage == "PRODUCTION_TRAFFIC_SHIFT":
-                    self._start_bake(ws, d, due)
+                    self._next_point(ws, d, due)
                 else:
                     self._complete(ws, d, due)
 
@@ -1312,6 +1468,13 @@ class Control:
             return (404, {"error": "unknown service"}) if ws is None else (200, self.world.view(ws))
         if route == ("POST", "/_world/tasks"):
             return self._tasks(payload)
+        if route == ("GET", "/_world/hooks"):
+            return 200, {"hooks": self.world.due_hooks()}
+        if route == ("POST", "/_world/hooks"):
+            try:
+                return 200, {"did": self.world.answer_hook(payload["id"], payload.get("answer"))}
+            except ApiError as err:
+                return 404, {"error": err.message}
         return 404, {"error": f"no control endpoint {method} {path}"}
 
     def _service(self, cluster: str, service: str) -> Optional[WorldService]:

@@ -72,6 +72,24 @@ impl World {
         .await
     }
 
+    /// The lifecycle-hook invocations due now (`{"id", "payload"}`), each handed out once until
+    /// it is answered.
+    pub async fn due_hooks(&self) -> Vec<Value> {
+        self.get("/_world/hooks").await["hooks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The hook function's answer to invocation `id`, as ECS would read it.
+    pub async fn answer_hook(&self, id: &str, answer: &Value) -> Value {
+        self.post(
+            "/_world/hooks",
+            serde_json::json!({"id": id, "answer": answer}),
+        )
+        .await
+    }
+
     async fn get(&self, path: &str) -> Value {
         self.request("GET", path, None).await
     }
