@@ -84,7 +84,7 @@ cargo-test: venv
 	$(CARGO) test --locked
 
 template-check: venv iam-check
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml examples/bluegreen-service.yaml
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template template.yaml
 	$(VENV)/bin/python tests/event_pattern_check.py
 

@@ -89,7 +89,7 @@ pub enum ConfigError {
     #[error("{TABLE_VAR} is not set: it must name the DynamoDB deployment ledger table")]
     MissingTable,
     /// `PUSHDEPLOY_RULES` does not parse (an unknown field included); holds the JSON error.
-    #[error("{RULES_VAR} is not a JSON array of {{\"repository\",\"tag\",\"cluster\",\"service\",\"container\"?}}: {0}")]
+    #[error("{RULES_VAR} is not a JSON array of {{\"repository\",\"tag\",\"cluster\",\"service\",\"container\"?,\"smoke\"?,\"smoke_url\"?}}: {0}")]
     BadRules(String),
     /// An entry of `PUSHDEPLOY_TRUSTED_ACCOUNTS` is not 12 digits; holds that entry.
     #[error("{TRUSTED_ACCOUNTS_VAR} holds {0:?}, which is not a 12-digit AWS account id")]
