@@ -7,6 +7,7 @@
 //!        one reconcile of a repository of 5,000 images per binary, see bench/reconcile.rs)
 //!        cargo run --example bench -- --model <deploy binary> (only the workloads against the
 //!        AWS model, see bench/modelled.rs)
+//!        cargo run --example bench -- --gate <gate binary> (only the gate, see bench/gate.rs)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -17,6 +18,9 @@ mod reconcile;
 
 #[path = "bench/modelled.rs"]
 mod modelled;
+
+#[path = "bench/gate.rs"]
+mod gate;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -114,6 +118,10 @@ async fn main() {
     if args.first().map(String::as_str) == Some("--reconcile") {
         let binaries: Vec<PathBuf> = args[1..].iter().map(PathBuf::from).collect();
         return reconcile::run(&binaries).await;
+    }
+    if args.first().map(String::as_str) == Some("--gate") {
+        let binary = PathBuf::from(args.get(1).expect("--gate <gate binary>"));
+        return gate::run(&binary).await;
     }
     if args.first().map(String::as_str) == Some("--model") {
         let binary = PathBuf::from(args.get(1).expect("--model <deploy binary>"));
@@ -256,6 +264,10 @@ async fn main() {
     }
 
     modelled::run(&binary).await;
+    // The gate beside the deploy binary `make build` put there.
+    if let Some(lambda) = binary.parent().and_then(Path::parent) {
+        gate::run(&lambda.join("gate").join("bootstrap")).await;
+    }
 }
 
 /// One push nobody follows (of `other:latest`, which ECR must have), so that the function's
