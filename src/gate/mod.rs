@@ -163,7 +163,10 @@ impl GateHandler {
             Verdict::Again(why) => ("in_progress", why),
             Verdict::Fail(why) => ("failed", why),
         };
+        let (cluster, service) = hook.cluster_and_service().unwrap_or(("", ""));
         tracing::info!(
+            cluster,
+            service,
             service_arn = hook.service_arn.as_str(),
             service_deployment = hook.service_deployment_arn.as_str(),
             lifecycle_stage = hook.stage.as_str(),
