@@ -1121,7 +1121,20 @@ async fn blue_green_rolled_back_by_ecs() {
     let bad = t.push("latest").await;
     t.deliver().await;
     t.fail_tasks(3).await;
-    t.deliver().await;
+    // Each event twice, as EventBridge may deliver it: the repeat changes nothing, says so.
+    t.deliver_with(|events| events.into_iter().flat_map(|e| [e.clone(), e]).collect())
+        .await;
+    let repeated_failed = t
+        .rows
+        .iter()
+        .filter(|r| r.step.starts_with("event FAILED"))
+        .map(|r| r.pushdeploy.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(repeated_failed.len(), 2);
+    assert!(
+        repeated_failed[1].contains("already recorded as failed"),
+        "{repeated_failed:?}"
+    );
     assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
     assert_eq!(t.record_of(1).await["status"], "failed");
     assert_eq!(t.quarantined().await, vec![bad]);

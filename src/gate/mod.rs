@@ -42,7 +42,9 @@ pub struct GateHandler {
     ledger: Ledger,
     notifier: Notifier,
     config: Config,
-    prober: Prober,
+    /// Made at the first smoke round, not at init: loading the system's root certificates is
+    /// most of a cold start (measured in `make bench`), and most invocations never probe.
+    prober: std::sync::OnceLock<Prober>,
 }
 
 impl GateHandler {
@@ -56,7 +58,7 @@ impl GateHandler {
         GateHandler {
             ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
             notifier: Notifier::new(aws.sns.clone(), config.notify_topic()),
-            prober: Prober::new(),
+            prober: std::sync::OnceLock::new(),
             aws,
             config,
         }
@@ -119,7 +121,8 @@ impl GateHandler {
                 "smoke checks are configured but no base URL: {HOW_TO_CONFIGURE}"
             ));
         };
-        let probes = self.prober.round(base_url, &checks.smoke).await;
+        let prober = self.prober.get_or_init(Prober::new);
+        let probes = prober.round(base_url, &checks.smoke).await;
         after_round(&checks.smoke, progress, probes)
     }
 

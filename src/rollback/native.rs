@@ -7,8 +7,8 @@ use super::followed::{followed, Followed};
 use super::{key_of, RollbackHandler};
 use crate::clock::now_text;
 use crate::ecs_event::DeploymentChange;
-use crate::ledger::{DeploymentRecord, Lease};
-use crate::outcome::{Milestone, Outcome};
+use crate::ledger::{DeploymentRecord, Lease, Status};
+use crate::outcome::{Milestone, Outcome, OutcomeKind, SkipReason};
 use aws_sdk_ecs::types::{Service, ServiceDeploymentBrief};
 use chrono::{DateTime, Utc};
 
@@ -102,6 +102,17 @@ impl RollbackHandler {
         mut record: DeploymentRecord,
         found: Found,
     ) -> Option<Outcome> {
+        if !matches!(
+            record.status,
+            Status::Deploying | Status::Deployed | Status::Superseded
+        ) {
+            // A repeated report (ECS's events arrive more than once): settled, and told once.
+            let why = format!("already recorded as {}", record.status.as_str());
+            return Some(Outcome {
+                skip_reason: Some(SkipReason::AlreadyHandled),
+                ..Outcome::recorded(&record, why).with_kind(OutcomeKind::Skipped)
+            });
+        }
         let now = now_text();
         let arn = found.arn;
         record.service_deployment_arn = Some(arn.clone());
