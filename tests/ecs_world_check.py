@@ -415,6 +415,43 @@ def lifecycle_hooks(c: Checks, srv: Server) -> None:
     c.check("hooks: then ROLLBACK_SUCCESSFUL", service_deployment(ecs, sd_arn)["status"] == "ROLLBACK_SUCCESSFUL")
 
 
+def pause_hooks(c: Checks, srv: Server) -> None:
+    ecs = srv.client("ecs")
+    hook = {"targetType": "PAUSE", "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]}
+    config = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1, "lifecycleHooks": [hook]}
+    ecs.create_service(cluster="demo", serviceName="ps", taskDefinition=task_definition(ecs, "ps", sidecar=False),
+                       desiredCount=1, deploymentConfiguration=config)
+    sd_arn = ecs.update_service(cluster="demo", service="ps", taskDefinition=task_definition(ecs, "ps", "v2", sidecar=False))["service"]["currentServiceDeployment"]
+    srv.events()
+    srv.tasks("ps", start=1)
+    events = srv.events()
+    waiting = [e for e in events if e["detail-type"] == "ECS Hook State Change"]
+    c.check("pause: HOOK_AWAITING_ACTION event with the hook and the service deployment",
+            len(waiting) == 1 and waiting[0]["detail"]["eventName"] == "HOOK_AWAITING_ACTION"
+            and waiting[0]["detail"]["serviceDeploymentArn"] == sd_arn and waiting[0]["detail"]["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT", events)
+    c.check("pause: nothing for a Lambda to run", srv.world("GET", "/_world/hooks")["hooks"] == [])
+    details = service_deployment(ecs, sd_arn).get("lifecycleHookDetails", [])
+    hook_id = waiting[0]["detail"]["hookId"] if waiting else None
+    c.check("pause: lifecycleHookDetails shows it AWAITING_ACTION",
+            len(details) == 1 and details[0]["hookId"] == hook_id and details[0]["status"] == "AWAITING_ACTION" and details[0]["targetType"] == "PAUSE", details)
+    try:
+        ecs.continue_service_deployment(serviceDeploymentArn=sd_arn, hookId="hook-nope")
+        refused = False
+    except ecs.exceptions.ClientError as err:
+        refused = err.response["Error"]["Code"] == "ConflictException"
+    c.check("pause: an unknown hook id is a ConflictException", refused)
+    ecs.continue_service_deployment(serviceDeploymentArn=sd_arn, hookId=hook_id, action="CONTINUE")
+    c.check("pause: CONTINUE moves on to the bake", service_deployment(ecs, sd_arn).get("lifecycleStage") == "BAKE_TIME")
+    srv.advance(2)
+    c.check("pause: then SUCCESSFUL", service_deployment(ecs, sd_arn)["status"] == "SUCCESSFUL")
+    sd_arn = ecs.update_service(cluster="demo", service="ps", taskDefinition=task_definition(ecs, "ps", "v3", sidecar=False))["service"]["currentServiceDeployment"]
+    srv.tasks("ps", start=1)
+    hook_id = [e for e in srv.events() if e["detail-type"] == "ECS Hook State Change"][0]["detail"]["hookId"]
+    ecs.continue_service_deployment(serviceDeploymentArn=sd_arn, hookId=hook_id, action="ROLLBACK")
+    sd = service_deployment(ecs, sd_arn)
+    c.check("pause: ROLLBACK rolls back", sd["status"] == "ROLLBACK_IN_PROGRESS" and "ROLLBACK" in sd.get("statusReason", ""), sd)
+
+
 def answers_dated_by_the_world(c: Checks, srv: Server) -> None:
     """Every answer's Date header, ECS or not, is the world's time: the functions read AWS's
     clock from it (src/clock.rs), so theirs moves when a test moves the world's."""
@@ -543,6 +580,7 @@ def main() -> int:
         c.run("blue/green bake", blue_green_bake, srv)
         c.run("linear timing", linear_timing, srv)
         c.run("lifecycle hooks", lifecycle_hooks, srv)
+        c.run("pause hooks", pause_hooks, srv)
         c.run("other services", other_services_unchanged, srv)
         c.run("answers dated by the world", answers_dated_by_the_world, srv)
         c.run("dynamodb atomicity", dynamodb_conditional_writes, srv)

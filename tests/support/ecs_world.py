@@ -12,7 +12,7 @@ What the world models (each model's code carries the AWS sentence it follows):
   - service revisions with their container images resolved to digests when the deployment
     starts ("software version consistency"), read from moto's own ECR;
   - service deployments (ListServiceDeployments, DescribeServiceDeployments,
-    StopServiceDeployment) and service revisions (DescribeServiceRevisions), which moto lacks;
+    StopServiceDeployment, ContinueServiceDeployment) and service revisions (DescribeServiceRevisions), which moto lacks;
   - the strategies' timing: ROLLING completes when its tasks run; BLUE_GREEN bakes for
     bakeTimeInMinutes; LINEAR and CANARY shift traffic step by step, then bake;
   - the deployment circuit breaker (threshold, reset on a healthy task, rollback to the last
@@ -21,7 +21,7 @@ What the world models (each model's code carries the AWS sentence it follows):
   - a clock: real time plus an offset the test can advance.
 
 What it does not model: real tasks or containers (the test says how many start or fail), load
-balancers and traffic, CloudWatch alarms, pause hooks, service events
+balancers and traffic, CloudWatch alarms, hook timeouts, service events
 ("has reached a steady state"), task sets, CODE_DEPLOY and EXTERNAL deployment controllers
 (their services are left exactly as moto answers), capacity, placement, scaling policies,
 DeleteService (a re-created service starts a new world record), moto's /moto-api/reset (it
@@ -492,6 +492,7 @@ class ServiceDeployment:
                 "status": self.status,
                 "statusReason": self.status_reason,
                 "lifecycleStage": stage,
+                "lifecycleHookDetails": [c.detail() for c in self.driving.waiting] or None,
                 "deploymentConfiguration": self.config,
                 "rollback": rollback,
                 "deploymentCircuitBreaker": {
@@ -545,6 +546,31 @@ class HookCall:
     due_at: float
     details: dict
     out: bool = False  # handed to the test, its answer awaited
+    pause: bool = False  # a PAUSE hook: waits for ContinueServiceDeployment, never invoked
+
+    def detail(self) -> dict:
+        """The hook as DescribeServiceDeployments' lifecycleHookDetails shows it."""
+        return compact({
+            "hookId": self.id,
+            "targetType": "PAUSE" if self.pause else "AWS_LAMBDA",
+            "targetArn": None if self.pause else self.hook.get("hookTargetArn"),
+            "status": "AWAITING_ACTION" if self.pause else "IN_PROGRESS",
+            "expiresAt": epoch(self.due_at + 1440 * 60),
+            "timeoutAction": "ROLLBACK",
+        })
+
+
+# Model: pause hooks ([DG] "Pause hooks for Amazon ECS service deployments"): targetType PAUSE
+# "Pauses the deployment at the specified lifecycle stage until you call
+# ContinueServiceDeployment"; "Amazon ECS emits an EventBridge event with the detail-type ECS
+# Hook State Change and the event name HOOK_AWAITING_ACTION" (detail: eventName, hookId,
+# hookType, expiresAt, lifecycleStage, clusterArn, serviceArn, serviceDeploymentArn,
+# updatedAt). [API] ContinueServiceDeployment: "Continues or rolls back an Amazon ECS service
+# deployment that is paused at a lifecycle hook", action CONTINUE (the default) or ROLLBACK;
+# [DG] "Continuing service deployments": "The pause hook must be in AWAITING_ACTION status."
+# A pause hook's timeout (default 1,440 minutes, action ROLLBACK) is shown, not enforced.
+def is_pause(hook: dict) -> bool:
+    return hook.get("targetType") == "PAUSE"
 
 
 def hooks_at(config: dict, stage: str) -> list:
@@ -1090,13 +1116,16 @@ class World:
             if hooks:
                 d.stage = point
                 d.waiting = [self._hook_call(d, h, point, at) for h in hooks]
+                for call in d.waiting:
+                    if call.pause:
+                        self._emit_hook(ws, call, "HOOK_AWAITING_ACTION", at)
                 return
         self._start_bake(ws, d, at)
 
     def _hook_call(self, d: Deployment, hook: dict, stage: str, at: float) -> HookCall:
         call = HookCall(
             id=f"hook-{self.rng.getrandbits(48):012x}", deployment=d, hook=hook, stage=stage,
-            due_at=at, details=dict(hook.get("hookDetails") or {}),
+            due_at=at, details=dict(hook.get("hookDetails") or {}), pause=is_pause(hook),
         )
         self.hook_calls[call.id] = call
         return call
@@ -1131,7 +1160,7 @@ class World:
     def due_hooks(self) -> list:
         """The hook invocations due now, handed out once each until answered."""
         now = self.now()
-        due = [c for c in self.hook_calls.values() if not c.out and c.due_at <= now]
+        due = [c for c in self.hook_calls.values() if not c.pause and not c.out and c.due_at <= now]
         for call in due:
             call.out = True
         return [{"id": c.id, "payload": self.hook_payload(c)} for c in sorted(due, key=lambda c: c.due_at)]
@@ -1161,8 +1190,49 @@ class World:
         self._hook_failed(ws, d, call, at)
         return "rolled back"
 
-    def _hook_failed(self, ws: WorldService, d: Deployment, call: HookCall, at: float) -> None:
-        why = f"Lifecycle hook {call.hook.get('hookTargetArn', '?')} at {call.stage} returned FAILED."
+    def _emit_hook(self, ws: WorldService, call: HookCall, name: str, at: float) -> None:
+        sd = call.deployment.service_deployment
+        self.outbox.append({
+            "version": "0",
+            "id": self._event_id(),
+            "detail-type": "ECS Hook State Change",
+            "source": "aws.ecs",
+            "account": ws.account,
+            "time": rfc3339(at),
+            "region": ws.region,
+            "resources": [ws.arn],
+            "detail": {
+                "eventName": name,
+                "hookId": call.id,
+                "hookType": "PAUSE",
+                "expiresAt": rfc3339(call.due_at + 1440 * 60),
+                "lifecycleStage": call.stage,
+                "clusterArn": ws.cluster_arn,
+                "serviceArn": ws.arn,
+                "serviceDeploymentArn": sd.arn if sd else None,
+                "updatedAt": rfc3339(at),
+            },
+        })
+
+    def continue_service_deployment(self, arn: str, hook_id: str, action: str) -> None:
+        sd = self.service_deployments.get(arn)
+        if sd is None:
+            raise ApiError("ServiceDeploymentNotFoundException", "The service deployment does not exist.")
+        call = self.hook_calls.get(hook_id)
+        if sd.status != "IN_PROGRESS" or call is None or not call.pause or call.deployment is not sd.driving:
+            raise ApiError("ConflictException", f"The service deployment has no pause hook {hook_id} in AWAITING_ACTION status.")
+        d = call.deployment
+        ws = self.services[(last_segment(sd.cluster_arn), last_segment(sd.service_arn))]
+        at = self.now()
+        self.hook_calls.pop(call.id, None)
+        d.waiting = [c for c in d.waiting if c is not call]
+        if action == "ROLLBACK":
+            self._hook_failed(ws, d, call, at, why=f"Rolled back by ContinueServiceDeployment (ROLLBACK) at {call.stage}.")
+        elif not d.waiting:
+            self._next_point(ws, d, at)
+
+    def _hook_failed(self, ws: WorldService, d: Deployment, call: HookCall, at: float, why: Optional[str] = None) -> None:
+        why = why or f"Lifecycle hook {call.hook.get('hookTargetArn', '?')} at {call.stage} returned FAILED."
         self._drop_hooks(d)
         d.rollout_state, d.rollout_reason = "FAILED", why
         d.stage, d.stage_ends_at, d.updated_at = None, None, at
@@ -1358,6 +1428,7 @@ class EcsFront:
             "ListServiceDeployments": self.list_service_deployments,
             "DescribeServiceDeployments": self.describe_service_deployments,
             "StopServiceDeployment": self.stop_service_deployment,
+            "ContinueServiceDeployment": self.continue_service_deployment,
         }
 
     def owns(self, operation: str) -> bool:
@@ -1439,6 +1510,11 @@ class EcsFront:
     def stop_service_deployment(self, caller: Caller, request: dict, moto: Callable[[], Response]) -> Response:
         arn = request.get("serviceDeploymentArn") or ""
         self.world.stop_service_deployment(arn, request.get("stopType") or "ROLLBACK")
+        return Response.json({"serviceDeploymentArn": arn})
+
+    def continue_service_deployment(self, caller: Caller, request: dict, moto: Callable[[], Response]) -> Response:
+        arn = request.get("serviceDeploymentArn") or ""
+        self.world.continue_service_deployment(arn, request.get("hookId") or "", request.get("action") or "CONTINUE")
         return Response.json({"serviceDeploymentArn": arn})
 
 
