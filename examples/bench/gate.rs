@@ -45,16 +45,32 @@ pub async fn run(binary: &Path) {
         services.push((checks, arn));
     }
 
-    let mut cold = Vec::new();
+    // The deploy binary beside it, started alternately, for a ratio measured in one run.
+    let deploy = binary
+        .parent()
+        .and_then(Path::parent)
+        .map(|lambda| lambda.join("deploy").join("bootstrap"))
+        .filter(|p| p.exists());
+    let (mut cold, mut cold_deploy) = (Vec::new(), Vec::new());
     for _ in 0..STARTS {
         let (f, _api, t) = start(binary, &bed.function_env()).await;
         cold.push(ms(t));
         f.stop().await;
+        if let Some(deploy) = &deploy {
+            let (f, _api, t) = start(deploy, &bed.function_env()).await;
+            cold_deploy.push(ms(t));
+            f.stop().await;
+        }
     }
-    println!(
-        "cold start, exec -> first poll ({STARTS} starts): median {:.2} ms",
-        median(cold)
-    );
+    let cold = median(cold);
+    println!("cold start, exec -> first poll ({STARTS} starts): median {cold:.2} ms");
+    if !cold_deploy.is_empty() {
+        let deploy = median(cold_deploy);
+        println!(
+            "  the deploy binary, started alternately: median {deploy:.2} ms (the gate: {:.2}x)",
+            cold / deploy
+        );
+    }
 
     let (function, api, _) = start(binary, &bed.function_env()).await;
     let (_, first_arn) = &services[0];
