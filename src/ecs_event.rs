@@ -10,6 +10,11 @@ use serde_json::Value;
 
 pub(crate) const ECS_SOURCE: &str = "aws.ecs";
 pub(crate) const DEPLOYMENT_STATE_CHANGE: &str = "ECS Deployment State Change";
+/// "Amazon ECS emits an EventBridge event with the detail-type ECS Hook State Change and the
+/// event name HOOK_AWAITING_ACTION" (Developer Guide, "Pause hooks for Amazon ECS service
+/// deployments").
+pub(crate) const HOOK_STATE_CHANGE: &str = "ECS Hook State Change";
+pub(crate) const HOOK_AWAITING_ACTION: &str = "HOOK_AWAITING_ACTION";
 
 /// An event the rollback function takes, as its `source` and `detail-type` name it: the one
 /// place they are matched. An event that names one but does not parse is still that one,
@@ -18,6 +23,8 @@ pub(crate) const DEPLOYMENT_STATE_CHANGE: &str = "ECS Deployment State Change";
 pub(crate) enum RollbackEventKind {
     /// `aws.ecs` / `ECS Deployment State Change`.
     DeploymentStateChange,
+    /// `aws.ecs` / `ECS Hook State Change`: a deployment paused at a pause hook.
+    HookStateChange,
     /// `aws.events` / `Scheduled Event`: the sweep schedule.
     Schedule,
 }
@@ -28,6 +35,7 @@ impl RollbackEventKind {
     pub(crate) fn of(payload: &Value) -> Option<RollbackEventKind> {
         match source_and_detail_type(payload)? {
             (ECS_SOURCE, DEPLOYMENT_STATE_CHANGE) => Some(RollbackEventKind::DeploymentStateChange),
+            (ECS_SOURCE, HOOK_STATE_CHANGE) => Some(RollbackEventKind::HookStateChange),
             (SCHEDULE_SOURCE, SCHEDULED_EVENT) => Some(RollbackEventKind::Schedule),
             _ => None,
         }
@@ -81,10 +89,33 @@ pub(crate) struct DeploymentChange {
     pub(crate) at: DateTime<Utc>,
 }
 
+/// A service deployment paused at a pause hook, waiting for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HookAwaiting {
+    pub(crate) event_id: String,
+    pub(crate) service_arn: String,
+    pub(crate) service: ServiceKey,
+    pub(crate) service_deployment_arn: String,
+    pub(crate) hook_id: String,
+    pub(crate) stage: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HookStateChangeDetail {
+    event_name: Option<String>,
+    hook_id: Option<String>,
+    lifecycle_stage: Option<String>,
+    service_arn: Option<String>,
+    service_deployment_arn: Option<String>,
+}
+
 /// What the rollback function was invoked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RollbackTrigger {
     Deployment(DeploymentChange),
+    /// A pause hook awaits a person's answer.
+    HookAwaiting(HookAwaiting),
     /// The periodic sweep for deployments that never finish.
     Sweep {
         /// The event's `time` (now, when it has none): only its claim. The rollback function
@@ -97,7 +128,7 @@ pub(crate) enum RollbackTrigger {
 pub(crate) enum NotARollbackTrigger {
     #[error("the payload is not an EventBridge event: {0}")]
     NotEventBridge(String),
-    #[error("the event is {event_source:?} / {detail_type:?}, neither an ECS deployment state change nor the sweep schedule")]
+    #[error("the event is {event_source:?} / {detail_type:?}, neither an ECS deployment or hook state change nor the sweep schedule")]
     WrongKind {
         event_source: String,
         detail_type: String,
@@ -143,11 +174,47 @@ pub(crate) fn parse_trigger(payload: Value) -> Result<RollbackTrigger, IgnoredTr
                 .map(RollbackTrigger::Deployment)
                 .map_err(ignored)
         }
+        Some(RollbackEventKind::HookStateChange) => hook_awaiting(&envelope, event_id.clone())
+            .map(RollbackTrigger::HookAwaiting)
+            .map_err(ignored),
         None => Err(ignored(NotARollbackTrigger::WrongKind {
             event_source: envelope.source,
             detail_type: envelope.detail_type,
         })),
     }
+}
+
+/// An `ECS Hook State Change` of a pause hook awaiting action, or the first thing it lacks.
+fn hook_awaiting(
+    envelope: &EventBridgeEvent<Value>,
+    event_id: Option<String>,
+) -> Result<HookAwaiting, NotARollbackTrigger> {
+    let detail: HookStateChangeDetail = serde_json::from_value(envelope.detail.clone())
+        .map_err(|e| NotARollbackTrigger::BadDetail(e.to_string()))?;
+    let name = detail
+        .event_name
+        .ok_or(NotARollbackTrigger::Missing("detail.eventName"))?;
+    if name != HOOK_AWAITING_ACTION {
+        return Err(NotARollbackTrigger::UnknownState(name));
+    }
+    let given = |v: Option<String>, what| {
+        v.filter(|s| !s.is_empty())
+            .ok_or(NotARollbackTrigger::Missing(what))
+    };
+    let service_arn = given(detail.service_arn, "detail.serviceArn")?;
+    let service = service_key_from_arn(&service_arn)
+        .ok_or_else(|| NotARollbackTrigger::NoService(vec![service_arn.clone()]))?;
+    Ok(HookAwaiting {
+        event_id: event_id.ok_or(NotARollbackTrigger::Missing("id"))?,
+        service,
+        service_arn,
+        service_deployment_arn: given(
+            detail.service_deployment_arn,
+            "detail.serviceDeploymentArn",
+        )?,
+        hook_id: given(detail.hook_id, "detail.hookId")?,
+        stage: detail.lifecycle_stage.filter(|s| !s.is_empty()),
+    })
 }
 
 /// An `ECS Deployment State Change`'s deployment, or the first thing it lacks.
@@ -281,5 +348,37 @@ mod tests {
         let mut ecr = event(json!({}));
         ecr["source"] = json!("aws.ecr");
         assert!(matches!(reason(ecr), NotARollbackTrigger::WrongKind { .. }));
+    }
+
+    /// The pause hook's sample (events/ecs-hook-awaiting-action.json) is a typed trigger; the
+    /// other hook events, and one without its service deployment, are ignored with the reason.
+    #[test]
+    fn a_pause_hook_awaiting_action_is_a_trigger_and_other_hook_events_are_not() {
+        let sample: Value =
+            serde_json::from_str(include_str!("../events/ecs-hook-awaiting-action.json")).unwrap();
+        let Ok(RollbackTrigger::HookAwaiting(hook)) = parse_trigger(sample.clone()) else {
+            panic!("not a hook trigger");
+        };
+        assert_eq!(hook.service.cluster, "demo");
+        assert_eq!(hook.service.service, "web");
+        assert_eq!(hook.hook_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+        assert_eq!(hook.stage.as_deref(), Some("POST_TEST_TRAFFIC_SHIFT"));
+        assert!(hook
+            .service_deployment_arn
+            .ends_with("/r9i43YFjvgF_xlg7m2eJ1r"));
+        let mut succeeded = sample.clone();
+        succeeded["detail"]["eventName"] = json!("HOOK_SUCCEEDED");
+        let ignored = parse_trigger(succeeded).unwrap_err();
+        assert_eq!(ignored.kind, Some(RollbackEventKind::HookStateChange));
+        assert!(ignored.reason.to_string().contains("HOOK_SUCCEEDED"));
+        let mut anonymous = sample;
+        anonymous["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("serviceDeploymentArn");
+        assert_eq!(
+            parse_trigger(anonymous).unwrap_err().reason,
+            NotARollbackTrigger::Missing("detail.serviceDeploymentArn")
+        );
     }
 }

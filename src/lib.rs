@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod approve;
 pub mod aws;
 pub mod clock;
 pub mod config;

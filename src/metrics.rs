@@ -33,6 +33,8 @@ fn measurements(outcome: &Outcome) -> Vec<(&'static str, &'static str, f64)> {
         (_, Some(Milestone::Failed)) => vec![count(FAILED)],
         (_, Some(Milestone::RolledBack)) => vec![count(FAILED), count(ROLLED_BACK)],
         (_, Some(Milestone::NeedsHuman)) => vec![count(FAILED), count(NEEDS_HUMAN)],
+        // A person is told; nothing to count until they answer.
+        (_, Some(Milestone::AwaitingApproval)) => vec![],
         // In progress, or a retryable failure (Lambda's own Errors metric counts those).
         (_, None) => vec![],
     }

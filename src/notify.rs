@@ -29,6 +29,7 @@ fn headline(milestone: Milestone) -> &'static str {
         Milestone::Failed => "deployment failed",
         Milestone::RolledBack => "deployment failed and was rolled back",
         Milestone::NeedsHuman => "rollback failed, needs a human",
+        Milestone::AwaitingApproval => "deployment paused, awaiting approval",
     }
 }
 

@@ -108,6 +108,8 @@ pub(crate) enum Milestone {
     RolledBack,
     /// A rollback failed: a person must look.
     NeedsHuman,
+    /// The deployment is paused at a pause hook until a person approves or rejects it.
+    AwaitingApproval,
 }
 
 impl Milestone {
@@ -118,6 +120,7 @@ impl Milestone {
             Milestone::Failed => "failed",
             Milestone::RolledBack => "rolled_back",
             Milestone::NeedsHuman => "needs_human",
+            Milestone::AwaitingApproval => "awaiting_approval",
         }
     }
 }

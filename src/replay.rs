@@ -159,6 +159,8 @@ pub(crate) enum EventKind {
     EcrReplication,
     /// An ECS deployment state change: the rollback function's.
     EcsDeployment,
+    /// An ECS hook state change (a paused deployment): the rollback function's.
+    EcsHook,
     /// EventBridge's schedule: either function's.
     Scheduled,
 }
@@ -169,6 +171,7 @@ impl EventKind {
             EventKind::EcrPush => "an ECR push",
             EventKind::EcrReplication => "an ECR replication",
             EventKind::EcsDeployment => "an ECS deployment event",
+            EventKind::EcsHook => "an ECS hook event",
             EventKind::Scheduled => "a Scheduled Event",
         }
     }
@@ -186,6 +189,8 @@ pub(crate) enum Handling {
     Reconcile,
     /// The rollback function acts on an ECS deployment's state change.
     DeploymentChange,
+    /// The rollback function tells people of a deployment paused at a pause hook.
+    HookStateChange,
     /// The rollback function's schedule: deployments stuck past the deploy timeout.
     Sweep,
 }
@@ -194,7 +199,9 @@ impl Handling {
     pub(crate) fn function(self) -> Function {
         match self {
             Handling::Push | Handling::Replication | Handling::Reconcile => Function::Deploy,
-            Handling::DeploymentChange | Handling::Sweep => Function::Rollback,
+            Handling::DeploymentChange | Handling::HookStateChange | Handling::Sweep => {
+                Function::Rollback
+            }
         }
     }
 
@@ -217,9 +224,11 @@ impl Handling {
             },
             Function::Rollback => match parse_trigger(event.clone()) {
                 Ok(RollbackTrigger::Deployment(_)) => Some(Handling::DeploymentChange),
+                Ok(RollbackTrigger::HookAwaiting(_)) => Some(Handling::HookStateChange),
                 Ok(RollbackTrigger::Sweep { .. }) => Some(Handling::Sweep),
                 Err(ignored) => ignored.kind.map(|kind| match kind {
                     RollbackEventKind::DeploymentStateChange => Handling::DeploymentChange,
+                    RollbackEventKind::HookStateChange => Handling::HookStateChange,
                     RollbackEventKind::Schedule => Handling::Sweep,
                 }),
             },
@@ -232,6 +241,7 @@ impl Handling {
             Handling::Push => EventKind::EcrPush,
             Handling::Replication => EventKind::EcrReplication,
             Handling::DeploymentChange => EventKind::EcsDeployment,
+            Handling::HookStateChange => EventKind::EcsHook,
             Handling::Reconcile | Handling::Sweep => EventKind::Scheduled,
         }
     }

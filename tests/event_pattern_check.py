@@ -111,6 +111,7 @@ ROLLBACK_EXPECTED: dict[str, bool] = {
     "ecs-deployment-completed.json": True,
     "ecs-deployment-failed.json": True,
     "ecs-deployment-failed-rollback.json": True,
+    "ecs-hook-awaiting-action.json": True,  # a pause hook (issue 17)
 }
 
 # The documented "ECS Deployment State Change" detail: these keys, exactly.
@@ -318,9 +319,24 @@ def check_sample_shape(report: Report, name: str, ev: dict) -> None:
                  ", ".join(problems))
 
 
+# "Pause hooks for Amazon ECS service deployments" (Developer Guide): the event's detail.
+ECS_HOOK_DETAIL_KEYS = {"eventName", "hookId", "hookType", "expiresAt", "lifecycleStage",
+                        "clusterArn", "serviceArn", "serviceDeploymentArn", "updatedAt"}
+
+
 def check_ecs_sample_shape(report: Report, name: str, ev: dict) -> None:
     """The shape of the examples in "Amazon ECS service deployment state
-    change events" (Amazon ECS Developer Guide)."""
+    change events" (Amazon ECS Developer Guide), or of a pause hook's event."""
+    if ev.get("detail-type") == "ECS Hook State Change":
+        detail = ev.get("detail") if isinstance(ev.get("detail"), dict) else {}
+        problems = envelope_problems(ev, {"version": "0", "source": "aws.ecs", "account": "123456789012",
+                                          "region": REGION, "resources": [ECS_SERVICE_ARN]})
+        if set(detail) != ECS_HOOK_DETAIL_KEYS:
+            problems.append(f"detail keys {sorted(detail)} != {sorted(ECS_HOOK_DETAIL_KEYS)}")
+        if detail.get("serviceArn") != ECS_SERVICE_ARN:
+            problems.append(f"serviceArn={detail.get('serviceArn')!r}")
+        report.check(not problems, f"{name} has the documented ECS hook event shape", ", ".join(problems))
+        return
     problems = []
     want = {
         "version": "0",

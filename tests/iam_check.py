@@ -851,8 +851,9 @@ def mutants():
             "StringEquals": {"ecs:cluster": "prod"}}
 
     def unknown_action(t):
+        # Not an ECS action (nor in tests/iam/overrides.json).
         statement(t, "RollbackFunction", "StopStuckServiceDeployments")["Action"].append(
-            "ecs:ContinueServiceDeployment")
+            "ecs:PauseServiceDeployment")
 
     def unused_grant(t):
         statement(t, "DeployFunction", "LedgerItems")["Action"].append("dynamodb:Query")
@@ -887,7 +888,7 @@ def mutants():
         )
     }
     continue_override = {"actions": [{
-        "action": "ecs:ContinueServiceDeployment",
+        "action": "ecs:PauseServiceDeployment",
         "resource_types": {"service": {"required": True, "condition_keys": ["ecs:cluster"]},
                            "service-deployment": {"required": True, "condition_keys": ["ecs:cluster", "ecs:service"]}},
         "cite": CITE_PREFIX + "list_amazonelasticcontainerservice.html"}]}
@@ -897,9 +898,9 @@ def mutants():
         ("an unsupported condition key", unsupported_condition_key, None, None,
          [r"DeployFunction ReadTaskDefinitions: condition key ecs:cluster is not one ecs:DescribeTaskDefinition supports"]),
         ("an unknown action", unknown_action, None, None,
-         [r"RollbackFunction StopStuckServiceDeployments: unknown action ecs:ContinueServiceDeployment"]),
+         [r"RollbackFunction StopStuckServiceDeployments: unknown action ecs:PauseServiceDeployment"]),
         ("the same action, known through a cited override (then only unused)", unknown_action, None, continue_override,
-         [r"RollbackFunction StopStuckServiceDeployments: grants ecs:ContinueServiceDeployment on .*, which no call of RollbackFunction uses"]),
+         [r"RollbackFunction StopStuckServiceDeployments: grants ecs:PauseServiceDeployment on .*, which no call of RollbackFunction uses"]),
         ("an unused grant", unused_grant, None, None,
          [r"DeployFunction LedgerItems: grants dynamodb:Query on arn:aws:dynamodb:.*:table/[^ ]*, which no call of DeployFunction uses"]),
         ("'*' where the action supports a resource type", star_where_narrower, None, None,

@@ -140,6 +140,8 @@ struct Timeline {
     green: GreenServer,
     /// Every answer the gate gave, in order: (stage, hookStatus).
     gate_answers: Vec<(String, String)>,
+    /// The rollback function's answer to the last event delivered.
+    last_rollback: Value,
     /// Each function reaches AWS through a proxy of its own, which lets every call through
     /// unless a timeline holds one at a gate.
     deploy_proxy: FaultProxy,
@@ -209,6 +211,7 @@ impl Timeline {
             gate,
             green,
             gate_answers: Vec::new(),
+            last_rollback: Value::Null,
             deploy_proxy,
             rollback_proxy,
             rows: Vec::new(),
@@ -303,8 +306,29 @@ impl Timeline {
             );
             let report = self.rollback.invoke(event).await;
             let did = summary(&report);
+            self.last_rollback = report;
             self.row(what, did).await;
         }
+    }
+
+    /// A person runs `pushdeploy <args>` against this world; its stdout.
+    async fn person_runs(&mut self, args: &[&str]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushdeploy"))
+            .args(args)
+            .env_clear()
+            .envs(self.bed.function_env())
+            .output()
+            .expect("run pushdeploy");
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success(),
+            "pushdeploy {args:?}: {said} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let short: String = said.chars().take(110).collect();
+        self.row(format!("a person: pushdeploy {}", args[0]), short)
+            .await;
+        said
     }
 
     async fn deliver(&mut self) {
@@ -1174,6 +1198,84 @@ fn blue_green_gated(bake_minutes: i32, stages: &[&str]) -> DeploymentConfigurati
         .build()
 }
 
+/// A blue/green service whose deployments pause for a person at POST_TEST_TRAFFIC_SHIFT.
+fn blue_green_paused(bake_minutes: i32) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .strategy(aws_sdk_ecs::types::DeploymentStrategy::BlueGreen)
+        .bake_time_in_minutes(bake_minutes)
+        .lifecycle_hooks(
+            aws_sdk_ecs::types::DeploymentLifecycleHook::builder()
+                .target_type(aws_sdk_ecs::types::DeploymentLifecycleHookTargetType::Pause)
+                .lifecycle_stages(
+                    aws_sdk_ecs::types::DeploymentLifecycleHookStage::PostTestTrafficShift,
+                )
+                .build(),
+        )
+        .build()
+}
+
+/// A person as the gate, approving: ECS pauses the deployment and says so (ECS Hook State
+/// Change); the rollback function confirms the pause with ECS and tells people the commands;
+/// `pushdeploy approve` continues it, and the ledger records who and when.
+async fn a_person_approves() {
+    let mut t = Timeline::new("a pause hook: a person approves", blue_green_paused(10)).await;
+    let pushed = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    let told = &t.last_rollback["outcomes"][0];
+    assert_eq!(told["milestone"], "awaiting_approval", "{told}");
+    let reason = told["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("pushdeploy approve --cluster prod --service web")
+            && reason.contains("pushdeploy reject --cluster prod --service web"),
+        "{reason}"
+    );
+    let said = t
+        .person_runs(&["approve", "--cluster", CLUSTER, "--service", SERVICE])
+        .await;
+    assert!(said.starts_with("approved "), "{said}");
+    let answer = t
+        .ledger()
+        .await
+        .into_iter()
+        .find(|(sk, _)| sk.starts_with("HOOK_ANSWER#"))
+        .map(|(_, item)| item)
+        .expect("the ledger records the answer");
+    assert_eq!(answer["answer"], "approved");
+    assert!(answer["by"].starts_with("arn:aws:"), "{answer:?}");
+    t.advance(11 * 60).await;
+    t.deliver().await;
+    assert_eq!(t.service_deployment_status(1).await, "SUCCESSFUL");
+    assert_eq!(t.record_of(1).await["status"], "succeeded");
+    assert_eq!(t.running().await.0, pushed);
+    t.stop().await;
+}
+
+/// A person as the gate, rejecting: `pushdeploy reject` has ECS roll back; ECS's FAILED event
+/// has the rollback function record the deployment failed and quarantine its digest.
+async fn a_person_rejects() {
+    let mut t = Timeline::new("a pause hook: a person rejects", blue_green_paused(10)).await;
+    let bad = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    let said = t
+        .person_runs(&["reject", "--cluster", CLUSTER, "--service", SERVICE])
+        .await;
+    assert!(said.starts_with("rejected "), "{said}");
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
+    t.deliver().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(t.quarantined().await, vec![bad]);
+    t.start_tasks(2).await;
+    t.advance(11 * 60).await;
+    t.deliver().await;
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_SUCCESSFUL");
+    t.sweep().await;
+    assert_eq!(t.running().await.0, t.first_digest);
+    assert_eq!(t.rollbacks_by_pushdeploy().await, 0);
+    t.stop().await;
+}
+
 /// `make demo-bluegreen`, part 1: a push to a blue/green service whose gate checks
 /// `GET /healthz` four times in a row against the green revision (a local server). The gate
 /// answers IN_PROGRESS three times (ECS calls again after its callBackDelay, handing back the
@@ -1490,6 +1592,8 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
             "gate_fails_blue_green",
             || Box::pin(gate_fails_blue_green()),
         ),
+        ("a_person_approves", || Box::pin(a_person_approves())),
+        ("a_person_rejects", || Box::pin(a_person_rejects())),
     ]
 }
 

@@ -4,6 +4,7 @@
 
 use aws_config::SdkConfig;
 use clap::{Parser, Subcommand};
+use pushdeploy::approve::{answer_paused, Answer};
 use pushdeploy::config::Config;
 use pushdeploy::ledger::Ledger;
 use pushdeploy::ops;
@@ -53,6 +54,22 @@ enum Command {
     },
     /// Lift a pause: remove the service's pushdeploy:paused tag.
     Resume {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        service: String,
+    },
+    /// Approve a BLUE_GREEN, LINEAR or CANARY deployment paused at a pause hook: ECS
+    /// continues it (ContinueServiceDeployment, CONTINUE). The ledger records who and when.
+    Approve {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        service: String,
+    },
+    /// Reject such a paused deployment: ECS rolls it back (ContinueServiceDeployment,
+    /// ROLLBACK). The ledger records who and when.
+    Reject {
         #[arg(long)]
         cluster: String,
         #[arg(long)]
@@ -141,6 +158,12 @@ async fn main() -> ExitCode {
         Command::Status { json } => status(&sdk, json).await,
         Command::Pause { cluster, service } => set_paused(&sdk, &cluster, &service, true).await,
         Command::Resume { cluster, service } => set_paused(&sdk, &cluster, &service, false).await,
+        Command::Approve { cluster, service } => {
+            answer(&sdk, &cluster, &service, Answer::Approve).await
+        }
+        Command::Reject { cluster, service } => {
+            answer(&sdk, &cluster, &service, Answer::Reject).await
+        }
         Command::Replay {
             queue_url,
             function,
@@ -205,6 +228,37 @@ async fn set_paused(
         println!("paused {arn}: pushes skip it until `pushdeploy resume --cluster {cluster} --service {service}`");
     } else {
         println!("resumed {arn}: the next push deploys it");
+    }
+    Ok(())
+}
+
+async fn answer(
+    sdk: &SdkConfig,
+    cluster: &str,
+    service: &str,
+    answer: Answer,
+) -> Result<(), Failure> {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let sts = aws_sdk_sts::Client::new(sdk);
+    let done = answer_paused(&ecs, &sts, &ledger(sdk)?, cluster, service, answer).await?;
+    let next = match answer {
+        Answer::Approve => "ECS continues it",
+        Answer::Reject => "ECS rolls it back",
+    };
+    println!(
+        "{} {} at {} by {} ({}): {next}",
+        answer.as_str(),
+        done.service_deployment_arn,
+        done.stage.as_deref().unwrap_or("its pause hook"),
+        done.by,
+        done.at
+    );
+    if let Some(why) = done.unrecorded {
+        return Err(format!(
+            "{} it, but the ledger could not record it: {why}",
+            answer.as_str()
+        )
+        .into());
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use super::record::{s, text, Item};
 use super::{
     is_condition_failure, DeploymentRecord, Lease, Ledger, LedgerError, Status, HEAD_SK,
-    QUARANTINE_PREFIX, SEEN_PREFIX,
+    HOOK_ANSWER_PREFIX, QUARANTINE_PREFIX, SEEN_PREFIX,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -68,6 +68,38 @@ impl Ledger {
             .item("pk", s(service_arn))
             .item("sk", s(format!("{SEEN_PREFIX}{deployment_id}#{state}")))
             .item("reason", s(reason))
+            .item("at", s(at))
+            .send()
+            .await
+            .map_err(|e| self.failed("dynamodb:PutItem", e))?;
+        Ok(())
+    }
+
+    /// Records a person's answer to a pause hook: who (`by`, the caller's ARN), what
+    /// (`approved` or `rejected`) and when, one item per hook of a service deployment.
+    pub async fn record_hook_answer(
+        &self,
+        service_arn: &str,
+        service_deployment_arn: &str,
+        hook_id: &str,
+        answer: &str,
+        by: &str,
+        at: &str,
+    ) -> Result<(), LedgerError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(service_arn))
+            .item(
+                "sk",
+                s(format!(
+                    "{HOOK_ANSWER_PREFIX}{service_deployment_arn}#{hook_id}"
+                )),
+            )
+            .item("service_deployment_arn", s(service_deployment_arn))
+            .item("hook_id", s(hook_id))
+            .item("answer", s(answer))
+            .item("by", s(by))
             .item("at", s(at))
             .send()
             .await

@@ -94,6 +94,10 @@ impl RollbackHandler {
                 Some(change.event_id.clone()),
                 self.on_change(&change, &lease).await,
             ),
+            Ok(RollbackTrigger::HookAwaiting(hook)) => (
+                Some(hook.event_id.clone()),
+                vec![self.on_hook_awaiting(&hook).await],
+            ),
             Ok(RollbackTrigger::Sweep { at: claimed }) => {
                 // Read before this sweep marks any: ECS gets one sweep's interval to start its
                 // rollback. An answer first, so that the clock is AWS's as of this invocation.

@@ -6,7 +6,7 @@ use super::decide::{deployment_of, progress, EcsRollback, Progress};
 use super::followed::{followed, Followed};
 use super::{key_of, RollbackHandler};
 use crate::clock::now_text;
-use crate::ecs_event::DeploymentChange;
+use crate::ecs_event::{DeploymentChange, HookAwaiting};
 use crate::ledger::{DeploymentRecord, Lease, Status};
 use crate::outcome::{Milestone, Outcome, OutcomeKind, SkipReason};
 use aws_sdk_ecs::types::{Service, ServiceDeploymentBrief};
@@ -278,6 +278,59 @@ impl RollbackHandler {
             )),
             Followed::InFlight(_) => NativeRollback::Decided(EcsRollback::NotStarted),
         }))
+    }
+}
+
+impl RollbackHandler {
+    /// A deployment of pushdeploy's paused at a pause hook: confirmed with ECS, then told, with
+    /// the commands that answer it.
+    pub(super) async fn on_hook_awaiting(&self, hook: &HookAwaiting) -> Outcome {
+        let key = &hook.service;
+        if let Some(clusters) = &self.config.clusters {
+            if !clusters.contains(&key.cluster) {
+                let why = format!("cluster {} is not one of PUSHDEPLOY_CLUSTERS", key.cluster);
+                return Outcome::skipped(key, SkipReason::ClusterNotAllowed, why);
+            }
+        }
+        let arn = &hook.service_deployment_arn;
+        let deployment = match self.aws.describe_service_deployment(arn).await {
+            Ok(deployment) => deployment,
+            Err(e) => {
+                let why = format!("cannot read service deployment {arn}: {e}");
+                return Outcome::failed(key, why, e.retryable);
+            }
+        };
+        if deployment
+            .as_ref()
+            .and_then(crate::approve::awaiting_pause)
+            .as_deref()
+            != Some(hook.hook_id.as_str())
+        {
+            let why = format!("not told: the event says pause hook {} of {arn} awaits a person, but ECS does not show it awaiting action", hook.hook_id);
+            return Outcome::new(key, OutcomeKind::Skipped, Some(why));
+        }
+        let history = match self.ledger.latest(&hook.service_arn, super::HISTORY).await {
+            Ok(history) => history,
+            Err(e) => {
+                return Outcome::failed(key, format!("cannot read the ledger: {e}"), e.retryable())
+            }
+        };
+        let Some(record) = history
+            .iter()
+            .find(|r| r.service_deployment_arn.as_deref() == Some(arn.as_str()))
+        else {
+            let why = format!("{arn} is paused, but pushdeploy did not start it: not told");
+            return Outcome::new(key, OutcomeKind::Recorded, Some(why));
+        };
+        let (cluster, service) = (&key.cluster, &key.service);
+        let reason = format!(
+            "paused at {} until a person answers: `pushdeploy approve --cluster {cluster} --service {service}` continues it, `pushdeploy reject --cluster {cluster} --service {service}` rolls it back",
+            hook.stage.as_deref().unwrap_or("a pause hook")
+        );
+        Outcome {
+            milestone: Some(Milestone::AwaitingApproval),
+            ..Outcome::recorded(record, reason)
+        }
     }
 }
 
