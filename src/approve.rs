@@ -3,7 +3,7 @@
 //! lifecycle stage until you call ContinueServiceDeployment", API `DeploymentLifecycleHook`),
 //! and the ledger records who answered and when.
 
-use crate::aws::AwsError;
+use crate::aws::{Aws, AwsError};
 use crate::clock::now_text;
 use crate::ledger::{Ledger, LedgerError};
 use aws_sdk_ecs::types::{
@@ -79,7 +79,7 @@ pub enum AnswerError {
 /// answered. Nothing is sent unless ECS shows a pause hook AWAITING_ACTION ("The pause hook
 /// must be in AWAITING_ACTION status", Developer Guide, "Continuing service deployments").
 pub async fn answer_paused(
-    ecs: &aws_sdk_ecs::Client,
+    aws: &Aws,
     sts: &aws_sdk_sts::Client,
     ledger: &Ledger,
     cluster: &str,
@@ -91,10 +91,11 @@ pub async fn answer_paused(
         service: service.to_string(),
         shows,
     };
-    let (service_arn, deployment_arn) = current_deployment(ecs, cluster, service)
+    let (service_arn, deployment_arn) = current_deployment(aws, cluster, service)
         .await?
         .ok_or_else(|| not_paused("ECS shows no current service deployment".into()))?;
-    let deployment = describe(ecs, &deployment_arn)
+    let deployment = aws
+        .describe_service_deployment(&deployment_arn)
         .await?
         .ok_or_else(|| not_paused(format!("ECS does not know {deployment_arn}")))?;
     let hook_id = awaiting_pause(&deployment).ok_or_else(|| {
@@ -107,13 +108,8 @@ pub async fn answer_paused(
                 .unwrap_or("no stage")
         ))
     })?;
-    ecs.continue_service_deployment()
-        .service_deployment_arn(&deployment_arn)
-        .hook_id(&hook_id)
-        .action(answer.action())
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecs:ContinueServiceDeployment", e))?;
+    aws.continue_paused(&deployment_arn, &hook_id, answer.action())
+        .await?;
     let by = caller(sts).await?;
     let at = now_text();
     let stage = deployment.lifecycle_stage().map(|s| s.as_str().to_string());
@@ -140,19 +136,15 @@ pub async fn answer_paused(
 
 /// The service's ARN and its current service deployment's, when it has one.
 async fn current_deployment(
-    ecs: &aws_sdk_ecs::Client,
+    aws: &Aws,
     cluster: &str,
     service: &str,
 ) -> Result<Option<(String, String)>, AwsError> {
-    let described = ecs
-        .describe_services()
-        .cluster(cluster)
-        .services(service)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecs:DescribeServices", e))?;
+    let described = aws
+        .describe_services(cluster, &[service.to_string()])
+        .await?;
     Ok(described
-        .services()
+        .services
         .iter()
         .find(|s| s.status() != Some("INACTIVE"))
         .and_then(|s| {
@@ -161,23 +153,6 @@ async fn current_deployment(
                 s.current_service_deployment()?.to_string(),
             ))
         }))
-}
-
-async fn describe(
-    ecs: &aws_sdk_ecs::Client,
-    arn: &str,
-) -> Result<Option<ServiceDeployment>, AwsError> {
-    let out = ecs
-        .describe_service_deployments()
-        .service_deployment_arns(arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecs:DescribeServiceDeployments", e))?;
-    Ok(out
-        .service_deployments
-        .unwrap_or_default()
-        .into_iter()
-        .next())
 }
 
 /// The id of the pause hook the deployment awaits, if it awaits one.

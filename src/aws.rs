@@ -9,8 +9,9 @@ use crate::pace::{ApiGroup, Pacer, PastDeadline};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{
-    CreatedAt, Service, ServiceDeployment, ServiceDeploymentBrief, ServiceField, ServiceRevision,
-    StopServiceDeploymentStopType, Tag, TaskDefinition, TaskDefinitionField,
+    CreatedAt, DeploymentLifecycleHookAction, Service, ServiceDeployment, ServiceDeploymentBrief,
+    ServiceField, ServiceRevision, StopServiceDeploymentStopType, Tag, TaskDefinition,
+    TaskDefinitionField,
 };
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -779,6 +780,25 @@ impl Aws {
             .unwrap_or_default()
             .into_iter()
             .find(|sd| sd.service_deployment_arn() == Some(arn)))
+    }
+
+    /// Answers the pause hook `hook_id` of a paused service deployment: CONTINUE or ROLLBACK
+    /// (API `ContinueServiceDeployment`).
+    pub(crate) async fn continue_paused(
+        &self,
+        service_deployment_arn: &str,
+        hook_id: &str,
+        action: DeploymentLifecycleHookAction,
+    ) -> Result<(), AwsError> {
+        self.ecs
+            .continue_service_deployment()
+            .service_deployment_arn(service_deployment_arn)
+            .hook_id(hook_id)
+            .action(action)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:ContinueServiceDeployment", e))?;
+        Ok(())
     }
 
     /// A request builder for [`crate::revision::revision_request`] to fill.

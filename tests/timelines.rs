@@ -1064,9 +1064,8 @@ async fn blue_green_followed_without_events() {
 }
 
 /// A linear deployment (10% steps, 5 minutes apart: 45 minutes of shifting) whose new task
-/// fails mid-shift. The
-/// circuit breaker does not watch LINEAR (the Developer Guide names rolling and blue/green
-/// only), so the sweep finds it stuck and asks ECS to roll back (StopServiceDeployment,
+/// fails mid-shift. The circuit breaker does not watch LINEAR (the Developer Guide names
+/// rolling and blue/green only), so the sweep finds it stuck and asks ECS to roll back (StopServiceDeployment,
 /// ROLLBACK): the digest is quarantined, pushdeploy sends no UpdateService, and the next sweep
 /// sees ECS's rollback end ROLLBACK_SUCCESSFUL.
 async fn linear_failing_mid_shift() {

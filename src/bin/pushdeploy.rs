@@ -238,9 +238,9 @@ async fn answer(
     service: &str,
     answer: Answer,
 ) -> Result<(), Failure> {
-    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let aws = pushdeploy::aws::Aws::new(sdk);
     let sts = aws_sdk_sts::Client::new(sdk);
-    let done = answer_paused(&ecs, &sts, &ledger(sdk)?, cluster, service, answer).await?;
+    let done = answer_paused(&aws, &sts, &ledger(sdk)?, cluster, service, answer).await?;
     let next = match answer {
         Answer::Approve => "ECS continues it",
         Answer::Reject => "ECS rolls it back",

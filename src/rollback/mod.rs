@@ -555,6 +555,12 @@ impl RollbackHandler {
 
     /// ECS shows the deployment COMPLETED, but its event never reached pushdeploy.
     async fn completed_unreported(&self, record: &DeploymentRecord) -> Outcome {
+        self.completed_as_shown(record, "ECS shows it completed (its event was not seen)")
+            .await
+    }
+
+    /// ECS shows the deployment completed (`shows`, in words): the last known good revision.
+    async fn completed_as_shown(&self, record: &DeploymentRecord, shows: &str) -> Outcome {
         let id = record.deployment_id.clone().unwrap_or_default();
         let succeeded = self.ledger.mark_succeeded(record, &id, &now_text()).await;
         let revision = record.new_task_definition.clone().unwrap_or_default();
@@ -562,7 +568,7 @@ impl RollbackHandler {
             milestone: Some(Milestone::Completed),
             ..Outcome::recorded(
                 record,
-                format!("ECS shows it completed (its event was not seen): {revision} is now the service's last known good revision"),
+                format!("{shows}: {revision} is now the service's last known good revision"),
             )
         };
         let settled = "already settled by another report of this deployment";

@@ -119,7 +119,10 @@ impl RollbackHandler {
         record.updated_at = now.clone();
         let outcome = match found.followed {
             Followed::InFlight(_) | Followed::Stopping => return None,
-            Followed::Completed => self.native_completed(&record, &arn).await,
+            Followed::Completed => {
+                let shows = format!("ECS shows service deployment {arn} SUCCESSFUL");
+                self.completed_as_shown(&record, &shows).await
+            }
             Followed::Superseded(why) => self.supersede(&record, &why).await,
             Followed::RolledBack(why) => {
                 let reason = format!("ECS rolled service deployment {arn} back ({why})");
@@ -146,22 +149,6 @@ impl RollbackHandler {
             }
         };
         Some(outcome)
-    }
-
-    /// ECS shows the service deployment SUCCESSFUL: the revision is the last known good.
-    async fn native_completed(&self, record: &DeploymentRecord, arn: &str) -> Outcome {
-        let id = record.deployment_id.clone().unwrap_or_default();
-        let succeeded = self.ledger.mark_succeeded(record, &id, &now_text()).await;
-        let revision = record.new_task_definition.clone().unwrap_or_default();
-        let outcome = Outcome {
-            milestone: Some(Milestone::Completed),
-            ..Outcome::recorded(
-                record,
-                format!("ECS shows service deployment {arn} SUCCESSFUL: {revision} is now the service's last known good revision"),
-            )
-        };
-        let settled = "already settled by another report of this deployment";
-        self.written(record, succeeded, outcome, settled)
     }
 
     /// ECS's COMPLETED or FAILED of a native deployment: only a prompt to read its service

@@ -588,7 +588,7 @@ async fn the_rollback_binary_follows_the_sample_deployment_events() {
         .await
         .response();
     assert!(
-        reason_of(&response).contains("neither an ECS deployment state change"),
+        reason_of(&response).contains("neither an ECS deployment or hook state change"),
         "{response}"
     );
     deploy.stop().await;
