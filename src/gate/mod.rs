@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod hook;
+mod listener;
 mod probe;
 mod verdict;
 
@@ -22,6 +23,7 @@ use aws_config::SdkConfig;
 use aws_sdk_ecs::types::Service;
 use checks::{configured, GateChecks, HOW_TO_CONFIGURE};
 use hook::{HookAnswer, HookInvocation, HookStatus, PROGRESS_KEY};
+use listener::{test_listener_rule, Listeners};
 use probe::Prober;
 use serde_json::{Map, Value};
 use verdict::{after_round, Progress, Verdict, ERRORS_AT_MOST};
@@ -42,6 +44,7 @@ pub struct GateHandler {
     ledger: Ledger,
     notifier: Notifier,
     config: Config,
+    listeners: Listeners,
     /// Made at the first smoke round, not at init: loading the system's root certificates is
     /// most of a cold start (measured in `make bench`), and most invocations never probe.
     prober: std::sync::OnceLock<Prober>,
@@ -50,15 +53,12 @@ pub struct GateHandler {
 impl GateHandler {
     /// The gate on the standard AWS configuration and its settings.
     pub fn new(sdk: &SdkConfig, config: Config) -> GateHandler {
-        GateHandler::with_aws(Aws::new(sdk), config)
-    }
-
-    /// The gate on clients configured elsewhere.
-    pub fn with_aws(aws: Aws, config: Config) -> GateHandler {
+        let aws = Aws::new(sdk);
         GateHandler {
             ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
             notifier: Notifier::new(aws.sns.clone(), config.notify_topic()),
             prober: std::sync::OnceLock::new(),
+            listeners: Listeners::new(sdk),
             aws,
             config,
         }
@@ -118,12 +118,15 @@ impl GateHandler {
         }
         let Some(base_url) = checks.base_url.as_deref() else {
             return Verdict::Fail(format!(
-                "smoke checks are configured but no base URL: {HOW_TO_CONFIGURE}"
+                "smoke checks are configured but no base URL (no tag or rule names it, and the service names no test listener rule): {HOW_TO_CONFIGURE}"
             ));
         };
         let prober = self.prober.get_or_init(Prober::new);
         let probes = prober.round(base_url, &checks.smoke).await;
-        after_round(&checks.smoke, progress, probes)
+        match after_round(&checks.smoke, progress, probes) {
+            Verdict::Fail(why) => Verdict::Fail(format!("{why} (against {base_url})")),
+            verdict => verdict,
+        }
     }
 
     /// The checks configured for the hook's service, read from ECS (its tags) and the rules.
@@ -132,15 +135,32 @@ impl GateHandler {
             .cluster_and_service()
             .ok_or_else(|| Unread::Final(format!("{} is not a service ARN", hook.service_arn)))?;
         let service = self.service(cluster, name).await?;
-        match configured(&service, &self.config.rules) {
-            Ok(checks) if checks.is_empty() => Err(Unread::Final(format!(
-                "no checks configured: the gate fails closed; {HOW_TO_CONFIGURE}"
-            ))),
-            Ok(checks) => Ok(checks),
-            Err(why) => Err(Unread::Final(format!(
-                "the gate's checks do not read: {why}"
-            ))),
+        let mut checks = match configured(&service, &self.config.rules) {
+            Ok(checks) if checks.is_empty() => {
+                let why =
+                    format!("no checks configured: the gate fails closed; {HOW_TO_CONFIGURE}");
+                return Err(Unread::Final(why));
+            }
+            Ok(checks) => checks,
+            Err(why) => {
+                return Err(Unread::Final(format!(
+                    "the gate's checks do not read: {why}"
+                )))
+            }
+        };
+        if checks.base_url.is_none() && hook.stage == SMOKE_STAGE {
+            if let Some(rule) = test_listener_rule(&service) {
+                checks.base_url =
+                    self.listeners
+                        .base_url_of(rule)
+                        .await
+                        .map_err(|e| match e.retryable {
+                            true => Unread::Retry(e.to_string()),
+                            false => Unread::Final(format!("cannot find the test listener: {e}")),
+                        })?;
+            }
         }
+        Ok(checks)
     }
 
     async fn service(&self, cluster: &str, name: &str) -> Result<Service, Unread> {

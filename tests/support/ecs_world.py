@@ -37,6 +37,7 @@ Control endpoints (JSON in and out, never reached by an AWS SDK):
   GET  /_world/service?cluster=C&service=S -> the world's full view of one service
   POST /_world/seed {"seed": N}      -> reseeds the ids (the command line's SEED does too)
   GET  /_world/hooks                 -> {"hooks": [{"id", "payload"}]}: lifecycle-hook invocations due
+  GET  /_world/subnets?region=R      -> {"subnets": [...]}: moto's default VPC subnets (for ELBv2)
   POST /_world/hooks {"id", "answer"} -> the hook function's answer (hookStatus, callBackDelay, ...)
 """
 
@@ -1544,6 +1545,15 @@ class Control:
             return (404, {"error": "unknown service"}) if ws is None else (200, self.world.view(ws))
         if route == ("POST", "/_world/tasks"):
             return self._tasks(payload)
+        if route == ("GET", "/_world/subnets"):
+            # moto's default VPC subnets, for a test that makes a load balancer (moto's ELBv2
+            # wants real subnet ids; the test has no EC2 client of its own).
+            from moto.core import DEFAULT_ACCOUNT_ID
+            from moto.ec2.models import ec2_backends
+
+            region = query.get("region", ["us-east-1"])[0]
+            subnets = ec2_backends[DEFAULT_ACCOUNT_ID][region].describe_subnets()
+            return 200, {"subnets": [s.id for s in subnets]}
         if route == ("GET", "/_world/hooks"):
             return 200, {"hooks": self.world.due_hooks()}
         if route == ("POST", "/_world/hooks"):

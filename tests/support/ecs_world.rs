@@ -90,6 +90,16 @@ impl World {
         .await
     }
 
+    /// moto's default VPC subnet ids in the region, for a test that makes a load balancer.
+    pub async fn subnets(&self, region: &str) -> Vec<String> {
+        self.get(&format!("/_world/subnets?region={region}")).await["subnets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    }
+
     async fn get(&self, path: &str) -> Value {
         self.request("GET", path, None).await
     }

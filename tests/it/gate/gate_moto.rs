@@ -268,3 +268,143 @@ async fn without_checks_the_gate_fails_closed_and_says_how_to_configure() {
     assert_eq!(garbage["hookStatus"], "FAILED", "{garbage}");
     function.stop().await;
 }
+
+/// Without a `pushdeploy:smoke-url`, the gate finds the test listener from the service's load
+/// balancer: its `testListenerRule`, that rule's listener (port, protocol), the listener's load
+/// balancer (DNS name), all read from ELBv2 (moto's). moto's DNS name resolves nowhere here (no
+/// network), so the check fails; its reason names the URL the gate found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_url_tag_the_gate_finds_the_test_listener_through_elbv2() {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, ProtocolEnum, RuleCondition, TargetTypeEnum,
+    };
+    let bed = TestBed::start().await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&bed.sdk);
+    let subnets = bed.world().subnets(support::REGION).await;
+    let created = elb
+        .create_load_balancer()
+        .name("web")
+        .set_subnets(Some(subnets.into_iter().take(2).collect()))
+        .send()
+        .await
+        .expect("a load balancer");
+    let lb = &created.load_balancers()[0];
+    let (lb_arn, dns, vpc) = (
+        lb.load_balancer_arn().unwrap().to_string(),
+        lb.dns_name().unwrap().to_string(),
+        lb.vpc_id().unwrap().to_string(),
+    );
+    let mut groups = Vec::new();
+    for name in ["blue", "green"] {
+        let tg = elb
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id(&vpc)
+            .target_type(TargetTypeEnum::Ip)
+            .send()
+            .await
+            .expect("a target group");
+        groups.push(
+            tg.target_groups()[0]
+                .target_group_arn()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let forward = || {
+        Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn(&groups[0])
+            .build()
+    };
+    let listener = elb
+        .create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Http)
+        .port(8080)
+        .default_actions(forward())
+        .send()
+        .await
+        .expect("a test listener");
+    let listener_arn = listener.listeners()[0].listener_arn().unwrap().to_string();
+    let rule = elb
+        .create_rule()
+        .listener_arn(&listener_arn)
+        .priority(1)
+        .conditions(
+            RuleCondition::builder()
+                .field("path-pattern")
+                .values("/*")
+                .build(),
+        )
+        .actions(forward())
+        .send()
+        .await
+        .expect("a test listener rule");
+    let rule_arn = rule.rules()[0].rule_arn().unwrap().to_string();
+
+    bed.push_image("web", "latest", 0).await;
+    bed.cluster("prod").await;
+    let td = bed
+        .task_definition("web", &[("app", &format!("{REGISTRY}/web:latest"))])
+        .await;
+    let tag = |k: &str, v: &str| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build();
+    let service = bed
+        .ecs
+        .create_service()
+        .cluster("prod")
+        .service_name("web")
+        .task_definition(&td)
+        .desired_count(2)
+        .load_balancers(
+            aws_sdk_ecs::types::LoadBalancer::builder()
+                .target_group_arn(&groups[0])
+                .container_name("app")
+                .container_port(8080)
+                .advanced_configuration(
+                    aws_sdk_ecs::types::AdvancedConfiguration::builder()
+                        .alternate_target_group_arn(&groups[1])
+                        .test_listener_rule(&rule_arn)
+                        .role_arn("arn:aws:iam::123456789012:role/ecs-lb")
+                        .build(),
+                )
+                .build(),
+        )
+        .tags(tag("pushdeploy:repository", "web"))
+        .tags(tag("pushdeploy:smoke", "/healthz 200 300ms x1"))
+        .send()
+        .await
+        .expect("a service behind the load balancer");
+    let service_arn = service
+        .service()
+        .unwrap()
+        .service_arn()
+        .unwrap()
+        .to_string();
+    let green = "arn:aws:ecs:us-east-1:123456789012:service-revision/prod/web/2";
+    let payload = json!({
+        "executionId": "exec-elb",
+        "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+        "resourceArn": "arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/web/x",
+        "executionDetails": {
+            "serviceArn": service_arn,
+            "targetServiceRevisionArn": green,
+            "testTrafficWeights": {green: 100},
+            "productionTrafficWeights": {}
+        }
+    });
+    let api = RuntimeApi::start().await;
+    let function = gate(&api, &bed, &[]);
+    let answer = api.invoke(payload, INVOKE_WITHIN).await.response();
+    assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
+    let reason = answer["hookDetails"]["pushdeploy"]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains(&format!("(against http://{dns}:8080)")),
+        "{reason}"
+    );
+    function.stop().await;
+}
