@@ -1102,6 +1102,39 @@ async fn linear_failing_mid_shift() {
     t.stop().await;
 }
 
+/// A canary deployment (10% first, 30 minutes' canary bake) whose new task fails while the
+/// canary bakes: not watched by the circuit breaker, found stuck by the sweep, rolled back by
+/// ECS at pushdeploy's request (StopServiceDeployment, ROLLBACK), quarantined.
+async fn canary_failing_mid_bake() {
+    let mut t = Timeline::new(
+        "canary, a task fails during the canary bake: ECS is asked to roll back",
+        canary(10.0, 30),
+    )
+    .await;
+    let bad = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.deliver().await;
+    t.advance(5 * 60).await;
+    t.fail_tasks(1).await;
+    t.sweep_past_timeout().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    assert_eq!(t.quarantined().await, vec![bad]);
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
+    t.start_tasks(2).await;
+    t.advance(31 * 60).await;
+    t.deliver().await;
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_SUCCESSFUL");
+    t.sweep().await;
+    assert_eq!(
+        t.record_of(1).await.get("awaits_ecs_rollback"),
+        None,
+        "seen"
+    );
+    assert_eq!(t.running().await.0, t.first_digest);
+    assert_eq!(t.rollbacks_by_pushdeploy().await, 0);
+    t.stop().await;
+}
+
 /// A canary deployment replaced by a newer push during its canary bake: ECS stops the first
 /// service deployment (STOPPED, no rollback) as the second starts. The sweep reads that as
 /// superseded: the first digest never failed and is not quarantined.
@@ -1591,6 +1624,9 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
             "gate_fails_blue_green",
             || Box::pin(gate_fails_blue_green()),
         ),
+        ("canary_failing_mid_bake", || {
+            Box::pin(canary_failing_mid_bake())
+        }),
         ("a_person_approves", || Box::pin(a_person_approves())),
         ("a_person_rejects", || Box::pin(a_person_rejects())),
     ]
