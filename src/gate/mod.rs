@@ -20,7 +20,7 @@ use crate::notify::Notifier;
 use crate::outcome::{Milestone, Outcome, OutcomeKind};
 use crate::telemetry::Subject;
 use aws_config::SdkConfig;
-use aws_sdk_ecs::types::Service;
+use aws_sdk_ecs::types::{Service, ServiceDeploymentStatus};
 use checks::{configured, GateChecks, HOW_TO_CONFIGURE};
 use hook::{HookAnswer, HookInvocation, HookStatus, PROGRESS_KEY};
 use listener::{test_listener_rule, Listeners};
@@ -243,6 +243,15 @@ impl GateHandler {
         hook: &HookInvocation,
         reason: &str,
     ) -> Result<Option<String>, String> {
+        // Believe ECS, not the payload: anyone who may invoke the gate could name any revision.
+        if !self.in_flight_as_claimed(hook).await? {
+            tracing::warn!(
+                service_deployment = hook.service_deployment_arn.as_str(),
+                target_revision = hook.target_revision_arn.as_str(),
+                "gate: ECS does not show this service deployment in flight onto this revision; nothing quarantined"
+            );
+            return Ok(None);
+        }
         let revisions = self
             .aws
             .describe_service_revisions(std::slice::from_ref(&hook.target_revision_arn))
@@ -266,6 +275,27 @@ impl GateHandler {
             .await
             .map_err(|e| e.to_string())?;
         Ok(Some(record.digest.clone()))
+    }
+}
+
+impl GateHandler {
+    /// Whether ECS shows the hook's service deployment, of the hook's service, still in flight
+    /// onto the hook's green revision.
+    async fn in_flight_as_claimed(&self, hook: &HookInvocation) -> Result<bool, String> {
+        let deployment = self
+            .aws
+            .describe_service_deployment(&hook.service_deployment_arn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(deployment.is_some_and(|d| {
+            d.service_arn() == Some(hook.service_arn.as_str())
+                && d.target_service_revision().and_then(|r| r.arn())
+                    == Some(hook.target_revision_arn.as_str())
+                && matches!(
+                    d.status(),
+                    Some(ServiceDeploymentStatus::Pending | ServiceDeploymentStatus::InProgress)
+                )
+        }))
     }
 }
 

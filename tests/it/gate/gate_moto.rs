@@ -241,6 +241,16 @@ async fn without_checks_the_gate_fails_closed_and_says_how_to_configure() {
     let payload = deployed(&bed, &[], "POST_TEST_TRAFFIC_SHIFT").await;
     let api = RuntimeApi::start().await;
     let function = gate(&api, &bed, &[]);
+
+    // What a payload claims is confirmed before anything moves: for a service deployment ECS
+    // does not know, the gate fails (closed) but quarantines nothing.
+    let mut forged = payload.clone();
+    forged["resourceArn"] =
+        json!("arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/web/forged");
+    let answer = api.invoke(forged, INVOKE_WITHIN).await.response();
+    assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
+    assert!(quarantine_keys(&ledger_items(&bed).await).is_empty());
+
     let answer = api.invoke(payload.clone(), INVOKE_WITHIN).await.response();
     assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
     let reason = answer["hookDetails"]["pushdeploy"]["reason"]
@@ -248,6 +258,8 @@ async fn without_checks_the_gate_fails_closed_and_says_how_to_configure() {
         .unwrap();
     assert!(reason.starts_with("no checks configured"), "{reason}");
     assert!(reason.contains("pushdeploy:smoke"), "{reason}");
+    // ECS rolls such a deployment back, and a rolled-back digest is quarantined.
+    assert_eq!(quarantine_keys(&ledger_items(&bed).await).len(), 1);
 
     // A rollback re-invokes the traffic-shift hooks with the weights reversed: never held,
     // even by a gate with nothing configured.
