@@ -134,6 +134,47 @@ pub async fn answer_paused(
     })
 }
 
+/// A person lifts a digest's quarantine for a service (`pushdeploy unquarantine`): a push of
+/// it deploys again. The ledger keeps who lifted it, when and the reason it had. `Ok(None)`
+/// when ECS has no such service; `Ok(Some((service ARN, None)))` when the digest was not
+/// quarantined there.
+pub async fn lift_quarantine(
+    aws: &Aws,
+    sts: &aws_sdk_sts::Client,
+    ledger: &Ledger,
+    cluster: &str,
+    service: &str,
+    digest: &str,
+) -> Result<Option<(String, Option<String>)>, LiftError> {
+    let described = aws
+        .describe_services(cluster, &[service.to_string()])
+        .await?;
+    let Some(arn) = described
+        .services
+        .iter()
+        .find(|s| s.status() != Some("INACTIVE"))
+        .and_then(|s| s.service_arn())
+    else {
+        return Ok(None);
+    };
+    let by = caller(sts).await?;
+    let reason = ledger
+        .lift_quarantine(arn, digest, &by, &now_text())
+        .await?;
+    Ok(Some((arn.to_string(), reason)))
+}
+
+/// Why a quarantine could not be lifted.
+#[derive(Debug, thiserror::Error)]
+pub enum LiftError {
+    /// DescribeServices or GetCallerIdentity failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// The ledger could not be read or written.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
 /// The service's ARN and its current service deployment's, when it has one.
 async fn current_deployment(
     aws: &Aws,
@@ -167,7 +208,8 @@ pub(crate) fn awaiting_pause(deployment: &ServiceDeployment) -> Option<String> {
         .and_then(|h| h.hook_id().map(str::to_string))
 }
 
-async fn caller(sts: &aws_sdk_sts::Client) -> Result<String, AwsError> {
+/// Who is calling: the caller's ARN, as STS tells it.
+pub(crate) async fn caller(sts: &aws_sdk_sts::Client) -> Result<String, AwsError> {
     let out = sts
         .get_caller_identity()
         .send()

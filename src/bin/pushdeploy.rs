@@ -4,7 +4,7 @@
 
 use aws_config::SdkConfig;
 use clap::{Parser, Subcommand};
-use pushdeploy::approve::{answer_paused, Answer};
+use pushdeploy::approve::{answer_paused, lift_quarantine, Answer};
 use pushdeploy::config::Config;
 use pushdeploy::ledger::Ledger;
 use pushdeploy::ops;
@@ -74,6 +74,18 @@ enum Command {
         cluster: String,
         #[arg(long)]
         service: String,
+    },
+    /// Lift a digest's quarantine for a service, so that a push of it deploys again (after a
+    /// gate that failed closed, say). The ledger records who lifted it, when, and why it was
+    /// quarantined.
+    Unquarantine {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        service: String,
+        /// The image digest, `sha256:...`.
+        #[arg(long)]
+        digest: String,
     },
     /// Replay a dead-letter queue (stack outputs DeployDeadLetterQueueUrl and
     /// RollbackDeadLetterQueueUrl) through the function it is for (the queue's
@@ -164,6 +176,11 @@ async fn main() -> ExitCode {
         Command::Reject { cluster, service } => {
             answer(&sdk, &cluster, &service, Answer::Reject).await
         }
+        Command::Unquarantine {
+            cluster,
+            service,
+            digest,
+        } => unquarantine(&sdk, &cluster, &service, &digest).await,
         Command::Replay {
             queue_url,
             function,
@@ -261,6 +278,24 @@ async fn answer(
         .into());
     }
     Ok(())
+}
+
+async fn unquarantine(
+    sdk: &SdkConfig,
+    cluster: &str,
+    service: &str,
+    digest: &str,
+) -> Result<(), Failure> {
+    let aws = pushdeploy::aws::Aws::new(sdk);
+    let sts = aws_sdk_sts::Client::new(sdk);
+    match lift_quarantine(&aws, &sts, &ledger(sdk)?, cluster, service, digest).await? {
+        None => Err(format!("ECS has no service {service:?} in cluster {cluster:?}").into()),
+        Some((arn, None)) => Err(format!("{digest} is not quarantined for {arn}").into()),
+        Some((arn, Some(reason))) => {
+            println!("lifted the quarantine of {digest} for {arn} (it said: {reason}); its next push deploys");
+            Ok(())
+        }
+    }
 }
 
 async fn replay(

@@ -4,7 +4,7 @@
 use super::record::{s, text, Item};
 use super::{
     is_condition_failure, DeploymentRecord, Lease, Ledger, LedgerError, Status, HEAD_SK,
-    HOOK_ANSWER_PREFIX, QUARANTINE_PREFIX, SEEN_PREFIX,
+    HOOK_ANSWER_PREFIX, QUARANTINE_LIFTED_PREFIX, QUARANTINE_PREFIX, SEEN_PREFIX,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -73,6 +73,44 @@ impl Ledger {
             .await
             .map_err(|e| self.failed("dynamodb:PutItem", e))?;
         Ok(())
+    }
+
+    /// Lifts the quarantine of `digest` for the service, keeping who lifted it (`by`), when and
+    /// the reason it had in a `QUARANTINE_LIFTED#` item; the reason it had, or `None` when the
+    /// digest was not quarantined.
+    pub async fn lift_quarantine(
+        &self,
+        service_arn: &str,
+        digest: &str,
+        by: &str,
+        at: &str,
+    ) -> Result<Option<String>, LedgerError> {
+        let sk = format!("{QUARANTINE_PREFIX}{digest}");
+        let Some(item) = self.get(service_arn, &sk).await? else {
+            return Ok(None);
+        };
+        let reason = text(&item, "reason").unwrap_or_default();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(service_arn))
+            .item("sk", s(format!("{QUARANTINE_LIFTED_PREFIX}{digest}#{at}")))
+            .item("digest", s(digest))
+            .item("reason", s(&reason))
+            .item("by", s(by))
+            .item("at", s(at))
+            .send()
+            .await
+            .map_err(|e| self.failed("dynamodb:PutItem", e))?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(service_arn))
+            .key("sk", s(&sk))
+            .send()
+            .await
+            .map_err(|e| self.failed("dynamodb:DeleteItem", e))?;
+        Ok(Some(reason))
     }
 
     /// Records a person's answer to a pause hook: who (`by`, the caller's ARN), what

@@ -37,6 +37,8 @@ pub const BY_DIGEST_INDEX: &str = "by-digest";
 pub const IN_FLIGHT_INDEX: &str = "in-flight";
 /// The sort-key prefix of a digest quarantined for a service (`QUARANTINE#<digest>`).
 pub const QUARANTINE_PREFIX: &str = "QUARANTINE#";
+/// The `sk` prefix of a lifted quarantine (`pushdeploy unquarantine`): who, when, the reason it had.
+pub const QUARANTINE_LIFTED_PREFIX: &str = "QUARANTINE_LIFTED#";
 /// The `sk` prefix of a person's answer to a pause hook (`pushdeploy approve` / `reject`).
 pub const HOOK_ANSWER_PREFIX: &str = "HOOK_ANSWER#";
 /// The sort-key prefix of an ECS deployment event pushdeploy did not start

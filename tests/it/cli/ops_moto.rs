@@ -709,3 +709,108 @@ async fn access_denied_names_the_action_the_resource_and_who_to_grant_it_to() {
         format!("pushdeploy: access denied to dynamodb:Query on arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}/index/in-flight: grant dynamodb:Query to {DENIED_PRINCIPAL} in its IAM policy")
     );
 }
+
+/// A digest quarantined for a service is skipped; `pushdeploy unquarantine` lifts it (the
+/// ledger keeps who, when and the reason it had), and the next push of it deploys. Lifting it
+/// again says it is not quarantined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unquarantine_lets_a_quarantined_digest_deploy_again_and_says_who_lifted_it() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (bed, _, _) = world().await;
+    let world = bed.world();
+    let deployer = Deployer::new(&bed.sdk, bed.config());
+    let bad = digest('b');
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    bed.dynamodb
+        .put_item()
+        .table_name(TABLE)
+        .item("pk", s(SERVICE_ARN))
+        .item("sk", s(&format!("QUARANTINE#{bad}")))
+        .item("digest", s(&bad))
+        .item("deployment", s("DEPLOY#x"))
+        .item(
+            "reason",
+            s("the gate answered FAILED: no checks configured"),
+        )
+        .item("at", s("2026-12-05T12:00:00Z"))
+        .send()
+        .await
+        .unwrap();
+    let skipped = push(&bed, &deployer, &world, "q-1", 'b').await;
+    assert_eq!(
+        skipped.outcomes[0].outcome,
+        OutcomeKind::Skipped,
+        "{skipped:?}"
+    );
+    assert!(
+        skipped.outcomes[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("quarantined")),
+        "{skipped:?}"
+    );
+
+    let (code, out, err) = cli(
+        &bed,
+        &[
+            "unquarantine",
+            "--cluster",
+            "prod",
+            "--service",
+            "web",
+            "--digest",
+            &bad,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("no checks configured"), "{out}");
+    let items = bed
+        .dynamodb
+        .query()
+        .table_name(TABLE)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(SERVICE_ARN))
+        .send()
+        .await
+        .unwrap();
+    let sks: Vec<String> = items
+        .items()
+        .iter()
+        .filter_map(|i| i.get("sk")?.as_s().ok().cloned())
+        .collect();
+    assert!(!sks.contains(&format!("QUARANTINE#{bad}")), "{sks:?}");
+    let lifted = items
+        .items()
+        .iter()
+        .find(|i| {
+            i.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.starts_with("QUARANTINE_LIFTED#"))
+        })
+        .expect("the lifting is recorded");
+    assert!(
+        lifted["by"].as_s().unwrap().starts_with("arn:aws:"),
+        "{lifted:?}"
+    );
+
+    let deployed = push(&bed, &deployer, &world, "q-2", 'b').await;
+    assert_eq!(
+        deployed.outcomes[0].outcome,
+        OutcomeKind::Deployed,
+        "{deployed:?}"
+    );
+    let (code, _, err) = cli(
+        &bed,
+        &[
+            "unquarantine",
+            "--cluster",
+            "prod",
+            "--service",
+            "web",
+            "--digest",
+            &bad,
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("is not quarantined"), "{err}");
+}
