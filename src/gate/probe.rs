@@ -3,7 +3,7 @@
 
 use super::checks::SmokeCheck;
 use super::verdict::Probe;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// How long past its budget a try may run before it is cut off: long enough to measure how slow
 /// it was, short enough that no invocation waits long.
 const PAST_BUDGET: Duration = Duration::from_secs(2);
+
+/// How much of an answer's body a try reads (and drops).
+const BODY_AT_MOST: usize = 1 << 20;
 
 /// Tries smoke checks against a base URL.
 #[derive(Clone)]
@@ -55,10 +58,14 @@ impl Prober {
                 let sent = self.client.get(uri);
                 match tokio::time::timeout(check.budget + PAST_BUDGET, sent).await {
                     Ok(Ok(response)) => {
-                        // Read the body so that the latency covers the whole answer.
+                        // Read the body so that the latency covers the whole answer, but no
+                        // more of it than BODY_AT_MOST: the gate keeps none of it, and a
+                        // large answer must not cost the function its memory.
                         let status = response.status().as_u16();
-                        match response.into_body().collect().await {
+                        let body = Limited::new(response.into_body(), BODY_AT_MOST);
+                        match body.collect().await {
                             Ok(_) => Ok(status),
+                            Err(e) if e.is::<LengthLimitError>() => Ok(status),
                             Err(e) => Err(format!("body cut off: {e}")),
                         }
                     }
