@@ -379,10 +379,16 @@ async fn each_milestone_is_one_sns_message_and_a_broken_topic_fails_nothing() {
         (150_000..=152_000).contains(&expected),
         "{expected} ms: {event}"
     );
+    // The deploy function counts from when the tag moved as ECR confirms it: the later of the
+    // event's time and the image's imagePushedAt (src/confirm.rs), which ECR keeps to the second
+    // on the wall clock; the two may differ by a second.
+    let confirmed = bed.ecr_pushed_at("web", &digest('2')).await;
+    let moved = ms(&pushed_at).max(ms(&confirmed));
+    let from_confirmed = ms(event["detail"]["updatedAt"].as_str().unwrap()) - moved;
     assert_eq!(
         completed.push_to_completed_ms,
-        Some(expected as u64),
-        "{report:?}"
+        Some(from_confirmed as u64),
+        "pushed {pushed_at} (event), {confirmed} (ECR): {report:?}"
     );
     // The rollback's own deployment was replaced by the push's: its IN_PROGRESS says nothing.
     let got = bed.notifications(&queue_url, 2).await;

@@ -424,12 +424,14 @@ async fn every_line_is_json_emf_is_valid_and_every_queried_field_is_logged() {
         .iter()
         .find(|d| d.get("PushToCompletedSeconds").is_some())
         .unwrap();
-    // The metric counts from the push time ECR confirmed (believe AWS, not the event), which
-    // ECR keeps to the second on the wall clock: it may differ from the event's by a second.
+    // The metric counts from when the tag moved as ECR confirms it: the later of the event's
+    // time and the image's imagePushedAt (src/confirm.rs), which ECR keeps to the second on the
+    // wall clock: the two may differ by a second.
     let confirmed = bed.ecr_pushed_at("pushdeploy-demo", &digest('2')).await;
+    let moved = seconds(&second_at).max(seconds(&confirmed));
     assert_eq!(
         completed["PushToCompletedSeconds"].as_f64(),
-        Some((seconds(&completed_at) - seconds(&confirmed)) as f64),
+        Some((seconds(&completed_at) - moved) as f64),
         "pushed {second_at} (event), {confirmed} (ECR); completed {completed_at}; {push_to_completed} s by the event"
     );
 
