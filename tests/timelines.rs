@@ -1063,28 +1063,29 @@ async fn blue_green_followed_without_events() {
     t.stop().await;
 }
 
-/// A linear deployment (10% steps, 5 minutes apart: 45 minutes of shifting) whose new task
-/// fails mid-shift. The circuit breaker does not watch LINEAR (the Developer Guide names
-/// rolling and blue/green only), so the sweep finds it stuck and asks ECS to roll back (StopServiceDeployment,
-/// ROLLBACK): the digest is quarantined, pushdeploy sends no UpdateService, and the next sweep
-/// sees ECS's rollback end ROLLBACK_SUCCESSFUL.
-async fn linear_failing_mid_shift() {
-    let mut t = Timeline::new(
-        "linear, a task fails mid-shift: ECS is asked to roll back",
-        linear(10.0, 5),
-    )
-    .await;
+/// A native deployment whose new task fails `fail_after` minutes after its tasks run, while
+/// traffic shifts or the canary bakes: the sweep finds it stuck and asks ECS to roll back
+/// (StopServiceDeployment, ROLLBACK); the digest is quarantined, pushdeploy sends no
+/// UpdateService, and once ECS's rollback has run for `rollback_minutes` the next sweep sees it
+/// end ROLLBACK_SUCCESSFUL.
+async fn fails_while_shifting(
+    title: &'static str,
+    configuration: DeploymentConfiguration,
+    fail_after: u64,
+    rollback_minutes: u64,
+) {
+    let mut t = Timeline::new(title, configuration).await;
     let bad = t.push("latest").await;
     t.start_tasks(2).await;
     t.deliver().await;
-    t.advance(6 * 60).await;
+    t.advance(fail_after * 60).await;
     t.fail_tasks(1).await;
     t.sweep_past_timeout().await;
     assert_eq!(t.record_of(1).await["status"], "failed");
     assert_eq!(t.quarantined().await, vec![bad]);
     assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
     t.start_tasks(2).await;
-    t.advance(46 * 60).await;
+    t.advance(rollback_minutes * 60).await;
     t.deliver().await;
     assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_SUCCESSFUL");
     t.sweep().await;
@@ -1102,37 +1103,30 @@ async fn linear_failing_mid_shift() {
     t.stop().await;
 }
 
+/// A linear deployment (10% steps, 5 minutes apart: 45 minutes of shifting) whose new task
+/// fails mid-shift. The circuit breaker does not watch LINEAR (the Developer Guide names
+/// rolling and blue/green only).
+async fn linear_failing_mid_shift() {
+    fails_while_shifting(
+        "linear, a task fails mid-shift: ECS is asked to roll back",
+        linear(10.0, 5),
+        6,
+        46,
+    )
+    .await;
+}
+
 /// A canary deployment (10% first, 30 minutes' canary bake) whose new task fails while the
 /// canary bakes: not watched by the circuit breaker, found stuck by the sweep, rolled back by
 /// ECS at pushdeploy's request (StopServiceDeployment, ROLLBACK), quarantined.
 async fn canary_failing_mid_bake() {
-    let mut t = Timeline::new(
+    fails_while_shifting(
         "canary, a task fails during the canary bake: ECS is asked to roll back",
         canary(10.0, 30),
+        5,
+        31,
     )
     .await;
-    let bad = t.push("latest").await;
-    t.start_tasks(2).await;
-    t.deliver().await;
-    t.advance(5 * 60).await;
-    t.fail_tasks(1).await;
-    t.sweep_past_timeout().await;
-    assert_eq!(t.record_of(1).await["status"], "failed");
-    assert_eq!(t.quarantined().await, vec![bad]);
-    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
-    t.start_tasks(2).await;
-    t.advance(31 * 60).await;
-    t.deliver().await;
-    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_SUCCESSFUL");
-    t.sweep().await;
-    assert_eq!(
-        t.record_of(1).await.get("awaits_ecs_rollback"),
-        None,
-        "seen"
-    );
-    assert_eq!(t.running().await.0, t.first_digest);
-    assert_eq!(t.rollbacks_by_pushdeploy().await, 0);
-    t.stop().await;
 }
 
 /// A canary deployment replaced by a newer push during its canary bake: ECS stops the first
