@@ -29,6 +29,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod codedeploy;
 mod error;
 pub use error::{Barrier, Problem};
 
@@ -270,6 +271,7 @@ pub struct Aws {
     pub(crate) dynamodb: aws_sdk_dynamodb::Client,
     pub(crate) sns: aws_sdk_sns::Client,
     pub(crate) ecr: aws_sdk_ecr::Client,
+    pub(crate) codedeploy: aws_sdk_codedeploy::Client,
     pub(crate) calls: CallCounter,
     /// AWS's clock, as the answers to these clients tell it.
     pub(crate) clock: AwsClock,
@@ -341,6 +343,8 @@ pub(crate) struct UpdatedService {
     pub(crate) deployment_id: Option<String>,
     /// The service deployment it started, when the answer names it.
     pub(crate) service_deployment_arn: Option<String>,
+    /// For a CODE_DEPLOY service: the CodeDeploy deployment that moves it.
+    pub(crate) codedeploy_deployment_id: Option<String>,
 }
 
 /// DescribeServices takes at most 10 services per call.
@@ -355,6 +359,7 @@ impl Aws {
             aws_sdk_dynamodb::Client::new(sdk),
             aws_sdk_sns::Client::new(sdk),
             aws_sdk_ecr::Client::new(sdk),
+            aws_sdk_codedeploy::Client::new(sdk),
         )
     }
 
@@ -366,6 +371,7 @@ impl Aws {
         dynamodb: aws_sdk_dynamodb::Client,
         sns: aws_sdk_sns::Client,
         ecr: aws_sdk_ecr::Client,
+        codedeploy: aws_sdk_codedeploy::Client,
     ) -> Aws {
         let calls = CallCounter::default();
         let clock = AwsClock::default();
@@ -403,6 +409,14 @@ impl Aws {
             ),
             ecr: aws_sdk_ecr::Client::from_conf(
                 ecr.config()
+                    .to_builder()
+                    .interceptor(calls.clone())
+                    .interceptor(clock.clone())
+                    .build(),
+            ),
+            codedeploy: aws_sdk_codedeploy::Client::from_conf(
+                codedeploy
+                    .config()
                     .to_builder()
                     .interceptor(calls.clone())
                     .interceptor(clock.clone())
@@ -882,6 +896,7 @@ impl Aws {
             .unwrap_or(UpdatedService {
                 deployment_id: None,
                 service_deployment_arn: None,
+                codedeploy_deployment_id: None,
             }))
     }
 }
@@ -897,6 +912,7 @@ fn updated_service(service: &Service, task_definition: &str) -> UpdatedService {
             .and(service.current_service_deployment())
             .map(str::to_string),
         deployment_id,
+        codedeploy_deployment_id: None,
     }
 }
 

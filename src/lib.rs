@@ -11,6 +11,7 @@
 pub mod approve;
 pub mod aws;
 pub mod clock;
+pub mod codedeploy;
 pub mod config;
 pub mod confirm;
 pub mod deploy;

@@ -25,6 +25,19 @@ pub(crate) struct Change {
     pub(crate) container: String,
     pub(crate) from_image: String,
     pub(crate) to_image: String,
+    /// Who moves the service onto the new revision.
+    pub(crate) through: Controller,
+}
+
+/// The service's deployment controller, as far as pushdeploy can drive it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Controller {
+    /// ECS's own: UpdateService, then ECS runs the service's strategy.
+    Ecs,
+    /// CodeDeploy: ECS refuses a new task definition through UpdateService ("If the network
+    /// configuration, platform version, task definition, or load balancer need to be updated,
+    /// create a new CodeDeploy deployment", API UpdateService), so a CodeDeploy deployment.
+    CodeDeploy,
 }
 
 /// What one push means for one service, over plain data: skip or fail it (with the reason),
@@ -63,7 +76,7 @@ fn change(
     task_definition: &TaskDefinition,
     task_definition_tags: &[Tag],
 ) -> Result<Change, Decision> {
-    movable_by_update_service(service)?;
+    let through = deployable(service)?;
     let (container, current) =
         pick_container(push, named_container, task_definition).map_err(Decision::Fail)?;
     not_running_already(push, &container, &current, task_definition_tags)?;
@@ -86,11 +99,13 @@ fn change(
         to_image: current.pinned_to(&push.digest),
         container,
         from_image,
+        through,
     })
 }
 
-/// UpdateService only moves an ACTIVE service on the ECS deployment controller.
-fn movable_by_update_service(service: &Service) -> Result<(), Decision> {
+/// Only an ACTIVE service moves, through ECS's controller or CodeDeploy's; an EXTERNAL one is
+/// deployed by whoever owns its task sets.
+fn deployable(service: &Service) -> Result<Controller, Decision> {
     let status = service.status().unwrap_or("UNKNOWN");
     if status != "ACTIVE" {
         return Err(Decision::Skip(
@@ -98,14 +113,13 @@ fn movable_by_update_service(service: &Service) -> Result<(), Decision> {
             format!("the service is {status}, not ACTIVE"),
         ));
     }
-    if let Some(controller) = service.deployment_controller().map(|c| c.r#type()) {
-        if *controller != DeploymentControllerType::Ecs {
-            return Err(Decision::Skip(SkipReason::OtherController, format!(
-                "the service uses the {controller} deployment controller; UpdateService cannot change its task definition, so deploy it through that controller"
-            )));
-        }
+    match service.deployment_controller().map(|c| c.r#type()) {
+        None | Some(DeploymentControllerType::Ecs) => Ok(Controller::Ecs),
+        Some(DeploymentControllerType::CodeDeploy) => Ok(Controller::CodeDeploy),
+        Some(controller) => Err(Decision::Skip(SkipReason::OtherController, format!(
+            "the service uses the {controller} deployment controller; pushdeploy cannot move its task sets, so deploy it through that controller"
+        ))),
     }
-    Ok(())
 }
 
 /// The container runs the pushed digest already: this event deployed it when its revision

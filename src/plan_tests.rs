@@ -84,7 +84,8 @@ fn deploys_the_one_container_of_the_repository_pinned_by_digest() {
         Decision::Deploy(Change {
             container: "app".into(),
             from_image: format!("{REGISTRY}/web:latest"),
-            to_image: format!("{REGISTRY}/web@{}", digest('b'))
+            to_image: format!("{REGISTRY}/web@{}", digest('b')),
+            through: Controller::Ecs,
         })
     );
 }
@@ -176,15 +177,10 @@ fn an_older_push_than_the_running_one_is_stale() {
 }
 
 #[test]
-fn inactive_services_and_other_controllers_are_skipped() {
+fn inactive_services_and_external_controllers_are_skipped() {
     let td = task_definition(&[("app", "x")]);
     for (status, controller, expected) in [
         ("DRAINING", Some(DeploymentControllerType::Ecs), "DRAINING"),
-        (
-            "ACTIVE",
-            Some(DeploymentControllerType::CodeDeploy),
-            "CODE_DEPLOY",
-        ),
         (
             "ACTIVE",
             Some(DeploymentControllerType::External),
@@ -201,6 +197,31 @@ fn inactive_services_and_other_controllers_are_skipped() {
         ) {
             Decision::Skip(_, reason) => assert!(reason.contains(expected), "{reason}"),
             other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn each_controller_is_deployed_through_its_own_way() {
+    let td = task_definition(&[("app", &format!("{REGISTRY}/web:latest"))]);
+    for (controller, through) in [
+        (None, Controller::Ecs),
+        (Some(DeploymentControllerType::Ecs), Controller::Ecs),
+        (
+            Some(DeploymentControllerType::CodeDeploy),
+            Controller::CodeDeploy,
+        ),
+    ] {
+        match decide(
+            &push(),
+            None,
+            &TagPolicy::Exact("latest".into()),
+            &service("ACTIVE", controller.clone()),
+            &td,
+            &[],
+        ) {
+            Decision::Deploy(change) => assert_eq!(change.through, through, "{controller:?}"),
+            other => panic!("{controller:?}: {other:?}"),
         }
     }
 }

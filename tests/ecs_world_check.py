@@ -358,6 +358,60 @@ def blue_green_bake(c: Checks, srv: Server) -> None:
     c.check("blue/green: blue cleaned up, service deployment SUCCESSFUL", len(svc["deployments"]) == 1 and svc["runningCount"] == 2 and service_deployment(ecs, sd_arn)["status"] == "SUCCESSFUL", svc["deployments"])
 
 
+def appspec(td: str, container: str = "app", port: int = 80) -> dict:
+    content = {"version": 0.0, "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": {
+        "TaskDefinition": td, "LoadBalancerInfo": {"ContainerName": container, "ContainerPort": port}}}}]}
+    return {"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(content)}}
+
+
+def code_deploy(c: Checks, srv: Server) -> None:
+    ecs, cd = srv.client("ecs"), srv.client("codedeploy")
+    ecs.create_cluster(clusterName="cd")
+    td1 = task_definition(ecs, "cdweb", sidecar=False)
+    balancer = {"targetGroupArn": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/blue/1", "containerName": "app", "containerPort": 80}
+    ecs.create_service(cluster="cd", serviceName="cdweb", taskDefinition=td1, desiredCount=2,
+                       deploymentController={"type": "CODE_DEPLOY"}, loadBalancers=[balancer])
+    cd.create_application(applicationName="web", computePlatform="ECS")
+    cd.create_deployment_group(
+        applicationName="web", deploymentGroupName="web-dg", serviceRoleArn=f"arn:aws:iam::{ACCOUNT}:role/cd",
+        deploymentConfigName="CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+        ecsServices=[{"serviceName": "cdweb", "clusterName": "cd"}],
+        autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_FAILURE"]},
+        blueGreenDeploymentConfiguration={"terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE", "terminationWaitTimeInMinutes": 5}},
+    )
+    td2 = task_definition(ecs, "cdweb", "v2", sidecar=False)
+    c.check("codedeploy: UpdateService refuses a new task definition", error_code(lambda: ecs.update_service(cluster="cd", service="cdweb", taskDefinition=td2)) == "InvalidParameterException")
+    ecs.update_service(cluster="cd", service="cdweb", desiredCount=2)
+    c.check("codedeploy: UpdateService of the desired count goes through", describe(ecs, "cdweb", "cd")["taskDefinition"] == td1)
+    first = cd.create_deployment(applicationName="web", deploymentGroupName="web-dg", revision=appspec(td2))["deploymentId"]
+    info = cd.get_deployment(deploymentId=first)["deploymentInfo"]
+    c.check("codedeploy: a new deployment is InProgress", info["status"] == "InProgress", info["status"])
+    c.check("codedeploy: a second one of the group is refused", error_code(lambda: cd.create_deployment(applicationName="web", deploymentGroupName="web-dg", revision=appspec(td2))) == "DeploymentLimitExceededException")
+    listed = cd.list_deployments(applicationName="web", deploymentGroupName="web-dg", includeOnlyStatuses=["InProgress"])["deployments"]
+    c.check("codedeploy: ListDeployments filters by the world's status", listed == [first], listed)
+    svc = describe(ecs, "cdweb", "cd")
+    sets = sorted((s["status"], s["taskDefinition"]) for s in svc.get("taskSets", []))
+    c.check("codedeploy: the replacement task set runs beside the original", sets == [("ACTIVE", td2), ("PRIMARY", td1)] and svc["taskDefinition"] == td1, sets)
+    srv.advance(13)
+    c.check("codedeploy: +13 min (9 shifting, 5 waiting), still InProgress", cd.get_deployment(deploymentId=first)["deploymentInfo"]["status"] == "InProgress")
+    srv.advance(2)
+    info = cd.get_deployment(deploymentId=first)["deploymentInfo"]
+    svc = describe(ecs, "cdweb", "cd")
+    c.check("codedeploy: +15 min, Succeeded, the service on the new revision", info["status"] == "Succeeded" and svc["taskDefinition"] == td2 and len(svc["taskSets"]) == 1, (info["status"], svc.get("taskSets")))
+    td3 = task_definition(ecs, "cdweb", "v3", sidecar=False)
+    second = cd.create_deployment(applicationName="web", deploymentGroupName="web-dg", revision=appspec(td3))["deploymentId"]
+    srv.world("POST", "/_world/codedeploy/fail", {"cluster": "cd", "service": "cdweb", "code": "HEALTH_CONSTRAINTS", "message": "tasks failed their health checks"})
+    info = cd.get_deployment(deploymentId=second)["deploymentInfo"]
+    rollback = (info.get("rollbackInfo") or {}).get("rollbackDeploymentId")
+    c.check("codedeploy: a failure is Failed with its error and a rollback", info["status"] == "Failed" and info["errorInformation"]["code"] == "HEALTH_CONSTRAINTS" and rollback, info)
+    back = cd.get_deployment(deploymentId=rollback)["deploymentInfo"] if rollback else {}
+    svc = describe(ecs, "cdweb", "cd")
+    c.check("codedeploy: the rollback Succeeded, the service stays on the revision before", back.get("status") == "Succeeded" and back.get("creator") == "codeDeployRollback" and svc["taskDefinition"] == td2, (back, svc["taskDefinition"]))
+    third = cd.create_deployment(applicationName="web", deploymentGroupName="web-dg", revision=appspec(td3, port=8080))["deploymentId"]
+    info = cd.get_deployment(deploymentId=third)["deploymentInfo"]
+    c.check("codedeploy: an AppSpec naming another container port fails", info["status"] == "Failed" and info["errorInformation"]["code"] == "ECS_UPDATE_ERROR", info)
+
+
 def linear_timing(c: Checks, srv: Server) -> None:
     ecs = srv.client("ecs")
     td = task_definition(ecs, "lin", sidecar=False)
@@ -581,6 +635,7 @@ def main() -> int:
         c.run("linear timing", linear_timing, srv)
         c.run("lifecycle hooks", lifecycle_hooks, srv)
         c.run("pause hooks", pause_hooks, srv)
+        c.run("codedeploy", code_deploy, srv)
         c.run("other services", other_services_unchanged, srv)
         c.run("answers dated by the world", answers_dated_by_the_world, srv)
         c.run("dynamodb atomicity", dynamodb_conditional_writes, srv)

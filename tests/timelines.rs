@@ -168,6 +168,62 @@ impl Timeline {
         configuration: DeploymentConfiguration,
         tags: &[(&str, &str)],
     ) -> Timeline {
+        Timeline::build(title, configuration, tags, false).await
+    }
+
+    /// Service prod/web as [`Timeline::new`], under the CODE_DEPLOY controller behind a load
+    /// balancer (container `app`, port 80), and the CodeDeploy application `web` whose group
+    /// `web-dg` deploys it: traffic shifted in 10 % steps every minute, original tasks kept 5
+    /// minutes more, automatic rollback on failure.
+    async fn code_deploy(title: &'static str) -> Timeline {
+        let timeline = Timeline::build(title, no_breaker(), &[], true).await;
+        let codedeploy = aws_sdk_codedeploy::Client::new(&timeline.bed.sdk);
+        codedeploy
+            .create_application()
+            .application_name("web")
+            .compute_platform(aws_sdk_codedeploy::types::ComputePlatform::Ecs)
+            .send()
+            .await
+            .expect("create the CodeDeploy application");
+        let to_terminate = aws_sdk_codedeploy::types::BlueInstanceTerminationOption::builder()
+            .action(aws_sdk_codedeploy::types::InstanceAction::Terminate)
+            .termination_wait_time_in_minutes(5)
+            .build();
+        codedeploy
+            .create_deployment_group()
+            .application_name("web")
+            .deployment_group_name("web-dg")
+            .service_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/codedeploy-ecs"))
+            .deployment_config_name("CodeDeployDefault.ECSLinear10PercentEvery1Minutes")
+            .ecs_services(
+                aws_sdk_codedeploy::types::EcsService::builder()
+                    .cluster_name(CLUSTER)
+                    .service_name(SERVICE)
+                    .build(),
+            )
+            .auto_rollback_configuration(
+                aws_sdk_codedeploy::types::AutoRollbackConfiguration::builder()
+                    .enabled(true)
+                    .events(aws_sdk_codedeploy::types::AutoRollbackEvent::DeploymentFailure)
+                    .build(),
+            )
+            .blue_green_deployment_configuration(
+                aws_sdk_codedeploy::types::BlueGreenDeploymentConfiguration::builder()
+                    .terminate_blue_instances_on_deployment_success(to_terminate)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create the CodeDeploy deployment group");
+        timeline
+    }
+
+    async fn build(
+        title: &'static str,
+        configuration: DeploymentConfiguration,
+        tags: &[(&str, &str)],
+        code_deploy: bool,
+    ) -> Timeline {
         let green = GreenServer::start().await;
         let mut all = vec![
             ("pushdeploy:repository", REPOSITORY),
@@ -187,8 +243,13 @@ impl Timeline {
                 ],
             )
             .await;
-        bed.service_with(CLUSTER, SERVICE, &first_revision, &all, configuration)
-            .await;
+        if code_deploy {
+            bed.code_deploy_service(CLUSTER, SERVICE, &first_revision, &all, (CONTAINER, 80))
+                .await;
+        } else {
+            bed.service_with(CLUSTER, SERVICE, &first_revision, &all, configuration)
+                .await;
+        }
         let deploy_proxy = FaultProxy::start(bed.moto.address).await;
         let rollback_proxy = FaultProxy::start(bed.moto.address).await;
         let env = |proxy: &FaultProxy| {
@@ -582,6 +643,28 @@ impl Timeline {
             .and_then(|sd| sd["status"].as_str())
             .unwrap_or_else(|| panic!("ECS lists no service deployment {arn}"))
             .to_string()
+    }
+
+    /// The status CodeDeploy shows for deployment `id` (the world's, not moto's "Created").
+    async fn codedeploy_status(&self, id: &str) -> String {
+        let view = self.world.service(CLUSTER, SERVICE).await;
+        view["codeDeployDeployments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["deploymentId"] == id)
+            .and_then(|d| d["status"].as_str())
+            .unwrap_or_else(|| panic!("CodeDeploy shows no deployment {id}"))
+            .to_string()
+    }
+
+    /// The CodeDeploy deployment push `push`'s record follows.
+    async fn codedeploy_id(&self, push: u32) -> String {
+        self.record_of(push)
+            .await
+            .get("codedeploy_deployment_id")
+            .cloned()
+            .unwrap_or_else(|| panic!("push {push}'s record names no CodeDeploy deployment"))
     }
 
     /// How many rollback records pushdeploy wrote (each one is an UpdateService of its own).
@@ -1559,6 +1642,66 @@ async fn in_progress_between_the_deploy_functions_writes() {
     t.stop().await;
 }
 
+/// Issue 17: a CODE_DEPLOY service is deployed through CodeDeploy (ECS refuses UpdateService
+/// for it): its success makes the revision the last known good one, its failure quarantines the
+/// digest while CodeDeploy, not pushdeploy, rolls the service back.
+async fn code_deploy_deployed_and_its_failure_quarantined() {
+    let mut t = Timeline::code_deploy(
+        "CodeDeploy: a push deployed, then one failing; CodeDeploy rolls back, pushdeploy quarantines",
+    )
+    .await;
+    let good = t.push("latest").await;
+    let first = t.codedeploy_id(1).await;
+    assert_eq!(t.record_of(1).await["status"], "deployed");
+    assert_eq!(t.codedeploy_status(&first).await, "InProgress");
+    assert_eq!(
+        t.running().await.0,
+        t.first_digest,
+        "CodeDeploy has not shifted yet"
+    );
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "deployed");
+    // 9 minutes of 10 % steps, then the original task set's 5 minutes.
+    t.advance(14 * 60 + 30).await;
+    assert_eq!(t.codedeploy_status(&first).await, "Succeeded");
+    t.sweep().await;
+    assert_eq!(t.record_of(1).await["status"], "succeeded");
+    assert_eq!(t.running().await.0, good);
+
+    let bad = t.push("latest").await;
+    let second = t.codedeploy_id(2).await;
+    assert_ne!(first, second);
+    t.advance(120).await;
+    t.world
+        .fail_codedeploy(
+            CLUSTER,
+            SERVICE,
+            "HEALTH_CONSTRAINTS",
+            "2 tasks of the replacement task set failed their target group's health checks",
+        )
+        .await;
+    t.row("the replacement task set fails".into(), "-".into())
+        .await;
+    assert_eq!(t.codedeploy_status(&second).await, "Failed");
+    t.sweep().await;
+    let record = t.record_of(2).await;
+    assert_eq!(record["status"], "failed");
+    let reason = &record["reason"];
+    assert!(
+        reason.contains("HEALTH_CONSTRAINTS") && reason.contains("rolled back by d-"),
+        "{reason}"
+    );
+    assert_eq!(t.quarantined().await, vec![bad.clone()]);
+    assert!(t.quarantine_reason(&bad).await.contains(&second));
+    assert_eq!(
+        t.running().await.0,
+        good,
+        "CodeDeploy kept the service on the first push"
+    );
+    assert_eq!(t.rollbacks_by_pushdeploy().await, 0);
+    t.stop().await;
+}
+
 type Scenario = fn() -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn scenarios() -> Vec<(&'static str, Scenario)> {
@@ -1623,6 +1766,9 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         }),
         ("a_person_approves", || Box::pin(a_person_approves())),
         ("a_person_rejects", || Box::pin(a_person_rejects())),
+        ("code_deploy_deployed_and_its_failure_quarantined", || {
+            Box::pin(code_deploy_deployed_and_its_failure_quarantined())
+        }),
     ]
 }
 

@@ -2,14 +2,17 @@
 //! update the service, record what happened.
 
 use super::{Deployer, Shared};
-use crate::aws::{primary_deployment, write_at_most_once};
+use crate::aws::{primary_deployment, write_at_most_once, AwsError, UpdatedService};
 use crate::clock::{now_ms, now_text};
+use crate::codedeploy::{
+    appspec, group_deploys, group_named_by_tags, the_one_group, traffic_target,
+};
 use crate::diff::{named, unlike_planned};
 use crate::event::Push;
 use crate::follow::{Follower, ServiceKey};
 use crate::ledger::{Claim, DeploymentRecord, Kind, Lease, LedgerError, Status, Taken};
 use crate::outcome::{Outcome, OutcomeKind, SkipReason};
-use crate::plan::{decide, unreported_failure_warning, Change, Decision};
+use crate::plan::{decide, unreported_failure_warning, Change, Controller, Decision};
 use crate::resolved::{image_of, is_pinned, revision_running, ResolvedImages};
 use crate::revision::{revision_request, tag_value, Provenance, RevisionError};
 use crate::tags::{flag, TAG_DRY_RUN, TAG_EVENT_ID, TAG_PREVIOUS};
@@ -118,6 +121,7 @@ impl Deployer {
             previous_images: None,
             running_at_last_sweep: None,
             service_deployment_arn: None,
+            codedeploy_deployment_id: None,
             awaits_ecs_rollback: false,
             status: Status::Deploying,
             reason: None,
@@ -184,8 +188,14 @@ impl Deployer {
                 return self.abandon(record, outcome, reason, true).await;
             }
         }
-        self.update_and_settle(record, outcome, target, new_definition, refused)
-            .await
+        self.update_and_settle(
+            record,
+            outcome,
+            target,
+            (new_definition, change.through),
+            refused,
+        )
+        .await
     }
 
     /// The service taken ([`Self::take_service`]), the outcome its deployment will report, and
@@ -301,30 +311,24 @@ impl Deployer {
         mut record: DeploymentRecord,
         mut outcome: Outcome,
         target: &Target<'_>,
-        new_definition: String,
+        (new_definition, through): (String, Controller),
         refused: Option<String>,
     ) -> Outcome {
-        let (key, service) = (target.key, target.service);
+        let service = target.service;
         outcome.task_definition = Some(new_definition.clone());
-        let cluster = service.cluster_arn().unwrap_or(&key.cluster);
-        let updated = match self
-            .aws
-            .update_service(cluster, &key.service, &new_definition)
-            .await
-        {
+        let updated = match self.move_service(target, &new_definition, through).await {
             Ok(updated) => updated,
-            Err(e) => {
-                return self
-                    .abandon(record, outcome, e.to_string(), e.retryable)
-                    .await
+            Err((reason, retryable)) => {
+                return self.abandon(record, outcome, reason, retryable).await
             }
         };
         record.deployment_id = updated.deployment_id.clone();
         record.service_deployment_arn = updated.service_deployment_arn;
+        record.codedeploy_deployment_id = updated.codedeploy_deployment_id.clone();
         record.status = Status::Deployed;
         record.reason = None;
         record.updated_at = now_text();
-        outcome.deployment_id = updated.deployment_id;
+        outcome.deployment_id = updated.deployment_id.or(updated.codedeploy_deployment_id);
         outcome.outcome = OutcomeKind::Deployed;
         outcome.warning = [refused, unreported_failure_warning(service)]
             .into_iter()
@@ -340,6 +344,80 @@ impl Deployer {
             });
         }
         outcome
+    }
+
+    /// The service moved onto `new_definition` by its controller: UpdateService, or a CodeDeploy
+    /// deployment; `Err`: why not, and whether a retry may help.
+    async fn move_service(
+        &self,
+        target: &Target<'_>,
+        new_definition: &str,
+        through: Controller,
+    ) -> Result<UpdatedService, (String, bool)> {
+        let (key, service) = (target.key, target.service);
+        match through {
+            Controller::Ecs => {
+                let cluster = service.cluster_arn().unwrap_or(&key.cluster);
+                self.aws
+                    .update_service(cluster, &key.service, new_definition)
+                    .await
+                    .map_err(|e| (e.to_string(), e.retryable))
+            }
+            Controller::CodeDeploy => self.start_codedeploy(target, new_definition).await,
+        }
+    }
+
+    /// A CodeDeploy deployment of `new_definition` through the one deployment group that deploys
+    /// the service: the one its tags name, once CodeDeploy confirms it deploys the service, else
+    /// the one found among every application's groups.
+    async fn start_codedeploy(
+        &self,
+        target: &Target<'_>,
+        new_definition: &str,
+    ) -> Result<UpdatedService, (String, bool)> {
+        let (key, service, push) = (target.key, target.service, target.push);
+        let aws_failed = |e: AwsError| (e.to_string(), e.retryable);
+        let group = match group_named_by_tags(service).map_err(|e| (e, false))? {
+            Some(named) => {
+                let targets = self.aws.group_targets(&named).await.map_err(aws_failed)?;
+                if !group_deploys(&targets, &key.cluster, &key.service) {
+                    let why = format!("CodeDeploy deployment group {named}, which the service's tags name, does not list the service among its ECS services");
+                    return Err((why, false));
+                }
+                named
+            }
+            None => {
+                let found = self
+                    .aws
+                    .groups_deploying(&key.cluster, &key.service)
+                    .await
+                    .map_err(aws_failed)?;
+                the_one_group(found, &key.cluster, &key.service).map_err(|e| (e, false))?
+            }
+        };
+        let (container, port) = traffic_target(service).map_err(|e| (e, false))?;
+        let spec = appspec(new_definition, &container, port);
+        let description = format!(
+            "pushdeploy: {}:{} = {} (event {})",
+            push.repository, push.tag, push.digest, push.event_id
+        );
+        let id = self
+            .aws
+            .deploy_with_codedeploy(&group, &spec, &description)
+            .await
+            .map_err(aws_failed)?;
+        tracing::info!(
+            cluster = %key.cluster,
+            service = %key.service,
+            codedeploy_group = %group,
+            codedeploy_deployment_id = %id,
+            "started a CodeDeploy deployment"
+        );
+        Ok(UpdatedService {
+            deployment_id: None,
+            service_deployment_arn: None,
+            codedeploy_deployment_id: Some(id),
+        })
     }
 
     /// The digests ECS recorded for the revision the service runs now, read only when the

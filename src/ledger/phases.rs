@@ -227,13 +227,19 @@ impl Ledger {
     pub(crate) async fn mark_succeeded(
         &self,
         record: &DeploymentRecord,
-        deployment_id: &str,
+        deployment_id: Option<&str>,
         now: &str,
     ) -> Result<Written, LedgerError> {
+        // A CodeDeploy deployment has no ECS deployment id to keep.
+        let keep_id = if deployment_id.is_some() {
+            ", deployment_id = if_not_exists(deployment_id, :id)"
+        } else {
+            ""
+        };
         let update = self
             .record_update(record)
             .update_expression(format!(
-                "SET #status = :succeeded, updated_at = :now, deployment_id = if_not_exists(deployment_id, :id) REMOVE {INFLIGHT}, reason"
+                "SET #status = :succeeded, updated_at = :now{keep_id} REMOVE {INFLIGHT}, reason"
             ))
             .condition_expression(
                 "attribute_exists(pk) AND #status IN (:deploying, :deployed, :superseded)",
@@ -243,8 +249,11 @@ impl Ledger {
             .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
             .expression_attribute_values(":deploying", s(Status::Deploying.as_str()))
             .expression_attribute_values(":deployed", s(Status::Deployed.as_str()))
-            .expression_attribute_values(":id", s(deployment_id))
             .expression_attribute_values(":now", s(now));
+        let update = match deployment_id {
+            Some(id) => update.expression_attribute_values(":id", s(id)),
+            None => update,
+        };
         self.conditional(update.send().await, "dynamodb:UpdateItem")
     }
 }

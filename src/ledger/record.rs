@@ -118,6 +118,10 @@ pub struct DeploymentRecord {
     /// (`currentServiceDeployment`), or found by the rollback function in
     /// ListServiceDeployments. BLUE_GREEN, LINEAR and CANARY deployments are followed by it.
     pub service_deployment_arn: Option<String>,
+    /// The CodeDeploy deployment (`d-…`) that moves a CODE_DEPLOY-controlled service onto the
+    /// new revision, once CreateDeployment answered: the rollback function follows it by
+    /// GetDeployment, and CodeDeploy, not pushdeploy, rolls it back.
+    pub codedeploy_deployment_id: Option<String>,
     /// The digests ECS recorded for the revision the service ran before this deployment
     /// (`previous_task_definition`), read when the deployment started; `None` when nobody read
     /// them (the followed container was already pinned by digest, or ECS listed no service
@@ -239,6 +243,7 @@ impl DeploymentRecord {
             ("new_task_definition", &self.new_task_definition),
             ("deployment_id", &self.deployment_id),
             ("service_deployment_arn", &self.service_deployment_arn),
+            ("codedeploy_deployment_id", &self.codedeploy_deployment_id),
             ("reason", &self.reason),
             ("reverts", &self.reverts),
         ] {
@@ -279,6 +284,7 @@ impl DeploymentRecord {
             new_task_definition: text(item, "new_task_definition"),
             deployment_id: text(item, "deployment_id"),
             service_deployment_arn: text(item, "service_deployment_arn"),
+            codedeploy_deployment_id: text(item, "codedeploy_deployment_id"),
             previous_images: previous_images(item).map_err(malformed)?,
             running_at_last_sweep: number(item, SWEEP_RUNNING).and_then(|n| i32::try_from(n).ok()),
             awaits_ecs_rollback: text(item, AWAITS_ECS_ROLLBACK).is_some(),

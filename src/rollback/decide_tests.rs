@@ -34,6 +34,7 @@ fn record(
         previous_images: None,
         running_at_last_sweep: None,
         service_deployment_arn: None,
+        codedeploy_deployment_id: None,
         awaits_ecs_rollback: false,
         status,
         reason: None,

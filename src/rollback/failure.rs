@@ -408,6 +408,7 @@ fn rollback_record(
         previous_images: None,
         running_at_last_sweep: None,
         service_deployment_arn: None,
+        codedeploy_deployment_id: None,
         awaits_ecs_rollback: false,
         status: Status::Deploying,
         reason: Some(format!("rolls back {} ({reason})", failed.digest)),

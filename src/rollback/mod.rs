@@ -5,6 +5,7 @@
 //! does that itself (then the next sweep checks it did), a person changed the service since, or
 //! the failed deployment was itself a rollback.
 
+mod codedeploy;
 pub(crate) mod decide;
 mod dry_run;
 mod failure;
@@ -334,7 +335,7 @@ impl RollbackHandler {
         }
         let succeeded = self
             .ledger
-            .mark_succeeded(&record, &change.deployment_id, &now_text())
+            .mark_succeeded(&record, Some(&change.deployment_id), &now_text())
             .await;
         record.status = Status::Succeeded;
         let revision = record.new_task_definition.clone().unwrap_or_default();
@@ -361,12 +362,26 @@ impl RollbackHandler {
         let cutoff = crate::event::timestamp_text(
             &(at - chrono::Duration::from_std(timeout).unwrap_or_default()),
         );
-        let stuck = match self.ledger.in_flight_since_before(&cutoff).await {
-            Ok(stuck) => stuck,
+        // Every deployment in flight: CodeDeploy's are read at each sweep (pushdeploy has no
+        // event of theirs), the others once past the deploy timeout.
+        let in_flight = match self
+            .ledger
+            .in_flight_since_before(&crate::event::timestamp_text(&at))
+            .await
+        {
+            Ok(in_flight) => in_flight,
             Err(e) => return vec![cannot_read_the_ledger(&e)],
         };
         let mut outcomes = Vec::new();
-        for record in stuck {
+        for record in in_flight {
+            let young = record.updated_at.as_str() >= cutoff.as_str();
+            if let Some(id) = record.codedeploy_deployment_id.clone() {
+                outcomes.extend(self.settle_codedeploy(record, &id, young).await);
+                continue;
+            }
+            if young {
+                continue;
+            }
             let key = key_of(&record);
             let outcome = match self.describe(&key).await {
                 Ok(Some(service)) => self.look_again(record, &service, at, lease).await,
@@ -561,8 +576,8 @@ impl RollbackHandler {
 
     /// ECS shows the deployment completed (`shows`, in words): the last known good revision.
     async fn completed_as_shown(&self, record: &DeploymentRecord, shows: &str) -> Outcome {
-        let id = record.deployment_id.clone().unwrap_or_default();
-        let succeeded = self.ledger.mark_succeeded(record, &id, &now_text()).await;
+        let id = record.deployment_id.as_deref();
+        let succeeded = self.ledger.mark_succeeded(record, id, &now_text()).await;
         let revision = record.new_task_definition.clone().unwrap_or_default();
         let outcome = Outcome {
             milestone: Some(Milestone::Completed),

@@ -184,7 +184,8 @@ class Locks:
     the other way round, so no cycle is possible.
     """
 
-    GROUPS = {"ecs": "ecs", "tagging": "ecs", "dynamodb": "dynamodb", "dynamodbstreams": "dynamodb"}
+    # CodeDeploy moves ECS services: its requests touch the same world state as ECS's.
+    GROUPS = {"ecs": "ecs", "tagging": "ecs", "codedeploy": "ecs", "dynamodb": "dynamodb", "dynamodbstreams": "dynamodb"}
     # For requests without a SigV4 credential scope: the X-Amz-Target prefix names the service.
     TARGETS = {
         "AmazonEC2ContainerServiceV20141113": "ecs",
@@ -194,6 +195,7 @@ class Locks:
         "DynamoDBStreams_20120810": "dynamodb",
         "AmazonEC2ContainerRegistry_V20150921": "ecr",
         "AmazonSQS": "sqs",
+        "CodeDeploy_20141006": "codedeploy",
     }
 
     def __init__(self) -> None:
@@ -588,6 +590,7 @@ class WorldService:
     region: str
     config: dict
     extras: dict
+    controller: str = "ECS"  # deploymentController.type
     deployments: list = field(default_factory=list)  # every deployment, oldest first
     service_deployments: list = field(default_factory=list)  # oldest first
     revisions: list = field(default_factory=list)
@@ -724,6 +727,94 @@ def bake_minutes(config: dict) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------------
+# CodeDeploy deployments of CODE_DEPLOY services
+# --------------------------------------------------------------------------------------------
+
+# Model: CodeDeploy deployment statuses. [API] DeploymentInfo.status, enum DeploymentStatus:
+#   Created | Queued | InProgress | Baking | Succeeded | Failed | Stopped | Ready. moto leaves
+#   every deployment "Created"; the world moves its own: InProgress from the start (no queue),
+#   Succeeded when the traffic shift and the original task set's termination wait have passed
+#   on the world's clock, Failed when the test says the replacement task set failed. It does
+#   not model Baking, Ready (a reroute that waits for someone), Stopped, or CodeDeploy's own
+#   time limits.
+CODEDEPLOY_ENDED = {"Succeeded", "Failed", "Stopped"}
+
+
+@dataclass
+class CodeDeployment:
+    id: str
+    application: str
+    group: str
+    ws: "WorldService"
+    task_definition: str
+    green: Optional[Deployment]
+    created_at: float
+    shift_ends_at: float
+    ends_at: float
+    rolls_back: bool  # the group's automatic rollback covers DEPLOYMENT_FAILURE
+    status: str = "InProgress"
+    completed_at: Optional[float] = None
+    error: Optional[dict] = None
+    rollback: Optional[dict] = None
+    creator: str = "user"
+
+    def overlay(self, info: dict) -> dict:
+        info.update(
+            compact(
+                {
+                    "deploymentId": self.id,
+                    "applicationName": self.application,
+                    "deploymentGroupName": self.group,
+                    "status": self.status,
+                    "creator": self.creator,
+                    "createTime": epoch(self.created_at),
+                    "startTime": epoch(self.created_at),
+                    "completeTime": epoch(self.completed_at),
+                    "errorInformation": self.error,
+                    "rollbackInfo": self.rollback,
+                    "computePlatform": "ECS",
+                }
+            )
+        )
+        return info
+
+
+# Model: how long CodeDeploy shifts traffic, from the deployment configuration's name.
+# [CodeDeploy User Guide, "Deployment configurations on an Amazon ECS compute platform"]:
+#   CodeDeployDefault.ECSLinear10PercentEvery1Minutes "Shifts 10 percent of traffic every
+#   minute until all traffic is shifted"; ECSCanary10Percent5Minutes "Shifts 10 percent of
+#   traffic in the first increment. The remaining 90 percent is deployed five minutes later";
+#   ECSAllAtOnce "Shifts all traffic to the updated Amazon ECS container at once."
+# Then the original task set stays for the group's terminationWaitTimeInMinutes
+# (blueGreenDeploymentConfiguration.terminateBlueInstancesOnDeploymentSuccess; 0 if unset).
+def codedeploy_shift_minutes(config_name: str) -> float:
+    linear = re.search(r"Linear(\d+)PercentEvery(\d+)Minute", config_name or "")
+    if linear:
+        return (100.0 / float(linear.group(1)) - 1.0) * float(linear.group(2))
+    canary = re.search(r"Canary(\d+)Percent(\d+)Minute", config_name or "")
+    if canary:
+        return float(canary.group(2))
+    return 0.0
+
+
+def codedeploy_wait_minutes(group: Any) -> float:
+    blue_green = getattr(group, "blue_green_deployment_configuration", None) or {}
+    on_success = blue_green.get("terminateBlueInstancesOnDeploymentSuccess") or {}
+    return float(on_success.get("terminationWaitTimeInMinutes") or 0)
+
+
+# Model: automatic rollback. [CloudFormation, AWS::CodeDeploy::DeploymentGroup
+#   AutoRollbackConfiguration]: it "configures automatic rollback for an AWS CodeDeploy
+#   deployment group when a deployment is not completed successfully"; Events: "DEPLOYMENT_FAILURE,
+#   DEPLOYMENT_STOP_ON_ALARM, or DEPLOYMENT_STOP_ON_REQUEST". The rollback is a deployment of
+#   its own (rollbackInfo.rollbackDeploymentId, creator codeDeployRollback), which the world
+#   ends at once: production traffic never left the original task set before the failure.
+def group_rolls_back(group: Any) -> bool:
+    auto = getattr(group, "auto_rollback_configuration", None) or {}
+    return bool(auto.get("enabled")) and "DEPLOYMENT_FAILURE" in (auto.get("events") or [])
+
+
 class World:
     """All deployment state. Every method runs with the "ecs" lock held (see Locks)."""
 
@@ -737,6 +828,7 @@ class World:
         self.service_deployments: dict = {}  # ARN -> ServiceDeployment
         self.outbox: list = []
         self.hook_calls: dict = {}  # id -> HookCall waiting on its answer
+        self.codedeploy: dict = {}  # CodeDeploy deployment id -> CodeDeployment
 
     # ---- clock and ids -------------------------------------------------------------------
 
@@ -1256,6 +1348,9 @@ class World:
     def tick(self) -> None:
         """Completes every stage whose time has come, at the time it came."""
         now = self.now()
+        for cd in list(self.codedeploy.values()):
+            if cd.status == "InProgress" and cd.ends_at <= now:
+                self._codedeploy_succeeded(cd, cd.ends_at)
         for ws in list(self.services.values()):
             d = ws.primary()
             while d is not None and d.in_progress and d.stage_ends_at is not None and d.stage_ends_at <= now:
@@ -1282,6 +1377,94 @@ class World:
                 sd.breaker_status = "MONITORING_COMPLETE"
             sd.finish("ROLLBACK_SUCCESSFUL" if sd.rollback_deployment is d else "SUCCESSFUL", at)
         self._emit(ws, "SERVICE_DEPLOYMENT_COMPLETED", d, d.rollout_reason, at)
+
+    # ---- CodeDeploy --------------------------------------------------------------------------
+
+    # Model: a CodeDeploy deployment of an ECS service starts a replacement task set with the
+    # AppSpec's task definition ([CodeDeploy User Guide, "What happens during an Amazon ECS
+    # deployment"]: "CodeDeploy creates a replacement task set ... and reroutes production
+    # traffic from the original task set to the replacement task set"). The world starts its
+    # tasks at once. A deployment it cannot make (the AppSpec's task definition unknown, or a
+    # container and port other than the service's load balancer's) fails at once, with the
+    # world's own words. A second deployment of a group while one has not ended is refused as
+    # users report it (CircleCI-Public/aws-ecs-orb issue #181): "The Deployment Group '<name>'
+    # already has an active Deployment '<id>'".
+    def refuse_second_codedeploy(self, application: str, group: str) -> None:
+        for cd in self.codedeploy.values():
+            if cd.application == application and cd.group == group and cd.status not in CODEDEPLOY_ENDED:
+                raise ApiError("DeploymentLimitExceededException", f"The Deployment Group '{group}' already has an active Deployment '{cd.id}'")
+
+    def start_codedeploy(self, deployment_id: str, application: str, group: Any, spec: dict, td: Any, problem: Optional[str]) -> CodeDeployment:
+        at = self.now()
+        target = (group.ecs_services or [{}])[0]
+        ws = self.service(target.get("clusterName", ""), target.get("serviceName", ""))
+        shift = codedeploy_shift_minutes(group.deployment_config_name if isinstance(group.deployment_config_name, str) else str(group.deployment_config_name))
+        cd = CodeDeployment(
+            id=deployment_id,
+            application=application,
+            group=group.deployment_group_name,
+            ws=ws,
+            task_definition=td.arn if td is not None else str(spec.get("TaskDefinition")),
+            green=None,
+            created_at=at,
+            shift_ends_at=at + shift * 60,
+            ends_at=at + (shift + codedeploy_wait_minutes(group)) * 60,
+            rolls_back=group_rolls_back(group),
+        )
+        self.codedeploy[cd.id] = cd
+        if ws is None or ws.controller != "CODE_DEPLOY":
+            problem = problem or "the deployment group's ECS service is not a CODE_DEPLOY service the world knows"
+        if problem is not None:
+            cd.status, cd.completed_at = "Failed", at
+            cd.error = {"code": "ECS_UPDATE_ERROR", "message": problem}
+            return cd
+        green = self._new_deployment(ws, td.arn, self._new_revision(ws, td, at), ws.desired_count(0), at)
+        green.status, green.running, green.pending, green.stage = "ACTIVE", green.desired, 0, None
+        cd.green = green
+        return cd
+
+    def _codedeploy_succeeded(self, cd: CodeDeployment, at: float) -> None:
+        ws, green = cd.ws, cd.green
+        for older in ws.deployments:
+            if older is not green and older.status != "INACTIVE":
+                older.status, older.running, older.pending, older.updated_at = "INACTIVE", 0, 0, at
+        green.status, green.updated_at = "PRIMARY", at
+        green.rollout_state, green.rollout_reason = "COMPLETED", f"CodeDeploy deployment {cd.id} succeeded."
+        moto_service = ws.moto_service()
+        if moto_service is not None:
+            moto_service.task_definition = green.task_definition
+        cd.status, cd.completed_at = "Succeeded", at
+
+    def fail_codedeploy(self, ws: WorldService, code: str, message: str) -> CodeDeployment:
+        cd = next((c for c in self.codedeploy.values() if c.ws is ws and c.status not in CODEDEPLOY_ENDED), None)
+        if cd is None:
+            raise ApiError("DeploymentDoesNotExistException", "no CodeDeploy deployment of the service is in progress")
+        at = self.now()
+        cd.status, cd.completed_at = "Failed", at
+        cd.error = {"code": code, "message": message}
+        green = cd.green
+        green.rollout_state, green.rollout_reason, green.updated_at = "FAILED", message, at
+        if cd.rolls_back:
+            rollback_id = "d-" + "".join(self.rng.choice("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(9))
+            self.codedeploy[rollback_id] = CodeDeployment(
+                id=rollback_id, application=cd.application, group=cd.group, ws=ws,
+                task_definition=(ws.primary().task_definition if ws.primary() else ""), green=None,
+                created_at=at, shift_ends_at=at, ends_at=at, rolls_back=False,
+                status="Succeeded", completed_at=at, creator="codeDeployRollback",
+            )
+            cd.rollback = {
+                "rollbackDeploymentId": rollback_id,
+                "rollbackMessage": f"Deployment {cd.id} has been rolled back by {rollback_id}",
+            }
+            green.status, green.running, green.pending = "INACTIVE", 0, 0
+        return cd
+
+    def list_codedeploy(self, application: str, group: str, statuses: Optional[list]) -> list:
+        return [
+            cd.id
+            for cd in self.codedeploy.values()
+            if cd.application == application and cd.group == group and (not statuses or cd.status in statuses)
+        ]
 
     # ---- StopServiceDeployment -------------------------------------------------------------
 
@@ -1332,6 +1515,8 @@ class World:
     def overlay_service(self, answer: dict, ws: WorldService) -> dict:
         listed = ws.listed()
         primary = ws.primary()
+        if ws.controller == "CODE_DEPLOY":
+            return self._overlay_code_deploy_service(answer, ws, listed, primary)
         answer["deployments"] = [d.to_api() for d in listed]
         answer["deploymentConfiguration"] = ws.config
         answer["runningCount"] = sum(d.running for d in listed)
@@ -1341,6 +1526,37 @@ class World:
             if primary.service_deployment is not None:
                 answer["currentServiceDeployment"] = primary.service_deployment.arn
         answer["currentServiceRevisions"] = self._current_revisions(listed, primary)
+        return answer
+
+    # Model: DescribeServices of a CODE_DEPLOY service. [API] Service.taskSets: "Information
+    # about a set of Amazon ECS tasks in either an CodeDeploy or an EXTERNAL deployment."
+    # TaskSet.status: "PRIMARY: The task set is serving production traffic. ACTIVE: The task
+    # set isn't serving production traffic." The world shows each of its deployments as a task
+    # set, the service's taskDefinition as the PRIMARY one's, and no `deployments` (whether
+    # ECS fills them for these services is not documented; pushdeploy does not read them).
+    def _overlay_code_deploy_service(self, answer: dict, ws: WorldService, listed: list, primary: Optional[Deployment]) -> dict:
+        answer["deployments"] = []
+        answer["taskSets"] = [
+            compact(
+                {
+                    "id": d.id,
+                    "taskSetArn": f"arn:aws:ecs:{ws.region}:{ws.account}:task-set/{ws.cluster}/{ws.name}/{d.id.split('/', 1)[1]}",
+                    "status": d.status,
+                    "taskDefinition": d.task_definition,
+                    "computedDesiredCount": d.desired,
+                    "pendingCount": d.pending,
+                    "runningCount": d.running,
+                    "createdAt": epoch(d.created_at),
+                    "updatedAt": epoch(d.updated_at),
+                }
+            )
+            for d in listed
+        ]
+        answer["runningCount"] = sum(d.running for d in listed)
+        answer["pendingCount"] = sum(d.pending for d in listed)
+        if primary is not None:
+            answer["taskDefinition"] = primary.task_definition
+        answer.pop("currentServiceDeployment", None)
         return answer
 
     @staticmethod
@@ -1407,6 +1623,8 @@ class World:
             ],
             "serviceDeployments": [sd.to_api() for sd in reversed(ws.service_deployments)],
             "serviceRevisions": [r.to_api() for r in reversed(ws.revisions)],
+            "taskDefinition": ws.primary().task_definition if ws.primary() else None,
+            "codeDeployDeployments": [cd.overlay({"taskDefinition": cd.task_definition}) for cd in self.codedeploy.values() if cd.ws is ws],
             "now": rfc3339(self.now()),
         }
 
@@ -1456,17 +1674,21 @@ class EcsFront:
             return answer
         body = json.loads(answer.body)
         service = body["service"]
-        if (service.get("deploymentController") or {}).get("type", "ECS") != "ECS":
+        controller = (service.get("deploymentController") or {}).get("type", "ECS")
+        if controller not in ("ECS", "CODE_DEPLOY"):
             return answer
         td = None
         if service.get("taskDefinition"):
             td = self._backend(caller).describe_task_definition(service["taskDefinition"])
         ws = self.world.create_service(caller, service, request.get("deploymentConfiguration"), td)
+        ws.controller = controller
         self.world.overlay_service(service, ws)
         return answer.with_json(body)
 
     def update_service(self, caller: Caller, request: dict, moto: Callable[[], Response]) -> Response:
         ws = self.world.service(request.get("cluster", "default"), request.get("service", ""))
+        if ws is not None and ws.controller == "CODE_DEPLOY":
+            return self._update_code_deploy_service(caller, ws, request, moto)
         answer = moto()
         if ws is None or not answer.status.startswith("200"):
             return answer
@@ -1477,6 +1699,32 @@ class EcsFront:
             if moto_service is not None:
                 moto_service.task_definition = td.arn  # ECS keeps the ARN; moto keeps what it was given
         self.world.update_service(ws, td, bool(request.get("forceNewDeployment")), request.get("deploymentConfiguration"))
+        body = json.loads(answer.body)
+        self.world.overlay_service(body["service"], ws)
+        return answer.with_json(body)
+
+    # Model: UpdateService on a CODE_DEPLOY service. [API] UpdateService: "If the network
+    #   configuration, platform version, task definition, or load balancer need to be updated,
+    #   create a new CodeDeploy deployment." The refusal's words are those users report
+    #   (boto/boto3 issue #1936): "Unable to update task definition on services with a
+    #   CODE_DEPLOY deployment controller. Use AWS CodeDeploy to trigger a new deployment."
+    #   moto accepts the change; the world refuses it before moto sees it. Other changes (the
+    #   desired count) go through and start no deployment.
+    def _update_code_deploy_service(self, caller: Caller, ws: WorldService, request: dict, moto: Callable[[], Response]) -> Response:
+        primary = ws.primary()
+        given = request.get("taskDefinition")
+        if given:
+            td = self._backend(caller).describe_task_definition(given)
+            if primary is None or td.arn != primary.task_definition:
+                raise ApiError(
+                    "InvalidParameterException",
+                    "Unable to update task definition on services with a CODE_DEPLOY deployment controller. Use AWS CodeDeploy to trigger a new deployment.",
+                )
+        answer = moto()
+        if not answer.status.startswith("200"):
+            return answer
+        if primary is not None:
+            self.world._rescale(ws, primary, ws.desired_count(primary.desired), self.world.now())
         body = json.loads(answer.body)
         self.world.overlay_service(body["service"], ws)
         return answer.with_json(body)
@@ -1520,6 +1768,97 @@ class EcsFront:
 
 
 # --------------------------------------------------------------------------------------------
+# CodeDeploy requests: the deployments moto keeps "Created" forever, moved by the world
+# --------------------------------------------------------------------------------------------
+
+CODEDEPLOY_TARGET = "CodeDeploy_20141006."
+
+
+class CodeDeployFront:
+    """CreateDeployment goes to moto (which checks the application and group) and then to the
+    world; GetDeployment and ListDeployments answer with the world's statuses."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.handlers: dict = {
+            "CreateDeployment": self.create_deployment,
+            "GetDeployment": self.get_deployment,
+            "ListDeployments": self.list_deployments,
+        }
+
+    def owns(self, operation: str) -> bool:
+        return operation in self.handlers
+
+    def handle(self, operation: str, caller: Caller, request: dict, moto: Callable[[], Response]) -> Response:
+        try:
+            return self.handlers[operation](caller, request, moto)
+        except ApiError as err:
+            return Response.error(err)
+        except Exception as err:  # a bug in the world
+            traceback.print_exc(file=sys.stderr)
+            return Response.error(ApiError("InternalFailure", f"ecs_world failed: {err!r}"), status="500 INTERNAL SERVER ERROR")
+
+    @staticmethod
+    def _group(caller: Caller, application: str, group: str) -> Any:
+        from moto.codedeploy.models import codedeploy_backends
+
+        return codedeploy_backends[caller.account][caller.region].get_deployment_group(application, group)
+
+    def create_deployment(self, caller: Caller, request: dict, moto: Callable[[], Response]) -> Response:
+        application, group_name = request.get("applicationName", ""), request.get("deploymentGroupName", "")
+        self.world.refuse_second_codedeploy(application, group_name)
+        answer = moto()
+        if not answer.status.startswith("200"):
+            return answer
+        deployment_id = json.loads(answer.body)["deploymentId"]
+        spec, td, problem = self._read_appspec(caller, request)
+        group = self._group(caller, application, group_name)
+        if problem is None:
+            problem = self._load_balancer_mismatch(group, spec)
+        self.world.start_codedeploy(deployment_id, application, group, spec, td, problem)
+        return answer
+
+    def _read_appspec(self, caller: Caller, request: dict) -> tuple:
+        """(TargetService properties, the task definition, why the world cannot deploy it)."""
+        content = ((request.get("revision") or {}).get("appSpecContent") or {}).get("content") or ""
+        try:
+            resources = json.loads(content).get("Resources") or []
+            spec = next(r["TargetService"]["Properties"] for r in resources if "TargetService" in r)
+        except (ValueError, KeyError, StopIteration, AttributeError):
+            return {}, None, "the world reads only JSON AppSpec content with a TargetService"
+        try:
+            td = EcsFront._backend(caller).describe_task_definition(spec.get("TaskDefinition", ""))
+        except Exception:
+            return spec, None, f"task definition {spec.get('TaskDefinition')} does not exist"
+        return spec, td, None
+
+    def _load_balancer_mismatch(self, group: Any, spec: dict) -> Optional[str]:
+        target = (group.ecs_services or [{}])[0]
+        ws = self.world.service(target.get("clusterName", ""), target.get("serviceName", ""))
+        service = ws.moto_service() if ws is not None else None
+        balancers = service.load_balancers if service is not None else []
+        given = spec.get("LoadBalancerInfo") or {}
+        if not any(lb.get("containerName") == given.get("ContainerName") and lb.get("containerPort") == given.get("ContainerPort") for lb in balancers):
+            return f"the AppSpec's LoadBalancerInfo {given} names no load balancer of the service"
+        return None
+
+    def get_deployment(self, caller: Caller, request: dict, moto: Callable[[], Response]) -> Response:
+        cd = self.world.codedeploy.get(request.get("deploymentId", ""))
+        answer = moto()
+        if cd is None:
+            return answer
+        if not answer.status.startswith("200"):  # CodeDeploy's own rollback: moto never saw it
+            return Response.json({"deploymentInfo": cd.overlay({})})
+        body = json.loads(answer.body)
+        cd.overlay(body.setdefault("deploymentInfo", {}))
+        return answer.with_json(body)
+
+    def list_deployments(self, caller: Caller, request: dict, moto: Callable[[], Response]) -> Response:
+        ids = self.world.list_codedeploy(request.get("applicationName", ""), request.get("deploymentGroupName", ""), request.get("includeOnlyStatuses"))
+        return Response.json({"deployments": ids})
+
+
+# --------------------------------------------------------------------------------------------
 # Control endpoints: /_world/...
 # --------------------------------------------------------------------------------------------
 
@@ -1554,6 +1893,15 @@ class Control:
             region = query.get("region", ["us-east-1"])[0]
             subnets = ec2_backends[DEFAULT_ACCOUNT_ID][region].describe_subnets()
             return 200, {"subnets": [s.id for s in subnets]}
+        if route == ("POST", "/_world/codedeploy/fail"):
+            ws = self._service(payload.get("cluster", ""), payload.get("service", ""))
+            if ws is None:
+                return 404, {"error": "unknown service"}
+            try:
+                cd = self.world.fail_codedeploy(ws, payload.get("code", "ECS_UPDATE_ERROR"), payload.get("message", "the replacement task set failed"))
+            except ApiError as err:
+                return 404, {"error": err.message}
+            return 200, cd.overlay({})
         if route == ("GET", "/_world/hooks"):
             return 200, {"hooks": self.world.due_hooks()}
         if route == ("POST", "/_world/hooks"):
@@ -1629,6 +1977,7 @@ class WorldMiddleware:
         self.locks = Locks()
         self.world = World(self.locks, seed)
         self.ecs = EcsFront(self.world)
+        self.codedeploy = CodeDeployFront(self.world)
         self.control = Control(self.world)
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
@@ -1637,7 +1986,12 @@ class WorldMiddleware:
         else:
             service = Locks.service_of(environ)
             with self.locks.named(service):
-                response = self._ecs(environ) if service == "ecs" else call_app(self.app, environ)
+                if service == "ecs":
+                    response = self._ecs(environ)
+                elif service == "codedeploy":
+                    response = self._codedeploy(environ)
+                else:
+                    response = call_app(self.app, environ)
         headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(response.body))))
         start_response(response.status, headers)
@@ -1655,6 +2009,19 @@ class WorldMiddleware:
         except ValueError:
             return call_app(self.app, environ)
         return self.ecs.handle(operation, caller_of(environ), request, lambda: call_app(self.app, environ))
+
+    def _codedeploy(self, environ: dict) -> Response:
+        self.world.tick()
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target[len(CODEDEPLOY_TARGET):] if target.startswith(CODEDEPLOY_TARGET) else ""
+        if not self.codedeploy.owns(operation):
+            return call_app(self.app, environ)
+        body = read_body(environ)
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return call_app(self.app, environ)
+        return self.codedeploy.handle(operation, caller_of(environ), request, lambda: call_app(self.app, environ))
 
     def _control(self, environ: dict) -> Response:
         body = read_body(environ)

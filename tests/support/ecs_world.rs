@@ -50,6 +50,22 @@ impl World {
     }
 
     /// The events ECS emitted since the last call, in emission order.
+    /// The service's CodeDeploy deployment in progress fails (its replacement task set failed):
+    /// CodeDeploy's answer afterwards, as the world overlays it.
+    pub async fn fail_codedeploy(
+        &self,
+        cluster: &str,
+        service: &str,
+        code: &str,
+        message: &str,
+    ) -> Value {
+        self.post(
+            "/_world/codedeploy/fail",
+            serde_json::json!({"cluster": cluster, "service": service, "code": code, "message": message}),
+        )
+        .await
+    }
+
     pub async fn take_events(&self) -> Vec<Value> {
         let out = self.get("/_world/events").await;
         out["events"].as_array().cloned().unwrap_or_default()

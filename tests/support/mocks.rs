@@ -151,6 +151,7 @@ pub fn aws(bed: &TestBed, tagging_rules: &[&Rule], ecs_rules: &[&Rule]) -> Aws {
         aws_sdk_dynamodb::Client::new(&bed.sdk),
         aws_sdk_sns::Client::new(&bed.sdk),
         aws_sdk_ecr::Client::new(&bed.sdk),
+        aws_sdk_codedeploy::Client::new(&bed.sdk),
     )
 }
 

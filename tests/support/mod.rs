@@ -336,6 +336,51 @@ impl TestBed {
             .await
     }
 
+    /// A service of desired count 2 under the CODE_DEPLOY deployment controller, behind a
+    /// load balancer's target group at `(container, port)`.
+    pub async fn code_deploy_service(
+        &self,
+        cluster: &str,
+        name: &str,
+        task_definition: &str,
+        tags: &[(&str, &str)],
+        (container, port): (&str, i32),
+    ) -> String {
+        let mut request = self
+            .ecs
+            .create_service()
+            .cluster(cluster)
+            .service_name(name)
+            .task_definition(task_definition)
+            .desired_count(2)
+            .deployment_controller(
+                aws_sdk_ecs::types::DeploymentController::builder()
+                    .r#type(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
+                    .build()
+                    .expect("a controller type"),
+            )
+            .load_balancers(
+                aws_sdk_ecs::types::LoadBalancer::builder()
+                    .target_group_arn(format!(
+                        "arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/{name}-blue/1"
+                    ))
+                    .container_name(container)
+                    .container_port(port)
+                    .build(),
+            );
+        for (k, v) in tags {
+            request = request.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        request
+            .send()
+            .await
+            .expect("create a CODE_DEPLOY service")
+            .service
+            .unwrap()
+            .service_arn
+            .unwrap()
+    }
+
     async fn create_service(
         &self,
         cluster: &str,

@@ -93,6 +93,7 @@ async fn died_after_registering(bed: &TestBed, orphan: Orphan) -> String {
             previous_images: None,
             running_at_last_sweep: None,
             service_deployment_arn: None,
+            codedeploy_deployment_id: None,
             awaits_ecs_rollback: false,
             status: Status::Deploying,
             reason: None,

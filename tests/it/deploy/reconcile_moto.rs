@@ -311,6 +311,7 @@ fn with_ecr_and_config(
         bed.dynamodb.clone(),
         aws_sdk_sns::Client::new(&bed.sdk),
         ecr,
+        aws_sdk_codedeploy::Client::new(&bed.sdk),
     );
     Deployer::with_aws(aws, config)
 }

@@ -90,6 +90,7 @@ fn failed_record(service_arn: &str, event_id: &str) -> DeploymentRecord {
         previous_images: None,
         running_at_last_sweep: None,
         service_deployment_arn: None,
+        codedeploy_deployment_id: None,
         awaits_ecs_rollback: false,
         status: Status::Failed,
         reason: None,
