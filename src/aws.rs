@@ -57,7 +57,10 @@ pub struct AwsError {
 /// write on an item a transaction is writing at that moment (the deploy function takes and
 /// settles a service in transactions, which the rollback function's writes can meet): "OK to
 /// retry? Yes" ("Error handling with DynamoDB", DynamoDB Developer Guide).
-const RETRYABLE_CODES: [&str; 10] = [
+/// DeploymentLimitExceededException is CodeDeploy's refusal of a deployment while the group's
+/// previous one has not ended ("The Deployment Group '<name>' already has an active Deployment
+/// '<id>'"): Lambda's retry, minutes later, finds the group free.
+const RETRYABLE_CODES: [&str; 11] = [
     "ThrottlingException",
     "Throttling",
     "TooManyRequestsException",
@@ -68,6 +71,7 @@ const RETRYABLE_CODES: [&str; 10] = [
     "InternalServerError",
     "ServiceUnavailable",
     "TransactionConflictException",
+    "DeploymentLimitExceededException",
 ];
 
 /// The code of a call the pacer did not send because the invocation's time was running out.

@@ -148,6 +148,8 @@ struct Timeline {
     rollback_proxy: FaultProxy,
     rows: Vec<Row>,
     pushes: u32,
+    /// The ECR event of each push, in order.
+    push_events: Vec<Value>,
     /// The revision the service was created on (the app by tag `latest`).
     first_revision: String,
     /// The digest `latest` named when the service was created.
@@ -277,6 +279,7 @@ impl Timeline {
             rollback_proxy,
             rows: Vec::new(),
             pushes: 0,
+            push_events: Vec::new(),
             first_revision,
             first_digest,
         };
@@ -302,11 +305,22 @@ impl Timeline {
             &digest,
             &now,
         );
+        self.push_events.push(event.clone());
         let report = self.deploy.invoke(event).await;
         let did = summary(&report);
         self.row(format!("push {tag} = {}", short(&digest)), did)
             .await;
         digest
+    }
+
+    /// ECR's event of push `n` delivered again (EventBridge's at-least-once delivery, or
+    /// Lambda's retry of an invocation that asked for one): the deploy function's report.
+    async fn redeliver_push(&mut self, n: u32) -> Value {
+        let event = self.push_events[n as usize - 1].clone();
+        let report = self.deploy.invoke(event).await;
+        let did = summary(&report);
+        self.row(format!("push {n} delivered again"), did).await;
+        report
     }
 
     async fn start_tasks(&mut self, n: u32) {
@@ -419,6 +433,18 @@ impl Timeline {
         let report = self.rollback.invoke(event).await;
         let did = summary(&report);
         self.row("sweep".into(), did).await;
+    }
+
+    /// The deploy function's scheduled reconcile, at the world's time: it deploys the newest
+    /// image of the followed tag where a service runs another.
+    async fn reconcile(&mut self) {
+        let now = self.world.now().await;
+        let event = json!({"version": "0", "id": format!("reconcile-{now}"), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": ACCOUNT, "time": now, "region": REGION,
+            "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/pushdeploy-reconcile")], "detail": {}});
+        let report = self.deploy.invoke(event).await;
+        let did = summary(&report);
+        self.row("reconcile".into(), did).await;
     }
 
     /// A person puts the service on `revision` with the console or the CLI.
@@ -656,6 +682,34 @@ impl Timeline {
             .and_then(|d| d["status"].as_str())
             .unwrap_or_else(|| panic!("CodeDeploy shows no deployment {id}"))
             .to_string()
+    }
+
+    /// How many CodeDeploy deployments the service has had (CodeDeploy's own rollbacks too).
+    async fn codedeploy_count(&self) -> usize {
+        let view = self.world.service(CLUSTER, SERVICE).await;
+        view["codeDeployDeployments"].as_array().map_or(0, Vec::len)
+    }
+
+    /// The newest deploy record of `digest`, whichever event (a push or the reconcile) made it.
+    async fn record_of_digest(&self, digest: &str) -> BTreeMap<String, String> {
+        self.ledger()
+            .await
+            .into_values()
+            .filter(|r| {
+                r.get("digest").map(String::as_str) == Some(digest)
+                    && r.get("kind").map(String::as_str) != Some("rollback")
+                    && r.contains_key("codedeploy_deployment_id")
+            })
+            .max_by(|a, b| a.get("order_key").cmp(&b.get("order_key")))
+            .unwrap_or_else(|| panic!("no CodeDeploy record of {digest}"))
+    }
+
+    async fn codedeploy_id_of(&self, digest: &str) -> String {
+        self.record_of_digest(digest)
+            .await
+            .get("codedeploy_deployment_id")
+            .cloned()
+            .expect("a CodeDeploy deployment id")
     }
 
     /// The CodeDeploy deployment push `push`'s record follows.
@@ -1659,8 +1713,29 @@ async fn code_deploy_deployed_and_its_failure_quarantined() {
         t.first_digest,
         "CodeDeploy has not shifted yet"
     );
+    t.redeliver_push(1).await;
+    assert_eq!(
+        t.codedeploy_count().await,
+        1,
+        "a second delivery starts nothing"
+    );
     t.sweep().await;
     assert_eq!(t.record_of(1).await["status"], "deployed");
+
+    // CodeDeploy takes one deployment per group at a time: a push meanwhile is refused, and
+    // the invocation asks Lambda to retry it (Lambda's retries come 1 and 2 minutes later; the
+    // event then goes to the dead-letter queue).
+    let bad = t.push("latest").await;
+    t.advance(60).await;
+    let refused = t.redeliver_push(2).await;
+    assert_eq!(refused["errorType"], "pushdeploy.Retryable", "{refused:#}");
+    let held = t.record_of(2).await;
+    assert!(
+        held["reason"].contains("already has an active Deployment"),
+        "{held:#?}"
+    );
+    assert_eq!(t.codedeploy_count().await, 1);
+
     // 9 minutes of 10 % steps, then the original task set's 5 minutes.
     t.advance(14 * 60 + 30).await;
     assert_eq!(t.codedeploy_status(&first).await, "Succeeded");
@@ -1668,8 +1743,10 @@ async fn code_deploy_deployed_and_its_failure_quarantined() {
     assert_eq!(t.record_of(1).await["status"], "succeeded");
     assert_eq!(t.running().await.0, good);
 
-    let bad = t.push("latest").await;
-    let second = t.codedeploy_id(2).await;
+    // Nothing is lost: the scheduled reconcile finds the service behind the tag's newest image.
+    t.reconcile().await;
+    assert_eq!(t.record_of_digest(&bad).await["status"], "deployed");
+    let second = t.codedeploy_id_of(&bad).await;
     assert_ne!(first, second);
     t.advance(120).await;
     t.world
@@ -1684,7 +1761,7 @@ async fn code_deploy_deployed_and_its_failure_quarantined() {
         .await;
     assert_eq!(t.codedeploy_status(&second).await, "Failed");
     t.sweep().await;
-    let record = t.record_of(2).await;
+    let record = t.record_of_digest(&bad).await;
     assert_eq!(record["status"], "failed");
     let reason = &record["reason"];
     assert!(
