@@ -1,4 +1,5 @@
 mod artifacts_moto;
+mod codedeploy_moto;
 mod deploy_mocks;
 mod deploy_moto;
 mod fanout_moto;
