@@ -595,6 +595,12 @@ def targets(kind: str, setters: dict, resolver: Resolver, template: dict, entry:
                 if "Role" not in (template["Resources"][f].get("Properties") or {})]
     if kind == "gate-function":
         return [resolver.getatt("GateFunction", "Arn")]
+    if kind == "codedeploy-application":
+        return [f"{base}:codedeploy:{REGION}:{ACCOUNT}:application:web"]
+    if kind == "codedeploy-group":
+        return [f"{base}:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:web/web-dg"]
+    if kind == "codedeploy-config":
+        return [f"{base}:codedeploy:{REGION}:{ACCOUNT}:deploymentconfig:CodeDeployDefault.ECSAllAtOnce"]
     if kind == "dead-letter-queue":
         return [resolver.getatt(q, "Arn") for q, r in template["Resources"].items()
                 if r.get("Type") == "AWS::SQS::Queue"]
