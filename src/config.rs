@@ -79,6 +79,9 @@ pub struct Rule {
     /// The test listener's base URL for those checks, as the `pushdeploy:smoke-url` tag.
     #[serde(default)]
     pub(crate) smoke_url: Option<String>,
+    /// The gate's alarm checks for the service, in the `pushdeploy:alarms` tag's syntax.
+    #[serde(default)]
+    pub(crate) alarms: Option<String>,
 }
 
 /// The first setting that does not read, named by its variable: a function fails its init and
@@ -89,7 +92,7 @@ pub enum ConfigError {
     #[error("{TABLE_VAR} is not set: it must name the DynamoDB deployment ledger table")]
     MissingTable,
     /// `PUSHDEPLOY_RULES` does not parse (an unknown field included); holds the JSON error.
-    #[error("{RULES_VAR} is not a JSON array of {{\"repository\",\"tag\",\"cluster\",\"service\",\"container\"?,\"smoke\"?,\"smoke_url\"?}}: {0}")]
+    #[error("{RULES_VAR} is not a JSON array of {{\"repository\",\"tag\",\"cluster\",\"service\",\"container\"?,\"smoke\"?,\"smoke_url\"?,\"alarms\"?}}: {0}")]
     BadRules(String),
     /// An entry of `PUSHDEPLOY_TRUSTED_ACCOUNTS` is not 12 digits; holds that entry.
     #[error("{TRUSTED_ACCOUNTS_VAR} holds {0:?}, which is not a 12-digit AWS account id")]

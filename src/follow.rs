@@ -274,6 +274,7 @@ mod tests {
             container: container.map(Into::into),
             smoke: None,
             smoke_url: None,
+            alarms: None,
         }
     }
 

@@ -412,6 +412,36 @@ def code_deploy(c: Checks, srv: Server) -> None:
     c.check("codedeploy: an AppSpec naming another container port fails", info["status"] == "Failed" and info["errorInformation"]["code"] == "ECS_UPDATE_ERROR", info)
 
 
+def describe_alarms_cbor(srv: Server, names: list) -> dict:
+    """DescribeAlarms as the Rust SDK sends it (Smithy RPC v2 CBOR; boto3 still speaks JSON to
+    CloudWatch, which moto answers from its own backend). The pushdeploy gate's tests read the
+    same answers with the SDK's own CBOR decoder."""
+    sys.path.insert(0, str(ROOT / "tests" / "support"))
+    from ecs_world import Cbor
+
+    request = urllib.request.Request(
+        srv.url + "/service/GraniteServiceVersion20100801/operation/DescribeAlarms",
+        data=Cbor.dumps({"AlarmNames": names}), method="POST")
+    request.add_header("Content-Type", "application/cbor")
+    request.add_header("smithy-protocol", "rpc-v2-cbor")
+    request.add_header("Authorization", f"AWS4-HMAC-SHA256 Credential=testing/20261206/{REGION}/monitoring/aws4_request, SignedHeaders=host, Signature=0")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.headers.get("smithy-protocol") == "rpc-v2-cbor", dict(answer.headers)
+        return Cbor.loads(answer.read())
+
+
+def cloudwatch_alarms(c: Checks, srv: Server) -> None:
+    srv.world("POST", "/_world/alarms", {"name": "web-5xx", "state": "OK"})
+    srv.advance(3)
+    srv.world("POST", "/_world/alarms", {"name": "web-p99", "state": "ALARM", "reason": "Threshold Crossed: 1 datapoint [2.3] > 1.0"})
+    srv.world("POST", "/_world/alarms", {"name": "web-5xx", "state": "OK"})
+    found = {a["AlarmName"]: a for a in describe_alarms_cbor(srv, ["web-5xx", "web-p99", "nobody"])["MetricAlarms"]}
+    c.check("cloudwatch: DescribeAlarms answers the known names, leaves out the others", sorted(found) == ["web-5xx", "web-p99"], sorted(found))
+    held = found["web-p99"]["StateUpdatedTimestamp"] - found["web-5xx"]["StateUpdatedTimestamp"]
+    c.check("cloudwatch: an unchanged state keeps its time", 179 <= held <= 181, held)
+    c.check("cloudwatch: state and reason", found["web-p99"]["StateValue"] == "ALARM" and "Threshold" in found["web-p99"]["StateReason"], found["web-p99"])
+
+
 def linear_timing(c: Checks, srv: Server) -> None:
     ecs = srv.client("ecs")
     td = task_definition(ecs, "lin", sidecar=False)
@@ -636,6 +666,7 @@ def main() -> int:
         c.run("lifecycle hooks", lifecycle_hooks, srv)
         c.run("pause hooks", pause_hooks, srv)
         c.run("codedeploy", code_deploy, srv)
+        c.run("cloudwatch alarms", cloudwatch_alarms, srv)
         c.run("other services", other_services_unchanged, srv)
         c.run("answers dated by the world", answers_dated_by_the_world, srv)
         c.run("dynamodb atomicity", dynamodb_conditional_writes, srv)

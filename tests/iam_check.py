@@ -595,6 +595,8 @@ def targets(kind: str, setters: dict, resolver: Resolver, template: dict, entry:
                 if "Role" not in (template["Resources"][f].get("Properties") or {})]
     if kind == "gate-function":
         return [resolver.getatt("GateFunction", "Arn")]
+    if kind == "alarm":
+        return [f"{base}:cloudwatch:{REGION}:{ACCOUNT}:alarm:web-5xx"]
     if kind == "codedeploy-application":
         return [f"{base}:codedeploy:{REGION}:{ACCOUNT}:application:web"]
     if kind == "codedeploy-group":

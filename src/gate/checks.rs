@@ -6,7 +6,10 @@
 //!   latency budget, that many times in a row. Several checks are joined by ` + `. Omitted:
 //!   status 200, budget 1000ms, x3.
 //! - `pushdeploy:smoke-url` = `http://internal-web.example:8080`: the test listener's base URL.
+//! - `pushdeploy:alarms` = `web-5xx web-p99 5m`: CloudWatch alarms that must be OK, for 5
+//!   minutes, at every stage the hook runs at ([`super::alarms`]).
 
+use super::alarms::{parse_alarms, AlarmCheck, TAG_ALARMS};
 use crate::config::Rule;
 use aws_sdk_ecs::types::Service;
 use std::time::Duration;
@@ -31,16 +34,32 @@ pub(crate) struct SmokeCheck {
 pub(crate) struct GateChecks {
     pub(crate) smoke: Vec<SmokeCheck>,
     pub(crate) base_url: Option<String>,
+    /// Every alarm the tag and the rules name, held OK for the longest time any of them asks.
+    pub(crate) alarms: Option<AlarmCheck>,
 }
 
 impl GateChecks {
     pub(crate) fn is_empty(&self) -> bool {
-        self.smoke.is_empty()
+        self.smoke.is_empty() && self.alarms.is_none()
+    }
+
+    fn add_alarms(&mut self, more: AlarmCheck) {
+        match &mut self.alarms {
+            Some(alarms) => {
+                alarms.ok_for = alarms.ok_for.max(more.ok_for);
+                for name in more.names {
+                    if !alarms.names.contains(&name) {
+                        alarms.names.push(name);
+                    }
+                }
+            }
+            None => self.alarms = Some(more),
+        }
     }
 }
 
 /// How to configure checks, for the fail-closed answer and its notification.
-pub(crate) const HOW_TO_CONFIGURE: &str = "tag the service pushdeploy:smoke = \"/healthz 200 500ms x3\" and pushdeploy:smoke-url = \"http://<test listener>:<port>\" (or give a PUSHDEPLOY_RULES entry for it \"smoke\" and \"smoke_url\")";
+pub(crate) const HOW_TO_CONFIGURE: &str = "tag the service pushdeploy:smoke = \"/healthz 200 500ms x3\" and pushdeploy:smoke-url = \"http://<test listener>:<port>\", and/or pushdeploy:alarms = \"<alarm> <alarm> 5m\" (or give a PUSHDEPLOY_RULES entry for it \"smoke\", \"smoke_url\" and/or \"alarms\")";
 
 /// The checks for `service`: its tags, then the rules entries that name it (cluster and
 /// service, by name or ARN). An `Err` says which setting does not read: the gate fails closed.
@@ -54,22 +73,34 @@ pub(crate) fn configured(service: &Service, rules: &[Rule]) -> Result<GateChecks
             .map(str::to_string)
     };
     let mut checks = GateChecks::default();
-    let mut add = |smoke: Option<String>, url: Option<String>, whose: &str| {
-        if let Some(text) = smoke {
-            let parsed = parse_smoke(&text).map_err(|e| format!("{whose} smoke {text:?}: {e}"))?;
-            checks.smoke.extend(parsed);
-        }
-        if let Some(url) = url {
-            let url = parse_base_url(&url).map_err(|e| format!("{whose} smoke-url: {e}"))?;
-            checks.base_url.get_or_insert(url);
-        }
-        Ok::<(), String>(())
-    };
-    add(tag(TAG_SMOKE), tag(TAG_SMOKE_URL), "tag")?;
+    let mut add =
+        |smoke: Option<String>, url: Option<String>, alarms: Option<String>, whose: &str| {
+            if let Some(text) = alarms {
+                let parsed =
+                    parse_alarms(&text).map_err(|e| format!("{whose} alarms {text:?}: {e}"))?;
+                checks.add_alarms(parsed);
+            }
+            if let Some(text) = smoke {
+                let parsed =
+                    parse_smoke(&text).map_err(|e| format!("{whose} smoke {text:?}: {e}"))?;
+                checks.smoke.extend(parsed);
+            }
+            if let Some(url) = url {
+                let url = parse_base_url(&url).map_err(|e| format!("{whose} smoke-url: {e}"))?;
+                checks.base_url.get_or_insert(url);
+            }
+            Ok::<(), String>(())
+        };
+    add(tag(TAG_SMOKE), tag(TAG_SMOKE_URL), tag(TAG_ALARMS), "tag")?;
     for (index, rule) in rules.iter().enumerate() {
         if rule_names(rule, service) {
             let whose = format!("PUSHDEPLOY_RULES entry {index}");
-            add(rule.smoke.clone(), rule.smoke_url.clone(), &whose)?;
+            add(
+                rule.smoke.clone(),
+                rule.smoke_url.clone(),
+                rule.alarms.clone(),
+                &whose,
+            )?;
         }
     }
     Ok(checks)
@@ -225,5 +256,23 @@ mod tests {
         assert!(configured(&broken, &[])
             .unwrap_err()
             .starts_with("tag smoke"));
+    }
+
+    #[test]
+    fn alarms_from_the_tag_and_the_rules_add_up() {
+        let rule: Rule = serde_json::from_str(
+            r#"{"repository":"web","tag":"latest","cluster":"prod","service":"web","alarms":"web-p99 10m"}"#,
+        )
+        .unwrap();
+        let tagged = service(&[(TAG_ALARMS, "web-5xx web-p99 5m")]);
+        let checks = configured(&tagged, &[rule]).unwrap();
+        assert!(!checks.is_empty());
+        let alarms = checks.alarms.unwrap();
+        assert_eq!(alarms.names, ["web-5xx", "web-p99"]);
+        assert_eq!(alarms.ok_for, Duration::from_secs(600));
+        let broken = service(&[(TAG_ALARMS, "10m")]);
+        assert!(configured(&broken, &[])
+            .unwrap_err()
+            .starts_with("tag alarms"));
     }
 }

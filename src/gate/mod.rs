@@ -5,6 +5,7 @@
 //! closed: no checks configured, checks that do not read, or AWS out of reach for too long all
 //! answer FAILED.
 
+pub mod alarms;
 pub mod checks;
 pub mod hook;
 mod listener;
@@ -19,6 +20,7 @@ use crate::ledger::{Kind, Ledger};
 use crate::notify::Notifier;
 use crate::outcome::{Milestone, Outcome, OutcomeKind};
 use crate::telemetry::Subject;
+use alarms::{judge, AlarmCheck, Alarms};
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::{Service, ServiceDeploymentStatus};
 use checks::{configured, GateChecks, HOW_TO_CONFIGURE};
@@ -26,7 +28,7 @@ use hook::{HookAnswer, HookInvocation, HookStatus, PROGRESS_KEY};
 use listener::{test_listener_rule, Listeners};
 use probe::Prober;
 use serde_json::{Map, Value};
-use verdict::{after_round, Progress, Verdict, ERRORS_AT_MOST};
+use verdict::{after_round, combine, Progress, Verdict, ERRORS_AT_MOST};
 
 /// How long ECS waits before it calls an IN_PROGRESS gate again. "By default, the delay is 30
 /// seconds" (Developer Guide, "Lambda hooks for Amazon ECS service deployments"); a smoke
@@ -45,6 +47,7 @@ pub struct GateHandler {
     notifier: Notifier,
     config: Config,
     listeners: Listeners,
+    alarms: Alarms,
     /// Made at the first smoke round, not at init: loading the system's root certificates is
     /// most of a cold start (measured in `make bench`), and most invocations never probe.
     prober: std::sync::OnceLock<Prober>,
@@ -55,6 +58,7 @@ impl GateHandler {
     pub fn new(sdk: &SdkConfig, config: Config) -> GateHandler {
         let aws = Aws::new(sdk);
         GateHandler {
+            alarms: Alarms::new(sdk, aws.clock.clone()),
             ledger: Ledger::new(aws.dynamodb.clone(), config.table.clone()),
             notifier: Notifier::new(aws.sns.clone(), config.notify_topic()),
             prober: std::sync::OnceLock::new(),
@@ -97,25 +101,46 @@ impl GateHandler {
         }
         let checks = match self.checks_of(hook).await {
             Ok(checks) => checks,
-            Err(Unread::Retry(why)) => {
-                progress.errors += 1;
-                if progress.errors >= ERRORS_AT_MOST {
-                    return Verdict::Fail(format!(
-                        "the gate could not check, {} times in a row: {why}",
-                        progress.errors
-                    ));
-                }
-                return Verdict::Again(format!("the gate cannot check yet: {why}"));
-            }
+            Err(Unread::Retry(why)) => return cannot_check(progress, &why),
             Err(Unread::Final(why)) => return Verdict::Fail(why),
         };
+        let alarms = match &checks.alarms {
+            Some(check) => match self.alarm_round(check, progress).await {
+                Ok(verdict) => Some(verdict),
+                Err(Unread::Retry(why)) => return cannot_check(progress, &why),
+                Err(Unread::Final(why)) => return Verdict::Fail(why),
+            },
+            None => None,
+        };
         progress.errors = 0;
-        if hook.stage != SMOKE_STAGE {
-            return Verdict::Pass(format!(
-                "no check of the gate's runs at {}: its smoke checks run at {SMOKE_STAGE}",
-                hook.stage
-            ));
-        }
+        let smoke = if hook.stage == SMOKE_STAGE && !checks.smoke.is_empty() {
+            Some(self.smoke_round(&checks, progress).await)
+        } else {
+            None
+        };
+        combine(&hook.stage, smoke, alarms)
+    }
+
+    /// The alarms as CloudWatch shows them now, judged on AWS's clock.
+    async fn alarm_round(
+        &self,
+        check: &AlarmCheck,
+        progress: &mut Progress,
+    ) -> Result<alarms::AlarmVerdict, Unread> {
+        let (seen, now) = self.alarms.states_of(&check.names).await.map_err(|e| {
+            if e.retryable {
+                Unread::Retry(e.to_string())
+            } else {
+                Unread::Final(format!("cannot read the alarms: {e}"))
+            }
+        })?;
+        let verdict = judge(check, &seen, now, &mut progress.insufficient_rounds);
+        progress.alarms = seen;
+        Ok(verdict)
+    }
+
+    /// One round of the smoke checks against the test listener.
+    async fn smoke_round(&self, checks: &GateChecks, progress: &mut Progress) -> Verdict {
         let Some(base_url) = checks.base_url.as_deref() else {
             return Verdict::Fail(format!(
                 "smoke checks are configured but no base URL (no tag or rule names it, and the service names no test listener rule): {HOW_TO_CONFIGURE}"
@@ -297,6 +322,18 @@ impl GateHandler {
                 )
         }))
     }
+}
+
+/// AWS was out of reach this invocation: call again, up to [`ERRORS_AT_MOST`] times in a row.
+fn cannot_check(progress: &mut Progress, why: &str) -> Verdict {
+    progress.errors += 1;
+    if progress.errors >= ERRORS_AT_MOST {
+        return Verdict::Fail(format!(
+            "the gate could not check, {} times in a row: {why}",
+            progress.errors
+        ));
+    }
+    Verdict::Again(format!("the gate cannot check yet: {why}"))
 }
 
 /// Why the checks could not be read.

@@ -1,6 +1,7 @@
 //! What the gate answers, over plain data: the checks, the progress ECS handed back, and this
 //! invocation's probes.
 
+use super::alarms::{AlarmSeen, AlarmVerdict};
 use super::checks::SmokeCheck;
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,16 @@ pub(crate) struct Progress {
     /// The latest round's probes: the evidence.
     #[serde(default)]
     pub(crate) last: Vec<Probe>,
+    /// Rounds in a row in which an alarm had no data.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) insufficient_rounds: u32,
+    /// The alarms as CloudWatch showed them in the latest round: the evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) alarms: Vec<AlarmSeen>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The gate's answer, before it is put in ECS's words.
@@ -127,6 +138,51 @@ pub(crate) fn after_round(
             owed.join(", ")
         ))
     }
+}
+
+/// The verdict of a round that ran the smoke checks (`smoke`, at their stage), the alarm checks
+/// (`alarms`), both or neither: any failure fails it; it passes when everything that ran passed.
+pub(crate) fn combine(
+    stage: &str,
+    smoke: Option<Verdict>,
+    alarms: Option<AlarmVerdict>,
+) -> Verdict {
+    let alarms = alarms.map(|a| match a {
+        AlarmVerdict::Pass(why) => Verdict::Pass(why),
+        AlarmVerdict::Fail(why) => Verdict::Fail(why),
+        AlarmVerdict::Again(why) => Verdict::Again(why),
+    });
+    let ran: Vec<Verdict> = [smoke, alarms].into_iter().flatten().collect();
+    if ran.is_empty() {
+        return Verdict::Pass(format!(
+            "no check of the gate's runs at {stage}: its smoke checks run at {}",
+            super::SMOKE_STAGE
+        ));
+    }
+    let said = |keep: fn(&Verdict) -> Option<&String>| {
+        ran.iter().filter_map(keep).cloned().collect::<Vec<_>>()
+    };
+    let failed = said(|v| match v {
+        Verdict::Fail(why) => Some(why),
+        _ => None,
+    });
+    if !failed.is_empty() {
+        return Verdict::Fail(failed.join("; "));
+    }
+    let waiting = said(|v| match v {
+        Verdict::Again(why) => Some(why),
+        _ => None,
+    });
+    if !waiting.is_empty() {
+        return Verdict::Again(waiting.join("; "));
+    }
+    Verdict::Pass(
+        said(|v| match v {
+            Verdict::Pass(why) => Some(why),
+            _ => None,
+        })
+        .join("; "),
+    )
 }
 
 /// How many invocations in a row may fail to reach AWS before the gate gives up (FAILED): a
@@ -207,5 +263,27 @@ mod tests {
         let verdict = after_round(&[check(2)], &mut progress, vec![probe(Some(200), 1)]);
         assert!(matches!(verdict, Verdict::Again(_)));
         assert_eq!(progress.streaks, vec![1]);
+    }
+
+    #[test]
+    fn any_failure_fails_a_round_and_it_passes_when_all_that_ran_passed() {
+        let pass = || Some(Verdict::Pass("smoke ok".into()));
+        let alarm = |v: AlarmVerdict| Some(v);
+        assert!(matches!(
+            combine("POST_TEST_TRAFFIC_SHIFT", pass(), alarm(AlarmVerdict::Fail("alarm web-5xx ALARM".into()))),
+            Verdict::Fail(why) if why == "alarm web-5xx ALARM"
+        ));
+        assert!(matches!(
+            combine("POST_TEST_TRAFFIC_SHIFT", pass(), alarm(AlarmVerdict::Again("web-5xx OK for 3 s of 60".into()))),
+            Verdict::Again(why) if why.contains("OK for 3 s")
+        ));
+        assert!(matches!(
+            combine("POST_TEST_TRAFFIC_SHIFT", pass(), alarm(AlarmVerdict::Pass("every alarm OK".into()))),
+            Verdict::Pass(why) if why == "smoke ok; every alarm OK"
+        ));
+        assert!(matches!(
+            combine("POST_PRODUCTION_TRAFFIC_SHIFT", None, None),
+            Verdict::Pass(why) if why.starts_with("no check of the gate's runs at POST_PRODUCTION_TRAFFIC_SHIFT")
+        ));
     }
 }

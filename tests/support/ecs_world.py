@@ -49,6 +49,7 @@ import math
 import os
 import random
 import re
+import struct
 import sys
 import threading
 import time
@@ -185,7 +186,7 @@ class Locks:
     """
 
     # CodeDeploy moves ECS services: its requests touch the same world state as ECS's.
-    GROUPS = {"ecs": "ecs", "tagging": "ecs", "codedeploy": "ecs", "dynamodb": "dynamodb", "dynamodbstreams": "dynamodb"}
+    GROUPS = {"ecs": "ecs", "tagging": "ecs", "codedeploy": "ecs", "monitoring": "ecs", "dynamodb": "dynamodb", "dynamodbstreams": "dynamodb"}
     # For requests without a SigV4 credential scope: the X-Amz-Target prefix names the service.
     TARGETS = {
         "AmazonEC2ContainerServiceV20141113": "ecs",
@@ -829,6 +830,7 @@ class World:
         self.outbox: list = []
         self.hook_calls: dict = {}  # id -> HookCall waiting on its answer
         self.codedeploy: dict = {}  # CodeDeploy deployment id -> CodeDeployment
+        self.alarms: dict = {}  # CloudWatch alarm name -> Alarm
 
     # ---- clock and ids -------------------------------------------------------------------
 
@@ -1859,6 +1861,157 @@ class CodeDeployFront:
 
 
 # --------------------------------------------------------------------------------------------
+# CloudWatch alarms, in the protocol the SDKs speak to CloudWatch now (Smithy RPC v2 CBOR),
+# which moto 5.2.5 does not parse
+# --------------------------------------------------------------------------------------------
+
+# Model: CloudWatch alarm states, set by the test (`POST /_world/alarms`), read with
+# DescribeAlarms. [API] DescribeAlarms: AlarmNames "The names of the alarms to retrieve
+# information about"; a name CloudWatch does not know is left out of the answer.
+# MetricAlarm.StateUpdatedTimestamp: "The time stamp of the last update to the value of either
+# the StateValue or EvaluationState parameters": a state set again unchanged keeps its time.
+# The protocol: [Smithy, "RPC v2 CBOR protocol"]: requests are POST
+# /service/{ServiceName}/operation/{OperationName} with a CBOR body and the header
+# `smithy-protocol: rpc-v2-cbor`; answers carry the same header; timestamps are CBOR tag 1
+# (epoch seconds); errors name their shape in `__type`.
+CLOUDWATCH_PATH = "/service/GraniteServiceVersion20100801/operation/"
+
+
+class Cbor:
+    """The CBOR (RFC 8949) the protocol needs: maps, arrays, text, numbers, booleans, null,
+    tag 1 timestamps; definite lengths out, definite or indefinite in."""
+
+    class Timestamp(float):
+        pass
+
+    @staticmethod
+    def _head(major: int, n: int) -> bytes:
+        if n < 24:
+            return bytes([major << 5 | n])
+        for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+            if n < 1 << (8 * size):
+                return bytes([major << 5 | info]) + n.to_bytes(size, "big")
+        raise ValueError("integer too large")
+
+    @classmethod
+    def dumps(cls, value: Any) -> bytes:
+        if value is None:
+            return b"\xf6"
+        if value is True or value is False:
+            return b"\xf5" if value else b"\xf4"
+        if isinstance(value, Cbor.Timestamp):
+            return b"\xc1" + cls.dumps(float(value))
+        if isinstance(value, int):
+            return cls._head(0, value) if value >= 0 else cls._head(1, -1 - value)
+        if isinstance(value, float):
+            return b"\xfb" + struct.pack(">d", value)
+        if isinstance(value, str):
+            raw = value.encode()
+            return cls._head(3, len(raw)) + raw
+        if isinstance(value, (bytes, bytearray)):
+            return cls._head(2, len(value)) + bytes(value)
+        if isinstance(value, (list, tuple)):
+            return cls._head(4, len(value)) + b"".join(cls.dumps(v) for v in value)
+        if isinstance(value, dict):
+            return cls._head(5, len(value)) + b"".join(cls.dumps(k) + cls.dumps(v) for k, v in value.items())
+        raise TypeError(f"no CBOR for {type(value)}")
+
+    @classmethod
+    def loads(cls, data: bytes) -> Any:
+        value, end = cls._item(data, 0)
+        if end != len(data):
+            raise ValueError("trailing bytes after the CBOR item")
+        return value
+
+    @classmethod
+    def _length(cls, data: bytes, at: int, info: int) -> tuple:
+        if info < 24:
+            return info, at
+        if info == 31:
+            return None, at  # indefinite
+        size = {24: 1, 25: 2, 26: 4, 27: 8}[info]
+        return int.from_bytes(data[at:at + size], "big"), at + size
+
+    @classmethod
+    def _item(cls, data: bytes, at: int) -> tuple:
+        first = data[at]
+        major, info, at = first >> 5, first & 31, at + 1
+        if major == 7:
+            if info in (20, 21, 22, 23):
+                return {20: False, 21: True, 22: None, 23: None}[info], at
+            fmt, size = {25: (">e", 2), 26: (">f", 4), 27: (">d", 8)}[info]
+            return struct.unpack(fmt, data[at:at + size])[0], at + size
+        n, at = cls._length(data, at, info)
+        if major == 0:
+            return n, at
+        if major == 1:
+            return -1 - n, at
+        if major in (2, 3):
+            if n is None:
+                chunks = []
+                while data[at] != 0xFF:
+                    chunk, at = cls._item(data, at)
+                    chunks.append(chunk)
+                joined = ("" if major == 3 else b"").join(chunks)
+                return joined, at + 1
+            raw = data[at:at + n]
+            return (raw.decode() if major == 3 else bytes(raw)), at + n
+        if major == 4:
+            items = []
+            while (n is None and data[at] != 0xFF) or (n is not None and len(items) < n):
+                item, at = cls._item(data, at)
+                items.append(item)
+            return items, at + (1 if n is None else 0)
+        if major == 5:
+            out, count = {}, 0
+            while (n is None and data[at] != 0xFF) or (n is not None and count < n):
+                key, at = cls._item(data, at)
+                out[key], at = cls._item(data, at)
+                count += 1
+            return out, at + (1 if n is None else 0)
+        if major == 6:
+            value, at = cls._item(data, at)
+            return (Cbor.Timestamp(value) if n == 1 else value), at
+        raise ValueError(f"CBOR major type {major}")
+
+
+@dataclass
+class Alarm:
+    name: str
+    state: str
+    reason: str
+    since: float
+
+
+class CloudWatchFront:
+    def __init__(self, world: "World"):
+        self.world = world
+
+    def handle(self, operation: str, body: bytes) -> Response:
+        headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
+        if operation != "DescribeAlarms":
+            error = {"__type": "com.amazonaws.cloudwatch#InvalidAction", "message": f"the world answers DescribeAlarms only, not {operation}"}
+            return Response("400 BAD REQUEST", headers, Cbor.dumps(error))
+        request = Cbor.loads(body) if body else {}
+        names = request.get("AlarmNames") or list(self.world.alarms)
+        found = [self.world.alarms[n] for n in names if n in self.world.alarms]
+        answer = {
+            "MetricAlarms": [
+                {
+                    "AlarmName": a.name,
+                    "AlarmArn": f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{a.name}",
+                    "StateValue": a.state,
+                    "StateReason": a.reason,
+                    "StateUpdatedTimestamp": Cbor.Timestamp(a.since),
+                }
+                for a in found
+            ],
+            "CompositeAlarms": [],
+        }
+        return Response("200 OK", headers, Cbor.dumps(answer))
+
+
+# --------------------------------------------------------------------------------------------
 # Control endpoints: /_world/...
 # --------------------------------------------------------------------------------------------
 
@@ -1893,6 +2046,14 @@ class Control:
             region = query.get("region", ["us-east-1"])[0]
             subnets = ec2_backends[DEFAULT_ACCOUNT_ID][region].describe_subnets()
             return 200, {"subnets": [s.id for s in subnets]}
+        if route == ("POST", "/_world/alarms"):
+            name, state = payload["name"], payload["state"]
+            if state not in ("OK", "ALARM", "INSUFFICIENT_DATA"):
+                return 400, {"error": f"no alarm state {state}"}
+            known = self.world.alarms.get(name)
+            since = known.since if known is not None and known.state == state else self.world.now()
+            self.world.alarms[name] = Alarm(name, state, payload.get("reason", f"set to {state} by the test"), since)
+            return 200, {"name": name, "state": state, "since": rfc3339(since)}
         if route == ("POST", "/_world/codedeploy/fail"):
             ws = self._service(payload.get("cluster", ""), payload.get("service", ""))
             if ws is None:
@@ -1978,6 +2139,7 @@ class WorldMiddleware:
         self.world = World(self.locks, seed)
         self.ecs = EcsFront(self.world)
         self.codedeploy = CodeDeployFront(self.world)
+        self.cloudwatch = CloudWatchFront(self.world)
         self.control = Control(self.world)
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
@@ -1990,6 +2152,8 @@ class WorldMiddleware:
                     response = self._ecs(environ)
                 elif service == "codedeploy":
                     response = self._codedeploy(environ)
+                elif environ.get("PATH_INFO", "").startswith(CLOUDWATCH_PATH):
+                    response = self.cloudwatch.handle(environ["PATH_INFO"][len(CLOUDWATCH_PATH):], read_body(environ))
                 else:
                     response = call_app(self.app, environ)
         headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]

@@ -66,6 +66,15 @@ impl World {
         .await
     }
 
+    /// CloudWatch alarm `name` is `state` from now (its time kept when unchanged).
+    pub async fn set_alarm(&self, name: &str, state: &str, reason: &str) -> Value {
+        self.post(
+            "/_world/alarms",
+            serde_json::json!({"name": name, "state": state, "reason": reason}),
+        )
+        .await
+    }
+
     pub async fn take_events(&self) -> Vec<Value> {
         let out = self.get("/_world/events").await;
         out["events"].as_array().cloned().unwrap_or_default()

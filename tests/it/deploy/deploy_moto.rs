@@ -302,7 +302,9 @@ async fn rules_deploy_services_without_tags_and_report_missing_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn services_on_other_deployment_controllers_are_skipped() {
+/// EXTERNAL services are deployed by whoever owns their task sets (CODE_DEPLOY ones through
+/// CodeDeploy: codedeploy_moto.rs).
+async fn services_on_the_external_controller_are_skipped() {
     let bed = TestBed::start().await;
     bed.cluster("prod").await;
     let td = bed
@@ -311,11 +313,11 @@ async fn services_on_other_deployment_controllers_are_skipped() {
     bed.ecs
         .create_service()
         .cluster("prod")
-        .service_name("blue-green")
+        .service_name("task-sets")
         .task_definition(&td)
         .deployment_controller(
             aws_sdk_ecs::types::DeploymentController::builder()
-                .r#type(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
+                .r#type(aws_sdk_ecs::types::DeploymentControllerType::External)
                 .build()
                 .unwrap(),
         )
@@ -335,10 +337,10 @@ async fn services_on_other_deployment_controllers_are_skipped() {
     let outcome = &report.outcomes[0];
     assert_eq!(outcome.outcome, OutcomeKind::Skipped);
     assert!(
-        outcome.reason.as_deref().unwrap().contains("CODE_DEPLOY"),
+        outcome.reason.as_deref().unwrap().contains("EXTERNAL"),
         "{outcome:?}"
     );
-    assert_eq!(bed.running("prod", "blue-green").await, td);
+    assert_eq!(bed.running("prod", "task-sets").await, td);
 }
 
 /// The `ECR Replication Action` the destination account and region receive (ECR user guide,

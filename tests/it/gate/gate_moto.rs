@@ -420,3 +420,85 @@ async fn without_a_url_tag_the_gate_finds_the_test_listener_through_elbv2() {
     );
     function.stop().await;
 }
+
+/// Alarm checks run at any stage the hook runs at, on AWS's clock: OK too recently is
+/// IN_PROGRESS, OK long enough SUCCEEDED. CloudWatch's answers come in Smithy RPC v2 CBOR,
+/// from the world (moto does not speak it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_ok_long_enough_pass_at_any_stage() {
+    let bed = TestBed::start().await;
+    let world = bed.world();
+    world
+        .set_alarm("web-5xx", "OK", "Threshold Crossed: no datapoint > 1.0")
+        .await;
+    world
+        .set_alarm("web-p99", "OK", "Threshold Crossed: no datapoint > 0.5")
+        .await;
+    let payload = deployed(
+        &bed,
+        &[("pushdeploy:alarms", "web-5xx web-p99 2m")],
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+    )
+    .await;
+    let api = RuntimeApi::start().await;
+    let function = gate(&api, &bed, &[]);
+    let answer = api.invoke(payload.clone(), INVOKE_WITHIN).await.response();
+    assert_eq!(answer["hookStatus"], "IN_PROGRESS", "{answer}");
+    let reason = answer["hookDetails"]["pushdeploy"]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("web-5xx OK for") && reason.contains("of 120"),
+        "{reason}"
+    );
+    world.advance(121).await;
+    let answer = api
+        .invoke(called_again(&payload, &answer), INVOKE_WITHIN)
+        .await
+        .response();
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer}");
+    let seen = &answer["hookDetails"]["pushdeploy"]["alarms"];
+    assert_eq!(seen.as_array().map(Vec::len), Some(2), "{answer}");
+    assert_eq!(seen[0]["state"], "OK");
+    function.stop().await;
+}
+
+/// An alarm in ALARM fails the gate with the alarm's state, time and reason, and quarantines
+/// the digest; an alarm CloudWatch does not know fails it too (closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_in_alarm_or_unknown_fails_the_gate_with_the_evidence() {
+    for (state, says) in [
+        (Some("ALARM"), "alarm web-5xx ALARM since"),
+        (None, "CloudWatch has no alarm named web-5xx"),
+    ] {
+        let bed = TestBed::start().await;
+        if let Some(state) = state {
+            bed.world()
+                .set_alarm(
+                    "web-5xx",
+                    state,
+                    "Threshold Crossed: 1 datapoint [12.0] > 1.0",
+                )
+                .await;
+        }
+        let payload = deployed(
+            &bed,
+            &[("pushdeploy:alarms", "web-5xx")],
+            "POST_TEST_TRAFFIC_SHIFT",
+        )
+        .await;
+        let api = RuntimeApi::start().await;
+        let function = gate(&api, &bed, &[]);
+        let answer = api.invoke(payload, INVOKE_WITHIN).await.response();
+        assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
+        let reason = answer["hookDetails"]["pushdeploy"]["reason"]
+            .as_str()
+            .unwrap();
+        assert!(reason.contains(says), "{reason}");
+        if state.is_some() {
+            assert!(reason.contains("Threshold Crossed"), "{reason}");
+        }
+        assert_eq!(quarantine_keys(&ledger_items(&bed).await).len(), 1);
+        function.stop().await;
+    }
+}
