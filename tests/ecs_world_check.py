@@ -499,6 +499,40 @@ def lifecycle_hooks(c: Checks, srv: Server) -> None:
     c.check("hooks: then ROLLBACK_SUCCESSFUL", service_deployment(ecs, sd_arn)["status"] == "ROLLBACK_SUCCESSFUL")
 
 
+def hooks_at_every_step(c: Checks, srv: Server) -> None:
+    ecs = srv.client("ecs")
+    hook = {"hookTargetArn": "arn:aws:lambda:us-east-1:123456789012:function:gate", "roleArn": "arn:aws:iam::123456789012:role/hook",
+            "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"]}
+    config = {"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 3}, "bakeTimeInMinutes": 1, "lifecycleHooks": [hook]}
+    ecs.create_service(cluster="demo", serviceName="steps", taskDefinition=task_definition(ecs, "steps", sidecar=False),
+                       desiredCount=1, deploymentConfiguration=config)
+    sd_arn = ecs.update_service(cluster="demo", service="steps", taskDefinition=task_definition(ecs, "steps", "v2", sidecar=False))["service"]["currentServiceDeployment"]
+    srv.tasks("steps", start=1)
+    seen = []
+    for step in range(4):
+        due = srv.world("GET", "/_world/hooks")["hooks"]
+        if len(due) != 1:
+            break
+        details = due[0]["payload"]["executionDetails"]
+        seen.append(details["productionTrafficWeights"].get(details["targetServiceRevisionArn"]))
+        srv.world("POST", "/_world/hooks", {"id": due[0]["id"], "answer": {"hookStatus": "SUCCEEDED"}})
+        if step < 3:
+            c.check(f"steps: no hook during step {step + 1}'s bake", srv.world("GET", "/_world/hooks")["hooks"] == [])
+            srv.advance(3)
+    c.check("steps: PRODUCTION_TRAFFIC_SHIFT invoked at each linear step with its weight", seen == [25.0, 50.0, 75.0, 100.0], seen)
+    c.check("steps: then the bake", service_deployment(ecs, sd_arn).get("lifecycleStage") == "BAKE_TIME")
+    canary = dict(config, strategy="CANARY", canaryConfiguration={"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 5})
+    canary.pop("linearConfiguration")
+    srv.advance(2)
+    ecs.update_service(cluster="demo", service="steps", deploymentConfiguration=canary, taskDefinition=task_definition(ecs, "steps", "v3", sidecar=False))
+    srv.tasks("steps", start=1)
+    due = srv.world("GET", "/_world/hooks")["hooks"]
+    first = due[0]["payload"]["executionDetails"] if due else {}
+    c.check("steps: a canary's first step shifts canaryPercent", first.get("productionTrafficWeights", {}).get(first.get("targetServiceRevisionArn")) == 10.0, first)
+    srv.world("POST", "/_world/hooks", {"id": due[0]["id"], "answer": {"hookStatus": "FAILED"}})
+    c.check("steps: FAILED at a step rolls back", service_deployment(ecs, ecs.describe_services(cluster="demo", services=["steps"])["services"][0]["currentServiceDeployment"])["status"].startswith("ROLLBACK"))
+
+
 def pause_hooks(c: Checks, srv: Server) -> None:
     ecs = srv.client("ecs")
     hook = {"targetType": "PAUSE", "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]}
@@ -665,6 +699,7 @@ def main() -> int:
         c.run("linear timing", linear_timing, srv)
         c.run("lifecycle hooks", lifecycle_hooks, srv)
         c.run("pause hooks", pause_hooks, srv)
+        c.run("hooks at every step", hooks_at_every_step, srv)
         c.run("codedeploy", code_deploy, srv)
         c.run("cloudwatch alarms", cloudwatch_alarms, srv)
         c.run("other services", other_services_unchanged, srv)

@@ -352,6 +352,11 @@ impl Timeline {
                 .as_str()
                 .unwrap_or("?")
                 .to_string();
+            let details = &payload["executionDetails"];
+            let green = details["productionTrafficWeights"][details["targetServiceRevisionArn"]
+                .as_str()
+                .unwrap_or_default()]
+            .as_f64();
             let answer = self.gate.invoke(payload.clone()).await;
             let status = answer["hookStatus"].as_str().unwrap_or("?").to_string();
             self.world
@@ -362,8 +367,17 @@ impl Timeline {
                 .unwrap_or_default();
             let reason: String = reason.chars().take(110).collect();
             self.gate_answers.push((stage.clone(), status.clone()));
-            self.row(format!("hook {stage}"), format!("gate: {status}: {reason}"))
-                .await;
+            let step = match green {
+                Some(weight) if stage == "PRODUCTION_TRAFFIC_SHIFT" => {
+                    format!(" (green {weight}%)")
+                }
+                _ => String::new(),
+            };
+            self.row(
+                format!("hook {stage}{step}"),
+                format!("gate: {status}: {reason}"),
+            )
+            .await;
         }
     }
 
@@ -1361,6 +1375,76 @@ fn blue_green_gated(bake_minutes: i32, stages: &[&str]) -> DeploymentConfigurati
         .build()
 }
 
+/// A LINEAR service (`step_percent` every `step_bake_minutes`, then a 5-minute bake) whose
+/// gate runs at every production traffic shift step.
+fn linear_gated(step_percent: f64, step_bake_minutes: i32) -> DeploymentConfiguration {
+    let hooked = blue_green_gated(5, &["PRODUCTION_TRAFFIC_SHIFT"]);
+    let stepped = linear(step_percent, step_bake_minutes);
+    DeploymentConfiguration::builder()
+        .strategy(aws_sdk_ecs::types::DeploymentStrategy::Linear)
+        .set_linear_configuration(stepped.linear_configuration().cloned())
+        .bake_time_in_minutes(5)
+        .set_lifecycle_hooks(Some(hooked.lifecycle_hooks().to_vec()))
+        .build()
+}
+
+/// Issue 17: ECS invokes PRODUCTION_TRAFFIC_SHIFT hooks "at every production traffic shift
+/// step" of a LINEAR deployment. The gate reads an alarm at each: OK at 25 % and 50 %; it fires
+/// after the second step, and the gate answers FAILED at 75 %. ECS rolls back (the gate never
+/// holds the rollback), the digest is quarantined with the alarm's evidence, and pushdeploy
+/// sends no UpdateService.
+async fn linear_gated_by_an_alarm_at_every_step() {
+    let mut t = Timeline::tagged(
+        "LINEAR gated at every step: the alarm fires after 50 %, FAILED at 75 %, ECS rolls back",
+        linear_gated(25.0, 3),
+        &[("pushdeploy:alarms", "web-5xx")],
+    )
+    .await;
+    t.world
+        .set_alarm("web-5xx", "OK", "Threshold Crossed: no datapoint > 1.0")
+        .await;
+    let bad = t.push("latest").await;
+    t.start_tasks(2).await;
+    t.hooks().await;
+    t.advance(180).await;
+    t.hooks().await;
+    t.world
+        .set_alarm(
+            "web-5xx",
+            "ALARM",
+            "Threshold Crossed: 1 datapoint [12.0] > 1.0",
+        )
+        .await;
+    t.row("alarm web-5xx fires".into(), "-".into()).await;
+    t.advance(180).await;
+    t.hooks().await;
+    let step = |status: &str| ("PRODUCTION_TRAFFIC_SHIFT".to_string(), status.to_string());
+    assert_eq!(
+        t.gate_answers,
+        [step("SUCCEEDED"), step("SUCCEEDED"), step("FAILED")]
+    );
+    assert_eq!(t.quarantined().await, vec![bad.clone()]);
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
+    t.deliver().await;
+    assert_eq!(t.record_of(1).await["status"], "failed");
+    t.start_tasks(2).await;
+    t.hooks().await;
+    assert_eq!(
+        t.gate_answers.last(),
+        Some(&step("SUCCEEDED")),
+        "the rollback's reversed weights are never held"
+    );
+    t.advance(20 * 60).await;
+    t.deliver().await;
+    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_SUCCESSFUL");
+    t.sweep().await;
+    assert_eq!(t.running().await.0, t.first_digest);
+    assert_eq!(t.rollbacks_by_pushdeploy().await, 0);
+    let why = t.quarantine_reason(&bad).await;
+    assert!(why.contains("alarm web-5xx ALARM since"), "{why}");
+    t.stop().await;
+}
+
 /// A blue/green service whose deployments pause for a person at POST_TEST_TRAFFIC_SHIFT.
 fn blue_green_paused(bake_minutes: i32) -> DeploymentConfiguration {
     DeploymentConfiguration::builder()
@@ -1843,6 +1927,9 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         }),
         ("a_person_approves", || Box::pin(a_person_approves())),
         ("a_person_rejects", || Box::pin(a_person_rejects())),
+        ("linear_gated_by_an_alarm_at_every_step", || {
+            Box::pin(linear_gated_by_an_alarm_at_every_step())
+        }),
         ("code_deploy_deployed_and_its_failure_quarantined", || {
             Box::pin(code_deploy_deployed_and_its_failure_quarantined())
         }),

@@ -530,13 +530,14 @@ class ServiceDeployment:
 #     with the weights reversed; "targetServiceRevisionArn remains the green revision ARN".
 # The world does not run the hook's Lambda itself: the test takes the due invocations
 # (GET /_world/hooks), runs the gate binary, and posts its answer (POST /_world/hooks). Not
-# modelled: PRE_SCALE_UP and RECONCILE_SERVICE hooks, one PRODUCTION_TRAFFIC_SHIFT invocation
-# per linear or canary step (the world invokes it once, before the shift), pause hooks, hook
-# timeouts, and a hook failing during ECS's own rollback (the world goes on rolling back).
-HOOK_POINTS = [
-    "POST_SCALE_UP", "TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT",
-    "PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT",
-]
+# modelled: PRE_SCALE_UP and RECONCILE_SERVICE hooks, hook timeouts, and a hook failing
+# during ECS's own rollback (the world goes on rolling back).
+# - Linear and canary steps: [DG] "Amazon ECS linear deployments": "Lambda functions or
+#   lifecycle hooks configured for PRODUCTION_TRAFFIC_SHIFT will be invoked at every production
+#   traffic shift step." The world invokes them at each step with that step's weights (a
+#   linear step of stepPercent, a canary's canaryPercent then 100), and waits the step's bake
+#   after the hooks answered SUCCEEDED (production_steps).
+BEFORE_SHIFT_POINTS = ["POST_SCALE_UP", "TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT"]
 ROLLBACK_HOOK_POINTS = ["TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "SHIFT"]
 DEFAULT_CALLBACK_DELAY = 30.0
 
@@ -551,6 +552,7 @@ class HookCall:
     details: dict
     out: bool = False  # handed to the test, its answer awaited
     pause: bool = False  # a PAUSE hook: waits for ContinueServiceDeployment, never invoked
+    weight: float = 100.0  # the green revision's production weight after this step
 
     def detail(self) -> dict:
         """The hook as DescribeServiceDeployments' lifecycleHookDetails shows it."""
@@ -700,6 +702,36 @@ def breaker_resets(config: dict) -> bool:
 # [API] CanaryConfiguration: "shifts a fixed percentage of traffic to the new service revision,
 #   waits for a specified bake time, then shifts the remaining traffic"; canaryBakeTimeInMinutes
 #   "The default value is 10." So one wait.
+def production_steps(config: dict) -> list:
+    """(the green revision's production weight after the step, minutes baked after it), for each
+    production traffic shift step of a forward deployment (see the lifecycle hooks' model)."""
+    strategy = config.get("strategy") or "ROLLING"
+    if strategy == "LINEAR":
+        linear = config.get("linearConfiguration") or {}
+        percent = float(linear.get("stepPercent") or 10.0)
+        steps = math.ceil(100 / percent)
+        bake = float(linear.get("stepBakeTimeInMinutes", 6))
+        return [(min(100.0, k * percent), bake if k < steps else 0.0) for k in range(1, steps + 1)]
+    if strategy == "CANARY":
+        canary = config.get("canaryConfiguration") or {}
+        # [API] CanaryConfiguration.canaryPercent: "The percentage of production traffic to shift
+        # to the new service revision during the canary phase" (5.0 when absent).
+        percent = float(canary.get("canaryPercent") or 5.0)
+        return [(percent, float(canary.get("canaryBakeTimeInMinutes", 10))), (100.0, 0.0)]
+    return [(100.0, 0.0)]
+
+
+def forward_points(config: dict) -> list:
+    """The points a forward deployment of a native strategy goes through: the hook stages, and
+    each production step as `PRODUCTION_TRAFFIC_SHIFT@<weight>` then `WAIT@<minutes>`."""
+    points = list(BEFORE_SHIFT_POINTS)
+    for weight, bake in production_steps(config):
+        points.append(f"PRODUCTION_TRAFFIC_SHIFT@{weight}")
+        if bake > 0:
+            points.append(f"WAIT@{bake}")
+    return points + ["POST_PRODUCTION_TRAFFIC_SHIFT"]
+
+
 def shift_minutes(config: dict) -> float:
     strategy = config.get("strategy") or "ROLLING"
     if strategy == "LINEAR":
@@ -1002,7 +1034,7 @@ class World:
             self._replace(previous, at)
         d = self._new_deployment(ws, task_definition.arn, revision, desired, at)
         d.pending = desired
-        d.points = list(HOOK_POINTS) if d.strategy != "ROLLING" else []
+        d.points = forward_points(d.config) if d.strategy != "ROLLING" else []
         d.rollout_reason = f"ECS deployment {d.id} in progress."
         self._new_service_deployment(ws, d, sources, at)
         self._emit(ws, "SERVICE_DEPLOYMENT_IN_PROGRESS", d, d.rollout_reason, at)
@@ -1201,16 +1233,19 @@ class World:
     def _next_point(self, ws: WorldService, d: Deployment, at: float) -> None:
         while d.points:
             point = d.points.pop(0)
-            if point == "SHIFT":
-                shift = shift_minutes(d.config)
+            if point == "SHIFT" or point.startswith("WAIT@"):
+                shift = shift_minutes(d.config) if point == "SHIFT" else float(point[len("WAIT@"):])
                 if shift > 0:
                     d.stage, d.stage_ends_at = "PRODUCTION_TRAFFIC_SHIFT", at + shift * 60
                     return
                 continue
+            point, _, weight = point.partition("@")
             hooks = hooks_at(d.config, point)
             if hooks:
                 d.stage = point
                 d.waiting = [self._hook_call(d, h, point, at) for h in hooks]
+                for call in d.waiting:
+                    call.weight = float(weight or 100.0)
                 for call in d.waiting:
                     if call.pause:
                         self._emit_hook(ws, call, "HOOK_AWAITING_ACTION", at)
@@ -1237,7 +1272,8 @@ class World:
         blue = d.revision.arn if d.is_rollback else (sd.sources[0].revision.arn if sd and sd.sources else None)
         weights = {}
         if call.stage in ("TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"):
-            weights = {green: 0, blue: 100} if d.is_rollback else {green: 100, **({blue: 0} if blue else {})}
+            shifted = call.weight if call.stage == "PRODUCTION_TRAFFIC_SHIFT" else 100.0
+            weights = {green: 0, blue: 100} if d.is_rollback else {green: shifted, **({blue: 100 - shifted} if blue else {})}
         return {
             "executionId": call.id,
             "lifecycleStage": call.stage,
