@@ -1,7 +1,8 @@
 //! `make bench`, the gate: the release `gate` binary through the Runtime API stand-in against
 //! moto, with a local HTTP server as the green revision. Its cold start (exec to first poll),
-//! the time of one hook invocation with 0, 1, 5 and 20 smoke checks (so what each check adds),
-//! its peak RSS and its size. Numbers for notes, asserted on nothing but correctness.
+//! the time of one hook invocation with 0, 1, 5 and 20 smoke checks (so what each check adds)
+//! and with 1 and 20 alarm checks (one DescribeAlarms, answered by the test world in CBOR), its
+//! peak RSS and its size. Numbers for notes, asserted on nothing but correctness.
 
 use super::support::loopback;
 use super::support::runtime_api::RuntimeApi;
@@ -43,6 +44,28 @@ pub async fn run(binary: &Path) {
             )
             .await;
         services.push((checks, arn));
+    }
+    let world = bed.world();
+    let mut alarmed = Vec::new();
+    for count in [1usize, 20] {
+        let names: Vec<String> = (0..count)
+            .map(|i| format!("web-{count}-alarm-{i}"))
+            .collect();
+        for name in &names {
+            world.set_alarm(name, "OK", "bench").await;
+        }
+        let arn = bed
+            .service(
+                "prod",
+                &format!("alarmed-{count}"),
+                &td,
+                &[
+                    ("pushdeploy:repository", "web"),
+                    ("pushdeploy:alarms", &names.join(" ")),
+                ],
+            )
+            .await;
+        alarmed.push((count, arn));
     }
 
     // The deploy binary beside it, started alternately, for a ratio measured in one run.
@@ -97,8 +120,23 @@ pub async fn run(binary: &Path) {
     let twenty = by_count[2].1;
     println!(
         "  so one check adds {:.2} ms to a round, and each further one {:.3} ms",
-        one - median(baseline),
+        one - median(baseline.clone()),
         (twenty - one) / 19.0
+    );
+    let mut by_alarms = Vec::new();
+    for (count, arn) in &alarmed {
+        let times = rounds(&api, arn, "POST_PRODUCTION_TRAFFIC_SHIFT").await;
+        println!(
+            "  {count:>2} alarm check(s), one DescribeAlarms: median {:.2} ms, p95 {:.2} ms",
+            median(times.clone()),
+            p95(times.clone())
+        );
+        by_alarms.push(median(times));
+    }
+    println!(
+        "  so alarms add {:.2} ms to a round (one alarm), and each further one {:.3} ms",
+        by_alarms[0] - median(baseline),
+        (by_alarms[1] - by_alarms[0]) / 19.0
     );
     if let Some(kib) = function.pid().and_then(peak_rss_kib) {
         println!("peak RSS: {:.1} MiB", kib as f64 / 1024.0);
