@@ -253,6 +253,16 @@ impl RollbackHandler {
                 )
                 .await;
         };
+        // A CODE_DEPLOY service's deployment ends as CodeDeploy says, whatever ECS reports of
+        // its task sets: the event is only a prompt to read it, and nothing rolls back here.
+        if let Some(id) = record.codedeploy_deployment_id.clone() {
+            let shows = format!("CodeDeploy deployment {id} has not ended");
+            let waiting = Outcome::recorded(&record, shows);
+            return self
+                .settle_codedeploy(record, &id, false)
+                .await
+                .unwrap_or(waiting);
+        }
         // IN_PROGRESS writes only the id of a record that has none; COMPLETED and FAILED move
         // the record (last known good; quarantine and rollback). Each only once ECS shows it.
         let links = record.deployment_id.is_none();
