@@ -430,6 +430,52 @@ impl Timeline {
         self.sweep().await;
     }
 
+    /// After the gate answered FAILED for push 1 (digest `bad`): the gate quarantined it, ECS
+    /// rolls back (its FAILED event has the record failed), the rollback's hook at
+    /// `reversed_stage` is answered SUCCEEDED, and `rollback_secs` later ECS shows
+    /// ROLLBACK_SUCCESSFUL, the sweep sees it, and the service runs the first digest without an
+    /// UpdateService of pushdeploy's. Why `bad` is quarantined.
+    async fn ecs_rolls_back_after_the_gate(
+        &mut self,
+        bad: &str,
+        reversed_stage: &str,
+        rollback_secs: u64,
+    ) -> String {
+        assert_eq!(
+            self.quarantined().await,
+            vec![bad.to_string()],
+            "the gate quarantined it"
+        );
+        assert_eq!(
+            self.service_deployment_status(1).await,
+            "ROLLBACK_IN_PROGRESS"
+        );
+        self.deliver().await;
+        assert_eq!(self.record_of(1).await["status"], "failed");
+        self.start_tasks(2).await;
+        self.hooks().await;
+        assert_eq!(
+            self.gate_answers.last(),
+            Some(&(reversed_stage.to_string(), "SUCCEEDED".to_string())),
+            "the rollback's reversed weights are never held"
+        );
+        self.advance(rollback_secs).await;
+        self.deliver().await;
+        assert_eq!(
+            self.service_deployment_status(1).await,
+            "ROLLBACK_SUCCESSFUL"
+        );
+        self.sweep().await;
+        assert_eq!(
+            self.record_of(1).await.get("awaits_ecs_rollback"),
+            None,
+            "seen"
+        );
+        assert_eq!(self.running().await.0, self.first_digest);
+        assert_eq!(self.rollbacks_by_pushdeploy().await, 0);
+        self.quarantine_reason(bad).await
+    }
+
     /// Push 1 failed, its digest `bad` is quarantined, and the service runs the first digest
     /// again.
     async fn assert_rolled_back(&self, bad: &str) {
@@ -1423,24 +1469,9 @@ async fn linear_gated_by_an_alarm_at_every_step() {
         t.gate_answers,
         [step("SUCCEEDED"), step("SUCCEEDED"), step("FAILED")]
     );
-    assert_eq!(t.quarantined().await, vec![bad.clone()]);
-    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
-    t.deliver().await;
-    assert_eq!(t.record_of(1).await["status"], "failed");
-    t.start_tasks(2).await;
-    t.hooks().await;
-    assert_eq!(
-        t.gate_answers.last(),
-        Some(&step("SUCCEEDED")),
-        "the rollback's reversed weights are never held"
-    );
-    t.advance(20 * 60).await;
-    t.deliver().await;
-    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_SUCCESSFUL");
-    t.sweep().await;
-    assert_eq!(t.running().await.0, t.first_digest);
-    assert_eq!(t.rollbacks_by_pushdeploy().await, 0);
-    let why = t.quarantine_reason(&bad).await;
+    let why = t
+        .ecs_rolls_back_after_the_gate(&bad, "PRODUCTION_TRAFFIC_SHIFT", 20 * 60)
+        .await;
     assert!(why.contains("alarm web-5xx ALARM since"), "{why}");
     t.stop().await;
 }
@@ -1585,33 +1616,9 @@ async fn gate_fails_blue_green() {
             ("POST_TEST_TRAFFIC_SHIFT".to_string(), "FAILED".to_string())
         ]
     );
-    assert_eq!(
-        t.quarantined().await,
-        vec![bad.clone()],
-        "the gate quarantined it"
-    );
-    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_IN_PROGRESS");
-    t.deliver().await;
-    assert_eq!(t.record_of(1).await["status"], "failed");
-    t.start_tasks(2).await;
-    t.hooks().await;
-    assert_eq!(
-        t.gate_answers.last(),
-        Some(&("TEST_TRAFFIC_SHIFT".to_string(), "SUCCEEDED".to_string())),
-        "the rollback's reversed weights are never held"
-    );
-    t.advance(11 * 60).await;
-    t.deliver().await;
-    assert_eq!(t.service_deployment_status(1).await, "ROLLBACK_SUCCESSFUL");
-    t.sweep().await;
-    assert_eq!(
-        t.record_of(1).await.get("awaits_ecs_rollback"),
-        None,
-        "seen"
-    );
-    assert_eq!(t.running().await.0, t.first_digest);
-    assert_eq!(t.rollbacks_by_pushdeploy().await, 0);
-    let why = t.quarantine_reason(&bad).await;
+    let why = t
+        .ecs_rolls_back_after_the_gate(&bad, "TEST_TRAFFIC_SHIFT", 11 * 60)
+        .await;
     assert!(why.contains("answered 500, not 200"), "{why}");
     let note = format!("  quarantined {}: {why}\n", short(&bad));
     t.stop().await;

@@ -41,42 +41,26 @@ impl Aws {
     }
 
     async fn codedeploy_applications(&self) -> Result<Vec<String>, AwsError> {
-        let mut names = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .codedeploy
-                .list_applications()
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("codedeploy:ListApplications", e))?;
-            names.extend(out.applications.unwrap_or_default());
-            token = out.next_token.filter(|t| !t.is_empty());
-            if token.is_none() {
-                return Ok(names);
-            }
-        }
+        self.codedeploy
+            .list_applications()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| AwsError::from_sdk("codedeploy:ListApplications", e))
     }
 
     async fn codedeploy_groups(&self, application: &str) -> Result<Vec<String>, AwsError> {
-        let mut names = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .codedeploy
-                .list_deployment_groups()
-                .application_name(application)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("codedeploy:ListDeploymentGroups", e))?;
-            names.extend(out.deployment_groups.unwrap_or_default());
-            token = out.next_token.filter(|t| !t.is_empty());
-            if token.is_none() {
-                return Ok(names);
-            }
-        }
+        self.codedeploy
+            .list_deployment_groups()
+            .application_name(application)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| AwsError::from_sdk("codedeploy:ListDeploymentGroups", e))
     }
 
     /// The (cluster name, service name) of each ECS service `group` deploys.

@@ -190,34 +190,41 @@ impl Alarms {
                 .await
                 .map_err(|e| AwsError::from_sdk("cloudwatch:DescribeAlarms", e))?;
             seen.extend(out.metric_alarms().iter().map(|a| {
-                AlarmSeen {
-                    name: a.alarm_name().unwrap_or_default().to_string(),
-                    state: a
-                        .state_value()
-                        .map(|s| s.as_str())
-                        .unwrap_or("")
-                        .to_string(),
-                    since: a.state_updated_timestamp().and_then(smithy_time),
-                    reason: a.state_reason().map(str::to_string),
-                }
+                alarm_seen(
+                    a.alarm_name(),
+                    a.state_value().map(|s| s.as_str()),
+                    a.state_updated_timestamp(),
+                    a.state_reason(),
+                )
             }));
             seen.extend(out.composite_alarms().iter().map(|a| {
-                AlarmSeen {
-                    name: a.alarm_name().unwrap_or_default().to_string(),
-                    state: a
-                        .state_value()
-                        .map(|s| s.as_str())
-                        .unwrap_or("")
-                        .to_string(),
-                    since: a.state_updated_timestamp().and_then(smithy_time),
-                    reason: a.state_reason().map(str::to_string),
-                }
+                alarm_seen(
+                    a.alarm_name(),
+                    a.state_value().map(|s| s.as_str()),
+                    a.state_updated_timestamp(),
+                    a.state_reason(),
+                )
             }));
             token = out.next_token.filter(|t| !t.is_empty());
             if token.is_none() {
                 return Ok((seen, self.clock.now()));
             }
         }
+    }
+}
+
+/// A metric or a composite alarm, as the gate keeps it.
+fn alarm_seen(
+    name: Option<&str>,
+    state: Option<&str>,
+    since: Option<&aws_smithy_types::DateTime>,
+    reason: Option<&str>,
+) -> AlarmSeen {
+    AlarmSeen {
+        name: name.unwrap_or_default().to_string(),
+        state: state.unwrap_or_default().to_string(),
+        since: since.and_then(smithy_time),
+        reason: reason.map(str::to_string),
     }
 }
 

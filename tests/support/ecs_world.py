@@ -1672,21 +1672,16 @@ class World:
 # --------------------------------------------------------------------------------------------
 
 
-class EcsFront:
-    """Turns ECS JSON requests into world calls. `moto` sends the request on to moto."""
+class Front:
+    """Turns one service's JSON requests into world calls: `handlers` maps the operations the
+    world answers; `moto` sends the request on to moto. A bug in the world is answered as the
+    service's server error (`server_error`), and logged."""
+
+    server_error = "ServerException"
 
     def __init__(self, world: World):
         self.world = world
-        self.handlers: dict = {
-            "CreateService": self.create_service,
-            "UpdateService": self.update_service,
-            "DescribeServices": self.describe_services,
-            "DescribeServiceRevisions": self.describe_service_revisions,
-            "ListServiceDeployments": self.list_service_deployments,
-            "DescribeServiceDeployments": self.describe_service_deployments,
-            "StopServiceDeployment": self.stop_service_deployment,
-            "ContinueServiceDeployment": self.continue_service_deployment,
-        }
+        self.handlers: dict = {}
 
     def owns(self, operation: str) -> bool:
         return operation in self.handlers
@@ -1696,9 +1691,26 @@ class EcsFront:
             return self.handlers[operation](caller, request, moto)
         except ApiError as err:
             return Response.error(err)
-        except Exception as err:  # a bug in the world: say so, in ECS's words, and log it
+        except Exception as err:  # a bug in the world: say so, in the service's words, and log it
             traceback.print_exc(file=sys.stderr)
-            return Response.error(ApiError("ServerException", f"ecs_world failed: {err!r}"), status="500 INTERNAL SERVER ERROR")
+            return Response.error(ApiError(self.server_error, f"ecs_world failed: {err!r}"), status="500 INTERNAL SERVER ERROR")
+
+
+class EcsFront(Front):
+    """ECS's operations the world answers."""
+
+    def __init__(self, world: World):
+        super().__init__(world)
+        self.handlers = {
+            "CreateService": self.create_service,
+            "UpdateService": self.update_service,
+            "DescribeServices": self.describe_services,
+            "DescribeServiceRevisions": self.describe_service_revisions,
+            "ListServiceDeployments": self.list_service_deployments,
+            "DescribeServiceDeployments": self.describe_service_deployments,
+            "StopServiceDeployment": self.stop_service_deployment,
+            "ContinueServiceDeployment": self.continue_service_deployment,
+        }
 
     @staticmethod
     def _backend(caller: Caller) -> Any:
@@ -1812,29 +1824,19 @@ class EcsFront:
 CODEDEPLOY_TARGET = "CodeDeploy_20141006."
 
 
-class CodeDeployFront:
+class CodeDeployFront(Front):
     """CreateDeployment goes to moto (which checks the application and group) and then to the
     world; GetDeployment and ListDeployments answer with the world's statuses."""
 
+    server_error = "InternalFailure"
+
     def __init__(self, world: World):
-        self.world = world
-        self.handlers: dict = {
+        super().__init__(world)
+        self.handlers = {
             "CreateDeployment": self.create_deployment,
             "GetDeployment": self.get_deployment,
             "ListDeployments": self.list_deployments,
         }
-
-    def owns(self, operation: str) -> bool:
-        return operation in self.handlers
-
-    def handle(self, operation: str, caller: Caller, request: dict, moto: Callable[[], Response]) -> Response:
-        try:
-            return self.handlers[operation](caller, request, moto)
-        except ApiError as err:
-            return Response.error(err)
-        except Exception as err:  # a bug in the world
-            traceback.print_exc(file=sys.stderr)
-            return Response.error(ApiError("InternalFailure", f"ecs_world failed: {err!r}"), status="500 INTERNAL SERVER ERROR")
 
     @staticmethod
     def _group(caller: Caller, application: str, group: str) -> Any:
@@ -2198,30 +2200,25 @@ class WorldMiddleware:
         return [response.body]
 
     def _ecs(self, environ: dict) -> Response:
-        self.world.tick()
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        operation = target[len(ECS_TARGET):] if target.startswith(ECS_TARGET) else ""
-        if not self.ecs.owns(operation):
-            return call_app(self.app, environ)
-        body = read_body(environ)
-        try:
-            request = json.loads(body or b"{}")
-        except ValueError:
-            return call_app(self.app, environ)
-        return self.ecs.handle(operation, caller_of(environ), request, lambda: call_app(self.app, environ))
+        return self._through(self.ecs, ECS_TARGET, environ)
 
     def _codedeploy(self, environ: dict) -> Response:
+        return self._through(self.codedeploy, CODEDEPLOY_TARGET, environ)
+
+    def _through(self, front: "Front", target_prefix: str, environ: dict) -> Response:
+        """A JSON request (`X-Amz-Target` = `target_prefix` + operation) through `front` when it
+        owns the operation, else straight to moto."""
         self.world.tick()
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        operation = target[len(CODEDEPLOY_TARGET):] if target.startswith(CODEDEPLOY_TARGET) else ""
-        if not self.codedeploy.owns(operation):
+        operation = target[len(target_prefix):] if target.startswith(target_prefix) else ""
+        if not front.owns(operation):
             return call_app(self.app, environ)
         body = read_body(environ)
         try:
             request = json.loads(body or b"{}")
         except ValueError:
             return call_app(self.app, environ)
-        return self.codedeploy.handle(operation, caller_of(environ), request, lambda: call_app(self.app, environ))
+        return front.handle(operation, caller_of(environ), request, lambda: call_app(self.app, environ))
 
     def _control(self, environ: dict) -> Response:
         body = read_body(environ)

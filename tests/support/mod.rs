@@ -346,13 +346,8 @@ impl TestBed {
         tags: &[(&str, &str)],
         (container, port): (&str, i32),
     ) -> String {
-        let mut request = self
-            .ecs
-            .create_service()
-            .cluster(cluster)
-            .service_name(name)
-            .task_definition(task_definition)
-            .desired_count(2)
+        let request = self
+            .service_request(cluster, name, task_definition, tags, 2)
             .deployment_controller(
                 aws_sdk_ecs::types::DeploymentController::builder()
                     .r#type(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
@@ -368,17 +363,28 @@ impl TestBed {
                     .container_port(port)
                     .build(),
             );
+        service_arn_of(request.send().await.expect("create a CODE_DEPLOY service"))
+    }
+
+    fn service_request(
+        &self,
+        cluster: &str,
+        name: &str,
+        task_definition: &str,
+        tags: &[(&str, &str)],
+        desired: i32,
+    ) -> aws_sdk_ecs::operation::create_service::builders::CreateServiceFluentBuilder {
+        let mut request = self
+            .ecs
+            .create_service()
+            .cluster(cluster)
+            .service_name(name)
+            .task_definition(task_definition)
+            .desired_count(desired);
         for (k, v) in tags {
             request = request.tags(Tag::builder().key(*k).value(*v).build());
         }
         request
-            .send()
-            .await
-            .expect("create a CODE_DEPLOY service")
-            .service
-            .unwrap()
-            .service_arn
-            .unwrap()
     }
 
     async fn create_service(
@@ -390,25 +396,10 @@ impl TestBed {
         desired: i32,
         configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
     ) -> String {
-        let mut request = self
-            .ecs
-            .create_service()
-            .cluster(cluster)
-            .service_name(name)
-            .task_definition(task_definition)
-            .desired_count(desired)
+        let request = self
+            .service_request(cluster, name, task_definition, tags, desired)
             .set_deployment_configuration(configuration);
-        for (k, v) in tags {
-            request = request.tags(Tag::builder().key(*k).value(*v).build());
-        }
-        request
-            .send()
-            .await
-            .expect("create service")
-            .service
-            .unwrap()
-            .service_arn
-            .unwrap()
+        service_arn_of(request.send().await.expect("create service"))
     }
 
     /// The task definition the service runs now.
@@ -513,4 +504,11 @@ pub fn function_env_at(endpoint: &str) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+fn service_arn_of(created: aws_sdk_ecs::operation::create_service::CreateServiceOutput) -> String {
+    created
+        .service
+        .and_then(|s| s.service_arn)
+        .expect("ECS names the service it created")
 }
