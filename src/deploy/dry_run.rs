@@ -5,7 +5,7 @@ use super::one_service::Target;
 use super::Deployer;
 use crate::diff::planned_diff;
 use crate::outcome::{Outcome, OutcomeKind, SkipReason};
-use crate::plan::{Change, Decision};
+use crate::plan::{Change, Controller, Decision};
 
 impl Deployer {
     pub(super) async fn dry_run(&self, target: &Target<'_>, decision: Decision) -> Outcome {
@@ -38,10 +38,14 @@ impl Deployer {
                 image: Some(change.to_image.clone()),
                 diff: Some(planned_diff(target.definition, &request)),
                 ..would(format!(
-                    "dry run: would register a new revision of {} with container {} on {} and update the service to it",
+                    "dry run: would register a new revision of {} with container {} on {} and {}",
                     target.definition.family().unwrap_or("?"),
                     change.container,
-                    change.to_image
+                    change.to_image,
+                    match change.through {
+                        Controller::Ecs => "update the service to it",
+                        Controller::CodeDeploy => "start a CodeDeploy deployment of it",
+                    }
                 ))
             },
         }
