@@ -166,6 +166,8 @@ pub fn json(record: &DeploymentRecord) -> serde_json::Value {
         "task_definition": record.new_task_definition,
         "previous_task_definition": record.previous_task_definition,
         "deployment_id": record.deployment_id,
+        "service_deployment_arn": record.service_deployment_arn,
+        "codedeploy_deployment_id": record.codedeploy_deployment_id,
         "reason": record.reason,
         "event_id": record.event_id,
     })
