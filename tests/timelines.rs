@@ -1885,6 +1885,81 @@ async fn code_deploy_deployed_and_its_failure_quarantined() {
     t.stop().await;
 }
 
+/// Issue 17: the deploy function's last ledger write is lost after CodeDeploy accepted the
+/// deployment, and CodeDeploy finishes before Lambda's retry. The retry finds the service
+/// running the push's revision and records the CodeDeploy deployment that made it, so that the
+/// sweep settles it from CodeDeploy. When CodeDeploy cannot be read then (`codedeploy_reads`
+/// false), the record stays without one, and the sweep never judges it by ECS's rules.
+async fn code_deploy_last_write_lost(codedeploy_reads: bool) {
+    let mut t = Timeline::code_deploy(if codedeploy_reads {
+        "CodeDeploy: the last ledger write lost, CodeDeploy done before the retry"
+    } else {
+        "CodeDeploy: the last ledger write lost, and CodeDeploy out of reach at the retry"
+    })
+    .await;
+    t.deploy_proxy.break_calls(Plan {
+        call: call("dynamodb", "TransactWriteItems"),
+        skip: 1,
+        times: 20,
+        fault: Fault::Unavailable,
+    });
+    t.pushes += 1;
+    let good = t.bed.push_image(REPOSITORY, "latest", t.pushes).await;
+    let event = push_event("push-1", REPOSITORY, "latest", &good, &t.world.now().await);
+    let request = t.deploy.api.new_request_id();
+    let first = t
+        .deploy
+        .api
+        .invoke_as(request.clone(), event.clone(), INVOKE_WITHIN)
+        .await;
+    let Answer::Error { body, .. } = first else {
+        panic!("the lost write is retried by Lambda")
+    };
+    t.row(
+        format!("push latest = {}, its last write lost", short(&good)),
+        summary(&body),
+    )
+    .await;
+    t.deploy_proxy.heal();
+    if !codedeploy_reads {
+        t.deploy_proxy.break_calls(Plan {
+            call: call("codedeploy", "ListApplications|ListDeploymentGroups|GetDeploymentGroup|ListDeployments|GetDeployment"),
+            skip: 0,
+            times: 1000,
+            fault: Fault::Unavailable,
+        });
+    }
+    assert_eq!(t.record_of(1).await["status"], "deploying");
+    // 9 minutes of 10 % steps, the original task set's 5 minutes, and more.
+    t.advance(15 * 60).await;
+    assert_eq!(t.running().await.0, good, "CodeDeploy moved the service");
+    // Lambda's retry keeps the invocation's request id.
+    let retried = match t.deploy.api.invoke_as(request, event, INVOKE_WITHIN).await {
+        Answer::Response(report) | Answer::Error { body: report, .. } => report,
+    };
+    t.row("Lambda retries push 1".into(), summary(&retried))
+        .await;
+    assert_eq!(t.record_of(1).await["status"], "deployed");
+    assert_eq!(
+        t.record_of(1)
+            .await
+            .contains_key("codedeploy_deployment_id"),
+        codedeploy_reads
+    );
+    t.advance(TIMEOUT_SECS + 60).await;
+    t.sweep().await;
+    let settled = if codedeploy_reads {
+        "succeeded"
+    } else {
+        "deployed"
+    };
+    assert_eq!(t.record_of(1).await["status"], settled);
+    assert!(t.quarantined().await.is_empty());
+    assert_eq!(t.rollbacks_by_pushdeploy().await, 0);
+    assert_eq!(t.running().await.0, good);
+    t.stop().await;
+}
+
 type Scenario = fn() -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn scenarios() -> Vec<(&'static str, Scenario)> {
@@ -1951,6 +2026,12 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("a_person_rejects", || Box::pin(a_person_rejects())),
         ("linear_gated_by_an_alarm_at_every_step", || {
             Box::pin(linear_gated_by_an_alarm_at_every_step())
+        }),
+        ("code_deploy_last_write_lost", || {
+            Box::pin(code_deploy_last_write_lost(true))
+        }),
+        ("code_deploy_last_write_lost_and_codedeploy_unread", || {
+            Box::pin(code_deploy_last_write_lost(false))
         }),
         ("code_deploy_deployed_and_its_failure_quarantined", || {
             Box::pin(code_deploy_deployed_and_its_failure_quarantined())

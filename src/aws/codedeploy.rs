@@ -16,6 +16,18 @@ const NOT_ENDED: [DeploymentStatus; 5] = [
     DeploymentStatus::Ready,
 ];
 
+/// Every status a deployment can have (API DeploymentStatus).
+const ANY: [DeploymentStatus; 8] = [
+    DeploymentStatus::Created,
+    DeploymentStatus::Queued,
+    DeploymentStatus::InProgress,
+    DeploymentStatus::Baking,
+    DeploymentStatus::Ready,
+    DeploymentStatus::Succeeded,
+    DeploymentStatus::Failed,
+    DeploymentStatus::Stopped,
+];
+
 impl Aws {
     /// Every deployment group whose ECS services include `service` of `cluster`. CodeDeploy has
     /// no lookup by service, so this reads each application's groups (ListApplications,
@@ -96,7 +108,7 @@ impl Aws {
     ) -> Result<String, AwsError> {
         let task_definition = appspec_task_definition(appspec);
         let landed = || async {
-            self.unended_deployment_of(group, task_definition.as_deref())
+            self.deployment_of(group, task_definition.as_deref(), &NOT_ENDED)
                 .await
                 .ok()
                 .flatten()
@@ -148,11 +160,22 @@ impl Aws {
             })
     }
 
-    /// The id of a deployment of `group` that has not ended and deploys `task_definition`.
-    async fn unended_deployment_of(
+    /// The id of the deployment of `group`, ended or not, that deployed `task_definition` (each
+    /// revision pushdeploy registers is deployed once).
+    pub(crate) async fn codedeploy_deployment_onto(
+        &self,
+        group: &GroupRef,
+        task_definition: &str,
+    ) -> Result<Option<String>, AwsError> {
+        self.deployment_of(group, Some(task_definition), &ANY).await
+    }
+
+    /// The id of a deployment of `group` in one of `statuses` that deploys `task_definition`.
+    async fn deployment_of(
         &self,
         group: &GroupRef,
         task_definition: Option<&str>,
+        statuses: &[DeploymentStatus],
     ) -> Result<Option<String>, AwsError> {
         let Some(task_definition) = task_definition else {
             return Ok(None);
@@ -162,7 +185,7 @@ impl Aws {
             .list_deployments()
             .application_name(&group.application)
             .deployment_group_name(&group.group)
-            .set_include_only_statuses(Some(NOT_ENDED.to_vec()))
+            .set_include_only_statuses(Some(statuses.to_vec()))
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("codedeploy:ListDeployments", e))?;

@@ -5,7 +5,7 @@ use super::{Deployer, Shared};
 use crate::aws::{primary_deployment, write_at_most_once, AwsError, UpdatedService};
 use crate::clock::{now_ms, now_text};
 use crate::codedeploy::{
-    appspec, group_deploys, group_named_by_tags, the_one_group, traffic_target,
+    appspec, group_deploys, group_named_by_tags, the_one_group, traffic_target, GroupRef,
 };
 use crate::diff::{named, unlike_planned};
 use crate::event::Push;
@@ -377,24 +377,7 @@ impl Deployer {
     ) -> Result<UpdatedService, (String, bool)> {
         let (key, service, push) = (target.key, target.service, target.push);
         let aws_failed = |e: AwsError| (e.to_string(), e.retryable);
-        let group = match group_named_by_tags(service).map_err(|e| (e, false))? {
-            Some(named) => {
-                let targets = self.aws.group_targets(&named).await.map_err(aws_failed)?;
-                if !group_deploys(&targets, &key.cluster, &key.service) {
-                    let why = format!("CodeDeploy deployment group {named}, which the service's tags name, does not list the service among its ECS services");
-                    return Err((why, false));
-                }
-                named
-            }
-            None => {
-                let found = self
-                    .aws
-                    .groups_deploying(&key.cluster, &key.service)
-                    .await
-                    .map_err(aws_failed)?;
-                the_one_group(found, &key.cluster, &key.service).map_err(|e| (e, false))?
-            }
-        };
+        let group = self.codedeploy_group(target).await?;
         let (container, port) = traffic_target(service).map_err(|e| (e, false))?;
         let spec = appspec(new_definition, &container, port);
         let description = format!(
@@ -418,6 +401,53 @@ impl Deployer {
             service_deployment_arn: None,
             codedeploy_deployment_id: Some(id),
         })
+    }
+
+    /// The deployment group that deploys the service: the one its tags name, once CodeDeploy
+    /// confirms it lists the service, else the one found among every application's groups.
+    async fn codedeploy_group(&self, target: &Target<'_>) -> Result<GroupRef, (String, bool)> {
+        let (key, service) = (target.key, target.service);
+        let aws_failed = |e: AwsError| (e.to_string(), e.retryable);
+        match group_named_by_tags(service).map_err(|e| (e, false))? {
+            Some(named) => {
+                let targets = self.aws.group_targets(&named).await.map_err(aws_failed)?;
+                if !group_deploys(&targets, &key.cluster, &key.service) {
+                    let why = format!("CodeDeploy deployment group {named}, which the service's tags name, does not list the service among its ECS services");
+                    return Err((why, false));
+                }
+                Ok(named)
+            }
+            None => {
+                let found = self
+                    .aws
+                    .groups_deploying(&key.cluster, &key.service)
+                    .await
+                    .map_err(aws_failed)?;
+                the_one_group(found, &key.cluster, &key.service).map_err(|e| (e, false))
+            }
+        }
+    }
+
+    /// The CodeDeploy deployment that put a CODE_DEPLOY service on `revision`, found again
+    /// when an interrupted delivery did not record it; `None` for another controller, or when
+    /// CodeDeploy shows none (the record then stays without one, and the sweep leaves it be).
+    async fn codedeploy_deployment_onto(
+        &self,
+        target: &Target<'_>,
+        revision: &str,
+    ) -> Option<String> {
+        if !matches!(
+            target.service.deployment_controller().map(|c| c.r#type()),
+            Some(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
+        ) {
+            return None;
+        }
+        let group = self.codedeploy_group(target).await.ok()?;
+        self.aws
+            .codedeploy_deployment_onto(&group, revision)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The digests ECS recorded for the revision the service runs now, read only when the
@@ -587,6 +617,10 @@ impl Deployer {
                 .and(service.current_service_deployment())
                 .map(str::to_string)
         });
+        if record.codedeploy_deployment_id.is_none() {
+            record.codedeploy_deployment_id =
+                self.codedeploy_deployment_onto(target, &running).await;
+        }
         record.status = Status::Deployed;
         record.reason = None;
         record.updated_at = now_text();

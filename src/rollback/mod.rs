@@ -504,6 +504,16 @@ impl RollbackHandler {
         at: chrono::DateTime<chrono::Utc>,
         lease: &Lease,
     ) -> Outcome {
+        if matches!(
+            service.deployment_controller().map(|c| c.r#type()),
+            Some(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
+        ) {
+            // CodeDeploy owns these services' rollbacks, and no CodeDeploy deployment is known
+            // for this record (one with its id never comes here): nothing to judge by ECS's
+            // rules, nothing to send.
+            let why = "a CODE_DEPLOY service's deployment with no CodeDeploy deployment recorded: pushdeploy does not judge or roll it back; see CodeDeploy";
+            return Outcome::recorded(&record, why);
+        }
         if decide::native_strategy(service).is_some() {
             return self.look_again_native(record, service, at, lease).await;
         }

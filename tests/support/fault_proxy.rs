@@ -78,6 +78,7 @@ impl Call {
             "dynamodb" => "DynamoDB_20120810.",
             "ecs" => "AmazonEC2ContainerServiceV20141113.",
             "tagging" => "ResourceGroupsTaggingAPI_20170126.",
+            "codedeploy" => "CodeDeploy_20141006.",
             other => panic!("the fault proxy does not know service {other}"),
         }
     }

@@ -65,13 +65,21 @@ impl RuntimeApi {
 
     /// Hands `event` to the function and waits (up to `within`) for its answer.
     pub async fn invoke(&self, event: Value, within: Duration) -> Answer {
-        // Unique across stand-ins, as Lambda's request ids are: the ledger tells deliveries apart
-        // by them.
-        let id = format!(
+        self.invoke_as(self.new_request_id(), event, within).await
+    }
+
+    /// A fresh request id, unique across stand-ins as Lambda's are: the ledger tells deliveries
+    /// apart by them.
+    pub fn new_request_id(&self) -> String {
+        format!(
             "req-{}-{}",
             self.address.port(),
             self.state.ids.fetch_add(1, Ordering::SeqCst) + 1
-        );
+        )
+    }
+
+    /// An invocation under request id `id`: Lambda's own retry of an invocation keeps its id.
+    pub async fn invoke_as(&self, id: String, event: Value, within: Duration) -> Answer {
         let (tx, rx) = oneshot::channel();
         self.state.waiting.lock().unwrap().insert(id.clone(), tx);
         self.state
