@@ -15,6 +15,14 @@ pub const TAG_CODEDEPLOY_APPLICATION: &str = "pushdeploy:codedeploy-application"
 /// Service tag: that deployment group.
 pub const TAG_CODEDEPLOY_GROUP: &str = "pushdeploy:codedeploy-group";
 
+/// Whether the service is under the CODE_DEPLOY deployment controller.
+pub(crate) fn is_code_deploy(service: &Service) -> bool {
+    matches!(
+        service.deployment_controller().map(|c| c.r#type()),
+        Some(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
+    )
+}
+
 /// One CodeDeploy deployment group, by its application's name and its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GroupRef {

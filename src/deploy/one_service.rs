@@ -5,7 +5,8 @@ use super::{Deployer, Shared};
 use crate::aws::{primary_deployment, write_at_most_once, AwsError, UpdatedService};
 use crate::clock::{now_ms, now_text};
 use crate::codedeploy::{
-    appspec, group_deploys, group_named_by_tags, the_one_group, traffic_target, GroupRef,
+    appspec, group_deploys, group_named_by_tags, is_code_deploy, the_one_group, traffic_target,
+    GroupRef,
 };
 use crate::diff::{named, unlike_planned};
 use crate::event::Push;
@@ -436,10 +437,7 @@ impl Deployer {
         target: &Target<'_>,
         revision: &str,
     ) -> Option<String> {
-        if !matches!(
-            target.service.deployment_controller().map(|c| c.r#type()),
-            Some(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
-        ) {
+        if !is_code_deploy(target.service) {
             return None;
         }
         let group = self.codedeploy_group(target).await.ok()?;

@@ -504,10 +504,7 @@ impl RollbackHandler {
         at: chrono::DateTime<chrono::Utc>,
         lease: &Lease,
     ) -> Outcome {
-        if matches!(
-            service.deployment_controller().map(|c| c.r#type()),
-            Some(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
-        ) {
+        if crate::codedeploy::is_code_deploy(service) {
             // CodeDeploy owns these services' rollbacks, and no CodeDeploy deployment is known
             // for this record (one with its id never comes here): nothing to judge by ECS's
             // rules, nothing to send.
